@@ -1,0 +1,23 @@
+//! Sending DIMSE commands as P-DATA.
+
+use dicom_ul::association::server::AsyncServerAssociation;
+use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+use tokio::net::TcpStream;
+
+/// Send a command set (always small enough for one PDV) on a context.
+pub(crate) async fn send_command(
+    assoc: &mut AsyncServerAssociation<TcpStream>,
+    context_id: u8,
+    command: Vec<u8>,
+) -> Result<(), dicom_ul::association::Error> {
+    assoc
+        .send(&Pdu::PData {
+            data: vec![PDataValue {
+                presentation_context_id: context_id,
+                value_type: PDataValueType::Command,
+                is_last: true,
+                data: command,
+            }],
+        })
+        .await
+}

@@ -1,0 +1,235 @@
+//! Who may open an association with triaged.
+//!
+//! The called AE title must be ours, and the calling AE title must belong to
+//! a configured source connecting from one of that source's hosts. With no
+//! sources configured, any calling AE is accepted from loopback only: the
+//! safe default for a daemon started without a configuration file.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use dicom_ul::association::server::AccessControl;
+use dicom_ul::pdu::{AssociationRJServiceUserReason, UserIdentity};
+
+/// An allowed peer address: one IP address or a CIDR range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPattern {
+    network: IpAddr,
+    prefix: u8,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("'{0}' is not an IP address or CIDR range (e.g. 10.0.0.5 or 10.0.0.0/24)")]
+pub struct HostPatternError(pub String);
+
+impl FromStr for HostPattern {
+    type Err = HostPatternError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || HostPatternError(s.to_string());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| err())?)),
+            None => (s, None),
+        };
+        let network: IpAddr = addr.trim().parse().map_err(|_| err())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(err());
+        }
+        Ok(HostPattern {
+            network: network.to_canonical(),
+            prefix,
+        })
+    }
+}
+
+impl HostPattern {
+    pub fn matches(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        match (self.network, peer) {
+            (IpAddr::V4(n), IpAddr::V4(p)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(n) & mask == u32::from(p) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(p)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(n) & mask == u128::from(p) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// A peer allowed to send to us.
+#[derive(Debug, Clone)]
+pub struct SourceRule {
+    /// The admin's name for it, used in logs and in the archive.
+    pub name: String,
+    pub ae_title: String,
+    /// Empty: any host.
+    pub hosts: Vec<HostPattern>,
+}
+
+/// The association acceptance policy.
+#[derive(Debug, Clone)]
+pub struct AssociationPolicy {
+    pub ae_title: String,
+    pub sources: Vec<SourceRule>,
+}
+
+/// Why an association request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    CalledAeNotRecognized,
+    CallingAeNotRecognized,
+    HostNotAllowed,
+}
+
+impl Refusal {
+    fn reason(self) -> AssociationRJServiceUserReason {
+        match self {
+            Refusal::CalledAeNotRecognized => AssociationRJServiceUserReason::CalledAETitleNotRecognized,
+            // DICOM has no "host not allowed" reason: the calling AE is not
+            // recognized *from that address*.
+            Refusal::CallingAeNotRecognized | Refusal::HostNotAllowed => {
+                AssociationRJServiceUserReason::CallingAETitleNotRecognized
+            }
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::CalledAeNotRecognized => "called AE title is not ours",
+            Refusal::CallingAeNotRecognized => "calling AE title is not a configured source",
+            Refusal::HostNotAllowed => "calling AE title is not allowed from this address",
+        })
+    }
+}
+
+fn ae_eq(a: &str, b: &str) -> bool {
+    a.trim() == b.trim()
+}
+
+impl AssociationPolicy {
+    /// Decide on an association request. Returns the source's name.
+    pub fn check(&self, peer: IpAddr, calling: &str, called: &str) -> Result<String, Refusal> {
+        if !ae_eq(called, &self.ae_title) {
+            return Err(Refusal::CalledAeNotRecognized);
+        }
+        if self.sources.is_empty() {
+            return if peer.to_canonical().is_loopback() {
+                Ok(format!("loopback:{}", calling.trim()))
+            } else {
+                Err(Refusal::HostNotAllowed)
+            };
+        }
+        let mut known_ae = false;
+        for source in self.sources.iter().filter(|s| ae_eq(&s.ae_title, calling)) {
+            known_ae = true;
+            if source.hosts.is_empty() || source.hosts.iter().any(|h| h.matches(peer)) {
+                return Ok(source.name.clone());
+            }
+        }
+        Err(if known_ae {
+            Refusal::HostNotAllowed
+        } else {
+            Refusal::CallingAeNotRecognized
+        })
+    }
+}
+
+/// The policy bound to one connection's peer address, as dicom-ul wants it.
+///
+/// dicom-ul asks its access control only for AE titles; the peer address is
+/// known before the request is read, so it is captured here. The verdict is
+/// recorded so the handler can log the exact refusal and the source name.
+pub(crate) struct PeerAccess {
+    pub policy: Arc<AssociationPolicy>,
+    pub peer: IpAddr,
+    pub verdict: Arc<std::sync::Mutex<Option<Result<String, Refusal>>>>,
+}
+
+impl AccessControl for PeerAccess {
+    fn check_access(
+        &self,
+        _this_ae_title: &str,
+        calling_ae_title: &str,
+        called_ae_title: &str,
+        _user_identity: Option<&UserIdentity>,
+    ) -> Result<(), AssociationRJServiceUserReason> {
+        let verdict = self.policy.check(self.peer, calling_ae_title, called_ae_title);
+        let result = verdict.as_ref().map(|_| ()).map_err(|r| r.reason());
+        *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn host_patterns() {
+        let p: HostPattern = "10.1.0.0/16".parse().unwrap();
+        assert!(p.matches(ip("10.1.200.3")));
+        assert!(!p.matches(ip("10.2.0.1")));
+        assert!(p.matches(ip("::ffff:10.1.0.9")));
+        let single: HostPattern = "127.0.0.1".parse().unwrap();
+        assert!(single.matches(ip("127.0.0.1")) && !single.matches(ip("127.0.0.2")));
+        let any: HostPattern = "0.0.0.0/0".parse().unwrap();
+        assert!(any.matches(ip("192.0.2.1")));
+        let v6: HostPattern = "fd00::/8".parse().unwrap();
+        assert!(v6.matches(ip("fd12::1")) && !v6.matches(ip("fe80::1")));
+        assert!("10.0.0.0/33".parse::<HostPattern>().is_err());
+        assert!("pacs.local".parse::<HostPattern>().is_err());
+    }
+
+    #[test]
+    fn default_policy_is_loopback_only() {
+        let p = AssociationPolicy { ae_title: "TRIAGED".into(), sources: vec![] };
+        assert!(p.check(ip("127.0.0.1"), "ANY", "TRIAGED").is_ok());
+        assert!(p.check(ip("::1"), "ANY", "TRIAGED ").is_ok());
+        assert_eq!(p.check(ip("10.0.0.1"), "ANY", "TRIAGED"), Err(Refusal::HostNotAllowed));
+        assert_eq!(
+            p.check(ip("127.0.0.1"), "ANY", "OTHER"),
+            Err(Refusal::CalledAeNotRecognized)
+        );
+    }
+
+    #[test]
+    fn configured_sources() {
+        let p = AssociationPolicy {
+            ae_title: "TRIAGED".into(),
+            sources: vec![
+                SourceRule {
+                    name: "router".into(),
+                    ae_title: "ROUTER".into(),
+                    hosts: vec!["10.0.0.5".parse().unwrap()],
+                },
+                SourceRule { name: "ct".into(), ae_title: "CT1".into(), hosts: vec![] },
+            ],
+        };
+        assert_eq!(p.check(ip("10.0.0.5"), "ROUTER", "TRIAGED").unwrap(), "router");
+        assert_eq!(p.check(ip("10.0.0.6"), "ROUTER", "TRIAGED"), Err(Refusal::HostNotAllowed));
+        assert_eq!(p.check(ip("192.0.2.9"), "CT1", "TRIAGED").unwrap(), "ct");
+        assert_eq!(
+            p.check(ip("127.0.0.1"), "STRANGER", "TRIAGED"),
+            Err(Refusal::CallingAeNotRecognized)
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! The SOP classes triaged accepts as an SCP.
+
+use dicom_dictionary_std::uids;
+
+use crate::storage_classes::STORAGE_SOP_CLASSES;
+
+/// Verification SOP Class (C-ECHO).
+pub const VERIFICATION: &str = uids::VERIFICATION;
+
+/// Every standard Storage SOP class, retired ones included: old modalities
+/// still send retired classes (the first ultrasound classes, say), and a
+/// triage node that refuses them silently loses studies.
+pub fn storage_sop_classes() -> impl Iterator<Item = &'static str> {
+    STORAGE_SOP_CLASSES.iter().map(|(uid, _)| *uid)
+}
+
+/// The human name of a storage SOP class, for logs and errors.
+pub fn storage_class_name(uid: &str) -> Option<&'static str> {
+    STORAGE_SOP_CLASSES.iter().find(|(u, _)| *u == uid).map(|(_, n)| *n)
+}
+
+/// Whether a SOP class UID is a storage class we accept.
+pub fn is_storage(uid: &str) -> bool {
+    storage_sop_classes().any(|s| s == uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_core::dictionary::{UidDictionary, UidType};
+    use dicom_dictionary_std::StandardSopClassDictionary;
+
+    #[test]
+    fn table_matches_the_standard_dictionary() {
+        for (uid, name) in STORAGE_SOP_CLASSES {
+            let entry = StandardSopClassDictionary
+                .by_uid(uid)
+                .unwrap_or_else(|| panic!("{uid} is not a standard SOP class"));
+            assert_eq!(entry.name, *name);
+            assert_eq!(entry.r#type, UidType::SopClass);
+        }
+    }
+
+    #[test]
+    fn includes_the_classes_triage_sees() {
+        let all: Vec<_> = storage_sop_classes().collect();
+        for uid in [
+            uids::CT_IMAGE_STORAGE,
+            uids::ENHANCED_CT_IMAGE_STORAGE,
+            uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE,
+            uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION,
+            uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PROCESSING,
+            uids::DIGITAL_MAMMOGRAPHY_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION,
+            uids::MR_IMAGE_STORAGE,
+            uids::SECONDARY_CAPTURE_IMAGE_STORAGE,
+            uids::ULTRASOUND_IMAGE_STORAGE,
+            uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE,
+            uids::COMPREHENSIVE_SR_STORAGE,
+            uids::COMPREHENSIVE3_DSR_STORAGE,
+            uids::ENCAPSULATED_PDF_STORAGE,
+            uids::GRAYSCALE_SOFTCOPY_PRESENTATION_STATE_STORAGE,
+        ] {
+            assert!(all.contains(&uid), "missing {uid}");
+        }
+        assert!(!all.contains(&uids::STORAGE_COMMITMENT_PUSH_MODEL));
+        assert!(!all.contains(&uids::VERIFICATION));
+        assert!(all.len() > 100, "only {} storage classes", all.len());
+    }
+}
