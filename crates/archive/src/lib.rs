@@ -1,1 +1,140 @@
+//! The durable archive of received DICOM instances.
+//!
+//! Every instance is written as a Part 10 file (file meta with the transfer
+//! syntax it arrived in, data set bytes exactly as received) to a temporary
+//! file, fsynced, renamed to `<dir>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm`,
+//! its directory fsynced, and indexed in SQLite — all before
+//! [`PendingInstance::commit`] returns. A caller that answers a peer only
+//! after `commit` therefore never acknowledges an instance it could lose.
+//!
+//! The SQLite database (`triaged.db` in the storage directory) runs in WAL
+//! mode with `synchronous = FULL`; migrations in the workspace's
+//! `migrations/` folder are applied when the archive opens. The same
+//! database will hold the pipeline's jobs, findings and outbox.
 
+mod attributes;
+mod db;
+mod error;
+mod fsutil;
+mod index;
+mod query;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use attributes::InstanceAttributes;
+pub use error::ArchiveError;
+pub use query::StudySummary;
+pub use writer::{Incoming, PendingInstance, Stored};
+
+/// How the archive is set up.
+#[derive(Debug, Clone)]
+pub struct ArchiveOptions {
+    /// Storage directory: instance files and `triaged.db`.
+    pub dir: PathBuf,
+    /// An instance up to this size is held in memory until commit and
+    /// written with one call; a larger one is spilled to its temporary
+    /// file as it arrives, so memory stays bounded.
+    pub spill_threshold: usize,
+    /// Implementation Class UID and Version Name written into file meta.
+    pub implementation_class_uid: String,
+    pub implementation_version_name: String,
+}
+
+impl ArchiveOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ArchiveOptions {
+            dir: dir.into(),
+            spill_threshold: 16 << 20,
+            implementation_class_uid: "2.25.267283936018423651742918730532093427713".into(),
+            implementation_version_name: concat!("TRIAGED_", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+/// A handle to the archive; cheap to clone.
+#[derive(Clone)]
+pub struct Archive {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: ArchiveOptions,
+    tmp_dir: PathBuf,
+    db: db::Db,
+}
+
+/// Name of the SQLite database file inside the storage directory.
+pub const DATABASE_FILE: &str = "triaged.db";
+const TMP_DIR: &str = ".incoming";
+
+impl Archive {
+    /// Open (creating if needed) the archive: directories, database,
+    /// migrations. Temporary files left by a crash are removed: they were
+    /// never acknowledged, so the sender still has them.
+    pub async fn open(options: ArchiveOptions) -> Result<Archive, ArchiveError> {
+        let dir = options.dir.clone();
+        let tmp_dir = dir.join(TMP_DIR);
+        let tmp = tmp_dir.clone();
+        tokio::task::spawn_blocking(move || fsutil::prepare_dirs(&dir, &tmp))
+            .await
+            .map_err(|e| {
+                ArchiveError::io("prepare storage directory", std::io::Error::other(e))
+            })??;
+        let db = db::Db::open(&options.dir.join(DATABASE_FILE)).await?;
+        Ok(Archive {
+            inner: Arc::new(Inner {
+                options,
+                tmp_dir,
+                db,
+            }),
+        })
+    }
+
+    /// Open an existing archive's database for reading only (CLI queries
+    /// while the daemon runs). Fails if there is none.
+    pub async fn open_read_only(dir: &Path) -> Result<ArchiveReader, ArchiveError> {
+        let pool = db::Db::open_read_only(&dir.join(DATABASE_FILE)).await?;
+        Ok(ArchiveReader { pool })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.options.dir
+    }
+
+    /// Start receiving one instance.
+    pub fn begin(&self, incoming: Incoming) -> PendingInstance {
+        PendingInstance::new(self.clone(), incoming)
+    }
+
+    /// Studies, most recently received first.
+    pub async fn studies(&self) -> Result<Vec<StudySummary>, ArchiveError> {
+        query::studies(&self.inner.db.read).await
+    }
+
+    /// The number of instances indexed.
+    pub async fn instance_count(&self) -> Result<i64, ArchiveError> {
+        query::instance_count(&self.inner.db.read).await
+    }
+
+    /// Flush and close the database (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.inner.db.close().await;
+    }
+}
+
+/// Read-only access to an archive's index.
+pub struct ArchiveReader {
+    pool: sqlx::SqlitePool,
+}
+
+impl ArchiveReader {
+    pub async fn studies(&self) -> Result<Vec<StudySummary>, ArchiveError> {
+        query::studies(&self.pool).await
+    }
+
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}

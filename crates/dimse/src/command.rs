@@ -108,7 +108,11 @@ pub fn response(
             dicom_value!(Str, pad_uid(uid)),
         ));
     }
-    obj.put(DataElement::new(tags::COMMAND_FIELD, VR::US, dicom_value!(U16, [field])));
+    obj.put(DataElement::new(
+        tags::COMMAND_FIELD,
+        VR::US,
+        dicom_value!(U16, [field]),
+    ));
     obj.put(DataElement::new(
         tags::MESSAGE_ID_BEING_RESPONDED_TO,
         VR::US,
@@ -119,7 +123,11 @@ pub fn response(
         VR::US,
         dicom_value!(U16, [NO_DATA_SET]),
     ));
-    obj.put(DataElement::new(tags::STATUS, VR::US, dicom_value!(U16, [status.0])));
+    obj.put(DataElement::new(
+        tags::STATUS,
+        VR::US,
+        dicom_value!(U16, [status.0]),
+    ));
     if let Some(uid) = sop_instance_uid {
         obj.put(DataElement::new(
             tags::AFFECTED_SOP_INSTANCE_UID,
@@ -129,11 +137,19 @@ pub fn response(
     }
     if let Some(comment) = error_comment {
         // Error Comment is LO: at most 64 characters.
-        let mut c: String = comment.chars().filter(|c| !c.is_control() && *c != '\\').take(64).collect();
+        let mut c: String = comment
+            .chars()
+            .filter(|c| !c.is_control() && *c != '\\')
+            .take(64)
+            .collect();
         if c.len() % 2 == 1 {
             c.push(' ');
         }
-        obj.put(DataElement::new(tags::ERROR_COMMENT, VR::LO, dicom_value!(Str, c)));
+        obj.put(DataElement::new(
+            tags::ERROR_COMMENT,
+            VR::LO,
+            dicom_value!(Str, c),
+        ));
     }
     encode(obj)
 }
@@ -152,11 +168,23 @@ pub fn request(
         VR::UI,
         dicom_value!(Str, pad_uid(sop_class_uid)),
     ));
-    obj.put(DataElement::new(tags::COMMAND_FIELD, VR::US, dicom_value!(U16, [field])));
-    obj.put(DataElement::new(tags::MESSAGE_ID, VR::US, dicom_value!(U16, [message_id])));
+    obj.put(DataElement::new(
+        tags::COMMAND_FIELD,
+        VR::US,
+        dicom_value!(U16, [field]),
+    ));
+    obj.put(DataElement::new(
+        tags::MESSAGE_ID,
+        VR::US,
+        dicom_value!(U16, [message_id]),
+    ));
     if field == field::C_STORE_RQ {
         // Priority: medium.
-        obj.put(DataElement::new(tags::PRIORITY, VR::US, dicom_value!(U16, [0])));
+        obj.put(DataElement::new(
+            tags::PRIORITY,
+            VR::US,
+            dicom_value!(U16, [0]),
+        ));
     }
     obj.put(DataElement::new(
         tags::COMMAND_DATA_SET_TYPE,
@@ -185,7 +213,10 @@ pub fn response_status(bytes: &[u8]) -> Result<(u16, Status), CommandError> {
             .ok_or(CommandError::Missing(name))
     };
     Ok((
-        get(tags::MESSAGE_ID_BEING_RESPONDED_TO, "MessageIDBeingRespondedTo")?,
+        get(
+            tags::MESSAGE_ID_BEING_RESPONDED_TO,
+            "MessageIDBeingRespondedTo",
+        )?,
         Status(get(tags::STATUS, "Status")?),
     ))
 }
@@ -204,7 +235,13 @@ mod tests {
 
     #[test]
     fn request_round_trips_and_has_group_length() {
-        let bytes = request(field::C_STORE_RQ, 7, "1.2.840.10008.5.1.4.1.1.2", Some("1.2.3"), true);
+        let bytes = request(
+            field::C_STORE_RQ,
+            7,
+            "1.2.840.10008.5.1.4.1.1.2",
+            Some("1.2.3"),
+            true,
+        );
         // (0000,0000) UL comes first, value = bytes after it.
         assert_eq!(&bytes[0..4], &[0, 0, 0, 0]);
         let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
@@ -212,7 +249,10 @@ mod tests {
         let cmd = Command::decode(&bytes).unwrap();
         assert_eq!(cmd.field, field::C_STORE_RQ);
         assert_eq!(cmd.message_id, 7);
-        assert_eq!(cmd.affected_sop_class_uid.as_deref(), Some("1.2.840.10008.5.1.4.1.1.2"));
+        assert_eq!(
+            cmd.affected_sop_class_uid.as_deref(),
+            Some("1.2.840.10008.5.1.4.1.1.2")
+        );
         assert_eq!(cmd.affected_sop_instance_uid.as_deref(), Some("1.2.3"));
         assert!(cmd.has_data_set);
     }

@@ -11,7 +11,12 @@ pub(crate) fn response(request: &Command) -> Vec<u8> {
     command::response(
         field::C_ECHO_RSP,
         request.message_id,
-        Some(request.affected_sop_class_uid.as_deref().unwrap_or(VERIFICATION)),
+        Some(
+            request
+                .affected_sop_class_uid
+                .as_deref()
+                .unwrap_or(VERIFICATION),
+        ),
         None,
         Status::SUCCESS,
         None,

@@ -37,7 +37,10 @@ pub(crate) struct Handler<S> {
 enum Pending<W> {
     Store(StoreOp<W>),
     /// A request we do not serve, with a data set to skip before answering.
-    Unsupported { context_id: u8, cmd: Command },
+    Unsupported {
+        context_id: u8,
+        cmd: Command,
+    },
 }
 
 /// Why the loop ended, for the log.
@@ -85,7 +88,9 @@ impl<S: StorageSink> Handler<S> {
                 return;
             }
         };
-        let calling_ae = dicom_ul::association::Association::peer_ae_title(&assoc).trim().to_string();
+        let calling_ae = dicom_ul::association::Association::peer_ae_title(&assoc)
+            .trim()
+            .to_string();
         let source = read_verdict(&verdict)
             .and_then(|v| v.ok())
             .unwrap_or_else(|| calling_ae.clone());
@@ -152,7 +157,9 @@ impl<S: StorageSink> Handler<S> {
                 reason = %refusal,
                 "association rejected"
             ),
-            _ => tracing::warn!(assoc = self.id, peer = %self.peer, error = %e, "association not established"),
+            _ => {
+                tracing::warn!(assoc = self.id, peer = %self.peer, error = %e, "association not established")
+            }
         }
     }
 }
@@ -259,26 +266,44 @@ impl<S: StorageSink> Session<'_, S> {
             .assoc
             .presentation_contexts()
             .iter()
-            .find(|pc| pc.id == context_id && pc.reason == PresentationContextResultReason::Acceptance)
+            .find(|pc| {
+                pc.id == context_id && pc.reason == PresentationContextResultReason::Acceptance
+            })
             .cloned()
-            .ok_or_else(|| format!("command on presentation context {context_id}, which was not accepted"))?;
+            .ok_or_else(|| {
+                format!("command on presentation context {context_id}, which was not accepted")
+            })?;
         match cmd.field {
             field::C_ECHO_RQ => {
-                tracing::debug!(assoc = self.handler.id, message_id = cmd.message_id, "C-ECHO");
+                tracing::debug!(
+                    assoc = self.handler.id,
+                    message_id = cmd.message_id,
+                    "C-ECHO"
+                );
                 self.send(context_id, crate::echo::response(&cmd)).await
             }
             field::C_STORE_RQ if cmd.has_data_set => {
                 let request = StoreRequest {
                     sop_class_uid: String::new(),
                     sop_instance_uid: String::new(),
-                    transfer_syntax_uid: context.transfer_syntax.trim_end_matches(['\0', ' ']).to_string(),
+                    transfer_syntax_uid: context
+                        .transfer_syntax
+                        .trim_end_matches(['\0', ' '])
+                        .to_string(),
                     calling_ae_title: self.calling_ae.clone(),
                     called_ae_title: self.handler.config.policy.ae_title.clone(),
                     source: self.source.clone(),
                     peer: self.handler.peer,
                 };
                 let abstract_syntax = context.abstract_syntax.trim_end_matches(['\0', ' ']);
-                let op = StoreOp::begin(&*self.handler.sink, &cmd, context_id, abstract_syntax, request).await;
+                let op = StoreOp::begin(
+                    &*self.handler.sink,
+                    &cmd,
+                    context_id,
+                    abstract_syntax,
+                    request,
+                )
+                .await;
                 self.pending = Some(Pending::Store(op));
                 Ok(())
             }
@@ -340,7 +365,9 @@ impl<S: StorageSink> Session<'_, S> {
 
 fn describe_receive_error(e: &UlError) -> String {
     let text = e.to_string();
-    if text.to_ascii_lowercase().contains("timed out") || text.to_ascii_lowercase().contains("timeout") {
+    if text.to_ascii_lowercase().contains("timed out")
+        || text.to_ascii_lowercase().contains("timeout")
+    {
         format!("idle timeout: {text}")
     } else {
         text

@@ -21,10 +21,10 @@ mod pdv;
 mod policy;
 pub mod scu;
 mod shutdown;
-mod storage_classes;
 pub mod sink;
 pub mod sop;
 pub mod status;
+mod storage_classes;
 mod store;
 
 pub use listener::{Listener, ListenerConfig};

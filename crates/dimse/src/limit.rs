@@ -39,8 +39,12 @@ pub(crate) async fn reject_busy(mut socket: TcpStream, peer: SocketAddr, timeout
     })
     .await;
     match result {
-        Ok(Ok(())) => tracing::warn!(%peer, "association rejected: too many concurrent associations"),
-        Ok(Err(e)) => tracing::warn!(%peer, error = %e, "over the association limit; connection closed"),
+        Ok(Ok(())) => {
+            tracing::warn!(%peer, "association rejected: too many concurrent associations")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, error = %e, "over the association limit; connection closed")
+        }
         Err(_) => tracing::warn!(%peer, "over the association limit; peer sent no request in time"),
     }
 }

@@ -44,7 +44,12 @@ impl<S: StorageSink> Listener<S> {
         shutdown: Shutdown,
     ) -> std::io::Result<Self> {
         let tcp = TcpListener::bind(addr).await?;
-        Ok(Listener { tcp, config: Arc::new(config), sink, shutdown })
+        Ok(Listener {
+            tcp,
+            config: Arc::new(config),
+            sink,
+            shutdown,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -54,7 +59,12 @@ impl<S: StorageSink> Listener<S> {
     /// Serve until shutdown is triggered, then wait for open associations
     /// (each finishes the instance in flight) up to the grace period.
     pub async fn run(self) {
-        let Listener { tcp, config, sink, mut shutdown } = self;
+        let Listener {
+            tcp,
+            config,
+            sink,
+            mut shutdown,
+        } = self;
         let slots = Arc::new(Semaphore::new(config.max_associations));
         let mut tasks = JoinSet::new();
         let ids = AtomicU64::new(1);
@@ -104,7 +114,10 @@ impl<S: StorageSink> Listener<S> {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(remaining = tasks.len(), "shutdown grace period over; closing associations");
+            tracing::warn!(
+                remaining = tasks.len(),
+                "shutdown grace period over; closing associations"
+            );
             tasks.shutdown().await;
         }
     }

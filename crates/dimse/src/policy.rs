@@ -97,7 +97,9 @@ pub enum Refusal {
 impl Refusal {
     fn reason(self) -> AssociationRJServiceUserReason {
         match self {
-            Refusal::CalledAeNotRecognized => AssociationRJServiceUserReason::CalledAETitleNotRecognized,
+            Refusal::CalledAeNotRecognized => {
+                AssociationRJServiceUserReason::CalledAETitleNotRecognized
+            }
             // DICOM has no "host not allowed" reason: the calling AE is not
             // recognized *from that address*.
             Refusal::CallingAeNotRecognized | Refusal::HostNotAllowed => {
@@ -168,7 +170,9 @@ impl AccessControl for PeerAccess {
         called_ae_title: &str,
         _user_identity: Option<&UserIdentity>,
     ) -> Result<(), AssociationRJServiceUserReason> {
-        let verdict = self.policy.check(self.peer, calling_ae_title, called_ae_title);
+        let verdict = self
+            .policy
+            .check(self.peer, calling_ae_title, called_ae_title);
         let result = verdict.as_ref().map(|_| ()).map_err(|r| r.reason());
         *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
         result
@@ -201,10 +205,16 @@ mod tests {
 
     #[test]
     fn default_policy_is_loopback_only() {
-        let p = AssociationPolicy { ae_title: "TRIAGED".into(), sources: vec![] };
+        let p = AssociationPolicy {
+            ae_title: "TRIAGED".into(),
+            sources: vec![],
+        };
         assert!(p.check(ip("127.0.0.1"), "ANY", "TRIAGED").is_ok());
         assert!(p.check(ip("::1"), "ANY", "TRIAGED ").is_ok());
-        assert_eq!(p.check(ip("10.0.0.1"), "ANY", "TRIAGED"), Err(Refusal::HostNotAllowed));
+        assert_eq!(
+            p.check(ip("10.0.0.1"), "ANY", "TRIAGED"),
+            Err(Refusal::HostNotAllowed)
+        );
         assert_eq!(
             p.check(ip("127.0.0.1"), "ANY", "OTHER"),
             Err(Refusal::CalledAeNotRecognized)
@@ -221,11 +231,21 @@ mod tests {
                     ae_title: "ROUTER".into(),
                     hosts: vec!["10.0.0.5".parse().unwrap()],
                 },
-                SourceRule { name: "ct".into(), ae_title: "CT1".into(), hosts: vec![] },
+                SourceRule {
+                    name: "ct".into(),
+                    ae_title: "CT1".into(),
+                    hosts: vec![],
+                },
             ],
         };
-        assert_eq!(p.check(ip("10.0.0.5"), "ROUTER", "TRIAGED").unwrap(), "router");
-        assert_eq!(p.check(ip("10.0.0.6"), "ROUTER", "TRIAGED"), Err(Refusal::HostNotAllowed));
+        assert_eq!(
+            p.check(ip("10.0.0.5"), "ROUTER", "TRIAGED").unwrap(),
+            "router"
+        );
+        assert_eq!(
+            p.check(ip("10.0.0.6"), "ROUTER", "TRIAGED"),
+            Err(Refusal::HostNotAllowed)
+        );
         assert_eq!(p.check(ip("192.0.2.9"), "CT1", "TRIAGED").unwrap(), "ct");
         assert_eq!(
             p.check(ip("127.0.0.1"), "STRANGER", "TRIAGED"),

@@ -56,9 +56,16 @@ pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuEr
         .write_timeout(settings.timeout)
         .establish_async(addr.as_str())
         .await
-        .map_err(|source| ScuError::Associate { ae: peer.ae_title.clone(), addr: addr.clone(), source })?;
+        .map_err(|source| ScuError::Associate {
+            ae: peer.ae_title.clone(),
+            addr: addr.clone(),
+            source,
+        })?;
     let _ = assoc.inner_stream().set_nodelay(true);
-    let protocol = |reason: String| ScuError::Protocol { ae: peer.ae_title.clone(), reason };
+    let protocol = |reason: String| ScuError::Protocol {
+        ae: peer.ae_title.clone(),
+        reason,
+    };
     let ctx = assoc
         .presentation_contexts()
         .iter()
@@ -97,20 +104,31 @@ pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuEr
                     }
                 }
                 if done {
-                    let (id, status) = command::response_status(&buf).map_err(|e| protocol(e.to_string()))?;
+                    let (id, status) =
+                        command::response_status(&buf).map_err(|e| protocol(e.to_string()))?;
                     if id != message_id {
-                        return Err(protocol(format!("response to message {id}, expected {message_id}")));
+                        return Err(protocol(format!(
+                            "response to message {id}, expected {message_id}"
+                        )));
                     }
                     break status;
                 }
             }
-            other => return Err(protocol(format!("unexpected PDU {}", other.short_description()))),
+            other => {
+                return Err(protocol(format!(
+                    "unexpected PDU {}",
+                    other.short_description()
+                )))
+            }
         }
     };
     let _ = assoc.release().await;
     if status.is_ok() {
         Ok(started.elapsed())
     } else {
-        Err(ScuError::Status { ae: peer.ae_title.clone(), status })
+        Err(ScuError::Status {
+            ae: peer.ae_title.clone(),
+            status,
+        })
     }
 }

@@ -47,7 +47,10 @@ pub struct StoreFailure {
 
 impl StoreFailure {
     pub fn new(status: Status, reason: impl Into<String>) -> Self {
-        StoreFailure { status, reason: reason.into() }
+        StoreFailure {
+            status,
+            reason: reason.into(),
+        }
     }
 }
 

@@ -16,7 +16,10 @@ pub fn storage_sop_classes() -> impl Iterator<Item = &'static str> {
 
 /// The human name of a storage SOP class, for logs and errors.
 pub fn storage_class_name(uid: &str) -> Option<&'static str> {
-    STORAGE_SOP_CLASSES.iter().find(|(u, _)| *u == uid).map(|(_, n)| *n)
+    STORAGE_SOP_CLASSES
+        .iter()
+        .find(|(u, _)| *u == uid)
+        .map(|(_, n)| *n)
 }
 
 /// Whether a SOP class UID is a storage class we accept.

@@ -1,1 +1,137 @@
-fn main(){}
+//! `triaged`: the daemon and its admin CLI. Wiring only; the work is in the
+//! library crates.
+
+mod config;
+mod echo;
+mod logging;
+mod serve;
+mod sink;
+mod studies;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "triaged", version, about = "DICOM-native AI triage daemon")]
+struct Cli {
+    /// Configuration file (TOML). Without it, built-in defaults are used.
+    #[arg(long, short, global = true, env = "TRIAGED_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: DICOM listener and archive.
+    Serve,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Send a C-ECHO to a configured destination; the exit code says
+    /// whether it answered.
+    Echo {
+        /// The destination's `name` in the configuration.
+        destination: String,
+    },
+    /// Studies in the archive.
+    Studies {
+        #[command(subcommand)]
+        command: StudiesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print a summary.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum StudiesCommand {
+    /// List received studies, most recent first.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match config::Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = cli.command
+    {
+        print!("{}", summary(&config, cli.config.as_deref()));
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => {
+                logging::init(&config.log)?;
+                serve::run(config).await
+            }
+            Command::Echo { destination } => echo::run(&config, &destination).await,
+            Command::Studies {
+                command: StudiesCommand::List { json },
+            } => studies::list(&config, json).await,
+            Command::Config { .. } => unreachable!("handled above"),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn summary(c: &config::Config, path: Option<&std::path::Path>) -> String {
+    let mut s = format!("configuration OK: {}\n", config::describe(path).display());
+    s += &format!(
+        "  AE title {} listening on {}\n",
+        c.dicom.ae_title, c.dicom.listen
+    );
+    s += &format!("  storage {}\n", c.storage.dir.display());
+    if c.sources.is_empty() {
+        s += "  sources: none configured; any calling AE is accepted from loopback only\n";
+    }
+    for src in &c.sources {
+        let hosts = if src.hosts.is_empty() {
+            "any host".to_string()
+        } else {
+            src.hosts.join(", ")
+        };
+        s += &format!("  source {}: {} from {}\n", src.name, src.ae_title, hosts);
+    }
+    for d in &c.destinations {
+        s += &format!(
+            "  destination {}: {}@{}:{}\n",
+            d.name, d.ae_title, d.host, d.port
+        );
+    }
+    s
+}

@@ -1,0 +1,54 @@
+use std::io;
+
+/// Why an instance could not be archived, or the archive not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// Disk full, unwritable directory, I/O error: the sender should retry
+    /// later (DIMSE 0xA700).
+    #[error("cannot {action}: {source}")]
+    Io {
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The index is unavailable (DIMSE 0xA700).
+    #[error("database error while {action}: {source}")]
+    Database {
+        action: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The data set could not be parsed (DIMSE 0xC000).
+    #[error("data set cannot be parsed: {0}")]
+    Unparsable(String),
+    /// An attribute needed to file the instance is missing or unusable.
+    #[error("{attribute} is missing or invalid")]
+    BadAttribute { attribute: &'static str },
+    /// The data set's SOP Instance UID is not the one announced.
+    #[error("data set SOP Instance UID differs from the C-STORE command's")]
+    InstanceMismatch,
+    /// The data set's SOP Class UID is not the one announced.
+    #[error("data set SOP Class UID differs from the C-STORE command's")]
+    ClassMismatch,
+}
+
+impl ArchiveError {
+    pub(crate) fn io(action: &'static str, source: io::Error) -> Self {
+        ArchiveError::Io { action, source }
+    }
+
+    pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| ArchiveError::Database { action, source }
+    }
+
+    /// Whether retrying later could succeed (resources), as opposed to a
+    /// data set that will fail again however often it is sent.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::Io { .. } | ArchiveError::Database { .. } | ArchiveError::Migrate(_)
+        )
+    }
+}

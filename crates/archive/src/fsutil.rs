@@ -1,0 +1,77 @@
+//! File-system steps that make an instance durable.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// Create the storage and temporary directories; empty the latter.
+pub(crate) fn prepare_dirs(dir: &Path, tmp: &Path) -> Result<(), crate::ArchiveError> {
+    let io = |a| move |e| crate::ArchiveError::io(a, e);
+    fs::create_dir_all(dir).map_err(io("create the storage directory"))?;
+    fs::create_dir_all(tmp).map_err(io("create the incoming directory"))?;
+    let mut removed = 0;
+    for entry in fs::read_dir(tmp).map_err(io("list the incoming directory"))? {
+        let entry = entry.map_err(io("list the incoming directory"))?;
+        if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            fs::remove_file(entry.path()).map_err(io("remove a stale incoming file"))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "removed unacknowledged partial instances from a previous run"
+        );
+    }
+    Ok(())
+}
+
+/// fsync a directory, so a rename or a new entry in it survives power loss.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Create `dir` (and parents up to `root`), fsyncing each parent that got a
+/// new entry.
+pub(crate) fn create_dir_durable(root: &Path, dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        if parent != root && parent.starts_with(root) {
+            create_dir_durable(root, parent)?;
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => sync_dir(parent)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A UID is used as a path component: allow only what cannot escape the
+/// storage directory. Standard UIDs are digits and dots, at most 64 long.
+pub(crate) fn is_safe_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && !uid.starts_with('.')
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_that_could_escape_are_refused() {
+        assert!(is_safe_uid("1.2.840.113619.2.55.3"));
+        assert!(!is_safe_uid(""));
+        assert!(!is_safe_uid(".."));
+        assert!(!is_safe_uid("../etc"));
+        assert!(!is_safe_uid("1.2/3"));
+        assert!(!is_safe_uid(&"1".repeat(65)));
+    }
+}

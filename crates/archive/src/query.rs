@@ -1,0 +1,76 @@
+//! Read-side queries over the index.
+
+use serde::Serialize;
+use sqlx::{FromRow, SqlitePool};
+
+use crate::ArchiveError;
+
+/// One study as admins and the worklist see it.
+#[derive(Debug, Clone, Serialize, FromRow, PartialEq, Eq)]
+pub struct StudySummary {
+    pub study_instance_uid: String,
+    pub instances: i64,
+    pub series: i64,
+    /// Distinct modalities of its series.
+    pub modalities: Vec<String>,
+    pub accession_number: Option<String>,
+    pub study_date: Option<String>,
+    pub study_description: Option<String>,
+    pub first_received_at: String,
+    /// When its latest instance arrived.
+    pub received_at: String,
+}
+
+#[derive(FromRow)]
+struct Row {
+    study_instance_uid: String,
+    instances: i64,
+    series: i64,
+    modalities: Option<String>,
+    accession_number: Option<String>,
+    study_date: Option<String>,
+    study_description: Option<String>,
+    first_received_at: String,
+    last_received_at: String,
+}
+
+pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, ArchiveError> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT st.study_instance_uid,
+                (SELECT COUNT(*) FROM instances i WHERE i.study_instance_uid = st.study_instance_uid) AS instances,
+                (SELECT COUNT(*) FROM series se WHERE se.study_instance_uid = st.study_instance_uid) AS series,
+                (SELECT GROUP_CONCAT(m, '\\') FROM (SELECT DISTINCT modality AS m FROM series se
+                    WHERE se.study_instance_uid = st.study_instance_uid AND modality IS NOT NULL ORDER BY m)) AS modalities,
+                st.accession_number, st.study_date, st.study_description,
+                st.first_received_at, st.last_received_at
+         FROM studies st
+         ORDER BY st.last_received_at DESC",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(ArchiveError::db("listing studies"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| StudySummary {
+            study_instance_uid: r.study_instance_uid,
+            instances: r.instances,
+            series: r.series,
+            modalities: r
+                .modalities
+                .map(|m| m.split('\\').map(str::to_string).collect())
+                .unwrap_or_default(),
+            accession_number: r.accession_number,
+            study_date: r.study_date,
+            study_description: r.study_description,
+            first_received_at: r.first_received_at,
+            received_at: r.last_received_at,
+        })
+        .collect())
+}
+
+pub(crate) async fn instance_count(pool: &SqlitePool) -> Result<i64, ArchiveError> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM instances")
+        .fetch_one(pool)
+        .await
+        .map_err(ArchiveError::db("counting instances"))
+}

@@ -1,0 +1,289 @@
+//! Receiving one instance: buffer or spill, then make durable and index.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
+use dicom_object::meta::FileMetaTableBuilder;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+
+use crate::attributes::InstanceAttributes;
+use crate::fsutil;
+use crate::{Archive, ArchiveError};
+
+/// What the network layer knows about an instance before its data set.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub transfer_syntax_uid: String,
+    pub calling_ae_title: String,
+    /// The configured source's name.
+    pub source: String,
+    pub peer_address: String,
+}
+
+/// An instance safely stored and indexed.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub attributes: InstanceAttributes,
+    /// Relative to the storage directory.
+    pub file_path: String,
+    pub file_size: u64,
+    /// The SOP Instance UID was already in the archive; its file was replaced.
+    pub duplicate: bool,
+}
+
+/// An instance being received. Drop without `commit` or `abort` leaves at
+/// most a temporary file, removed at the next start.
+pub struct PendingInstance {
+    archive: Archive,
+    incoming: Incoming,
+    /// Preamble, "DICM" and file meta group.
+    header: Vec<u8>,
+    /// Data set bytes not yet written to the temporary file.
+    buf: Vec<u8>,
+    spill: Option<(File, PathBuf)>,
+    size: u64,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl PendingInstance {
+    pub(crate) fn new(archive: Archive, incoming: Incoming) -> Self {
+        PendingInstance {
+            archive,
+            incoming,
+            header: Vec::new(),
+            buf: Vec::new(),
+            spill: None,
+            size: 0,
+        }
+    }
+
+    fn file_header(&self) -> Result<Vec<u8>, ArchiveError> {
+        let options = &self.archive.inner.options;
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid(self.incoming.sop_class_uid.as_str())
+            .media_storage_sop_instance_uid(self.incoming.sop_instance_uid.as_str())
+            .transfer_syntax(self.incoming.transfer_syntax_uid.as_str())
+            .implementation_class_uid(options.implementation_class_uid.as_str())
+            .implementation_version_name(options.implementation_version_name.as_str())
+            .source_application_entity_title(self.incoming.calling_ae_title.as_str())
+            .build()
+            .map_err(|e| ArchiveError::Unparsable(format!("cannot build file meta: {e}")))?;
+        let mut header = vec![0u8; 128];
+        header.extend_from_slice(b"DICM");
+        meta.write(&mut header)
+            .map_err(|e| ArchiveError::Unparsable(format!("cannot write file meta: {e}")))?;
+        Ok(header)
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.archive
+            .inner
+            .tmp_dir
+            .join(format!("{}-{}.part", std::process::id(), n))
+    }
+
+    /// Append data set bytes.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), ArchiveError> {
+        self.size += chunk.len() as u64;
+        self.buf.extend_from_slice(chunk);
+        if self.buf.len() >= self.archive.inner.options.spill_threshold {
+            self.spill().await?;
+        }
+        Ok(())
+    }
+
+    /// Move the buffered bytes to the temporary file.
+    async fn spill(&mut self) -> Result<(), ArchiveError> {
+        if self.header.is_empty() {
+            self.header = self.file_header()?;
+        }
+        let mut data = std::mem::take(&mut self.buf);
+        let header = if self.spill.is_none() {
+            Some(self.header.clone())
+        } else {
+            None
+        };
+        let spill = self.spill.take();
+        let path = self.tmp_path();
+        let (spill, mut data) = blocking(move || {
+            let (mut file, path) = match spill {
+                Some(s) => s,
+                None => {
+                    let file = File::create(&path)
+                        .map_err(|e| ArchiveError::io("create a temporary file", e))?;
+                    (file, path)
+                }
+            };
+            if let Some(h) = header {
+                file.write_all(&h)
+                    .map_err(|e| ArchiveError::io("write a temporary file", e))?;
+            }
+            file.write_all(&data)
+                .map_err(|e| ArchiveError::io("write a temporary file", e))?;
+            data.clear();
+            Ok(((file, path), data))
+        })
+        .await?;
+        // Reuse the allocation for the next chunk.
+        std::mem::swap(&mut self.buf, &mut data);
+        self.spill = Some(spill);
+        Ok(())
+    }
+
+    /// Make the instance durable and index it. Only after this returns
+    /// `Ok` may the sender be told Success.
+    pub async fn commit(mut self) -> Result<Stored, ArchiveError> {
+        if self.header.is_empty() {
+            self.header = self.file_header()?;
+        }
+        let root = self.archive.inner.options.dir.clone();
+        let tmp = self.tmp_path();
+        let PendingInstance {
+            archive,
+            incoming,
+            header,
+            buf,
+            spill,
+            size,
+        } = self;
+        let file_size = header.len() as u64 + size;
+        let spilled = spill.is_some();
+        let tmp_for_cleanup = spill
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| tmp.clone());
+        let inc = incoming.clone();
+        let placed = blocking(move || {
+            let (mut file, tmp_path) = match spill {
+                Some(s) => s,
+                None => {
+                    let f = File::create(&tmp)
+                        .map_err(|e| ArchiveError::io("create a temporary file", e))?;
+                    (f, tmp)
+                }
+            };
+            let result = (|| {
+                if !spilled {
+                    file.write_all(&header)
+                        .map_err(|e| ArchiveError::io("write a temporary file", e))?;
+                }
+                file.write_all(&buf)
+                    .map_err(|e| ArchiveError::io("write a temporary file", e))?;
+                file.sync_all()
+                    .map_err(|e| ArchiveError::io("fsync a temporary file", e))?;
+                drop(file);
+                let obj = if spilled {
+                    parse_file(&tmp_path)?
+                } else {
+                    parse_bytes(&header, &buf)?
+                };
+                drop(buf);
+                let attrs = InstanceAttributes::from_object(&obj)?;
+                drop(obj);
+                if attrs.sop_instance_uid != inc.sop_instance_uid {
+                    return Err(ArchiveError::InstanceMismatch);
+                }
+                if attrs.sop_class_uid != inc.sop_class_uid {
+                    return Err(ArchiveError::ClassMismatch);
+                }
+                let rel = format!(
+                    "{}/{}/{}.dcm",
+                    attrs.study_instance_uid, attrs.series_instance_uid, attrs.sop_instance_uid
+                );
+                let dest = root.join(&rel);
+                let series_dir = dest
+                    .parent()
+                    .expect("instance path has a parent")
+                    .to_path_buf();
+                fsutil::create_dir_durable(&root, &series_dir)
+                    .map_err(|e| ArchiveError::io("create the series directory", e))?;
+                std::fs::rename(&tmp_path, &dest)
+                    .map_err(|e| ArchiveError::io("move the instance into place", e))?;
+                fsutil::sync_dir(&series_dir)
+                    .map_err(|e| ArchiveError::io("fsync the series directory", e))?;
+                Ok((attrs, rel))
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp_path);
+            }
+            result
+        })
+        .await;
+        let (attributes, file_path) = match placed {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp_for_cleanup).await;
+                return Err(e);
+            }
+        };
+        let previous = crate::index::record(
+            &archive.inner.db.write,
+            &attributes,
+            &incoming,
+            &file_path,
+            file_size,
+        )
+        .await?;
+        let duplicate = previous.is_some();
+        if let Some(old) = previous.filter(|old| *old != file_path) {
+            // A resend under another study or series: the new file wins.
+            let _ = tokio::fs::remove_file(archive.inner.options.dir.join(old)).await;
+        }
+        Ok(Stored {
+            attributes,
+            file_path,
+            file_size,
+            duplicate,
+        })
+    }
+
+    /// Discard the instance.
+    pub async fn abort(self) {
+        if let Some((file, path)) = self.spill {
+            drop(file);
+            let _ = tokio::fs::remove_file(path).await;
+        }
+    }
+}
+
+fn parse_bytes(header: &[u8], data: &[u8]) -> Result<DefaultDicomObject, ArchiveError> {
+    let reader = std::io::Read::chain(&header[128..], data);
+    OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .from_reader(reader)
+        .map_err(|e| ArchiveError::Unparsable(e.to_string()))
+}
+
+/// Large instances are checked up to the pixel data, so that parsing does
+/// not hold a second copy of a multi-gigabyte object in memory.
+fn parse_file(path: &std::path::Path) -> Result<DefaultDicomObject, ArchiveError> {
+    OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| ArchiveError::Unparsable(e.to_string()))
+}
+
+/// Run file work off the async threads. A panic in the DICOM parser on a
+/// hostile data set is caught here and becomes an unparsable data set.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static,
+) -> Result<T, ArchiveError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(ArchiveError::Unparsable(
+            "the parser failed on this data set".into(),
+        )),
+        Err(e) => Err(ArchiveError::io(
+            "run a storage task",
+            std::io::Error::other(e),
+        )),
+    }
+}

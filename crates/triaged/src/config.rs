@@ -1,0 +1,405 @@
+//! The TOML configuration: defaults, parsing and validation.
+//!
+//! Every key has a default, so `triaged serve` runs with no file at all.
+//! Validation happens once at start-up and names the offending key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub dicom: DicomConfig,
+    pub storage: StorageConfig,
+    pub sources: Vec<SourceConfig>,
+    pub destinations: Vec<DestinationConfig>,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DicomConfig {
+    pub ae_title: String,
+    pub listen: String,
+    pub max_pdu: u32,
+    pub idle_timeout_secs: u64,
+    pub max_associations: usize,
+    pub shutdown_grace_secs: u64,
+    /// Timeout for associations triaged opens (echo, sending results).
+    pub scu_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub dir: PathBuf,
+    pub spill_threshold_mb: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub ae_title: String,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub name: String,
+    pub ae_title: String,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. "info" or "info,dimse=debug". RUST_LOG wins.
+    pub level: String,
+    /// "text" or "json".
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            dicom: DicomConfig::default(),
+            storage: StorageConfig::default(),
+            sources: Vec::new(),
+            destinations: Vec::new(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DicomConfig {
+    fn default() -> Self {
+        DicomConfig {
+            ae_title: "TRIAGED".into(),
+            listen: "0.0.0.0:11112".into(),
+            max_pdu: 131_072,
+            idle_timeout_secs: 60,
+            max_associations: 32,
+            shutdown_grace_secs: 30,
+            scu_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            dir: PathBuf::from("var/triaged"),
+            spill_threshold_mb: 16,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+/// Where the configuration came from, for messages.
+pub fn describe(path: Option<&Path>) -> PathBuf {
+    path.map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("<built-in defaults>"))
+}
+
+impl Config {
+    /// Load from a file, or the built-in defaults when `path` is None, and
+    /// validate.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = match path {
+            None => Config::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                Config::parse(&text).map_err(|message| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    message,
+                })?
+            }
+        };
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: describe(path),
+                problems,
+            })
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Every validation problem, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let Err(e) = check_ae_title(&self.dicom.ae_title) {
+            p.push(format!("dicom.ae_title: {e}"));
+        }
+        if let Err(e) = self.dicom.listen.parse::<SocketAddr>() {
+            p.push(format!(
+                "dicom.listen: '{}' is not an address:port ({e})",
+                self.dicom.listen
+            ));
+        }
+        if !(4096..=1_048_576).contains(&self.dicom.max_pdu) {
+            p.push(format!(
+                "dicom.max_pdu: {} is outside 4096..=1048576",
+                self.dicom.max_pdu
+            ));
+        }
+        if self.dicom.idle_timeout_secs == 0 {
+            p.push("dicom.idle_timeout_secs: must be at least 1".into());
+        }
+        if self.dicom.max_associations == 0 {
+            p.push("dicom.max_associations: must be at least 1".into());
+        }
+        if self.dicom.scu_timeout_secs == 0 {
+            p.push("dicom.scu_timeout_secs: must be at least 1".into());
+        }
+        if self.storage.dir.as_os_str().is_empty() {
+            p.push("storage.dir: must not be empty".into());
+        }
+        if self.storage.spill_threshold_mb == 0 || self.storage.spill_threshold_mb > 1024 {
+            p.push(format!(
+                "storage.spill_threshold_mb: {} is outside 1..=1024",
+                self.storage.spill_threshold_mb
+            ));
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            if s.name.trim().is_empty() {
+                p.push(format!("sources[{i}].name: must not be empty"));
+            }
+            if self.sources[..i].iter().any(|o| o.name == s.name) {
+                p.push(format!("sources[{i}].name: '{}' is used twice", s.name));
+            }
+            if let Err(e) = check_ae_title(&s.ae_title) {
+                p.push(format!("sources[{i}].ae_title: {e}"));
+            }
+            for (j, h) in s.hosts.iter().enumerate() {
+                if let Err(e) = h.parse::<dimse::HostPattern>() {
+                    p.push(format!("sources[{i}].hosts[{j}]: {e}"));
+                }
+            }
+        }
+        for (i, d) in self.destinations.iter().enumerate() {
+            if d.name.trim().is_empty() {
+                p.push(format!("destinations[{i}].name: must not be empty"));
+            }
+            if self.destinations[..i].iter().any(|o| o.name == d.name) {
+                p.push(format!(
+                    "destinations[{i}].name: '{}' is used twice",
+                    d.name
+                ));
+            }
+            if let Err(e) = check_ae_title(&d.ae_title) {
+                p.push(format!("destinations[{i}].ae_title: {e}"));
+            }
+            if d.host.trim().is_empty() {
+                p.push(format!("destinations[{i}].host: must not be empty"));
+            }
+            if d.port == 0 {
+                p.push(format!("destinations[{i}].port: must be 1..=65535"));
+            }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            p.push(format!(
+                "log.format: '{}' must be \"text\" or \"json\"",
+                self.log.format
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            p.push(format!(
+                "log.level: '{}' is not a valid filter ({e})",
+                self.log.level
+            ));
+        }
+        p
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.dicom.listen.parse().expect("validated at load")
+    }
+
+    pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
+        self.destinations.iter().find(|d| d.name == name)
+    }
+
+    pub fn policy(&self) -> dimse::AssociationPolicy {
+        dimse::AssociationPolicy {
+            ae_title: self.dicom.ae_title.clone(),
+            sources: self
+                .sources
+                .iter()
+                .map(|s| dimse::SourceRule {
+                    name: s.name.clone(),
+                    ae_title: s.ae_title.clone(),
+                    hosts: s
+                        .hosts
+                        .iter()
+                        .map(|h| h.parse().expect("validated at load"))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn listener_config(&self) -> dimse::ListenerConfig {
+        dimse::ListenerConfig {
+            policy: std::sync::Arc::new(self.policy()),
+            max_pdu: self.dicom.max_pdu,
+            idle_timeout: Duration::from_secs(self.dicom.idle_timeout_secs),
+            max_associations: self.dicom.max_associations,
+            shutdown_grace: Duration::from_secs(self.dicom.shutdown_grace_secs),
+        }
+    }
+}
+
+/// AE titles: 1 to 16 characters of the default repertoire, no backslash or
+/// control characters, not only spaces (PS3.5 6.2).
+pub fn check_ae_title(ae: &str) -> Result<(), String> {
+    if ae.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if ae.len() > 16 {
+        return Err(format!(
+            "'{ae}' is {} characters; at most 16 are allowed",
+            ae.len()
+        ));
+    }
+    if let Some(c) = ae
+        .chars()
+        .find(|c| !c.is_ascii() || c.is_ascii_control() || *c == '\\')
+    {
+        return Err(format!(
+            "'{ae}' contains {c:?}; use ASCII letters, digits and punctuation other than backslash"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::default();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        assert_eq!(c.dicom.ae_title, "TRIAGED");
+        assert_eq!(c.listen_addr().port(), 11112);
+        assert!(c.sources.is_empty());
+    }
+
+    #[test]
+    fn issue_example_parses() {
+        let c = Config::parse(
+            r#"
+            [dicom]
+            ae_title = "TRIAGED"
+            listen = "0.0.0.0:11112"
+            [storage]
+            dir = "var/triaged"
+            [[sources]]
+            name = "router"
+            ae_title = "PACSROUTER"
+            hosts = ["127.0.0.1"]
+            [[destinations]]
+            name = "pacs"
+            ae_title = "ORTHANC"
+            host = "127.0.0.1"
+            port = 4242
+            "#,
+        )
+        .unwrap();
+        assert!(c.problems().is_empty());
+        assert_eq!(c.sources[0].ae_title, "PACSROUTER");
+        assert_eq!(c.destination("pacs").unwrap().port, 4242);
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_complete() {
+        let text = include_str!("../../../config/triaged.example.toml");
+        let c = Config::parse(text).unwrap();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn problems_name_their_keys() {
+        let c = Config::parse(
+            r#"
+            [dicom]
+            ae_title = "THIS TITLE IS FAR TOO LONG"
+            listen = "nowhere"
+            [[sources]]
+            name = "a"
+            ae_title = "A\\B"
+            hosts = ["10.0.0.0/99"]
+            [[sources]]
+            name = "a"
+            ae_title = "B"
+            [[destinations]]
+            name = "pacs"
+            ae_title = ""
+            host = "pacs"
+            port = 0
+            "#,
+        )
+        .unwrap();
+        let p = c.problems().join("\n");
+        for key in [
+            "dicom.ae_title",
+            "dicom.listen",
+            "sources[0].ae_title",
+            "sources[0].hosts[0]",
+            "sources[1].name",
+            "destinations[0].ae_title",
+            "destinations[0].port",
+        ] {
+            assert!(p.contains(key), "no problem for {key} in:\n{p}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = Config::parse("[dicom]\nae_titel = \"X\"\n").unwrap_err();
+        assert!(e.contains("ae_titel"), "{e}");
+        let e = Config::parse("[dicom]\nmax_pdu = \"big\"\n").unwrap_err();
+        assert!(e.contains("max_pdu"), "{e}");
+    }
+}

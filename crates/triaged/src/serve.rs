@@ -1,0 +1,76 @@
+//! `triaged serve`: open the archive, listen, and shut down cleanly.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use archive::{Archive, ArchiveOptions};
+use dimse::{Listener, Shutdown};
+
+use crate::config::Config;
+use crate::sink::ArchiveSink;
+
+pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
+    let mut options = ArchiveOptions::new(&config.storage.dir);
+    options.spill_threshold = config.storage.spill_threshold_mb << 20;
+    options.implementation_class_uid = dimse::IMPLEMENTATION_CLASS_UID.into();
+    options.implementation_version_name = dimse::IMPLEMENTATION_VERSION_NAME.into();
+    let archive = Archive::open(options).await.with_context(|| {
+        format!(
+            "cannot open the archive in {}",
+            config.storage.dir.display()
+        )
+    })?;
+    let instances = archive.instance_count().await.unwrap_or(-1);
+    let shutdown = Shutdown::new();
+    let listener = Listener::bind(
+        config.listen_addr(),
+        config.listener_config(),
+        Arc::new(ArchiveSink {
+            archive: archive.clone(),
+        }),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {} (dicom.listen)", config.dicom.listen))?;
+    let addr = listener.local_addr()?;
+    if config.sources.is_empty() {
+        tracing::warn!(
+            "no [[sources]] configured: accepting any calling AE title from loopback only"
+        );
+    }
+    tracing::info!(
+        ae_title = %config.dicom.ae_title,
+        listen = %addr,
+        storage = %config.storage.dir.display(),
+        instances,
+        version = env!("CARGO_PKG_VERSION"),
+        "triaged ready"
+    );
+    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    listener.run().await;
+    signals.abort();
+    archive.close().await;
+    tracing::info!("triaged stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal(shutdown: Shutdown) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(
+        signal = name,
+        "shutting down: no new associations; finishing instances in flight"
+    );
+    shutdown.trigger();
+}

@@ -1,0 +1,64 @@
+//! The bridge between the DICOM listener and the archive: maps archive
+//! outcomes to DIMSE statuses.
+
+use archive::{Archive, ArchiveError, Incoming, PendingInstance};
+use dimse::{InstanceWriter, Status, StorageSink, StoreFailure, StoreOutcome, StoreRequest};
+
+pub struct ArchiveSink {
+    pub archive: Archive,
+}
+
+pub struct ArchiveWriter {
+    pending: PendingInstance,
+}
+
+fn failure(e: ArchiveError) -> StoreFailure {
+    let status = match &e {
+        ArchiveError::Io { .. } | ArchiveError::Database { .. } | ArchiveError::Migrate(_) => {
+            tracing::error!(error = %e, "archive cannot store");
+            Status::OUT_OF_RESOURCES
+        }
+        ArchiveError::Unparsable(_) => Status::CANNOT_UNDERSTAND,
+        ArchiveError::BadAttribute { .. } => Status::MISSING_ATTRIBUTE,
+        ArchiveError::InstanceMismatch => Status::UID_MISMATCH,
+        ArchiveError::ClassMismatch => Status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+    };
+    StoreFailure::new(status, e.to_string())
+}
+
+impl StorageSink for ArchiveSink {
+    type Writer = ArchiveWriter;
+
+    async fn begin(&self, r: &StoreRequest) -> Result<ArchiveWriter, StoreFailure> {
+        let pending = self.archive.begin(Incoming {
+            sop_class_uid: r.sop_class_uid.clone(),
+            sop_instance_uid: r.sop_instance_uid.clone(),
+            transfer_syntax_uid: r.transfer_syntax_uid.clone(),
+            calling_ae_title: r.calling_ae_title.clone(),
+            source: r.source.clone(),
+            peer_address: r.peer.ip().to_string(),
+        });
+        Ok(ArchiveWriter { pending })
+    }
+}
+
+impl InstanceWriter for ArchiveWriter {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreFailure> {
+        self.pending.write(chunk).await.map_err(failure)
+    }
+
+    async fn commit(self) -> Result<StoreOutcome, StoreFailure> {
+        let stored = self.pending.commit().await.map_err(failure)?;
+        if stored.duplicate {
+            tracing::info!(sop_instance_uid = %stored.attributes.sop_instance_uid, "resent instance replaced");
+        }
+        Ok(StoreOutcome {
+            status: Status::SUCCESS,
+            duplicate: stored.duplicate,
+        })
+    }
+
+    async fn abort(self) {
+        self.pending.abort().await
+    }
+}

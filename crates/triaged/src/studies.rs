@@ -1,0 +1,35 @@
+//! `triaged studies list`.
+
+use std::process::ExitCode;
+
+use archive::Archive;
+
+use crate::config::Config;
+
+pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let reader = Archive::open_read_only(&config.storage.dir).await?;
+    let studies = reader.studies().await?;
+    reader.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&studies)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if studies.is_empty() {
+        println!("no studies in {}", config.storage.dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<64}  {:>9}  {:<10}  {}",
+        "STUDY INSTANCE UID", "INSTANCES", "MODALITIES", "RECEIVED"
+    );
+    for s in studies {
+        println!(
+            "{:<64}  {:>9}  {:<10}  {}",
+            s.study_instance_uid,
+            s.instances,
+            s.modalities.join(","),
+            s.received_at
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
