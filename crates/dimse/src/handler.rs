@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use crate::command::{self, field, Command};
 use crate::listener::ListenerConfig;
 use crate::pdv::send_command;
-use crate::policy::PeerAccess;
+use crate::policy::{PeerAccess, Verdict};
 use crate::shutdown::Shutdown;
 use crate::sink::{StorageSink, StoreRequest};
 use crate::sop;
@@ -92,7 +92,7 @@ impl<S: StorageSink> Handler<S> {
             .trim()
             .to_string();
         let source = read_verdict(&verdict)
-            .and_then(|v| v.ok())
+            .and_then(|v| v.result.ok())
             .unwrap_or_else(|| calling_ae.clone());
         let accepted = assoc
             .presentation_contexts()
@@ -149,11 +149,17 @@ impl<S: StorageSink> Handler<S> {
         }
     }
 
-    fn log_refusal(&self, verdict: &Verdict, e: &UlError) {
+    fn log_refusal(&self, verdict: &Option<Verdict>, e: &UlError) {
         match verdict {
-            Some(Err(refusal)) => tracing::warn!(
+            Some(Verdict {
+                calling_ae,
+                called_ae,
+                result: Err(refusal),
+            }) => tracing::warn!(
                 assoc = self.id,
                 peer = %self.peer,
+                calling_ae = %calling_ae,
+                called_ae = %called_ae,
                 reason = %refusal,
                 "association rejected"
             ),
@@ -164,9 +170,7 @@ impl<S: StorageSink> Handler<S> {
     }
 }
 
-type Verdict = Option<Result<String, crate::policy::Refusal>>;
-
-fn read_verdict(v: &Mutex<Verdict>) -> Verdict {
+fn read_verdict(v: &Mutex<Option<Verdict>>) -> Option<Verdict> {
     v.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 

@@ -159,7 +159,16 @@ impl AssociationPolicy {
 pub(crate) struct PeerAccess {
     pub policy: Arc<AssociationPolicy>,
     pub peer: IpAddr,
-    pub verdict: Arc<std::sync::Mutex<Option<Result<String, Refusal>>>>,
+    pub verdict: Arc<std::sync::Mutex<Option<Verdict>>>,
+}
+
+/// The access decision on one association request.
+#[derive(Debug, Clone)]
+pub(crate) struct Verdict {
+    pub calling_ae: String,
+    pub called_ae: String,
+    /// The source's name, or why it was refused.
+    pub result: Result<String, Refusal>,
 }
 
 impl AccessControl for PeerAccess {
@@ -170,12 +179,16 @@ impl AccessControl for PeerAccess {
         called_ae_title: &str,
         _user_identity: Option<&UserIdentity>,
     ) -> Result<(), AssociationRJServiceUserReason> {
-        let verdict = self
+        let result = self
             .policy
             .check(self.peer, calling_ae_title, called_ae_title);
-        let result = verdict.as_ref().map(|_| ()).map_err(|r| r.reason());
-        *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
-        result
+        let answer = result.as_ref().map(|_| ()).map_err(|r| r.reason());
+        *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(Verdict {
+            calling_ae: calling_ae_title.trim().to_string(),
+            called_ae: called_ae_title.trim().to_string(),
+            result,
+        });
+        answer
     }
 }
 

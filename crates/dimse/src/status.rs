@@ -59,7 +59,7 @@ mod tests {
         assert!(Status(0xB000).is_ok());
         assert!(!Status::OUT_OF_RESOURCES.is_ok());
         assert!(!Status::OUT_OF_RESOURCES.is_permanent_failure());
-        assert!(Status(0xA701).is_ok() == false && !Status(0xA701).is_permanent_failure());
+        assert!(!Status(0xA701).is_ok() && !Status(0xA701).is_permanent_failure());
         assert!(Status::CANNOT_UNDERSTAND.is_permanent_failure());
         assert!(Status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS.is_permanent_failure());
         assert_eq!(Status(0xA700).to_string(), "0xA700");

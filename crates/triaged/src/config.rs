@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub dicom: DicomConfig,
@@ -64,18 +64,6 @@ pub struct LogConfig {
     pub level: String,
     /// "text" or "json".
     pub format: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            dicom: DicomConfig::default(),
-            storage: StorageConfig::default(),
-            sources: Vec::new(),
-            destinations: Vec::new(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 impl Default for DicomConfig {

@@ -19,8 +19,8 @@ pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<64}  {:>9}  {:<10}  {}",
-        "STUDY INSTANCE UID", "INSTANCES", "MODALITIES", "RECEIVED"
+        "{:<64}  {:>9}  {:<10}  RECEIVED",
+        "STUDY INSTANCE UID", "INSTANCES", "MODALITIES"
     );
     for s in studies {
         println!(

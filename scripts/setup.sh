@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, idempotently:
+#   - Debian packages: DCMTK and Orthanc (real DICOM peers), dicom3tools,
+#     SQLite (linked by sqlx), clang (sqlx's SQLite bindings), curl;
+#   - a Python venv (.venv) with pydicom, pydicom-data and pynetdicom;
+#   - fixtures/generated/: the sample files the tests use, copied from those
+#     packages (synthetic or openly licensed; nothing is downloaded by tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBS=(dcmtk orthanc dicom3tools libsqlite3-dev pkg-config libclang-dev curl python3-venv procps)
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The orthanc package starts a system service on 4242/8042; tests run their
+  # own instances on other ports, so it may stay or go.
+fi
+
+PY_PKGS=(pydicom==3.0.2 pydicom-data==1.0.0 pynetdicom==3.0.4)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, data_store" 2>/dev/null; then
+  echo "setup: creating .venv with ${PY_PKGS[*]}"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "${PY_PKGS[@]}"
+fi
+
+.venv/bin/python scripts/fixtures.py fixtures/generated

@@ -1,0 +1,373 @@
+//! Test harness: the built daemon as a process, real DICOM peers (DCMTK,
+//! Orthanc, pynetdicom) on loopback, and the sample files from
+//! `scripts/setup.sh`. Nothing here skips: a missing tool is a failure that
+//! says how to install it.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A sample file from fixtures/generated (made by scripts/setup.sh).
+pub fn fixture(name: &str) -> PathBuf {
+    let p = repo_root().join("fixtures/generated").join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+pub fn python() -> PathBuf {
+    let p = repo_root().join(".venv/bin/python");
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Run a tool to completion. TCP_NODELAY=1 makes DCMTK skip Nagle's delay.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .env("TCP_NODELAY", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (scripts/setup.sh installs it)"));
+    out
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+/// The triaged daemon, started from the test's build, in a temp directory.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub config: PathBuf,
+    starts: usize,
+}
+
+impl Daemon {
+    /// `dicom` is extra lines for the [dicom] table; `rest` is appended
+    /// after it (sources, destinations, ...).
+    pub fn start(dicom: &str, rest: &str) -> Daemon {
+        Self::start_at(free_port(), dicom, rest)
+    }
+
+    /// Like `start`, on a port chosen by the caller (for configurations
+    /// that must name it, such as a destination pointing at ourselves).
+    pub fn start_at(port: u16, dicom: &str, rest: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("triaged.toml");
+        let storage = dir.path().join("storage");
+        let mut f = std::fs::File::create(&config).unwrap();
+        write!(
+            f,
+            "[dicom]\nae_title = \"TRIAGED\"\nlisten = \"127.0.0.1:{port}\"\n{dicom}\n\n[storage]\ndir = \"{}\"\n\n[log]\nlevel = \"info,dimse=debug\"\n\n{rest}\n",
+            storage.display()
+        )
+        .unwrap();
+        let mut d = Daemon {
+            child: None,
+            dir,
+            port,
+            config,
+            starts: 0,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
+    /// Everything the daemon logged, across restarts.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_triaged"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.starts += 1;
+        let want = self.starts;
+        wait_until("triaged ready", Duration::from_secs(30), || {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "triaged exited with {status} during start-up:\n{}",
+                    self.log()
+                );
+            }
+            self.log().matches("triaged ready").count() >= want
+        });
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    /// SIGTERM and wait for exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        signal(child.id(), "-TERM");
+        let start = Instant::now();
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(40) {
+                let _ = child.kill();
+                panic!(
+                    "triaged did not exit within 40 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("daemon running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+    }
+
+    /// A `triaged` CLI command with this daemon's configuration.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_triaged"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// `triaged studies list --json`, parsed.
+    pub fn studies(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["studies", "list", "--json"]);
+        assert!(out.status.success(), "studies list failed: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn instance_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "dcm") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.storage(), &mut v);
+        v.sort();
+        v
+    }
+
+    /// `storescu OPTIONS -aec TRIAGED 127.0.0.1 PORT FILES` to this daemon.
+    pub fn storescu(&self, options: &[&str], files: &[&Path]) -> Output {
+        let port = self.port.to_string();
+        let mut a: Vec<String> = options.iter().map(|s| s.to_string()).collect();
+        a.extend(["-aec".into(), "TRIAGED".into(), "127.0.0.1".into(), port]);
+        a.extend(files.iter().map(|f| f.display().to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run("storescu", &a)
+    }
+
+    pub fn echoscu(&self, args: &[&str]) -> Output {
+        let port = self.port.to_string();
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend_from_slice(&["127.0.0.1", &port]);
+        run("echoscu", &a)
+    }
+
+    /// The pynetdicom peer (tests/peers/dimse_peer.py).
+    pub fn py_peer(&self, args: &[&str]) -> Output {
+        let script = repo_root().join("tests/peers/dimse_peer.py");
+        let port = self.port.to_string();
+        let mut cmd = Command::new(python());
+        cmd.arg(script).arg(args[0]).arg(&port).args(&args[1..]);
+        cmd.output().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- triaged log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A real PACS: Orthanc from Debian, in the foreground on free ports.
+pub struct Orthanc {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub http_port: u16,
+    pub dicom_port: u16,
+}
+
+impl Orthanc {
+    pub const AE: &'static str = "TESTPACS";
+
+    /// `modalities`: (name, AE, port) entries on 127.0.0.1.
+    pub fn start(modalities: &[(&str, &str, u16)]) -> Orthanc {
+        let dir = tempfile::tempdir().unwrap();
+        let http_port = free_port();
+        let dicom_port = free_port();
+        let mods: Vec<String> = modalities
+            .iter()
+            .map(|(n, ae, p)| format!("\"{n}\": [\"{ae}\", \"127.0.0.1\", {p}]"))
+            .collect();
+        let db = dir.path().join("db");
+        let config = format!(
+            r#"{{"Name": "TestPACS", "StorageDirectory": "{db}", "IndexDirectory": "{db}", "Plugins": [],
+               "HttpPort": {http_port}, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
+               "DicomAet": "{ae}", "DicomPort": {dicom_port}, "DicomCheckCalledAet": true,
+               "DicomAlwaysAllowStore": true, "DicomModalities": {{ {mods} }},
+               "StableAge": 5, "SaveJobs": false, "HttpTimeout": 60}}"#,
+            db = db.display(),
+            ae = Self::AE,
+            mods = mods.join(", ")
+        );
+        let cfg = dir.path().join("orthanc.json");
+        std::fs::write(&cfg, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("orthanc.log")).unwrap();
+        let child = Command::new("Orthanc")
+            .arg(&cfg)
+            .env("TCP_NODELAY", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot run Orthanc (scripts/setup.sh installs it)");
+        let o = Orthanc {
+            child: Some(child),
+            dir,
+            http_port,
+            dicom_port,
+        };
+        wait_until("Orthanc REST API", Duration::from_secs(30), || {
+            o.get("/system").is_some()
+        });
+        o
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.http_port, path)
+    }
+
+    pub fn get(&self, path: &str) -> Option<serde_json::Value> {
+        let out = run("curl", &["-sf", &self.url(path)]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> serde_json::Value {
+        let out = run(
+            "curl",
+            &["-sf", "-X", "POST", "--data-binary", body, &self.url(path)],
+        );
+        assert!(out.status.success(), "POST {path} failed: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("orthanc.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Orthanc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "-TERM");
+            let start = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- Orthanc log ----\n{}", self.log());
+        }
+    }
+}
