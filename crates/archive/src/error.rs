@@ -18,6 +18,9 @@ pub enum ArchiveError {
         #[source]
         source: sqlx::Error,
     },
+    /// The index could not commit (DIMSE 0xA700).
+    #[error("index unavailable: {0}")]
+    IndexUnavailable(String),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The data set could not be parsed (DIMSE 0xC000).

@@ -1,30 +1,159 @@
-//! Recording an instance in the SQLite index.
+//! Recording instances in the SQLite index, with group commit.
+//!
+//! Each commit costs an fsync of the WAL. Associations arriving together
+//! would queue for the single writer connection and pay one fsync each;
+//! instead one task takes every request waiting in its channel and commits
+//! them in one transaction (a savepoint each, so one bad row fails alone).
+//! Alone, an instance is committed at once; under load, batches grow.
 
-use sqlx::SqlitePool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqlitePool};
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::task::JoinHandle;
 
 use crate::attributes::InstanceAttributes;
 use crate::writer::Incoming;
 use crate::ArchiveError;
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+const MAX_BATCH: usize = 256;
 
-/// Upsert study, series and instance in one transaction. Returns the
-/// previous file path if this SOP Instance UID was already stored.
-pub(crate) async fn record(
-    pool: &SqlitePool,
+/// One instance to index.
+pub(crate) struct Entry {
+    pub attributes: InstanceAttributes,
+    pub incoming: Incoming,
+    pub file_path: String,
+    pub file_size: u64,
+}
+
+type Reply = oneshot::Sender<Result<Option<String>, ArchiveError>>;
+
+pub(crate) struct IndexWriter {
+    tx: Mutex<Option<mpsc::Sender<(Entry, Reply)>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl IndexWriter {
+    pub fn start(pool: SqlitePool) -> Self {
+        let (tx, rx) = mpsc::channel(1024);
+        let task = tokio::spawn(run(pool, rx));
+        IndexWriter {
+            tx: Mutex::new(Some(tx)),
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Index one instance; resolves once its transaction is committed.
+    /// Returns the previous file path if the SOP Instance UID was known.
+    pub async fn record(&self, entry: Entry) -> Result<Option<String>, ArchiveError> {
+        let closed = || ArchiveError::IndexUnavailable("the archive is closing".into());
+        let sender = self.tx.lock().await.clone().ok_or_else(closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender.send((entry, reply)).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Stop taking requests and wait for those queued to be committed.
+    pub async fn close(&self) {
+        self.tx.lock().await.take();
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<(Entry, Reply)>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&pool, batch).await;
+    }
+}
+
+async fn commit_batch(pool: &SqlitePool, batch: Vec<(Entry, Reply)>) {
+    let size = batch.len();
+    let mut results = Vec::with_capacity(size);
+    let outcome = match pool.acquire().await {
+        Ok(mut conn) => transaction(&mut conn, &batch, &mut results).await,
+        Err(e) => Err(e.to_string()),
+    };
+    if size > 1 {
+        tracing::debug!(size, "index group commit");
+    }
+    match outcome {
+        Ok(()) => {
+            for ((_, reply), result) in batch.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, size, "index commit failed");
+            for (_, reply) in batch {
+                let _ = reply.send(Err(ArchiveError::IndexUnavailable(e.clone())));
+            }
+        }
+    }
+}
+
+async fn transaction(
+    conn: &mut PoolConnection<Sqlite>,
+    batch: &[(Entry, Reply)],
+    results: &mut Vec<Result<Option<String>, ArchiveError>>,
+) -> Result<(), String> {
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut **conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (entry, _) in batch {
+        results.push(in_savepoint(conn, entry).await);
+    }
+    if let Err(e) = sqlx::query("COMMIT").execute(&mut **conn).await {
+        let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
+        return Err(e.to_string());
+    }
+    Ok(())
+}
+
+async fn in_savepoint(
+    conn: &mut PoolConnection<Sqlite>,
+    e: &Entry,
+) -> Result<Option<String>, ArchiveError> {
+    sqlx::query("SAVEPOINT instance")
+        .execute(&mut **conn)
+        .await
+        .map_err(ArchiveError::db("starting a savepoint"))?;
+    let result = record(conn, &e.attributes, &e.incoming, &e.file_path, e.file_size).await;
+    if result.is_err() {
+        sqlx::query("ROLLBACK TO instance")
+            .execute(&mut **conn)
+            .await
+            .map_err(ArchiveError::db("rolling back a savepoint"))?;
+    }
+    sqlx::query("RELEASE instance")
+        .execute(&mut **conn)
+        .await
+        .map_err(ArchiveError::db("ending a savepoint"))?;
+    result
+}
+
+/// Upsert study, series and instance. Returns the previous file path if
+/// this SOP Instance UID was already stored.
+async fn record(
+    tx: &mut PoolConnection<Sqlite>,
     a: &InstanceAttributes,
     incoming: &Incoming,
     file_path: &str,
     file_size: u64,
 ) -> Result<Option<String>, ArchiveError> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(ArchiveError::db("starting a transaction"))?;
     let previous: Option<String> =
         sqlx::query_scalar("SELECT file_path FROM instances WHERE sop_instance_uid = ?")
             .bind(&a.sop_instance_uid)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(ArchiveError::db("looking up the instance"))?;
 
@@ -57,7 +186,7 @@ pub(crate) async fn record(
     .bind(&a.study_time)
     .bind(&a.study_description)
     .bind(&a.referring_physician)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(ArchiveError::db("recording the study"))?;
 
@@ -78,7 +207,7 @@ pub(crate) async fn record(
     .bind(&a.body_part_examined)
     .bind(a.series_number)
     .bind(&a.series_description)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(ArchiveError::db("recording the series"))?;
 
@@ -120,10 +249,9 @@ pub(crate) async fn record(
     .bind(&incoming.calling_ae_title)
     .bind(&incoming.source)
     .bind(&incoming.peer_address)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(ArchiveError::db("recording the instance"))?;
 
-    tx.commit().await.map_err(ArchiveError::db("committing"))?;
     Ok(previous)
 }

@@ -63,6 +63,7 @@ struct Inner {
     options: ArchiveOptions,
     tmp_dir: PathBuf,
     db: db::Db,
+    index: index::IndexWriter,
 }
 
 /// Name of the SQLite database file inside the storage directory.
@@ -83,11 +84,13 @@ impl Archive {
                 ArchiveError::io("prepare storage directory", std::io::Error::other(e))
             })??;
         let db = db::Db::open(&options.dir.join(DATABASE_FILE)).await?;
+        let index = index::IndexWriter::start(db.write.clone());
         Ok(Archive {
             inner: Arc::new(Inner {
                 options,
                 tmp_dir,
                 db,
+                index,
             }),
         })
     }
@@ -118,8 +121,9 @@ impl Archive {
         query::instance_count(&self.inner.db.read).await
     }
 
-    /// Flush and close the database (checkpoints the WAL).
+    /// Commit what is queued, then close the database (checkpoints the WAL).
     pub async fn close(&self) {
+        self.inner.index.close().await;
         self.inner.db.close().await;
     }
 }

@@ -190,7 +190,14 @@ impl<S: StorageSink> Session<'_, S> {
             };
             let pdu = match pdu {
                 Ok(p) => p,
-                Err(e) => return End::Closed(describe_receive_error(&e)),
+                // A silent peer gets an A-ABORT, as DCMTK's SCPs do.
+                Err(UlError::Timeout { .. }) => {
+                    return End::Aborted(format!(
+                        "idle timeout: nothing received for {} s",
+                        self.handler.config.idle_timeout.as_secs()
+                    ))
+                }
+                Err(e) => return End::Closed(e.to_string()),
             };
             match pdu {
                 Pdu::PData { data } => {
@@ -364,16 +371,5 @@ impl<S: StorageSink> Session<'_, S> {
         send_command(&mut self.assoc, context_id, command)
             .await
             .map_err(|e| format!("cannot send response: {e}"))
-    }
-}
-
-fn describe_receive_error(e: &UlError) -> String {
-    let text = e.to_string();
-    if text.to_ascii_lowercase().contains("timed out")
-        || text.to_ascii_lowercase().contains("timeout")
-    {
-        format!("idle timeout: {text}")
-    } else {
-        text
     }
 }

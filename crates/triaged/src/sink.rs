@@ -14,7 +14,10 @@ pub struct ArchiveWriter {
 
 fn failure(e: ArchiveError) -> StoreFailure {
     let status = match &e {
-        ArchiveError::Io { .. } | ArchiveError::Database { .. } | ArchiveError::Migrate(_) => {
+        ArchiveError::Io { .. }
+        | ArchiveError::Database { .. }
+        | ArchiveError::IndexUnavailable(_)
+        | ArchiveError::Migrate(_) => {
             tracing::error!(error = %e, "archive cannot store");
             Status::OUT_OF_RESOURCES
         }

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Ingest benchmark: the same files, sent by the same client (DCMTK storescu,
+# one association, TCP_NODELAY), into
+#   triaged        (fsync of file and directory + SQLite index, WAL, FULL)
+#   storescp -od   (DCMTK, writes files, no fsync, no index)
+#   Orthanc        (Debian package, its own SQLite index)
+# Prints seconds and instances/s (median of RUNS runs) and triaged/storescp,
+# the ratio of throughputs (>= 1.0: triaged is at least as fast). The last
+# workload sends from 4 storescu processes at once (a router with several
+# associations); storescp then runs with --fork, one process per association.
+#
+#   bench/ingest.sh            # 500 x 526 KB CT and 2000 x 39 KB CT
+#   RUNS=1 N_LARGE=100 N_SMALL=200 bench/ingest.sh   # quick look
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >/dev/null
+RUNS=${RUNS:-3}
+N_LARGE=${N_LARGE:-500}
+N_SMALL=${N_SMALL:-2000}
+export TCP_NODELAY=1
+
+cargo build --release -q -p triaged
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+TRIAGED="$TARGET_DIR/release/triaged"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/triaged-bench.XXXXXX")
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+# Start a server; sets PID and PORT.
+start_server() {
+  local kind=$1 dir=$2
+  PORT=$(free_port)
+  mkdir -p "$dir"
+  case $kind in
+    triaged)
+      cat >"$dir/triaged.toml" <<TOML
+[dicom]
+listen = "127.0.0.1:$PORT"
+[storage]
+dir = "$dir/storage"
+[log]
+level = "warn"
+TOML
+      "$TRIAGED" serve --config "$dir/triaged.toml" 2>"$dir/log" & PID=$!
+      AE=TRIAGED ;;
+    storescp)
+      mkdir -p "$dir/out"
+      storescp $STORESCP_OPTS -aet STORESCP -od "$dir/out" "$PORT" 2>"$dir/log" & PID=$!
+      AE=STORESCP ;;
+    orthanc)
+      local hp; hp=$(free_port)
+      cat >"$dir/orthanc.json" <<JSON
+{"Name":"bench","StorageDirectory":"$dir/db","IndexDirectory":"$dir/db","Plugins":[],
+ "HttpPort":$hp,"RemoteAccessAllowed":false,"AuthenticationEnabled":false,
+ "DicomAet":"ORTHANC","DicomPort":$PORT,"DicomAlwaysAllowStore":true,"SaveJobs":false}
+JSON
+      Orthanc "$dir/orthanc.json" 2>"$dir/log" >/dev/null & PID=$!
+      AE=ORTHANC ;;
+  esac
+  wait_port "$PORT"
+}
+
+stop_server() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; }
+
+# One timed run of SENDERS parallel storescu processes; prints seconds.
+timed_run() {
+  local kind=$1 file=$2 n=$3 dir=$4
+  start_server "$kind" "$dir"
+  local t0 t1 pids=()
+  t0=$(date +%s.%N)
+  for s in $(seq "$SENDERS"); do
+    storescu -aec "$AE" --repeat $((n / SENDERS)) +II 127.0.0.1 "$PORT" "$file" 2>"$dir/storescu-$s.log" & pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || { echo "storescu failed against $kind" >&2; exit 1; }; done
+  t1=$(date +%s.%N)
+  stop_server
+  python3 -c "print(f'{$t1-$t0:.3f}')"
+}
+
+median() { python3 -c 'import sys,statistics; print(f"{statistics.median(map(float,sys.argv[1:])):.3f}")' "$@"; }
+
+printf '%-26s %-9s %9s %11s %17s\n' workload server seconds "inst/s" "triaged/storescp"
+for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \
+                "small fixtures/generated/ct-small.dcm $N_SMALL 1" \
+                "small4 fixtures/generated/ct-small.dcm $N_SMALL 4"; do
+  set -- $workload
+  name=$1 file=$2 n=$3 SENDERS=$4
+  STORESCP_OPTS=""; [ "$SENDERS" -gt 1 ] && STORESCP_OPTS="--fork"
+  size_kb=$(( $(stat -c %s "$file") / 1024 ))
+  declare -A secs=()
+  for kind in triaged storescp orthanc; do
+    runs=()
+    for r in $(seq "$RUNS"); do
+      runs+=("$(timed_run "$kind" "$file" "$n" "$WORK/$kind-$name-$r")")
+      rm -rf "$WORK/$kind-$name-$r"
+    done
+    secs[$kind]=$(median "${runs[@]}")
+  done
+  for kind in triaged storescp orthanc; do
+    ips=$(python3 -c "print(f'{$n/${secs[$kind]}:.0f}')")
+    ratio=""
+    [ "$kind" = triaged ] && ratio=$(python3 -c "print(f'{${secs[storescp]}/${secs[triaged]}:.2f}')")
+    label="${n}x${size_kb}KB"; [ "$SENDERS" -gt 1 ] && label="$label, $SENDERS senders"
+    printf '%-26s %-9s %9s %11s %17s\n' "$label" "$kind" "${secs[$kind]}" "$ips" "$ratio"
+  done
+  unset secs
+done
