@@ -111,6 +111,22 @@ fn stores_fifty_ct_instances_durably_and_indexed() {
     let out = run("dcmdump", &["-q", &files[0].display().to_string()]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(d.log().matches("instance stored").count() >= 50);
+    // Logs carry UIDs, never patient data.
+    let source = dicom_object::open_file(&ct).unwrap();
+    for tag in [tags::PATIENT_NAME, tags::PATIENT_ID] {
+        let value = source
+            .element(tag)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim()
+            .to_string();
+        assert!(value.len() > 2, "fixture lacks {tag}");
+        assert!(
+            !d.log().contains(&value),
+            "log contains patient data ({tag})"
+        );
+    }
     // No partial files left behind.
     assert_eq!(
         std::fs::read_dir(d.storage().join(".incoming"))
@@ -557,4 +573,81 @@ fn studies_list_without_an_archive_says_so() {
         .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("does not exist"), "{}", text(&out));
+}
+
+#[test]
+fn shutdown_ends_idle_associations_and_exits_cleanly() {
+    let mut d = Daemon::start("idle_timeout_secs = 120", "");
+    let holder = {
+        let port = d.port;
+        let (py, script) = (python(), repo_root().join("tests/peers/dimse_peer.py"));
+        std::thread::spawn(move || {
+            std::process::Command::new(py)
+                .arg(script)
+                .args(["hold", &port.to_string(), "TRIAGED", "30"])
+                .output()
+                .unwrap()
+        })
+    };
+    wait_until("the held association", Duration::from_secs(20), || {
+        d.log().contains("calling_ae=PYPEER")
+    });
+    let started = std::time::Instant::now();
+    let status = d.stop();
+    assert!(status.success(), "{status}");
+    // Not the 120 s idle timeout, nor the 30 s grace period.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let out = holder.join().unwrap();
+    let held: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!(held["aborted_by_peer"], true, "{held}");
+    let log = d.log();
+    assert!(
+        log.contains("daemon shutting down") && log.contains("triaged stopped"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_misbehaving_peer_does_not_affect_others() {
+    use std::io::{Read, Write};
+    let d = Daemon::start("idle_timeout_secs = 3", "");
+    // Not DICOM at all.
+    let mut junk = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    junk.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    // Connected, silent.
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    // Others are served meanwhile.
+    let out = d.storescu(&[], &[&fixture("ct-small.dcm")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(d.studies().len(), 1);
+    // Both bad connections are closed by the daemon, the silent one after
+    // the idle timeout.
+    for stream in [&mut junk, &mut silent] {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let mut total = 0;
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("connection not closed by the daemon: {e}"),
+            }
+            assert!(total < 4096, "unexpected data from the daemon");
+        }
+    }
+    assert!(
+        d.log().matches("association not established").count() >= 2,
+        "{}",
+        d.log()
+    );
+    let out = d.echoscu(&["-aec", "TRIAGED"]);
+    assert!(out.status.success(), "{}", text(&out));
 }

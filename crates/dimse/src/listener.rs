@@ -105,6 +105,7 @@ impl<S: StorageSink> Listener<S> {
             }
         }
         drop(tcp);
+        while tasks.try_join_next().is_some() {}
         let open = tasks.len();
         if open > 0 {
             tracing::info!(open, "waiting for open associations to finish");

@@ -1,0 +1,246 @@
+//! The archive on a real SQLite file in a temporary directory.
+
+use archive::{Archive, ArchiveError, ArchiveOptions, Incoming};
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
+
+const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+
+fn data_set(study: &str, series: &str, sop: &str, pixels: usize) -> Vec<u8> {
+    let mut obj = InMemDicomObject::new_empty();
+    let mut put = |tag, vr, v: &str| obj.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
+    put(tags::SOP_CLASS_UID, VR::UI, CT);
+    put(tags::SOP_INSTANCE_UID, VR::UI, sop);
+    put(tags::STUDY_INSTANCE_UID, VR::UI, study);
+    put(tags::SERIES_INSTANCE_UID, VR::UI, series);
+    put(tags::MODALITY, VR::CS, "CT");
+    put(tags::PATIENT_ID, VR::LO, "SYNTH-1");
+    put(tags::STUDY_DESCRIPTION, VR::LO, "synthetic");
+    obj.put(DataElement::new(
+        tags::ROWS,
+        VR::US,
+        PrimitiveValue::from(16_u16),
+    ));
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PrimitiveValue::from(vec![7u8; pixels]),
+    ));
+    let mut out = Vec::new();
+    obj.write_dataset_with_ts(&mut out, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
+        .unwrap();
+    out
+}
+
+fn incoming(sop: &str) -> Incoming {
+    Incoming {
+        sop_class_uid: CT.into(),
+        sop_instance_uid: sop.into(),
+        transfer_syntax_uid: EXPLICIT_LE.into(),
+        calling_ae_title: "TESTSCU".into(),
+        source: "test".into(),
+        peer_address: "127.0.0.1".into(),
+    }
+}
+
+async fn open(dir: &std::path::Path, spill: usize) -> Archive {
+    let mut o = ArchiveOptions::new(dir);
+    o.spill_threshold = spill;
+    Archive::open(o).await.unwrap()
+}
+
+/// Send `bytes` in PDU-sized chunks.
+async fn store(a: &Archive, sop: &str, bytes: &[u8]) -> Result<archive::Stored, ArchiveError> {
+    let mut p = a.begin(incoming(sop));
+    for chunk in bytes.chunks(16 * 1024) {
+        p.write(chunk).await?;
+    }
+    p.commit().await
+}
+
+#[tokio::test]
+async fn stores_indexes_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    let bytes = data_set("1.2.3", "1.2.3.4", "1.2.3.4.5", 1000);
+    let stored = store(&a, "1.2.3.4.5", &bytes).await.unwrap();
+    assert_eq!(stored.file_path, "1.2.3/1.2.3.4/1.2.3.4.5.dcm");
+    assert!(!stored.duplicate);
+    let file = dir.path().join(&stored.file_path);
+    let obj = dicom_object::open_file(&file).unwrap();
+    assert_eq!(
+        obj.meta().transfer_syntax().trim_end_matches('\0'),
+        EXPLICIT_LE
+    );
+    assert_eq!(
+        obj.meta().source_application_entity_title(),
+        Some("TESTSCU")
+    );
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), stored.file_size);
+    a.close().await;
+
+    let a = open(dir.path(), 1 << 20).await;
+    let studies = a.studies().await.unwrap();
+    assert_eq!(studies.len(), 1);
+    assert_eq!(studies[0].study_instance_uid, "1.2.3");
+    assert_eq!(studies[0].instances, 1);
+    assert_eq!(studies[0].modalities, vec!["CT".to_string()]);
+    assert_eq!(studies[0].study_description.as_deref(), Some("synthetic"));
+}
+
+#[tokio::test]
+async fn large_instances_spill_to_disk_and_are_checked_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    // Spill past 64 KiB: a 1 MB instance streams to its temporary file.
+    let a = open(dir.path(), 64 * 1024).await;
+    let bytes = data_set("1.9", "1.9.1", "1.9.1.1", 1 << 20);
+    let stored = store(&a, "1.9.1.1", &bytes).await.unwrap();
+    let written = std::fs::read(dir.path().join(&stored.file_path)).unwrap();
+    assert!(
+        written.ends_with(&bytes),
+        "data set bytes must be kept as received"
+    );
+
+    // A spilled data set whose UIDs are wrong is refused and cleaned up.
+    let bytes = data_set("1.9", "1.9.1", "1.9.1.2", 1 << 20);
+    let err = store(&a, "1.9.1.3", &bytes).await.unwrap_err();
+    assert!(matches!(err, ArchiveError::InstanceMismatch), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".incoming"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(a.instance_count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn bad_data_sets_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    let good = data_set("1.5", "1.5.1", "1.5.1.1", 100);
+
+    let err = store(&a, "1.5.1.1", &good[..good.len() - 50])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArchiveError::Unparsable(_)), "{err}");
+    assert!(!err.is_transient());
+
+    let err = store(&a, "1.5.1.9", &good).await.unwrap_err();
+    assert!(matches!(err, ArchiveError::InstanceMismatch), "{err}");
+
+    // A Study Instance UID that would escape the storage directory.
+    let evil = data_set("../../etc", "1.5.1", "1.5.1.2", 10);
+    let err = store(&a, "1.5.1.2", &evil).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ArchiveError::BadAttribute {
+                attribute: "StudyInstanceUID"
+            }
+        ),
+        "{err}"
+    );
+
+    let mut wrong_class = incoming("1.5.1.1");
+    wrong_class.sop_class_uid = "1.2.840.10008.5.1.4.1.1.7".into();
+    let mut p = a.begin(wrong_class);
+    p.write(&good).await.unwrap();
+    let err = p.commit().await.unwrap_err();
+    assert!(matches!(err, ArchiveError::ClassMismatch), "{err}");
+
+    assert_eq!(a.instance_count().await.unwrap(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".incoming"))
+            .unwrap()
+            .count(),
+        0
+    );
+    store(&a, "1.5.1.1", &good).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_resend_replaces_and_a_move_removes_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    let first = store(&a, "2.1.1.1", &data_set("2.1", "2.1.1", "2.1.1.1", 10))
+        .await
+        .unwrap();
+    let again = store(&a, "2.1.1.1", &data_set("2.1", "2.1.1", "2.1.1.1", 20))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(a.instance_count().await.unwrap(), 1);
+    assert_eq!(
+        std::fs::metadata(dir.path().join(&again.file_path))
+            .unwrap()
+            .len(),
+        again.file_size
+    );
+    // Resent under another series: the old file goes.
+    let moved = store(&a, "2.1.1.1", &data_set("2.1", "2.1.2", "2.1.1.1", 10))
+        .await
+        .unwrap();
+    assert!(moved.duplicate);
+    assert!(!dir.path().join(&first.file_path).exists());
+    assert!(dir.path().join(&moved.file_path).exists());
+    assert_eq!(a.instance_count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_instances_are_group_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            let sop = format!("3.1.1.{i}");
+            store(&a, &sop, &data_set("3.1", "3.1.1", &sop, 100)).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(a.instance_count().await.unwrap(), 40);
+    assert_eq!(a.studies().await.unwrap()[0].instances, 40);
+}
+
+#[tokio::test]
+async fn aborted_and_crashed_instances_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1024).await;
+    let bytes = data_set("4.1", "4.1.1", "4.1.1.1", 100_000);
+    let mut p = a.begin(incoming("4.1.1.1"));
+    p.write(&bytes[..50_000]).await.unwrap();
+    p.abort().await;
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".incoming"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // A crash mid-instance leaves a temporary file; the next open removes it.
+    let mut p = a.begin(incoming("4.1.1.1"));
+    p.write(&bytes[..50_000]).await.unwrap();
+    std::mem::forget(p);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".incoming"))
+            .unwrap()
+            .count(),
+        1
+    );
+    a.close().await;
+    let a = open(dir.path(), 1024).await;
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".incoming"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(a.instance_count().await.unwrap(), 0);
+}
