@@ -70,3 +70,40 @@ mod tests {
         assert!(all.len() > 100, "only {} storage classes", all.len());
     }
 }
+
+#[cfg(test)]
+mod transfer_syntax_tests {
+    use dicom_ul::association::server::is_supported;
+
+    /// The association layer accepts whatever transfer syntax the peer
+    /// proposes first among those the registry knows; compressed ones are
+    /// stored as received, so no codec is needed for them.
+    #[test]
+    fn every_standard_transfer_syntax_is_accepted() {
+        for ts in [
+            "1.2.840.10008.1.2",       // implicit VR little endian
+            "1.2.840.10008.1.2.1",     // explicit VR little endian
+            "1.2.840.10008.1.2.2",     // explicit VR big endian (retired)
+            "1.2.840.10008.1.2.1.99",  // deflated explicit VR little endian
+            "1.2.840.10008.1.2.5",     // RLE lossless
+            "1.2.840.10008.1.2.4.50",  // JPEG baseline
+            "1.2.840.10008.1.2.4.51",  // JPEG extended
+            "1.2.840.10008.1.2.4.57",  // JPEG lossless
+            "1.2.840.10008.1.2.4.70",  // JPEG lossless SV1
+            "1.2.840.10008.1.2.4.80",  // JPEG-LS lossless
+            "1.2.840.10008.1.2.4.81",  // JPEG-LS near-lossless
+            "1.2.840.10008.1.2.4.90",  // JPEG 2000 lossless
+            "1.2.840.10008.1.2.4.91",  // JPEG 2000
+            "1.2.840.10008.1.2.4.92",  // JPEG 2000 part 2 lossless
+            "1.2.840.10008.1.2.4.93",  // JPEG 2000 part 2
+            "1.2.840.10008.1.2.4.201", // HTJ2K lossless
+            "1.2.840.10008.1.2.4.202", // HTJ2K lossless RPCL
+            "1.2.840.10008.1.2.4.203", // HTJ2K
+            "1.2.840.10008.1.2.4.100", // MPEG-2
+            "1.2.840.10008.1.2.4.102", // MPEG-4
+            "1.2.840.10008.1.2.4.107", // HEVC
+        ] {
+            assert!(is_supported(ts), "{ts} would be refused");
+        }
+    }
+}
