@@ -24,6 +24,20 @@ FILES = {
 }
 
 
+# The imaging crate's reference set (scripts/imaging_reference.py): every
+# transfer syntax, photometric interpretation and LUT case the samples cover.
+IMAGING_FILES = [
+    "CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",
+    "MR_small_implicit.dcm", "MR_small_padded.dcm", "MR_small_RLE.dcm",
+    "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "JPEG2000.dcm",
+    "JPGExtended.dcm", "image_dfl.dcm", "RG1_UNCI.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm",
+    "693_UNCI.dcm", "693_J2KR.dcm", "eCT_Supplemental.dcm", "emri_small.dcm",
+    "emri_small_RLE.dcm", "emri_small_big_endian.dcm", "emri_small_jpeg_2k_lossless.dcm",
+    "emri_small_jpeg_ls_lossless.dcm", "examples_ybr_color.dcm", "US1_UNCI.dcm",
+    "SC_rgb_rle.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_ybr_full_uncompressed.dcm",
+]
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     for name, source in FILES.items():
@@ -33,7 +47,16 @@ def main(out):
         dest = os.path.join(out, name)
         if not os.path.exists(dest) or os.path.getsize(dest) != os.path.getsize(path):
             shutil.copyfile(path, dest)
-    print(f"fixtures: {len(FILES)} files in {out}")
+    imaging = os.path.join(out, "imaging")
+    os.makedirs(imaging, exist_ok=True)
+    for name in IMAGING_FILES:
+        path = get_testdata_file(name)
+        if path is None:
+            sys.exit(f"fixtures: {name} not found (is pydicom-data installed?)")
+        dest = os.path.join(imaging, name)
+        if not os.path.exists(dest) or os.path.getsize(dest) != os.path.getsize(path):
+            shutil.copyfile(path, dest)
+    print(f"fixtures: {len(FILES)} files in {out}, {len(IMAGING_FILES)} in {imaging}")
 
 
 if __name__ == "__main__":

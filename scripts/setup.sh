@@ -22,8 +22,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   # own instances on other ports, so it may stay or go.
 fi
 
-PY_PKGS=(pydicom==3.0.2 pydicom-data==1.0.0 pynetdicom==3.0.4)
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, data_store" 2>/dev/null; then
+# pydicom and friends: fixtures, an independent DICOM peer, and the imaging
+# reference (numpy, pylibjpeg codecs, pyjpegls).
+PY_PKGS=(pydicom==3.0.2 pydicom-data==1.0.0 pynetdicom==3.0.4 numpy==2.4.6
+         pylibjpeg==2.1.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-libjpeg==2.5.0 pyjpegls==1.5.1)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, data_store, numpy, pylibjpeg, openjpeg, libjpeg, jpeg_ls" 2>/dev/null; then
   echo "setup: creating .venv with ${PY_PKGS[*]}"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "${PY_PKGS[@]}"

@@ -1,0 +1,29 @@
+//! DICOM pixel data to model-ready tensors.
+//!
+//! [`Frames::decode`] turns a stored instance into exact stored sample
+//! values (every transfer syntax that dicom-pixeldata decodes in pure
+//! Rust), checking the image header first so that a hostile header is a
+//! typed error, never a panic or a huge allocation. From the samples:
+//! - [`Frames::modality`] applies the Modality LUT (rescale slope and
+//!   intercept, per frame for enhanced objects): Hounsfield units for CT;
+//! - [`Frames::voi_unit`] applies the VOI LUT (window with the LINEAR,
+//!   LINEAR_EXACT or SIGMOID function, or a VOI LUT Sequence) and scales to
+//!   [0, 1], MONOCHROME1 inverted;
+//! - [`InputSpec`] builds a model's input tensor: torchxrayvision's `xrv`
+//!   convention, stacked CT windows, or VOI-applied unit values, each
+//!   centre-cropped and area-resized.
+//!
+//! The crate knows nothing of models or the network; results are compared
+//! with pydicom in `tests/reference.rs`.
+
+mod error;
+mod frames;
+mod resize;
+mod spec;
+mod voi;
+
+pub use error::ImagingError;
+pub use frames::{Frames, Photometric};
+pub use resize::{area_resize, centre_crop};
+pub use spec::{CtWindow, InputSpec, Tensor};
+pub use voi::VoiFunction;

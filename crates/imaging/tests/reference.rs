@@ -1,0 +1,274 @@
+//! The imaging crate against pydicom: fixtures/imaging/reference.json, made
+//! by scripts/imaging_reference.py from the files scripts/setup.sh copies to
+//! fixtures/generated/imaging.
+
+use std::path::PathBuf;
+
+use imaging::{CtWindow, Frames, ImagingError, InputSpec, Photometric};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Files this build cannot decode yet, and why: each must fail with a
+/// typed error. Remove a line when support lands; the test then demands a
+/// match with pydicom.
+const KNOWN_GAPS: &[(&str, &str)] = &[
+    (
+        "MR_small_jpeg_ls_lossless.dcm",
+        "JPEG-LS needs CharLS (Debian libcharls)",
+    ),
+    (
+        "emri_small_jpeg_ls_lossless.dcm",
+        "JPEG-LS needs CharLS (Debian libcharls)",
+    ),
+    (
+        "JPGExtended.dcm",
+        "12-bit JPEG extended: jpeg-decoder fails",
+    ),
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(root().join("fixtures/imaging/reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn open(name: &str) -> dicom_object::DefaultDicomObject {
+    let p = root().join("fixtures/generated/imaging").join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        p.display()
+    );
+    dicom_object::open_file(&p).unwrap()
+}
+
+/// Block means on the grid the reference uses.
+fn blocks(plane: &[f64], h: usize, w: usize, n: usize) -> Vec<Vec<f64>> {
+    let ey: Vec<usize> = (0..=n).map(|i| i * h / n).collect();
+    let ex: Vec<usize> = (0..=n).map(|j| j * w / n).collect();
+    (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| {
+                    let mut sum = 0.0;
+                    for y in ey[i]..ey[i + 1] {
+                        for x in ex[j]..ex[j + 1] {
+                            sum += plane[y * w + x];
+                        }
+                    }
+                    sum / ((ey[i + 1] - ey[i]) * (ex[j + 1] - ex[j])) as f64
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Compare mean, min, max and block means; `tol` is absolute, scaled by
+/// the magnitude of values above 1.
+fn compare(what: &str, plane: &[f64], h: usize, w: usize, n: usize, r: &Value, tol: f64) {
+    let close = |a: f64, b: f64| (a - b).abs() <= tol * b.abs().max(1.0);
+    let mean = plane.iter().sum::<f64>() / plane.len() as f64;
+    let min = plane.iter().cloned().fold(f64::MAX, f64::min);
+    let max = plane.iter().cloned().fold(f64::MIN, f64::max);
+    for (name, ours) in [("mean", mean), ("min", min), ("max", max)] {
+        let theirs = r[name].as_f64().unwrap();
+        assert!(
+            close(ours, theirs),
+            "{what}: {name} {ours} vs pydicom {theirs}"
+        );
+    }
+    let ours = blocks(plane, h, w, n);
+    for (i, row) in r["blocks"].as_array().unwrap().iter().enumerate() {
+        for (j, v) in row.as_array().unwrap().iter().enumerate() {
+            let theirs = v.as_f64().unwrap();
+            assert!(
+                close(ours[i][j], theirs),
+                "{what}: block ({i},{j}) {} vs pydicom {theirs}",
+                ours[i][j]
+            );
+        }
+    }
+}
+
+fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+#[test]
+fn every_reference_file_matches_pydicom() {
+    let reference = reference();
+    let xrv_size = reference["xrv_size"].as_u64().unwrap() as usize;
+    let ct_size = reference["ct_size"].as_u64().unwrap() as usize;
+    let ct_windows: Vec<CtWindow> = reference["ct_windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| CtWindow {
+            center: w[0].as_f64().unwrap(),
+            width: w[1].as_f64().unwrap(),
+        })
+        .collect();
+    let mut checked = 0;
+    for (name, r) in reference["files"].as_object().unwrap() {
+        assert!(
+            r.get("error").is_none(),
+            "{name}: pydicom could not decode it: {}",
+            r["error"]
+        );
+        let obj = open(name);
+        let frames = match Frames::decode(&obj) {
+            Ok(f) => f,
+            Err(e) => {
+                assert!(
+                    KNOWN_GAPS.iter().any(|(n, _)| n == name),
+                    "{name}: decoding failed: {e}"
+                );
+                assert!(
+                    matches!(
+                        e,
+                        ImagingError::UnsupportedTransferSyntax { .. }
+                            | ImagingError::Decode { .. }
+                    ),
+                    "{name}: untyped failure {e:?}"
+                );
+                assert!(
+                    e.to_string()
+                        .contains(r["transfer_syntax"].as_str().unwrap()),
+                    "{e}"
+                );
+                continue;
+            }
+        };
+        assert!(
+            !KNOWN_GAPS.iter().any(|(n, _)| n == name),
+            "{name} decodes now: remove it from KNOWN_GAPS"
+        );
+        let lossy = r["lossy"].as_bool().unwrap();
+        assert_eq!(frames.rows, r["rows"].as_u64().unwrap() as usize, "{name}");
+        assert_eq!(
+            frames.columns,
+            r["columns"].as_u64().unwrap() as usize,
+            "{name}"
+        );
+        assert_eq!(
+            frames.frames,
+            r["frames"].as_u64().unwrap() as usize,
+            "{name}"
+        );
+        assert_eq!(
+            frames.samples_per_pixel,
+            r["samples_per_pixel"].as_u64().unwrap() as usize,
+            "{name}"
+        );
+        assert_eq!(
+            frames.bits_stored as u64,
+            r["bits_stored"].as_u64().unwrap(),
+            "{name}"
+        );
+        let pi = match &frames.photometric {
+            Photometric::Monochrome1 => "MONOCHROME1".to_string(),
+            Photometric::Monochrome2 => "MONOCHROME2".to_string(),
+            Photometric::Rgb => "RGB".to_string(),
+            Photometric::Other(s) => s.clone(),
+        };
+        assert_eq!(pi, r["photometric"].as_str().unwrap(), "{name}");
+
+        let (h, w, spp) = (frames.rows, frames.columns, frames.samples_per_pixel);
+        if !lossy {
+            let mut hasher = Sha256::new();
+            for f in 0..frames.frames {
+                for v in frames.frame(f).unwrap() {
+                    hasher.update(v.to_le_bytes());
+                }
+            }
+            let ours = format!("{:x}", hasher.finalize());
+            assert_eq!(
+                ours,
+                r["samples_sha256"].as_str().unwrap(),
+                "{name}: lossless samples differ from pydicom's"
+            );
+        }
+        let f0 = frames.frame(0).unwrap();
+        let grey: Vec<f64> = if spp == 3 {
+            f0.chunks_exact(3)
+                .map(|p| (p[0] + p[1] + p[2]) as f64 / 3.0)
+                .collect()
+        } else {
+            f0.iter().map(|&v| v as f64).collect()
+        };
+        // Lossy codecs may differ by a grey level or two between libraries.
+        let maxval = ((1u64 << frames.bits_stored) - 1) as f64;
+        let raw_tol = if lossy { 2.0 } else { 1e-9 };
+        compare(&format!("{name} raw"), &grey, h, w, 8, &r["raw"], raw_tol);
+
+        let xrv = InputSpec::Xrv { size: xrv_size }.apply(&frames, 0).unwrap();
+        assert_eq!(
+            (xrv.channels, xrv.height, xrv.width),
+            (1, xrv_size, xrv_size)
+        );
+        let xrv_tol = if lossy { 2.0 * 2048.0 / maxval } else { 1e-4 };
+        compare(
+            &format!("{name} xrv"),
+            &to_f64(&xrv.data),
+            xrv_size,
+            xrv_size,
+            16,
+            &r["xrv"],
+            xrv_tol,
+        );
+
+        if let Some(m) = r.get("modality") {
+            let tol = if lossy { 2.0 } else { 1e-4 };
+            compare(
+                &format!("{name} modality"),
+                &to_f64(&frames.modality(0).unwrap()),
+                h,
+                w,
+                8,
+                m,
+                tol,
+            );
+        }
+        if let Some(v) = r.get("voi_unit") {
+            let tol = if lossy { 0.01 } else { 1e-4 };
+            compare(
+                &format!("{name} voi"),
+                &to_f64(&frames.voi_unit(0).unwrap()),
+                h,
+                w,
+                8,
+                v,
+                tol,
+            );
+        }
+        if let Some(cw) = r.get("ct_window") {
+            let t = InputSpec::CtWindow {
+                windows: ct_windows.clone(),
+                size: ct_size,
+            }
+            .apply(&frames, 0)
+            .unwrap();
+            assert_eq!(t.channels, ct_windows.len());
+            for (c, rc) in cw.as_array().unwrap().iter().enumerate() {
+                let plane = &t.data[c * ct_size * ct_size..(c + 1) * ct_size * ct_size];
+                compare(
+                    &format!("{name} ct-window {c}"),
+                    &to_f64(plane),
+                    ct_size,
+                    ct_size,
+                    8,
+                    rc,
+                    1e-4,
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(
+        checked + KNOWN_GAPS.len(),
+        reference["files"].as_object().unwrap().len()
+    );
+}
