@@ -33,7 +33,9 @@ IMAGING_FILES = [
     "JPGExtended.dcm", "image_dfl.dcm", "RG1_UNCI.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm",
     "693_UNCI.dcm", "693_J2KR.dcm", "eCT_Supplemental.dcm", "emri_small.dcm",
     "emri_small_RLE.dcm", "emri_small_big_endian.dcm", "emri_small_jpeg_2k_lossless.dcm",
-    "emri_small_jpeg_ls_lossless.dcm", "examples_ybr_color.dcm", "US1_UNCI.dcm",
+    "emri_small_jpeg_ls_lossless.dcm", "JPEGLSNearLossless_08.dcm", "JPEGLSNearLossless_16.dcm",
+    "SC_rgb_jls_lossy_line.dcm", "SC_rgb_jls_lossy_sample.dcm",
+    "examples_ybr_color.dcm", "US1_UNCI.dcm",
     "SC_rgb_rle.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_ybr_full_uncompressed.dcm",
 ]
 

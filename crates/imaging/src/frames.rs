@@ -1,13 +1,15 @@
 //! Decoding: stored sample values, checked against the header.
 
 use dicom_core::value::Value;
-use dicom_core::Tag;
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::{
     PhotometricInterpretation, PixelDecoder, PixelRepresentation, PlanarConfiguration,
     VoiLutFunction,
 };
+
+use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 
 use crate::voi::{Voi, VoiFunction, VoiLut};
 use crate::ImagingError;
@@ -199,10 +201,20 @@ impl Frames {
             }
         }
 
+        // JPEG-LS goes through the system CharLS; the result is decoded as
+        // the equivalent native object, so LUT attributes are read the same.
+        let transcoded;
+        let source = if JPEG_LS.contains(&ts.as_str()) {
+            transcoded = jpegls_as_native(obj, &header, &sop, &ts)?;
+            &transcoded
+        } else {
+            obj
+        };
+
         // Decoders are third-party code fed hostile input: a panic in one
         // becomes this instance's error.
         let decoded =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.decode_pixel_data()))
                 .map_err(|_| ImagingError::Decode {
                     sop: sop.clone(),
                     ts: ts.clone(),
@@ -412,6 +424,64 @@ impl Frames {
             .map(|&v| (v as f64 * slope + intercept) as f32)
             .collect())
     }
+}
+
+const JPEG_LS: [&str; 2] = ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"];
+
+/// A copy of `obj` with its JPEG-LS pixel data decoded to native form.
+fn jpegls_as_native(
+    obj: &DefaultDicomObject,
+    header: &Header,
+    sop: &str,
+    ts: &str,
+) -> Result<DefaultDicomObject, ImagingError> {
+    let element = obj
+        .element(tags::PIXEL_DATA)
+        .map_err(|_| ImagingError::MissingPixelData { sop: sop.into() })?;
+    let (fragments, offsets) = match element.value() {
+        Value::PixelSequence(seq) => (
+            seq.fragments()
+                .iter()
+                .map(|f| f.to_vec())
+                .collect::<Vec<_>>(),
+            seq.offset_table().to_vec(),
+        ),
+        _ => {
+            return Err(ImagingError::BadAttribute {
+                sop: sop.into(),
+                attribute: "PixelData",
+            })
+        }
+    };
+    let geometry = crate::jpegls::Geometry {
+        rows: header.rows,
+        columns: header.columns,
+        frames: header.frames,
+        spp: header.spp,
+        bits_allocated: header.bits_allocated,
+    };
+    let native = crate::jpegls::to_native(&fragments, &offsets, &geometry, sop, ts)?;
+    let mut copy = obj.clone();
+    let vr = if header.bits_allocated == 8 {
+        VR::OB
+    } else {
+        VR::OW
+    };
+    copy.put(DataElement::new(
+        tags::PIXEL_DATA,
+        vr,
+        PrimitiveValue::from(native),
+    ));
+    if header.spp > 1 {
+        copy.put(DataElement::new(
+            tags::PLANAR_CONFIGURATION,
+            VR::US,
+            PrimitiveValue::from(0u16),
+        ));
+    }
+    copy.meta_mut()
+        .set_transfer_syntax(&EXPLICIT_VR_LITTLE_ENDIAN);
+    Ok(copy)
 }
 
 /// Little-endian samples of `bits` bits to i32: the `stored` bits ending at

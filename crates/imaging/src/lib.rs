@@ -2,7 +2,7 @@
 //!
 //! [`Frames::decode`] turns a stored instance into exact stored sample
 //! values (every transfer syntax that dicom-pixeldata decodes in pure
-//! Rust), checking the image header first so that a hostile header is a
+//! Rust, plus JPEG-LS through Debian's CharLS), checking the image header first so that a hostile header is a
 //! typed error, never a panic or a huge allocation. From the samples:
 //! - [`Frames::modality`] applies the Modality LUT (rescale slope and
 //!   intercept, per frame for enhanced objects): Hounsfield units for CT;
@@ -18,6 +18,7 @@
 
 mod error;
 mod frames;
+mod jpegls;
 mod resize;
 mod spec;
 mod voi;
