@@ -11,7 +11,9 @@
 //!   [0, 1], MONOCHROME1 inverted;
 //! - [`InputSpec`] builds a model's input tensor: torchxrayvision's `xrv`
 //!   convention, stacked CT windows, or VOI-applied unit values, each
-//!   centre-cropped and area-resized.
+//!   centre-cropped and area-resized;
+//! - [`Frames::display`], [`overlay`] and [`Image8::to_png`] render what
+//!   people look at: the windowed image and a heatmap over it.
 //!
 //! The crate knows nothing of models or the network; results are compared
 //! with pydicom in `tests/reference.rs`.
@@ -19,12 +21,14 @@
 mod error;
 mod frames;
 mod jpegls;
+mod render;
 mod resize;
 mod spec;
 mod voi;
 
 pub use error::ImagingError;
 pub use frames::{Frames, Photometric};
+pub use render::{overlay, Image8};
 pub use resize::{area_resize, centre_crop};
 pub use spec::{CtWindow, InputSpec, Tensor};
 pub use voi::VoiFunction;

@@ -262,3 +262,44 @@ fn every_reference_file_matches_pydicom() {
         reference["files"].as_object().unwrap().len()
     );
 }
+
+#[test]
+fn display_rendering_follows_the_voi() {
+    // RG1 is MONOCHROME1: bright bone in the display must come from low
+    // stored values.
+    let frames = Frames::decode(&open("RG1_UNCI.dcm")).unwrap();
+    let img = frames.display(0).unwrap();
+    assert_eq!(
+        (img.width, img.height, img.channels),
+        (frames.columns, frames.rows, 1)
+    );
+    let unit = frames.voi_unit(0).unwrap();
+    let raw = frames.frame(0).unwrap();
+    let (darkest_raw, _) =
+        raw.iter().enumerate().fold(
+            (0, i32::MAX),
+            |(bi, bv), (i, &v)| if v < bv { (i, v) } else { (bi, bv) },
+        );
+    assert!(
+        unit[darkest_raw] >= 0.5,
+        "MONOCHROME1 minimum must display bright"
+    );
+    assert_eq!(
+        img.data[darkest_raw],
+        (unit[darkest_raw].clamp(0.0, 1.0) * 255.0).round() as u8
+    );
+    let png = img.to_png();
+    assert_eq!(&png[1..4], b"PNG");
+
+    let rgb = Frames::decode(&open("SC_rgb_rle.dcm"))
+        .unwrap()
+        .display(0)
+        .unwrap();
+    assert_eq!(rgb.channels, 3);
+    let heat = vec![0.25f32; 64];
+    let over = imaging::overlay(&rgb, &heat, 8, 8, 0.4).unwrap();
+    assert_eq!(
+        (over.width, over.height, over.channels),
+        (rgb.width, rgb.height, 3)
+    );
+}
