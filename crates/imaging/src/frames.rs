@@ -308,7 +308,14 @@ impl Frames {
             .map(|l| {
                 l.iter()
                     .map(|l| VoiLut {
-                        first: l.min_pixel_value,
+                        // LUT Descriptor is US or SS as Pixel Representation
+                        // says; read as US (implicit VR), a signed first
+                        // value arrives as its two's complement.
+                        first: if signed && l.min_pixel_value > 0x7FFF {
+                            l.min_pixel_value - 0x10000
+                        } else {
+                            l.min_pixel_value
+                        },
                         bits: l.bits_stored,
                         data: l.data.clone(),
                     })

@@ -39,6 +39,8 @@ pub struct Tensor {
     pub frame: usize,
     /// The spec's name (`xrv`, `ct-window`, `unit`).
     pub spec: &'static str,
+    /// Frames in the source instance (this tensor is one of them).
+    pub source_frames: usize,
     /// The frame's size before cropping and resizing.
     pub source_rows: usize,
     pub source_columns: usize,
@@ -137,6 +139,7 @@ impl InputSpec {
             sop_instance_uid: frames.sop_instance_uid.clone(),
             frame,
             spec: self.name(),
+            source_frames: frames.frames,
             source_rows: h,
             source_columns: w,
             pixel_spacing: frames.pixel_spacing.map(|[r, c]| [r * scale, c * scale]),

@@ -246,3 +246,52 @@ fn random_headers_never_panic() {
         }
     }
 }
+
+#[test]
+fn voi_lut_sequence_is_preferred_to_the_window() {
+    use dicom_core::value::DataSetSequence;
+    use dicom_object::InMemDicomObject;
+    // A 4-entry LUT starting at -1000 HU with 8-bit entries, scaled to
+    // [0, 1]: -1000 -> 0, -999 -> 85/255, ... and clamped at both ends. Its
+    // first value is written as US, as an implicit-VR file would carry it.
+    let mut obj = ct_small();
+    // A window that would map most of this image to 0.
+    obj.put(DataElement::new(
+        tags::WINDOW_CENTER,
+        VR::DS,
+        PrimitiveValue::from("40"),
+    ));
+    obj.put(DataElement::new(
+        tags::WINDOW_WIDTH,
+        VR::DS,
+        PrimitiveValue::from("80"),
+    ));
+    let mut item = InMemDicomObject::new_empty();
+    item.put(DataElement::new(
+        tags::LUT_DESCRIPTOR,
+        VR::US,
+        PrimitiveValue::U16([4, (-1000i16) as u16, 8].as_slice().into()),
+    ));
+    item.put(DataElement::new(
+        tags::LUT_DATA,
+        VR::OW,
+        PrimitiveValue::U16([0, 85, 170, 255].as_slice().into()),
+    ));
+    obj.put(DataElement::new(
+        tags::VOILUT_SEQUENCE,
+        VR::SQ,
+        DataSetSequence::from(vec![item]),
+    ));
+    let frames = Frames::decode(&obj).unwrap();
+    let hu = frames.modality(0).unwrap();
+    let unit = frames.voi_unit(0).unwrap();
+    for (h, u) in hu.iter().zip(&unit) {
+        let expected = match *h as i64 {
+            i64::MIN..=-1000 => 0.0,
+            -999 => 85.0 / 255.0,
+            -998 => 170.0 / 255.0,
+            _ => 1.0,
+        };
+        assert!((u - expected).abs() < 1e-6, "HU {h}: {u} != {expected}");
+    }
+}
