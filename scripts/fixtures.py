@@ -36,8 +36,28 @@ IMAGING_FILES = [
     "emri_small_jpeg_ls_lossless.dcm", "JPEGLSNearLossless_08.dcm", "JPEGLSNearLossless_16.dcm",
     "SC_rgb_jls_lossy_line.dcm", "SC_rgb_jls_lossy_sample.dcm",
     "examples_ybr_color.dcm", "US1_UNCI.dcm",
-    "SC_rgb_rle.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_ybr_full_uncompressed.dcm",
+    "SC_rgb_rle.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_ybr_full_uncompressed.dcm", "OT-PAL-8-face.dcm",
+    "JPEG-LL.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "SC_rgb_jpeg_gdcm.dcm", "JPEG2000_UNC.dcm",
 ]
+
+
+# Samples stored as bare data sets: given a file meta header (implicit VR
+# little endian, as they are encoded) so that they are Part 10 files.
+NO_FILE_META = {"OT-PAL-8-face.dcm"}
+
+
+def add_file_meta(path, dest):
+    from pydicom import dcmread
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    ds = dcmread(path, force=True)
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta = meta
+    ds.save_as(dest, enforce_file_format=True)
 
 
 def main(out):
@@ -56,7 +76,10 @@ def main(out):
         if path is None:
             sys.exit(f"fixtures: {name} not found (is pydicom-data installed?)")
         dest = os.path.join(imaging, name)
-        if not os.path.exists(dest) or os.path.getsize(dest) != os.path.getsize(path):
+        if name in NO_FILE_META:
+            if not os.path.exists(dest):
+                add_file_meta(path, dest)
+        elif not os.path.exists(dest) or os.path.getsize(dest) != os.path.getsize(path):
             shutil.copyfile(path, dest)
     print(f"fixtures: {len(FILES)} files in {out}, {len(IMAGING_FILES)} in {imaging}")
 

@@ -83,6 +83,11 @@ def reference(path):
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     spp = int(ds.SamplesPerPixel)
     pi = str(ds.PhotometricInterpretation)
+    bits_stored = int(ds.BitsStored)
+    if pi == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+        arr = apply_color_lut(arr, ds)
+        pi, spp, bits_stored = "RGB", 3, arr.dtype.itemsize * 8
     if pi.startswith("YBR") and spp == 3:
         # pydicom leaves uncompressed YBR as is; the crate converts to RGB.
         if ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5"):
@@ -94,14 +99,14 @@ def reference(path):
         pi = "RGB"
     a = arr.reshape(frames, int(ds.Rows), int(ds.Columns), spp).astype(np.int64)
     out.update(rows=int(ds.Rows), columns=int(ds.Columns), frames=frames, samples_per_pixel=spp,
-               photometric=pi, bits_stored=int(ds.BitsStored))
+               photometric=pi, bits_stored=bits_stored)
     out["samples_sha256"] = hashlib.sha256(a.astype("<i4").tobytes()).hexdigest()
     f0 = a[0].astype(np.float64)
     grey = f0.mean(axis=2) if spp == 3 else f0[:, :, 0]
     out["raw"] = stats(grey, 8)
 
     # xrv: stored values, (2x/maxval - 1) * 1024, MONOCHROME1 inverted.
-    maxval = 2 ** int(ds.BitsStored) - 1
+    maxval = 2 ** bits_stored - 1
     x = maxval - grey if pi == "MONOCHROME1" else grey
     out["xrv"] = stats(crop_resize((2 * x / maxval - 1) * 1024, XRV_SIZE), 16)
 

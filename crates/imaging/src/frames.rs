@@ -172,7 +172,7 @@ impl Frames {
             .ok()
             .flatten()
             .ok_or_else(|| ImagingError::MissingPixelData { sop: sop.clone() })?;
-        let header = Header::read(obj, &sop, max_samples)?;
+        let mut header = Header::read(obj, &sop, max_samples)?;
         match pixel_data.value() {
             Value::Primitive(p) => {
                 let actual = p.calculate_byte_len() as u64;
@@ -250,7 +250,7 @@ impl Frames {
                 actual: decoded.data().len() as u64,
             });
         }
-        let signed = decoded.pixel_representation() == PixelRepresentation::Signed;
+        let mut signed = decoded.pixel_representation() == PixelRepresentation::Signed;
         if decoded.bits_allocated() == 32 && !signed && header.bits_stored == 32 {
             return Err(ImagingError::Inconsistent {
                 sop,
@@ -275,6 +275,14 @@ impl Frames {
             PhotometricInterpretation::Rgb => Photometric::Rgb,
             PhotometricInterpretation::YbrFull if header.spp == 3 => {
                 ybr_full_to_rgb(&mut samples, header.bits_stored);
+                Photometric::Rgb
+            }
+            PhotometricInterpretation::PaletteColor if header.spp == 1 => {
+                let (rgb, depth) = apply_palette(obj, &samples, &sop)?;
+                samples = rgb;
+                header.spp = 3;
+                header.bits_stored = depth;
+                signed = false;
                 Photometric::Rgb
             }
             other => Photometric::Other(other.as_str().to_string()),
@@ -431,6 +439,76 @@ impl Frames {
             .map(|&v| (v as f64 * slope + intercept) as f32)
             .collect())
     }
+}
+
+/// PALETTE COLOR to RGB through the Red, Green and Blue Palette Color
+/// Lookup Tables (PS3.3 C.7.6.3.1.5); entries are 8 or 16 bits, as the
+/// data length says (as pydicom reads them). Returns the samples and the
+/// entry depth.
+fn apply_palette(
+    obj: &DefaultDicomObject,
+    samples: &[i32],
+    sop: &str,
+) -> Result<(Vec<i32>, u16), ImagingError> {
+    let bad = |attribute| ImagingError::BadAttribute {
+        sop: sop.to_string(),
+        attribute,
+    };
+    let descriptor = obj
+        .element_opt(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_multi_int::<i64>().ok())
+        .filter(|d| d.len() == 3)
+        .ok_or_else(|| bad("RedPaletteColorLookupTableDescriptor"))?;
+    let entries = if descriptor[0] == 0 {
+        65536
+    } else {
+        descriptor[0] as usize
+    };
+    let first = descriptor[1];
+    let mut luts = Vec::with_capacity(3);
+    let mut width = 0;
+    for (tag, name) in [
+        (
+            tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            "RedPaletteColorLookupTableData",
+        ),
+        (
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            "GreenPaletteColorLookupTableData",
+        ),
+        (
+            tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            "BluePaletteColorLookupTableData",
+        ),
+    ] {
+        // Segmented palettes are not supported: the plain data is required.
+        let bytes = obj
+            .element_opt(tag)
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_bytes().ok())
+            .ok_or_else(|| bad(name))?;
+        width = bytes.len() / entries;
+        let lut: Vec<i32> = match width {
+            1 => bytes[..entries].iter().map(|&b| b as i32).collect(),
+            2 => bytes[..2 * entries]
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]) as i32)
+                .collect(),
+            _ => return Err(bad(name)),
+        };
+        luts.push(lut);
+    }
+    let depth = 8 * width as u16;
+    let last = entries as i64 - 1;
+    let mut out = Vec::with_capacity(samples.len() * 3);
+    for &v in samples {
+        let i = (v as i64 - first).clamp(0, last) as usize;
+        out.extend([luts[0][i], luts[1][i], luts[2][i]]);
+    }
+    Ok((out, depth))
 }
 
 const JPEG_LS: [&str; 2] = ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"];
