@@ -2,14 +2,14 @@
 # Install everything the test suite needs, idempotently:
 #   - Debian packages: DCMTK and Orthanc (real DICOM peers), dicom3tools,
 #     SQLite (linked by sqlx), clang (sqlx's SQLite bindings), CharLS
-#     (JPEG-LS, linked by crates/imaging), curl;
+#     (JPEG-LS) and OpenJPEG (JPEG 2000), linked by crates/imaging; curl;
 #   - a Python venv (.venv) with pydicom, pydicom-data and pynetdicom;
 #   - fixtures/generated/: the sample files the tests use, copied from those
 #     packages (synthetic or openly licensed; nothing is downloaded by tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(dcmtk orthanc dicom3tools libsqlite3-dev libcharls-dev pkg-config libclang-dev curl python3-venv procps)
+DEBS=(dcmtk orthanc dicom3tools libsqlite3-dev libcharls-dev libopenjp2-7-dev pkg-config libclang-dev curl python3-venv procps)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

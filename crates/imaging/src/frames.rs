@@ -201,11 +201,12 @@ impl Frames {
             }
         }
 
-        // JPEG-LS goes through the system CharLS; the result is decoded as
-        // the equivalent native object, so LUT attributes are read the same.
+        // JPEG-LS and JPEG 2000 go through Debian's CharLS and OpenJPEG; the
+        // result is decoded as the equivalent native object, so LUT
+        // attributes are read the same way for every syntax.
         let transcoded;
-        let source = if JPEG_LS.contains(&ts.as_str()) {
-            transcoded = jpegls_as_native(obj, &header, &sop, &ts)?;
+        let source = if crate::codec::handles(&ts) {
+            transcoded = decoded_as_native(obj, &header, &sop, &ts)?;
             &transcoded
         } else {
             obj
@@ -511,10 +512,9 @@ fn apply_palette(
     Ok((out, depth))
 }
 
-const JPEG_LS: [&str; 2] = ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"];
-
-/// A copy of `obj` with its JPEG-LS pixel data decoded to native form.
-fn jpegls_as_native(
+/// A copy of `obj` with its pixel data decoded to native form by
+/// [`crate::codec`].
+fn decoded_as_native(
     obj: &DefaultDicomObject,
     header: &Header,
     sop: &str,
@@ -538,14 +538,14 @@ fn jpegls_as_native(
             })
         }
     };
-    let geometry = crate::jpegls::Geometry {
+    let geometry = crate::codec::Geometry {
         rows: header.rows,
         columns: header.columns,
         frames: header.frames,
         spp: header.spp,
         bits_allocated: header.bits_allocated,
     };
-    let native = crate::jpegls::to_native(&fragments, &offsets, &geometry, sop, ts)?;
+    let native = crate::codec::to_native(ts, &fragments, &offsets, &geometry, sop)?;
     let mut copy = obj.clone();
     let vr = if header.bits_allocated == 8 {
         VR::OB

@@ -8,7 +8,7 @@
 
 use std::ffi::{c_char, c_void, CStr};
 
-use crate::ImagingError;
+use crate::codec::Decoded;
 
 #[repr(C)]
 struct Decoder {
@@ -50,16 +50,6 @@ extern "C" {
     fn charls_get_error_message(error: i32) -> *const c_char;
 }
 
-/// A decoded frame: samples of `bits_per_sample` (stored in 1 or 2 bytes,
-/// little endian), interleaved by pixel.
-pub(crate) struct Decoded {
-    pub width: usize,
-    pub height: usize,
-    pub components: usize,
-    pub bits_per_sample: u32,
-    pub data: Vec<u8>,
-}
-
 struct Handle(*mut Decoder);
 
 impl Drop for Handle {
@@ -85,6 +75,13 @@ fn check(code: i32) -> Result<(), String> {
 
 /// Decode one JPEG-LS code stream, refusing output larger than `max_bytes`.
 pub(crate) fn decode(stream: &[u8], max_bytes: usize) -> Result<Decoded, String> {
+    // CharLS 2.4 spends seconds on a truncated stream of a small image (it
+    // keeps decoding past the end); a complete stream ends with EOI, before
+    // any even-length padding.
+    let end = stream.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if end < 2 || stream[end - 2..end] != [0xFF, 0xD9] {
+        return Err("the JPEG-LS stream is truncated (no EOI marker)".into());
+    }
     // SAFETY: every pointer passed below is valid for the call: the decoder
     // handle (checked non-null), `stream` (borrowed for the whole decode),
     // and the output buffer allocated with the size CharLS asks for.
@@ -155,86 +152,4 @@ pub(crate) fn decode(stream: &[u8], max_bytes: usize) -> Result<Decoded, String>
             data,
         })
     }
-}
-
-/// What the DICOM header says the frames are.
-#[derive(Clone, Copy)]
-pub(crate) struct Geometry {
-    pub rows: usize,
-    pub columns: usize,
-    pub frames: usize,
-    pub spp: usize,
-    pub bits_allocated: u16,
-}
-
-/// Native (uncompressed, little endian, interleaved) Pixel Data bytes for
-/// all frames of a JPEG-LS encapsulated pixel sequence.
-pub(crate) fn to_native(
-    fragments: &[Vec<u8>],
-    offsets: &[u32],
-    g: &Geometry,
-    sop: &str,
-    ts: &str,
-) -> Result<Vec<u8>, ImagingError> {
-    let Geometry {
-        rows,
-        columns,
-        frames,
-        spp,
-        bits_allocated,
-    } = *g;
-    let err = |detail: String| ImagingError::Decode {
-        sop: sop.to_string(),
-        ts: ts.to_string(),
-        detail,
-    };
-    let streams: Vec<Vec<u8>> = if fragments.len() == frames {
-        fragments.to_vec()
-    } else if frames == 1 {
-        vec![fragments.concat()]
-    } else if offsets.len() == frames {
-        // Group fragments by the Basic Offset Table (offsets count item
-        // headers of 8 bytes each).
-        let mut streams = vec![Vec::new(); frames];
-        let mut pos = 0u64;
-        for frag in fragments {
-            let frame = offsets.iter().rposition(|&o| o as u64 <= pos).unwrap_or(0);
-            streams[frame].extend_from_slice(frag);
-            pos += frag.len() as u64 + 8;
-        }
-        streams
-    } else {
-        return Err(err(format!(
-            "{} fragments for {frames} frames and no offset table",
-            fragments.len()
-        )));
-    };
-    let bytes = (bits_allocated / 8) as usize;
-    let frame_bytes = rows * columns * spp * bytes;
-    let mut out = Vec::with_capacity(frame_bytes * frames);
-    for stream in &streams {
-        let d = decode(stream, rows * columns * spp * 2).map_err(err)?;
-        if d.width != columns || d.height != rows || d.components != spp {
-            return Err(err(format!(
-                "frame is {}x{}x{}; the header says {columns}x{rows}x{spp}",
-                d.width, d.height, d.components
-            )));
-        }
-        let in_bytes = if d.bits_per_sample > 8 { 2 } else { 1 };
-        if in_bytes > bytes {
-            return Err(err(format!(
-                "{}-bit samples in {bits_allocated}-bit pixels",
-                d.bits_per_sample
-            )));
-        }
-        for sample in d.data.chunks_exact(in_bytes) {
-            let v = if in_bytes == 2 {
-                u16::from_le_bytes([sample[0], sample[1]]) as u32
-            } else {
-                sample[0] as u32
-            };
-            out.extend_from_slice(&v.to_le_bytes()[..bytes]);
-        }
-    }
-    Ok(out)
 }

@@ -2,7 +2,8 @@
 //!
 //! [`Frames::decode`] turns a stored instance into exact stored sample
 //! values (every transfer syntax that dicom-pixeldata decodes in pure
-//! Rust, plus JPEG-LS through Debian's CharLS), checking the image header first so that a hostile header is a
+//! Rust; JPEG-LS and JPEG 2000 through Debian's CharLS and OpenJPEG), checking
+//! the image header first so that a hostile header is a
 //! typed error, never a panic or a huge allocation. From the samples:
 //! - [`Frames::modality`] applies the Modality LUT (rescale slope and
 //!   intercept, per frame for enhanced objects): Hounsfield units for CT;
@@ -18,8 +19,10 @@
 //! The crate knows nothing of models or the network; results are compared
 //! with pydicom in `tests/reference.rs`.
 
+mod codec;
 mod error;
 mod frames;
+mod jpeg2k;
 mod jpegls;
 mod render;
 mod resize;
@@ -28,6 +31,7 @@ mod voi;
 
 pub use error::ImagingError;
 pub use frames::{Frames, Photometric};
+pub use jpeg2k::set_threads as set_jpeg2000_threads;
 pub use render::{overlay, Image8};
 pub use resize::{area_resize, centre_crop};
 pub use spec::{CtWindow, InputSpec, Tensor};

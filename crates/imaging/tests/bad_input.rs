@@ -295,3 +295,53 @@ fn voi_lut_sequence_is_preferred_to_the_window() {
         assert!((u - expected).abs() < 1e-6, "HU {h}: {u} != {expected}");
     }
 }
+
+/// Corrupted code streams through the C decoders (OpenJPEG, CharLS): an
+/// error or a (garbled) image, never a crash or a read outside the data.
+#[test]
+fn corrupted_compressed_frames_fail_cleanly() {
+    use dicom_core::value::{PixelFragmentSequence, Value};
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/generated/imaging");
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    for name in [
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "JPEG2000.dcm",
+    ] {
+        let original = dicom_object::open_file(dir.join(name)).unwrap();
+        let fragment = match original.element(tags::PIXEL_DATA).unwrap().value() {
+            Value::PixelSequence(seq) => seq.fragments()[0].to_vec(),
+            _ => panic!("{name} is not encapsulated"),
+        };
+        let mut errors = 0;
+        for round in 0..150 {
+            let mut bytes = fragment.clone();
+            match round % 3 {
+                0 => bytes.truncate((rng.next() as usize) % bytes.len()),
+                1 => {
+                    for _ in 0..8 {
+                        let i = (rng.next() as usize) % bytes.len();
+                        bytes[i] ^= 1 << (rng.next() % 8);
+                    }
+                }
+                _ => {
+                    let start = (rng.next() as usize) % bytes.len();
+                    for b in &mut bytes[start..] {
+                        *b = rng.next() as u8;
+                    }
+                }
+            }
+            let mut obj = original.clone();
+            obj.put(DataElement::new(
+                tags::PIXEL_DATA,
+                VR::OB,
+                Value::PixelSequence(PixelFragmentSequence::new_fragments(vec![bytes])),
+            ));
+            if Frames::decode(&obj).is_err() {
+                errors += 1;
+            }
+        }
+        assert!(errors > 0, "{name}: no corruption was ever detected");
+    }
+}
