@@ -1,6 +1,7 @@
-//! Codecs triaged runs itself, on C libraries from Debian: JPEG-LS
-//! (CharLS) and JPEG 2000 / HTJ2K (OpenJPEG). Their output becomes native
-//! pixel data, so the rest of decoding is the same for every syntax.
+//! Codecs triaged runs itself: JPEG-LS (CharLS) and JPEG 2000 / HTJ2K
+//! (OpenJPEG) on C libraries from Debian, and 12-bit JPEG in Rust. Their
+//! output becomes native pixel data, so the rest of decoding is the same
+//! for every syntax.
 
 use crate::ImagingError;
 
@@ -15,9 +16,14 @@ pub(crate) const JPEG_2000: [&str; 7] = [
     "1.2.840.10008.1.2.4.203",
 ];
 
-/// Whether `ts` is decoded here rather than by dicom-pixeldata.
-pub(crate) fn handles(ts: &str) -> bool {
-    JPEG_LS.contains(&ts) || JPEG_2000.contains(&ts)
+const JPEG_DCT: [&str; 2] = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"];
+
+/// Whether `ts` is decoded here rather than by dicom-pixeldata: JPEG-LS,
+/// JPEG 2000, and JPEG with 12-bit samples (which jpeg-decoder refuses).
+pub(crate) fn handles(ts: &str, first_fragment: &[u8]) -> bool {
+    JPEG_LS.contains(&ts)
+        || JPEG_2000.contains(&ts)
+        || (JPEG_DCT.contains(&ts) && crate::jpeg12::precision(first_fragment) == Some(12))
 }
 
 /// A decoded frame: samples in 1 byte (up to 8 bits) or 2 bytes little
@@ -88,6 +94,14 @@ pub(crate) fn to_native(
     for stream in &streams {
         let d = if JPEG_LS.contains(&ts) {
             crate::jpegls::decode(stream, frame_samples * 2)
+        } else if JPEG_DCT.contains(&ts) {
+            crate::jpeg12::decode(stream, frame_samples).map(|i| Decoded {
+                width: i.width,
+                height: i.height,
+                components: i.components,
+                bits_per_sample: i.precision as u32,
+                data: i.samples.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            })
         } else {
             crate::jpeg2k::decode(stream, frame_samples)
         }

@@ -205,7 +205,13 @@ impl Frames {
         // result is decoded as the equivalent native object, so LUT
         // attributes are read the same way for every syntax.
         let transcoded;
-        let source = if crate::codec::handles(&ts) {
+        let first_fragment = match pixel_data.value() {
+            Value::PixelSequence(seq) => {
+                seq.fragments().first().map(|f| f.as_slice()).unwrap_or(&[])
+            }
+            _ => &[],
+        };
+        let source = if !first_fragment.is_empty() && crate::codec::handles(&ts, first_fragment) {
             transcoded = decoded_as_native(obj, &header, &sop, &ts)?;
             &transcoded
         } else {

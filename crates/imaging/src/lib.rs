@@ -22,6 +22,7 @@
 mod codec;
 mod error;
 mod frames;
+mod jpeg12;
 mod jpeg2k;
 mod jpegls;
 mod render;

@@ -11,10 +11,7 @@ use sha2::{Digest, Sha256};
 /// Files this build cannot decode yet, and why: each must fail with a
 /// typed error. Remove a line when support lands; the test then demands a
 /// match with pydicom.
-const KNOWN_GAPS: &[(&str, &str)] = &[(
-    "JPGExtended.dcm",
-    "12-bit JPEG extended: jpeg-decoder fails",
-)];
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
