@@ -38,6 +38,7 @@ IMAGING_FILES = [
     "examples_ybr_color.dcm", "US1_UNCI.dcm",
     "SC_rgb_rle.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_ybr_full_uncompressed.dcm", "OT-PAL-8-face.dcm",
     "JPEG-LL.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "SC_rgb_jpeg_gdcm.dcm", "JPEG2000_UNC.dcm",
+    "SC_ybr_full_422_uncompressed.dcm",
 ]
 
 

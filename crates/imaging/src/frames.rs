@@ -173,13 +173,22 @@ impl Frames {
             .flatten()
             .ok_or_else(|| ImagingError::MissingPixelData { sop: sop.clone() })?;
         let mut header = Header::read(obj, &sop, max_samples)?;
+        let ybr_422 = header.spp == 3
+            && text(obj, tags::PHOTOMETRIC_INTERPRETATION).as_deref() == Some("YBR_FULL_422")
+            && matches!(pixel_data.value(), Value::Primitive(_));
         match pixel_data.value() {
             Value::Primitive(p) => {
                 let actual = p.calculate_byte_len() as u64;
-                if actual < header.native_bytes() {
+                // YBR_FULL_422 stores two chroma samples per pair of pixels.
+                let expected = if ybr_422 {
+                    header.native_bytes() / 3 * 2
+                } else {
+                    header.native_bytes()
+                };
+                if actual < expected {
                     return Err(ImagingError::Truncated {
                         sop,
-                        expected: header.native_bytes(),
+                        expected,
                         actual,
                     });
                 }
@@ -213,6 +222,9 @@ impl Frames {
         };
         let source = if !first_fragment.is_empty() && crate::codec::handles(&ts, first_fragment) {
             transcoded = decoded_as_native(obj, &header, &sop, &ts)?;
+            &transcoded
+        } else if ybr_422 {
+            transcoded = expand_ybr_422(obj, &header, &sop)?;
             &transcoded
         } else {
             obj
@@ -516,6 +528,69 @@ fn apply_palette(
         out.extend([luts[0][i], luts[1][i], luts[2][i]]);
     }
     Ok((out, depth))
+}
+
+/// A copy of a native YBR_FULL_422 object as YBR_FULL: each pair of pixels
+/// (Y1 Y2 Cb Cr) becomes (Y1 Cb Cr)(Y2 Cb Cr) (PS3.3 C.7.6.3.1.2).
+fn expand_ybr_422(
+    obj: &DefaultDicomObject,
+    header: &Header,
+    sop: &str,
+) -> Result<DefaultDicomObject, ImagingError> {
+    if header.columns % 2 != 0 {
+        return Err(ImagingError::Inconsistent {
+            sop: sop.to_string(),
+            detail: format!(
+                "YBR_FULL_422 with an odd number of columns ({})",
+                header.columns
+            ),
+        });
+    }
+    let bytes = obj
+        .element(tags::PIXEL_DATA)
+        .ok()
+        .and_then(|e| e.to_bytes().ok())
+        .ok_or_else(|| ImagingError::MissingPixelData {
+            sop: sop.to_string(),
+        })?;
+    let b = (header.bits_allocated / 8) as usize;
+    let pairs = header.rows * header.columns / 2 * header.frames;
+    let mut out = Vec::with_capacity(pairs * 6 * b);
+    for pair in bytes.chunks_exact(4 * b).take(pairs) {
+        let (y1, y2, cb, cr) = (
+            &pair[..b],
+            &pair[b..2 * b],
+            &pair[2 * b..3 * b],
+            &pair[3 * b..],
+        );
+        for y in [y1, y2] {
+            out.extend_from_slice(y);
+            out.extend_from_slice(cb);
+            out.extend_from_slice(cr);
+        }
+    }
+    let mut copy = obj.clone();
+    let vr = if header.bits_allocated == 8 {
+        VR::OB
+    } else {
+        VR::OW
+    };
+    copy.put(DataElement::new(
+        tags::PIXEL_DATA,
+        vr,
+        PrimitiveValue::from(out),
+    ));
+    copy.put(DataElement::new(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        PrimitiveValue::from("YBR_FULL"),
+    ));
+    copy.put(DataElement::new(
+        tags::PLANAR_CONFIGURATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
+    Ok(copy)
 }
 
 /// A copy of `obj` with its pixel data decoded to native form by
