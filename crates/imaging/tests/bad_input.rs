@@ -345,3 +345,18 @@ fn corrupted_compressed_frames_fail_cleanly() {
         assert!(errors > 0, "{name}: no corruption was ever detected");
     }
 }
+
+#[test]
+fn an_unsupported_transfer_syntax_is_named() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/generated/imaging");
+    let mut obj = dicom_object::open_file(dir.join("MR_small_jp2klossless.dcm")).unwrap();
+    // Encapsulated frames claimed to be MPEG-2 video.
+    obj.meta_mut().transfer_syntax = "1.2.840.10008.1.2.4.100\0".into();
+    let e = Frames::decode(&obj).unwrap_err();
+    assert!(
+        matches!(e, ImagingError::UnsupportedTransferSyntax { .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("1.2.840.10008.1.2.4.100"), "{e}");
+}
