@@ -22,12 +22,15 @@
 mod codec;
 mod error;
 mod frames;
+mod header;
 mod jpeg12;
 mod jpeg2k;
 mod jpegls;
 mod render;
 mod resize;
+mod samples;
 mod spec;
+mod transcode;
 mod voi;
 
 pub use error::ImagingError;
