@@ -1,0 +1,15 @@
+//! CNN classifiers for triaged, on candle.
+//!
+//! Models are candle modules whose variable paths are PyTorch's state-dict
+//! names, so torchvision / torchxrayvision weights load unchanged. The crate
+//! knows nothing of DICOM: it takes `N x C x H x W` tensors (from
+//! `crates/imaging`) and returns logits.
+//!
+//! [`formula`] makes deterministic weights that `tools/infer_reference.py`
+//! reproduces in PyTorch, which is how parity with PyTorch is tested
+//! without a weight file.
+
+pub mod densenet;
+pub mod formula;
+
+pub use densenet::{DenseNet, DenseNetConfig};

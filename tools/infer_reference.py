@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""PyTorch reference outputs for crates/infer's parity tests.
+
+Builds torchvision's DenseNet-121 as torchxrayvision uses it (1 input
+channel, 18 classes), fills every parameter and buffer with the
+deterministic formula of crates/infer/src/formula.rs (reproduced here bit
+for bit), runs a formula input, and writes the logits to
+fixtures/infer/densenet121_parity.json (small, committed).
+
+Needs torch and torchvision (a venv of its own; they are large):
+
+    python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch torchvision
+    /tmp/torch/bin/python tools/infer_reference.py
+"""
+import json
+import math
+import os
+
+import numpy as np
+import torch
+import torchvision
+
+M64 = (1 << 64) - 1
+
+
+def fnv1a64(s):
+    h = 0xCBF29CE484222325
+    for b in s.encode():
+        h = ((h ^ b) * 0x100000001B3) & M64
+    return h
+
+
+def splitmix64(z):
+    """Vectorised over a uint64 array (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def uniform(name, n):
+    h = np.uint64(fnv1a64(name))
+    with np.errstate(over="ignore"):
+        i = np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    k = splitmix64(h ^ i) >> np.uint64(44)
+    return (k.astype(np.float32) / np.float32(1 << 20) - np.float32(0.5)).astype(np.float32)
+
+
+def values(name, dims):
+    n = int(np.prod(dims))
+    u = uniform(name, n)
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf == "running_var":
+        v = np.float32(0.5) + (u + np.float32(0.5)) / np.float32(2)
+    elif leaf == "running_mean":
+        v = u / np.float32(8)
+    elif leaf == "bias":
+        v = u / np.float32(16)
+    elif leaf == "weight" and len(dims) == 1:
+        v = np.float32(1) + u / np.float32(4)
+    else:
+        fan_in = max(n // max(dims[0], 1), 1)
+        e = math.ceil(math.log2(fan_in) / 2) + 1
+        v = u * np.float32(2.0 ** -e)
+    return v.astype(np.float32).reshape(dims)
+
+
+def fill(model):
+    state = model.state_dict()
+    for name, t in state.items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        t.copy_(torch.from_numpy(values(name, list(t.shape))))
+    return model
+
+
+def densenet121_xrv():
+    m = torchvision.models.densenet121(weights=None, num_classes=18)
+    m.features.conv0 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return fill(m).eval()
+
+
+def main():
+    torch.set_num_threads(1)
+    root = os.path.join(os.path.dirname(__file__), "..")
+    dims = [2, 1, 224, 224]
+    x = torch.from_numpy(uniform("input", int(np.prod(dims))).reshape(dims) * np.float32(2048))
+    with torch.no_grad():
+        logits = densenet121_xrv()(x)
+    out = {
+        "generator": "tools/infer_reference.py",
+        "torch": torch.__version__,
+        "model": "densenet121, 1 channel, 18 classes, formula weights",
+        "input": {"name": "input", "dims": dims, "scale": 2048},
+        "logits": logits.numpy().astype(float).tolist(),
+        "probe": {"features.conv0.weight[:4]": values("features.conv0.weight", [64, 1, 7, 7]).ravel()[:4].tolist()},
+    }
+    dest = os.path.join(root, "fixtures/infer/densenet121_parity.json")
+    with open(dest, "w") as f:
+        json.dump(out, f, indent=1)
+    print("wrote", dest)
+
+
+if __name__ == "__main__":
+    main()
