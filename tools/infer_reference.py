@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch reference outputs for crates/infer's parity tests.
 
-Builds torchvision's DenseNet-121 as torchxrayvision uses it (1 input
-channel, 18 classes), fills every parameter and buffer with the
-deterministic formula of crates/infer/src/formula.rs (reproduced here bit
-for bit), runs a formula input, and writes the logits to
-fixtures/infer/densenet121_parity.json (small, committed).
+Builds torchvision's DenseNet-121 and ResNet-50 as torchxrayvision uses
+them (1 input channel, 18 classes), fills every parameter and buffer with
+the deterministic formula of crates/infer/src/formula.rs (reproduced here
+bit for bit), runs a formula input, and writes the logits to
+fixtures/infer/{densenet121,resnet50}_parity.json (small, committed).
 
 Needs torch and torchvision (a venv of its own; they are large):
 
@@ -81,25 +81,39 @@ def densenet121_xrv():
     return fill(m).eval()
 
 
-def main():
-    torch.set_num_threads(1)
-    root = os.path.join(os.path.dirname(__file__), "..")
-    dims = [2, 1, 224, 224]
+def resnet50_xrv():
+    m = torchvision.models.resnet50(weights=None, num_classes=18)
+    m.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return fill(m).eval()
+
+
+def write(root, name, model, description, probe_name, probe_dims, dims):
     x = torch.from_numpy(uniform("input", int(np.prod(dims))).reshape(dims) * np.float32(2048))
     with torch.no_grad():
-        logits = densenet121_xrv()(x)
+        logits = model(x)
     out = {
         "generator": "tools/infer_reference.py",
         "torch": torch.__version__,
-        "model": "densenet121, 1 channel, 18 classes, formula weights",
+        "model": description,
         "input": {"name": "input", "dims": dims, "scale": 2048},
         "logits": logits.numpy().astype(float).tolist(),
-        "probe": {"features.conv0.weight[:4]": values("features.conv0.weight", [64, 1, 7, 7]).ravel()[:4].tolist()},
+        "probe": {probe_name: values(probe_name, probe_dims).ravel()[:4].tolist()},
     }
-    dest = os.path.join(root, "fixtures/infer/densenet121_parity.json")
+    dest = os.path.join(root, "fixtures/infer", name)
     with open(dest, "w") as f:
         json.dump(out, f, indent=1)
     print("wrote", dest)
+
+
+def main():
+    torch.set_num_threads(1)
+    root = os.path.join(os.path.dirname(__file__), "..")
+    write(root, "densenet121_parity.json", densenet121_xrv(),
+          "densenet121, 1 channel, 18 classes, formula weights",
+          "features.conv0.weight", [64, 1, 7, 7], [2, 1, 224, 224])
+    write(root, "resnet50_parity.json", resnet50_xrv(),
+          "resnet50, 1 channel, 18 classes, formula weights",
+          "conv1.weight", [64, 1, 7, 7], [2, 1, 224, 224])
 
 
 if __name__ == "__main__":

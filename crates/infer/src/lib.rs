@@ -11,5 +11,7 @@
 
 pub mod densenet;
 pub mod formula;
+pub mod resnet;
 
 pub use densenet::{DenseNet, DenseNetConfig};
+pub use resnet::{ResNet, ResNetConfig};

@@ -56,17 +56,21 @@ fn relative_error(ours: &[Vec<f32>], theirs: &Value) -> f64 {
 
 #[test]
 fn formula_matches_the_python_generator() {
-    let r = reference("densenet121_parity.json");
-    let probe: Vec<f32> = r["probe"]["features.conv0.weight[:4]"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect();
-    assert_eq!(
-        &values("features.conv0.weight", &[64, 1, 7, 7])[..4],
-        &probe[..]
-    );
+    for (file, dims) in [
+        ("densenet121_parity.json", [64, 1, 7, 7]),
+        ("resnet50_parity.json", [64, 1, 7, 7]),
+    ] {
+        let r = reference(file);
+        for (name, theirs) in r["probe"].as_object().unwrap() {
+            let theirs: Vec<f32> = theirs
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            assert_eq!(&values(name, &dims)[..4], &theirs[..], "{file}: {name}");
+        }
+    }
 }
 
 #[test]
@@ -97,4 +101,17 @@ fn densenet121_matches_pytorch() {
     for (a, b) in ours.iter().flatten().zip(theirs.iter().flatten()) {
         assert!((sig(*a as f64) - b).abs() / b <= 1e-4);
     }
+}
+
+#[test]
+fn resnet50_matches_pytorch() {
+    let r = reference("resnet50_parity.json");
+    let vb = VarBuilder::from_backend(Box::new(FormulaBackend), DType::F32, Device::Cpu);
+    let model = infer::ResNet::new(infer::ResNetConfig::resnet50(1, 18), vb).unwrap();
+    let logits = model.forward(&input(&r)).unwrap();
+    assert_eq!(logits.dims(), &[2, 18]);
+    let ours: Vec<Vec<f32>> = logits.to_vec2().unwrap();
+    let err = relative_error(&ours, &r["logits"]);
+    eprintln!("resnet50: relative error {err:e} against PyTorch");
+    assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
 }
