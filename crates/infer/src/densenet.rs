@@ -191,6 +191,11 @@ impl DenseNet {
         self.classify(&maps)
     }
 
+    /// The linear head's weight, `classes x channels` (for class maps).
+    pub fn classifier_weight(&self) -> &Tensor {
+        self.classifier.weight()
+    }
+
     /// Global average pooling and the linear classifier.
     pub fn classify(&self, maps: &Tensor) -> Result<Tensor> {
         self.classifier

@@ -10,8 +10,12 @@
 //! without a weight file.
 
 pub mod densenet;
+mod error;
 pub mod formula;
+mod model;
 pub mod resnet;
 
 pub use densenet::{DenseNet, DenseNetConfig};
+pub use error::InferError;
+pub use model::{Architecture, ClassMaps, Model};
 pub use resnet::{ResNet, ResNetConfig};

@@ -158,6 +158,11 @@ impl ResNet {
         Ok(x)
     }
 
+    /// The linear head's weight, `classes x channels` (for class maps).
+    pub fn classifier_weight(&self) -> &Tensor {
+        self.fc.weight()
+    }
+
     /// Global average pooling and the linear classifier.
     pub fn classify(&self, maps: &Tensor) -> Result<Tensor> {
         self.fc.forward(&maps.mean(D::Minus1)?.mean(D::Minus1)?)

@@ -1,0 +1,296 @@
+//! A loaded classifier: architecture + weights, checked before use, with
+//! class activation maps for heatmaps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Shape, Tensor, D};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+
+use crate::formula::FormulaBackend;
+use crate::{DenseNet, DenseNetConfig, InferError, ResNet, ResNetConfig};
+
+/// A supported network and its hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Architecture {
+    DenseNet(DenseNetConfig),
+    ResNet(ResNetConfig),
+}
+
+impl Architecture {
+    pub fn name(&self) -> String {
+        match self {
+            Architecture::DenseNet(c) => format!("densenet{}", densenet_depth(c)),
+            Architecture::ResNet(c) => format!("resnet{}", 2 + 3 * c.layers.iter().sum::<usize>()),
+        }
+    }
+
+    pub fn in_channels(&self) -> usize {
+        match self {
+            Architecture::DenseNet(c) => c.in_channels,
+            Architecture::ResNet(c) => c.in_channels,
+        }
+    }
+
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Architecture::DenseNet(c) => c.num_classes,
+            Architecture::ResNet(c) => c.num_classes,
+        }
+    }
+
+    /// Every tensor the architecture loads, with its shape: built by
+    /// constructing the network on a backend that only records requests.
+    pub fn required_tensors(&self) -> Result<BTreeMap<String, Vec<usize>>, InferError> {
+        let recorder = Recorder::default();
+        let seen = recorder.seen.clone();
+        let vb = VarBuilder::from_backend(Box::new(recorder), DType::F32, Device::Cpu);
+        build(self, vb)?;
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(seen.clone())
+    }
+}
+
+fn densenet_depth(c: &DenseNetConfig) -> usize {
+    2 * c.block_config.iter().sum::<usize>() + c.block_config.len() + 1
+}
+
+enum Net {
+    DenseNet(DenseNet),
+    ResNet(ResNet),
+}
+
+fn build(arch: &Architecture, vb: VarBuilder) -> candle_core::Result<Net> {
+    Ok(match arch {
+        Architecture::DenseNet(c) => Net::DenseNet(DenseNet::new(c.clone(), vb)?),
+        Architecture::ResNet(c) => Net::ResNet(ResNet::new(c.clone(), vb)?),
+    })
+}
+
+/// A backend that hands out zeros and remembers what was asked for.
+#[derive(Default)]
+struct Recorder {
+    seen: std::sync::Arc<Mutex<BTreeMap<String, Vec<usize>>>>,
+}
+
+impl SimpleBackend for Recorder {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), s.dims().to_vec());
+        Tensor::zeros(s, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("{name}: shape required")
+    }
+
+    fn contains_tensor(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// Per-class maps of where the evidence is (CAM: the classifier's weights
+/// applied to the last feature maps, ReLU, scaled to [0, 1] per map).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassMaps {
+    pub height: usize,
+    pub width: usize,
+    /// `classes x height x width`.
+    pub maps: Vec<f32>,
+}
+
+/// A classifier ready to run.
+pub struct Model {
+    pub architecture: Architecture,
+    net: Net,
+    device: Device,
+}
+
+impl Model {
+    /// Load safetensors weights. Before anything runs, every tensor the
+    /// architecture needs is checked by name and shape, and all problems are
+    /// reported at once (missing, wrong shape, unexpected).
+    pub fn load(
+        architecture: Architecture,
+        weights: &Path,
+        device: &Device,
+    ) -> Result<Model, InferError> {
+        let tensors =
+            candle_core::safetensors::load(weights, device).map_err(|e| InferError::Weights {
+                path: weights.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        check_tensors(&architecture, &tensors).map_err(|problems| InferError::TensorMismatch {
+            path: weights.to_path_buf(),
+            architecture: architecture.name(),
+            problems,
+        })?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        let net = build(&architecture, vb)?;
+        Ok(Model {
+            architecture,
+            net,
+            device: device.clone(),
+        })
+    }
+
+    /// The architecture with deterministic formula weights (tests, benches).
+    pub fn with_formula_weights(
+        architecture: Architecture,
+        device: &Device,
+    ) -> Result<Model, InferError> {
+        let vb = VarBuilder::from_backend(Box::new(FormulaBackend), DType::F32, device.clone());
+        let net = build(&architecture, vb)?;
+        Ok(Model {
+            architecture,
+            net,
+            device: device.clone(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<(), InferError> {
+        let dims = x.dims().to_vec();
+        let bad = |detail: String| InferError::Input {
+            dims: dims.clone(),
+            detail,
+        };
+        if dims.len() != 4 {
+            return Err(bad("expected N x C x H x W".into()));
+        }
+        if dims[1] != self.architecture.in_channels() {
+            return Err(bad(format!(
+                "{} channels, the model takes {}",
+                dims[1],
+                self.architecture.in_channels()
+            )));
+        }
+        if dims[0] == 0 || dims[2] < 32 || dims[3] < 32 {
+            return Err(bad(
+                "batch must be non-empty and images at least 32 x 32".into()
+            ));
+        }
+        let flat = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let count = flat.iter().filter(|v| !v.is_finite()).count();
+        if count > 0 {
+            return Err(InferError::NonFinite { count });
+        }
+        Ok(())
+    }
+
+    fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.net {
+            Net::DenseNet(n) => n.features(x),
+            Net::ResNet(n) => n.features(x),
+        }
+    }
+
+    fn classify(&self, maps: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.net {
+            Net::DenseNet(n) => n.classify(maps),
+            Net::ResNet(n) => n.classify(maps),
+        }
+    }
+
+    /// Logits, `N x classes`, for a checked input.
+    pub fn logits(&self, x: &Tensor) -> Result<Tensor, InferError> {
+        self.check_input(x)?;
+        Ok(self.classify(&self.features(x)?)?)
+    }
+
+    /// Logits and, per image, class activation maps: for a global-average
+    /// pool followed by a linear layer, CAM is exact and needs no gradient.
+    pub fn logits_and_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<ClassMaps>), InferError> {
+        self.check_input(x)?;
+        let maps = self.features(x)?;
+        let logits = self.classify(&maps)?;
+        let (n, c, h, w) = maps.dims4()?;
+        let weight = match &self.net {
+            Net::DenseNet(n) => n.classifier_weight(),
+            Net::ResNet(n) => n.classifier_weight(),
+        };
+        // classes x C times C x (h*w), per image.
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let a = maps.get(i)?.reshape((c, h * w))?;
+            let cam = weight.matmul(&a)?.relu()?;
+            let max = cam.max_keepdim(D::Minus1)?;
+            let cam = cam.broadcast_div(&(max + 1e-12)?)?;
+            out.push(ClassMaps {
+                height: h,
+                width: w,
+                maps: cam.flatten_all()?.to_vec1()?,
+            });
+        }
+        Ok((logits, out))
+    }
+}
+
+fn check_tensors(arch: &Architecture, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+    let required = arch.required_tensors().map_err(|e| e.to_string())?;
+    let mut problems = Vec::new();
+    let missing: Vec<&String> = required
+        .keys()
+        .filter(|k| !tensors.contains_key(*k))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!("{} missing ({})", missing.len(), list(&missing)));
+    }
+    let wrong: Vec<String> = required
+        .iter()
+        .filter_map(|(k, dims)| {
+            let t = tensors.get(k)?;
+            (t.dims() != dims.as_slice())
+                .then(|| format!("{k} is {:?}, expected {dims:?}", t.dims()))
+        })
+        .collect();
+    if !wrong.is_empty() {
+        problems.push(format!(
+            "{} with the wrong shape ({})",
+            wrong.len(),
+            list(&wrong.iter().collect::<Vec<_>>())
+        ));
+    }
+    let extra: Vec<&String> = tensors
+        .keys()
+        .filter(|k| !required.contains_key(*k) && !k.ends_with("num_batches_tracked"))
+        .collect();
+    if !extra.is_empty() {
+        let mut extra = extra;
+        extra.sort();
+        problems.push(format!("{} unexpected ({})", extra.len(), list(&extra)));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn list(names: &[&String]) -> String {
+    const SHOWN: usize = 8;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s += &format!(", and {} more", names.len() - SHOWN);
+    }
+    s
+}
