@@ -105,9 +105,45 @@ def write(root, name, model, description, probe_name, probe_dims, dims):
     print("wrote", dest)
 
 
+def tiny_xrv_module():
+    """A DenseNet small enough to commit, dressed as torchxrayvision's
+    models are (a whole module with `pathologies` and `op_threshs`), to
+    test tools/convert_weights.py end to end."""
+    m = torchvision.models.DenseNet(growth_rate=4, block_config=(2, 2), num_init_features=8, bn_size=2, num_classes=3)
+    m.features.conv0 = torch.nn.Conv2d(1, 8, kernel_size=7, stride=2, padding=3, bias=False)
+    fill(m).eval()
+    m.pathologies = ["Effusion", "Pneumothorax", "Cardiomegaly"]
+    m.op_threshs = torch.tensor([0.25, 0.5, 0.75])
+    return m
+
+
+def converted(root):
+    import subprocess
+    import tempfile
+
+    m = tiny_xrv_module()
+    out = os.path.join(root, "fixtures/infer/tiny-densenet")
+    with tempfile.TemporaryDirectory() as tmp:
+        pt = os.path.join(tmp, "tiny.pt")
+        torch.save(m, pt)  # the whole module, as torchxrayvision ships
+        subprocess.run(["python", os.path.join(root, "tools/convert_weights.py"), pt, out,
+                        "--name", "tiny-densenet", "--architecture", "densenet-tiny"], check=True)
+    dims = [2, 1, 64, 64]
+    x = torch.from_numpy(uniform("input", int(np.prod(dims))).reshape(dims) * np.float32(2048))
+    with torch.no_grad():
+        logits = m(x)
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump({"generator": "tools/infer_reference.py", "torch": torch.__version__,
+                   "config": {"growth_rate": 4, "block_config": [2, 2], "num_init_features": 8,
+                              "bn_size": 2, "in_channels": 1, "num_classes": 3},
+                   "input": {"name": "input", "dims": dims, "scale": 2048},
+                   "logits": logits.numpy().astype(float).tolist()}, f, indent=1)
+
+
 def main():
     torch.set_num_threads(1)
     root = os.path.join(os.path.dirname(__file__), "..")
+    converted(root)
     write(root, "densenet121_parity.json", densenet121_xrv(),
           "densenet121, 1 channel, 18 classes, formula weights",
           "features.conv0.weight", [64, 1, 7, 7], [2, 1, 224, 224])

@@ -115,3 +115,45 @@ fn resnet50_matches_pytorch() {
     eprintln!("resnet50: relative error {err:e} against PyTorch");
     assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
 }
+
+/// tools/convert_weights.py turned a pickled torchxrayvision-style module
+/// into safetensors and a manifest; both load here and give PyTorch's
+/// logits.
+#[test]
+fn converted_weights_load_and_match_pytorch() {
+    use sha2::{Digest, Sha256};
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/infer/tiny-densenet");
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("model.toml")).unwrap()).unwrap();
+    let weights = dir.join(manifest["weights"].as_str().unwrap());
+    let sha = format!("{:x}", Sha256::digest(std::fs::read(&weights).unwrap()));
+    assert_eq!(sha, manifest["sha256"].as_str().unwrap());
+    assert_eq!(manifest["labels"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        manifest["thresholds"].as_array().unwrap()[1].as_float(),
+        Some(0.5)
+    );
+
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let c = &expected["config"];
+    let n = |k: &str| c[k].as_u64().unwrap() as usize;
+    let arch = infer::Architecture::DenseNet(DenseNetConfig {
+        in_channels: n("in_channels"),
+        num_classes: n("num_classes"),
+        growth_rate: n("growth_rate"),
+        block_config: c["block_config"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect(),
+        num_init_features: n("num_init_features"),
+        bn_size: n("bn_size"),
+    });
+    let model = infer::Model::load(arch, &weights, &Device::Cpu).unwrap();
+    let ours: Vec<Vec<f32>> = model.logits(&input(&expected)).unwrap().to_vec2().unwrap();
+    let err = relative_error(&ours, &expected["logits"]);
+    assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
+}
