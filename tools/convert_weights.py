@@ -63,6 +63,8 @@ def main():
     ap.add_argument("--architecture", required=True, help="densenet121, resnet50, ...")
     ap.add_argument("--input-spec", default="xrv")
     ap.add_argument("--input-size", type=int, default=224)
+    ap.add_argument("--densenet", help='JSON for architecture "densenet": '
+                    '{"growth_rate":..,"block_config":[..],"num_init_features":..,"bn_size":..}')
     a = ap.parse_args()
 
     obj = torch.load(a.weights, map_location="cpu", weights_only=False)
@@ -74,20 +76,31 @@ def main():
         sha = hashlib.sha256(f.read()).hexdigest()
 
     labels = [str(p) for p in getattr(obj, "pathologies", [])]
-    thresholds = getattr(obj, "op_threshs", None)
-    thresholds = [] if thresholds is None else [float(t) for t in torch.as_tensor(thresholds).flatten()]
+    op = getattr(obj, "op_threshs", None)
+    thresholds = [] if op is None else [float(t) for t in torch.as_tensor(op).flatten()]
+    if any(t != t for t in thresholds):  # torchxrayvision uses NaN for labels it does not predict
+        print("warning: NaN operating thresholds replaced by 0.5; review them")
+        thresholds = [0.5 if t != t else t for t in thresholds]
+    first_conv = next(v for v in state.values() if v.dim() == 4)
     lines = [
         f"name = {toml_str(a.name)}",
         f"version = {toml_str(a.version)}",
         f"architecture = {toml_str(a.architecture)}",
+        f"in_channels = {first_conv.shape[1]}",
         'weights = "weights.safetensors"',
         f'sha256 = "{sha}"',
         f"labels = [{', '.join(toml_str(l) for l in labels)}]",
         f"thresholds = [{', '.join(repr(t) for t in thresholds)}]",
+        f"recalibrate = {'true' if op is not None else 'false'}",
+        "validated = false",
+        'intended_use = "converted from PyTorch; state the intended use before enabling"',
         "[input]",
         f"spec = {toml_str(a.input_spec)}",
         f"size = {a.input_size}",
     ]
+    if a.densenet:
+        d = json.loads(a.densenet)
+        lines += ["[densenet]"] + [f"{k} = {json.dumps(v)}" for k, v in d.items()]
     with open(os.path.join(a.out_dir, "model.toml"), "w") as f:
         f.write("# Written by tools/convert_weights.py; review before use.\n" + "\n".join(lines) + "\n")
     print(f"{len(state)} tensors -> {weights} (sha256 {sha[:16]}...)")

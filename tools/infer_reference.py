@@ -127,7 +127,9 @@ def converted(root):
         pt = os.path.join(tmp, "tiny.pt")
         torch.save(m, pt)  # the whole module, as torchxrayvision ships
         subprocess.run(["python", os.path.join(root, "tools/convert_weights.py"), pt, out,
-                        "--name", "tiny-densenet", "--architecture", "densenet-tiny"], check=True)
+                        "--name", "tiny-densenet", "--architecture", "densenet", "--input-size", "64",
+                        "--densenet", json.dumps({"growth_rate": 4, "block_config": [2, 2],
+                                                  "num_init_features": 8, "bn_size": 2})], check=True)
     dims = [2, 1, 64, 64]
     x = torch.from_numpy(uniform("input", int(np.prod(dims))).reshape(dims) * np.float32(2048))
     with torch.no_grad():

@@ -9,13 +9,17 @@
 //! reproduces in PyTorch, which is how parity with PyTorch is tested
 //! without a weight file.
 
+mod classifier;
 pub mod densenet;
 mod error;
 pub mod formula;
+pub mod manifest;
 mod model;
 pub mod resnet;
 
+pub use classifier::{Classifier, ClassifierError, Finding, Prediction};
 pub use densenet::{DenseNet, DenseNetConfig};
 pub use error::InferError;
+pub use manifest::{Manifest, ManifestError};
 pub use model::{Architecture, ClassMaps, Model};
 pub use resnet::{ResNet, ResNetConfig};

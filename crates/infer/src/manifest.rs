@@ -1,0 +1,274 @@
+//! Model manifests: what a model is, what it expects, what its outputs
+//! mean, and whether it may be trusted. One TOML file per model, next to
+//! its weights:
+//!
+//! ```toml
+//! name = "xrv-densenet121-all"
+//! version = "1"
+//! architecture = "densenet121"   # densenet121 | resnet50 | densenet (+ [densenet])
+//! in_channels = 1
+//! weights = "weights.safetensors"
+//! sha256 = "…"                  # of the weights file; checked at load
+//! labels = ["Atelectasis", …]
+//! thresholds = [0.31, …]         # per label; the operating point
+//! recalibrate = true             # torchxrayvision: threshold maps to 0.5
+//! validated = false
+//! intended_use = "…"
+//! [input]
+//! spec = "xrv"                   # an imaging input spec: xrv | ct-window | unit
+//! size = 224
+//! [applicability]
+//! modalities = ["CR", "DX"]
+//! body_parts = ["CHEST"]
+//! view_positions = ["PA", "AP"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::{Architecture, DenseNetConfig, ResNetConfig};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    #[serde(default = "one")]
+    pub in_channels: usize,
+    pub weights: String,
+    pub sha256: String,
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub thresholds: Vec<f32>,
+    #[serde(default)]
+    pub recalibrate: bool,
+    #[serde(default)]
+    pub validated: bool,
+    #[serde(default)]
+    pub intended_use: String,
+    pub input: InputSection,
+    #[serde(default)]
+    pub applicability: Applicability,
+    /// Hyper-parameters for `architecture = "densenet"`.
+    #[serde(default)]
+    pub densenet: Option<DenseNetSection>,
+    /// Where the manifest was read from (not in the file).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InputSection {
+    pub spec: String,
+    pub size: usize,
+    /// For `ct-window`: (center, width) pairs in HU.
+    #[serde(default)]
+    pub windows: Vec<[f64; 2]>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Applicability {
+    #[serde(default)]
+    pub modalities: Vec<String>,
+    #[serde(default)]
+    pub body_parts: Vec<String>,
+    #[serde(default)]
+    pub view_positions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DenseNetSection {
+    pub growth_rate: usize,
+    pub block_config: Vec<usize>,
+    pub num_init_features: usize,
+    pub bn_size: usize,
+}
+
+/// A manifest problem, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {detail}")]
+    Read { path: PathBuf, detail: String },
+    #[error("{path}: {problems}")]
+    Invalid { path: PathBuf, problems: String },
+    #[error("{weights}: SHA-256 is {actual}, the manifest {path} says {expected}")]
+    Checksum {
+        path: PathBuf,
+        weights: PathBuf,
+        expected: String,
+        actual: String,
+    },
+}
+
+impl Manifest {
+    /// Read and validate a manifest (not yet the weights' checksum).
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError::Read {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let mut m: Manifest = toml::from_str(&text).map_err(|e| ManifestError::Invalid {
+            path: path.to_path_buf(),
+            problems: e.to_string().trim().to_string(),
+        })?;
+        m.path = path.to_path_buf();
+        let problems = m.problems();
+        if !problems.is_empty() {
+            return Err(ManifestError::Invalid {
+                path: path.to_path_buf(),
+                problems: problems.join("; "),
+            });
+        }
+        Ok(m)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.labels.is_empty() {
+            p.push("labels: at least one label is needed".into());
+        }
+        if !self.thresholds.is_empty() && self.thresholds.len() != self.labels.len() {
+            p.push(format!(
+                "thresholds: {} values for {} labels",
+                self.thresholds.len(),
+                self.labels.len()
+            ));
+        }
+        if let Some(t) = self.thresholds.iter().find(|t| !(**t > 0.0 && **t < 1.0)) {
+            p.push(format!("thresholds: {t} is outside (0, 1)"));
+        }
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            p.push("sha256: 64 hexadecimal digits expected".into());
+        }
+        if !["xrv", "ct-window", "unit"].contains(&self.input.spec.as_str()) {
+            p.push(format!(
+                "input.spec: '{}' is not xrv, ct-window or unit",
+                self.input.spec
+            ));
+        }
+        if !(32..=4096).contains(&self.input.size) {
+            p.push(format!(
+                "input.size: {} is outside 32..=4096",
+                self.input.size
+            ));
+        }
+        if self.input.spec == "ct-window" && self.input.windows.is_empty() {
+            p.push("input.windows: ct-window needs at least one [center, width]".into());
+        }
+        if let Err(e) = self.architecture() {
+            p.push(e);
+        }
+        p
+    }
+
+    /// The network this manifest describes.
+    pub fn architecture(&self) -> Result<Architecture, String> {
+        let classes = self.labels.len();
+        let channels = if self.input.spec == "ct-window" {
+            self.input.windows.len()
+        } else {
+            self.in_channels
+        };
+        match (self.architecture.as_str(), &self.densenet) {
+            ("densenet121", _) => Ok(Architecture::DenseNet(DenseNetConfig::densenet121(
+                channels, classes,
+            ))),
+            ("resnet50", _) => Ok(Architecture::ResNet(ResNetConfig::resnet50(
+                channels, classes,
+            ))),
+            ("densenet", Some(d)) => Ok(Architecture::DenseNet(DenseNetConfig {
+                in_channels: channels,
+                num_classes: classes,
+                growth_rate: d.growth_rate,
+                block_config: d.block_config.clone(),
+                num_init_features: d.num_init_features,
+                bn_size: d.bn_size,
+            })),
+            ("densenet", None) => Err("densenet: the [densenet] table is required".into()),
+            (other, _) => Err(format!(
+                "architecture: '{other}' is not densenet121, resnet50 or densenet"
+            )),
+        }
+    }
+
+    /// The weights file, relative to the manifest.
+    pub fn weights_path(&self) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.weights)
+    }
+
+    /// Check the weights file against the manifest's SHA-256.
+    pub fn verify(&self) -> Result<(), ManifestError> {
+        let weights = self.weights_path();
+        let bytes = std::fs::read(&weights).map_err(|e| ManifestError::Read {
+            path: weights.clone(),
+            detail: e.to_string(),
+        })?;
+        let actual = format!("{:x}", Sha256::digest(&bytes));
+        if actual != self.sha256.to_ascii_lowercase() {
+            return Err(ManifestError::Checksum {
+                path: self.path.clone(),
+                weights,
+                expected: self.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    /// The operating threshold of label `i` (0.5 if none is given).
+    pub fn threshold(&self, i: usize) -> f32 {
+        self.thresholds.get(i).copied().unwrap_or(0.5)
+    }
+
+    /// torchxrayvision's recalibration: a sigmoid output `p` below the
+    /// threshold `t` maps to `p / 2t`, above it to `1 - (1 - p) / 2(1 - t)`,
+    /// so the operating point becomes 0.5.
+    pub fn recalibrated(&self, i: usize, p: f32) -> f32 {
+        if !self.recalibrate {
+            return p;
+        }
+        let t = self.threshold(i);
+        if p < t {
+            p / (2.0 * t)
+        } else {
+            1.0 - (1.0 - p) / (2.0 * (1.0 - t))
+        }
+    }
+
+    /// The threshold a (possibly recalibrated) probability is compared with.
+    pub fn decision_threshold(&self, i: usize) -> f32 {
+        if self.recalibrate {
+            0.5
+        } else {
+            self.threshold(i)
+        }
+    }
+}
+
+/// Every `*/model.toml` under `dir`, sorted by path.
+pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ManifestError::Read {
+        path: dir.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("model.toml"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    Ok(found)
+}

@@ -1,0 +1,115 @@
+//! Manifests and the classifier, on the converter's committed output.
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use infer::formula::uniform;
+use infer::{Classifier, ClassifierError, Manifest, ManifestError};
+
+fn tiny() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/infer/tiny-densenet")
+}
+
+fn input(n: usize) -> Tensor {
+    let data: Vec<f32> = uniform("input", n * 64 * 64)
+        .iter()
+        .map(|v| v * 2048.0)
+        .collect();
+    Tensor::from_vec(data, (n, 1, 64, 64), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn classifier_reports_recalibrated_findings_with_heatmaps() {
+    let manifest = Manifest::load(&tiny().join("model.toml")).unwrap();
+    assert_eq!(
+        manifest.labels,
+        ["Effusion", "Pneumothorax", "Cardiomegaly"]
+    );
+    let c = Classifier::load(manifest, &Device::Cpu).unwrap();
+    let p = c.predict(&input(2), true).unwrap();
+    assert_eq!(p.findings.len(), 2);
+    for image in &p.findings {
+        assert_eq!(image.len(), 3);
+        for f in image {
+            assert!((0.0..=1.0).contains(&f.probability));
+            assert_eq!(
+                f.threshold, 0.5,
+                "recalibrated outputs are compared with 0.5"
+            );
+            assert_eq!(f.flagged, f.probability >= 0.5);
+            assert_eq!(f.heatmap.is_some(), f.flagged);
+        }
+    }
+    let plain = c.predict(&input(2), false).unwrap();
+    assert!(plain.findings.iter().flatten().all(|f| f.heatmap.is_none()));
+}
+
+#[test]
+fn recalibration_maps_the_threshold_to_one_half() {
+    let m = Manifest::load(&tiny().join("model.toml")).unwrap();
+    for (i, t) in [(0, 0.25f32), (1, 0.5), (2, 0.75)] {
+        assert!((m.recalibrated(i, t) - 0.5).abs() < 1e-6);
+        assert!(m.recalibrated(i, 0.0).abs() < 1e-6);
+        assert!((m.recalibrated(i, 1.0) - 1.0).abs() < 1e-6);
+        assert!(m.recalibrated(i, t - 0.01) < 0.5 && m.recalibrated(i, t + 0.01) > 0.5);
+    }
+}
+
+#[test]
+fn a_tampered_weights_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["model.toml", "weights.safetensors"] {
+        std::fs::copy(tiny().join(f), dir.path().join(f)).unwrap();
+    }
+    let w = dir.path().join("weights.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&w, bytes).unwrap();
+    let m = Manifest::load(&dir.path().join("model.toml")).unwrap();
+    let Err(e) = Classifier::load(m, &Device::Cpu) else {
+        panic!("loaded tampered weights")
+    };
+    assert!(
+        matches!(e, ClassifierError::Manifest(ManifestError::Checksum { .. })),
+        "{e}"
+    );
+    assert!(e.to_string().contains("weights.safetensors"), "{e}");
+}
+
+#[test]
+fn manifest_problems_name_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("model.toml");
+    std::fs::write(
+        &p,
+        r#"name = "x"
+version = "1"
+architecture = "vgg16"
+weights = "w.safetensors"
+sha256 = "abc"
+labels = ["A", "B"]
+thresholds = [0.5, 1.5, 0.2]
+[input]
+spec = "jpeg"
+size = 8
+"#,
+    )
+    .unwrap();
+    let e = Manifest::load(&p).unwrap_err().to_string();
+    for key in [
+        "architecture",
+        "sha256",
+        "thresholds: 3 values",
+        "input.spec",
+        "input.size",
+        "model.toml",
+    ] {
+        assert!(e.contains(key), "'{key}' not in {e}");
+    }
+    std::fs::write(&p, "name = \"x\"\nversoin = \"1\"\n").unwrap();
+    assert!(Manifest::load(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("versoin"));
+}
