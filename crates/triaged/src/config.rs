@@ -16,7 +16,23 @@ pub struct Config {
     pub storage: StorageConfig,
     pub sources: Vec<SourceConfig>,
     pub destinations: Vec<DestinationConfig>,
+    pub models: ModelsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Folder of models, one sub-folder each with a `model.toml` manifest.
+    pub dir: PathBuf,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            dir: PathBuf::from("models"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 mod config;
 mod echo;
 mod logging;
+mod models;
 mod serve;
 mod sink;
 mod studies;
@@ -43,6 +44,19 @@ enum Command {
         #[command(subcommand)]
         command: StudiesCommand,
     },
+    /// Models in the models folder (`[models] dir`).
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// List the models and what their manifests say.
+    List,
+    /// Verify every model: manifest, weights checksum, tensors, a test pass.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -97,6 +111,12 @@ fn main() -> ExitCode {
             Command::Studies {
                 command: StudiesCommand::List { json },
             } => studies::list(&config, json).await,
+            Command::Models {
+                command: ModelsCommand::List,
+            } => models::list(&config),
+            Command::Models {
+                command: ModelsCommand::Check,
+            } => models::check(&config),
             Command::Config { .. } => unreachable!("handled above"),
         }
     });
