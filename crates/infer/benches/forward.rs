@@ -10,14 +10,29 @@ use infer::formula::uniform;
 use infer::{Architecture, DenseNetConfig, Model, ResNetConfig};
 
 fn main() {
-    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let batch: usize = std::env::var("BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let batch: usize = std::env::var("BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     for (name, arch) in [
-        ("densenet121", Architecture::DenseNet(DenseNetConfig::densenet121(1, 18))),
-        ("resnet50", Architecture::ResNet(ResNetConfig::resnet50(1, 18))),
+        (
+            "densenet121",
+            Architecture::DenseNet(DenseNetConfig::densenet121(1, 18)),
+        ),
+        (
+            "resnet50",
+            Architecture::ResNet(ResNetConfig::resnet50(1, 18)),
+        ),
     ] {
         let model = Model::with_formula_weights(arch, &Device::Cpu).expect("model");
-        let data: Vec<f32> = uniform("input", batch * 224 * 224).iter().map(|v| v * 2048.0).collect();
+        let data: Vec<f32> = uniform("input", batch * 224 * 224)
+            .iter()
+            .map(|v| v * 2048.0)
+            .collect();
         let x = Tensor::from_vec(data, (batch, 1, 224, 224), &Device::Cpu).unwrap();
         model.logits(&x).expect("warm-up");
         let mut times: Vec<f64> = (0..runs)

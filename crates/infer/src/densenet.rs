@@ -5,9 +5,9 @@
 //! channel and 18 outputs.
 
 use candle_core::{Module, ModuleT, Result, Tensor, D};
-use candle_nn::{
-    batch_norm, conv2d_no_bias, linear, BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder,
-};
+use candle_nn::{linear, BatchNorm, Conv2d, Linear, VarBuilder};
+
+use crate::layers::{bn, conv};
 
 /// The shape of a DenseNet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,32 +32,6 @@ impl DenseNetConfig {
             bn_size: 4,
         }
     }
-}
-
-fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    // PyTorch's default epsilon.
-    batch_norm(c, 1e-5, vb)
-}
-
-fn conv(
-    i: usize,
-    o: usize,
-    k: usize,
-    stride: usize,
-    padding: usize,
-    vb: VarBuilder,
-) -> Result<Conv2d> {
-    conv2d_no_bias(
-        i,
-        o,
-        k,
-        Conv2dConfig {
-            padding,
-            stride,
-            ..Default::default()
-        },
-        vb,
-    )
 }
 
 struct DenseLayer {

@@ -13,6 +13,7 @@ mod classifier;
 pub mod densenet;
 mod error;
 pub mod formula;
+mod layers;
 pub mod manifest;
 mod model;
 pub mod resnet;

@@ -3,9 +3,9 @@
 //! chest model has a one-channel stem and 18 outputs, at 512 x 512.
 
 use candle_core::{Module, ModuleT, Result, Tensor, D};
-use candle_nn::{
-    batch_norm, conv2d_no_bias, linear, BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder,
-};
+use candle_nn::{linear, BatchNorm, Conv2d, Linear, VarBuilder};
+
+use crate::layers::{bn, conv};
 
 /// The shape of a bottleneck ResNet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,31 +25,6 @@ impl ResNetConfig {
             layers: vec![3, 4, 6, 3],
         }
     }
-}
-
-fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    batch_norm(c, 1e-5, vb)
-}
-
-fn conv(
-    i: usize,
-    o: usize,
-    k: usize,
-    stride: usize,
-    padding: usize,
-    vb: VarBuilder,
-) -> Result<Conv2d> {
-    conv2d_no_bias(
-        i,
-        o,
-        k,
-        Conv2dConfig {
-            padding,
-            stride,
-            ..Default::default()
-        },
-        vb,
-    )
 }
 
 struct Bottleneck {
