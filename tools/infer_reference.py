@@ -87,6 +87,25 @@ def resnet50_xrv():
     return fill(m).eval()
 
 
+class SmallCnn(torch.nn.Module):
+    """The project's own small CNN (crates/infer/src/smallcnn.rs)."""
+
+    def __init__(self, in_channels=1, num_classes=5, widths=(16, 32, 64, 128, 256)):
+        super().__init__()
+        layers, c = [], in_channels
+        for w in widths:
+            layers += [torch.nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), torch.nn.BatchNorm2d(w),
+                       torch.nn.ReLU(inplace=True),
+                       torch.nn.Conv2d(w, w, 3, padding=1, bias=False), torch.nn.BatchNorm2d(w),
+                       torch.nn.ReLU(inplace=True)]
+            c = w
+        self.features = torch.nn.Sequential(*layers)
+        self.classifier = torch.nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
 def write(root, name, model, description, probe_name, probe_dims, dims):
     x = torch.from_numpy(uniform("input", int(np.prod(dims))).reshape(dims) * np.float32(2048))
     with torch.no_grad():
@@ -152,6 +171,9 @@ def main():
     write(root, "resnet50_parity.json", resnet50_xrv(),
           "resnet50, 1 channel, 18 classes, formula weights",
           "conv1.weight", [64, 1, 7, 7], [2, 1, 224, 224])
+    write(root, "smallcnn_parity.json", fill(SmallCnn()).eval(),
+          "smallcnn, 1 channel, 5 classes, widths 16..256, formula weights",
+          "features.0.weight", [16, 1, 3, 3], [2, 1, 256, 256])
 
 
 if __name__ == "__main__":

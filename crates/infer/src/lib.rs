@@ -17,6 +17,7 @@ mod layers;
 pub mod manifest;
 mod model;
 pub mod resnet;
+pub mod smallcnn;
 
 pub use classifier::{Classifier, ClassifierError, Finding, Prediction};
 pub use densenet::{DenseNet, DenseNetConfig};
@@ -24,3 +25,4 @@ pub use error::InferError;
 pub use manifest::{Manifest, ManifestError};
 pub use model::{Architecture, ClassMaps, Model};
 pub use resnet::{ResNet, ResNetConfig};
+pub use smallcnn::{SmallCnn, SmallCnnConfig};

@@ -5,7 +5,7 @@
 //! ```toml
 //! name = "xrv-densenet121-all"
 //! version = "1"
-//! architecture = "densenet121"   # densenet121 | resnet50 | densenet (+ [densenet])
+//! architecture = "densenet121"   # densenet121 | resnet50 | densenet (+ [densenet]) | smallcnn
 //! in_channels = 1
 //! weights = "weights.safetensors"
 //! sha256 = "…"                  # of the weights file; checked at load
@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::{Architecture, DenseNetConfig, ResNetConfig};
+use crate::{Architecture, DenseNetConfig, ResNetConfig, SmallCnnConfig};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +55,9 @@ pub struct Manifest {
     /// Hyper-parameters for `architecture = "densenet"`.
     #[serde(default)]
     pub densenet: Option<DenseNetSection>,
+    /// Stage widths for `architecture = "smallcnn"` (default 16..256).
+    #[serde(default)]
+    pub smallcnn: Option<SmallCnnSection>,
     /// Where the manifest was read from (not in the file).
     #[serde(skip)]
     pub path: PathBuf,
@@ -92,6 +95,12 @@ pub struct DenseNetSection {
     pub block_config: Vec<usize>,
     pub num_init_features: usize,
     pub bn_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmallCnnSection {
+    pub widths: Vec<usize>,
 }
 
 /// A manifest problem, naming the file and the key.
@@ -195,8 +204,18 @@ impl Manifest {
                 bn_size: d.bn_size,
             })),
             ("densenet", None) => Err("densenet: the [densenet] table is required".into()),
+            ("smallcnn", _) => {
+                let mut c = SmallCnnConfig::new(channels, classes);
+                if let Some(s) = &self.smallcnn {
+                    if s.widths.is_empty() || s.widths.contains(&0) {
+                        return Err("smallcnn.widths: at least one non-zero width".into());
+                    }
+                    c.widths = s.widths.clone();
+                }
+                Ok(Architecture::SmallCnn(c))
+            }
             (other, _) => Err(format!(
-                "architecture: '{other}' is not densenet121, resnet50 or densenet"
+                "architecture: '{other}' is not densenet121, resnet50, densenet or smallcnn"
             )),
         }
     }

@@ -10,13 +10,14 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
 use crate::formula::FormulaBackend;
-use crate::{DenseNet, DenseNetConfig, InferError, ResNet, ResNetConfig};
+use crate::{DenseNet, DenseNetConfig, InferError, ResNet, ResNetConfig, SmallCnn, SmallCnnConfig};
 
 /// A supported network and its hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Architecture {
     DenseNet(DenseNetConfig),
     ResNet(ResNetConfig),
+    SmallCnn(SmallCnnConfig),
 }
 
 impl Architecture {
@@ -24,6 +25,7 @@ impl Architecture {
         match self {
             Architecture::DenseNet(c) => format!("densenet{}", densenet_depth(c)),
             Architecture::ResNet(c) => format!("resnet{}", 2 + 3 * c.layers.iter().sum::<usize>()),
+            Architecture::SmallCnn(_) => "smallcnn".into(),
         }
     }
 
@@ -31,6 +33,7 @@ impl Architecture {
         match self {
             Architecture::DenseNet(c) => c.in_channels,
             Architecture::ResNet(c) => c.in_channels,
+            Architecture::SmallCnn(c) => c.in_channels,
         }
     }
 
@@ -38,6 +41,7 @@ impl Architecture {
         match self {
             Architecture::DenseNet(c) => c.num_classes,
             Architecture::ResNet(c) => c.num_classes,
+            Architecture::SmallCnn(c) => c.num_classes,
         }
     }
 
@@ -60,12 +64,14 @@ fn densenet_depth(c: &DenseNetConfig) -> usize {
 enum Net {
     DenseNet(DenseNet),
     ResNet(ResNet),
+    SmallCnn(SmallCnn),
 }
 
 fn build(arch: &Architecture, vb: VarBuilder) -> candle_core::Result<Net> {
     Ok(match arch {
         Architecture::DenseNet(c) => Net::DenseNet(DenseNet::new(c.clone(), vb)?),
         Architecture::ResNet(c) => Net::ResNet(ResNet::new(c.clone(), vb)?),
+        Architecture::SmallCnn(c) => Net::SmallCnn(SmallCnn::new(c.clone(), vb)?),
     })
 }
 
@@ -196,6 +202,7 @@ impl Model {
         match &self.net {
             Net::DenseNet(n) => n.features(x),
             Net::ResNet(n) => n.features(x),
+            Net::SmallCnn(n) => n.features(x),
         }
     }
 
@@ -203,6 +210,7 @@ impl Model {
         match &self.net {
             Net::DenseNet(n) => n.classify(maps),
             Net::ResNet(n) => n.classify(maps),
+            Net::SmallCnn(n) => n.classify(maps),
         }
     }
 
@@ -222,6 +230,7 @@ impl Model {
         let weight = match &self.net {
             Net::DenseNet(n) => n.classifier_weight(),
             Net::ResNet(n) => n.classifier_weight(),
+            Net::SmallCnn(n) => n.classifier_weight(),
         };
         // classes x C times C x (h*w), per image.
         let mut out = Vec::with_capacity(n);

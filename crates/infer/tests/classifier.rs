@@ -113,3 +113,28 @@ size = 8
         .to_string()
         .contains("versoin"));
 }
+
+#[test]
+fn smallcnn_manifests_choose_their_widths() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("model.toml");
+    let base = "name = \"demo\"\nversion = \"1\"\narchitecture = \"smallcnn\"\nweights = \"w.safetensors\"\n\
+                sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n\
+                labels = [\"Effusion\", \"Pneumothorax\"]\n[input]\nspec = \"xrv\"\nsize = 256\n";
+    std::fs::write(&p, format!("{base}[smallcnn]\nwidths = [8, 16]\n")).unwrap();
+    let m = Manifest::load(&p).unwrap();
+    match m.architecture().unwrap() {
+        infer::Architecture::SmallCnn(c) => {
+            assert_eq!(
+                (c.in_channels, c.num_classes, c.widths),
+                (1, 2, vec![8, 16])
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(&p, format!("{base}[smallcnn]\nwidths = [8, 0]\n")).unwrap();
+    assert!(Manifest::load(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("smallcnn.widths"));
+}

@@ -59,6 +59,7 @@ fn formula_matches_the_python_generator() {
     for (file, dims) in [
         ("densenet121_parity.json", [64, 1, 7, 7]),
         ("resnet50_parity.json", [64, 1, 7, 7]),
+        ("smallcnn_parity.json", [16, 1, 3, 3]),
     ] {
         let r = reference(file);
         for (name, theirs) in r["probe"].as_object().unwrap() {
@@ -155,5 +156,18 @@ fn converted_weights_load_and_match_pytorch() {
     let model = infer::Model::load(arch, &weights, &Device::Cpu).unwrap();
     let ours: Vec<Vec<f32>> = model.logits(&input(&expected)).unwrap().to_vec2().unwrap();
     let err = relative_error(&ours, &expected["logits"]);
+    assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
+}
+
+#[test]
+fn smallcnn_matches_pytorch() {
+    let r = reference("smallcnn_parity.json");
+    let vb = VarBuilder::from_backend(Box::new(FormulaBackend), DType::F32, Device::Cpu);
+    let model = infer::SmallCnn::new(infer::SmallCnnConfig::new(1, 5), vb).unwrap();
+    let logits = model.forward(&input(&r)).unwrap();
+    assert_eq!(logits.dims(), &[2, 5]);
+    let ours: Vec<Vec<f32>> = logits.to_vec2().unwrap();
+    let err = relative_error(&ours, &r["logits"]);
+    eprintln!("smallcnn: relative error {err:e} against PyTorch");
     assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
 }
