@@ -25,12 +25,15 @@ pub struct Config {
 pub struct ModelsConfig {
     /// Folder of models, one sub-folder each with a `model.toml` manifest.
     pub dir: PathBuf,
+    /// CPU threads for inference; 0 = one per core.
+    pub threads: usize,
 }
 
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
             dir: PathBuf::from("models"),
+            threads: 0,
         }
     }
 }
@@ -241,6 +244,12 @@ impl Config {
                 p.push(format!("destinations[{i}].port: must be 1..=65535"));
             }
         }
+        if self.models.threads > 256 {
+            p.push(format!(
+                "models.threads: {} is more than 256",
+                self.models.threads
+            ));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             p.push(format!(
                 "log.format: '{}' must be \"text\" or \"json\"",
@@ -382,6 +391,8 @@ mod tests {
             ae_title = ""
             host = "pacs"
             port = 0
+            [models]
+            threads = 1000
             "#,
         )
         .unwrap();
@@ -394,6 +405,7 @@ mod tests {
             "sources[1].name",
             "destinations[0].ae_title",
             "destinations[0].port",
+            "models.threads",
         ] {
             assert!(p.contains(key), "no problem for {key} in:\n{p}");
         }

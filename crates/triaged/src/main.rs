@@ -91,6 +91,11 @@ fn main() -> ExitCode {
         print!("{}", summary(&config, cli.config.as_deref()));
         return ExitCode::SUCCESS;
     }
+    // candle sizes its thread pool from RAYON_NUM_THREADS when it first
+    // runs; set it before any thread exists.
+    if config.models.threads > 0 {
+        std::env::set_var("RAYON_NUM_THREADS", config.models.threads.to_string());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
