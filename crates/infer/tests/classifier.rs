@@ -138,3 +138,33 @@ fn smallcnn_manifests_choose_their_widths() {
         .to_string()
         .contains("smallcnn.widths"));
 }
+
+/// Recalibrated probabilities (torchxrayvision's op_norm) agree with
+/// PyTorch's on the converted model.
+#[test]
+fn recalibrated_probabilities_match_pytorch() {
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tiny().join("expected.json")).unwrap())
+            .unwrap();
+    let c = Classifier::load(
+        Manifest::load(&tiny().join("model.toml")).unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let p = c.predict(&input(2), false).unwrap();
+    for (n, row) in expected["recalibrated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        for (i, v) in row.as_array().unwrap().iter().enumerate() {
+            let theirs = v.as_f64().unwrap();
+            let ours = p.findings[n][i].probability as f64;
+            assert!(
+                (ours - theirs).abs() <= 1e-4 * theirs.abs().max(1e-3),
+                "image {n} label {i}: {ours} vs {theirs}"
+            );
+        }
+    }
+}
