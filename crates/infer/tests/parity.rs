@@ -104,17 +104,38 @@ fn densenet121_matches_pytorch() {
     }
 }
 
-#[test]
-fn resnet50_matches_pytorch() {
-    let r = reference("resnet50_parity.json");
-    let vb = VarBuilder::from_backend(Box::new(FormulaBackend), DType::F32, Device::Cpu);
-    let model = infer::ResNet::new(infer::ResNetConfig::resnet50(1, 18), vb).unwrap();
-    let logits = model.forward(&input(&r)).unwrap();
-    assert_eq!(logits.dims(), &[2, 18]);
+/// Formula weights through `Model` (the path the daemon uses) against the
+/// committed PyTorch logits.
+fn assert_parity(file: &str, arch: infer::Architecture, classes: usize) {
+    let r = reference(file);
+    let model = infer::Model::with_formula_weights(arch, &Device::Cpu).unwrap();
+    let logits = model.logits(&input(&r)).unwrap();
+    assert_eq!(logits.dims(), &[2, classes]);
     let ours: Vec<Vec<f32>> = logits.to_vec2().unwrap();
     let err = relative_error(&ours, &r["logits"]);
-    eprintln!("resnet50: relative error {err:e} against PyTorch");
-    assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
+    eprintln!("{file}: relative error {err:e} against PyTorch");
+    assert!(
+        err <= 1e-4,
+        "{file}: relative error {err:e} against PyTorch"
+    );
+}
+
+#[test]
+fn resnet50_matches_pytorch() {
+    assert_parity(
+        "resnet50_parity.json",
+        infer::Architecture::ResNet(infer::ResNetConfig::resnet50(1, 18)),
+        18,
+    );
+}
+
+#[test]
+fn smallcnn_matches_pytorch() {
+    assert_parity(
+        "smallcnn_parity.json",
+        infer::Architecture::SmallCnn(infer::SmallCnnConfig::new(1, 5)),
+        5,
+    );
 }
 
 /// tools/convert_weights.py turned a pickled torchxrayvision-style module
@@ -156,18 +177,5 @@ fn converted_weights_load_and_match_pytorch() {
     let model = infer::Model::load(arch, &weights, &Device::Cpu).unwrap();
     let ours: Vec<Vec<f32>> = model.logits(&input(&expected)).unwrap().to_vec2().unwrap();
     let err = relative_error(&ours, &expected["logits"]);
-    assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
-}
-
-#[test]
-fn smallcnn_matches_pytorch() {
-    let r = reference("smallcnn_parity.json");
-    let vb = VarBuilder::from_backend(Box::new(FormulaBackend), DType::F32, Device::Cpu);
-    let model = infer::SmallCnn::new(infer::SmallCnnConfig::new(1, 5), vb).unwrap();
-    let logits = model.forward(&input(&r)).unwrap();
-    assert_eq!(logits.dims(), &[2, 5]);
-    let ours: Vec<Vec<f32>> = logits.to_vec2().unwrap();
-    let err = relative_error(&ours, &r["logits"]);
-    eprintln!("smallcnn: relative error {err:e} against PyTorch");
     assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
 }
