@@ -28,6 +28,15 @@ pub use error::ArchiveError;
 pub use query::StudySummary;
 pub use writer::{Incoming, PendingInstance, Stored};
 
+/// The Implementation Class UID written into file meta: `2.25.` + a fixed
+/// UUID as a decimal integer, so it does not change with dicom-rs releases.
+/// (dicom-ul 0.10 puts its own in association negotiation; file meta is the
+/// only place triaged can name itself.)
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.267283936018423651742918730532093427713";
+
+/// The Implementation Version Name (at most 16 characters).
+pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("TRIAGED_", env!("CARGO_PKG_VERSION"));
+
 /// How the archive is set up.
 #[derive(Debug, Clone)]
 pub struct ArchiveOptions {
@@ -47,8 +56,8 @@ impl ArchiveOptions {
         ArchiveOptions {
             dir: dir.into(),
             spill_threshold: 16 << 20,
-            implementation_class_uid: "2.25.267283936018423651742918730532093427713".into(),
-            implementation_version_name: concat!("TRIAGED_", env!("CARGO_PKG_VERSION")).into(),
+            implementation_class_uid: IMPLEMENTATION_CLASS_UID.into(),
+            implementation_version_name: IMPLEMENTATION_VERSION_NAME.into(),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! dicom-ul has no message layer, so command sets (group 0000, always
 //! implicit VR little endian) are read and written here with dicom-object.
 
-use dicom_core::{dicom_value, DataElement, PrimitiveValue, VR};
+use dicom_core::{dicom_value, DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
+use dicom_object::mem::InMemElement;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 
@@ -40,7 +41,7 @@ pub enum CommandError {
     Missing(&'static str),
 }
 
-fn uid(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
+fn uid(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
     obj.element_opt(tag)
         .ok()
         .flatten()
@@ -49,24 +50,27 @@ fn uid(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Parse a command set (always implicit VR little endian).
+fn parse(bytes: &[u8]) -> Result<InMemDicomObject, CommandError> {
+    InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+        .map_err(|e| CommandError::Decode(e.to_string()))
+}
+
+fn read_u16(obj: &InMemDicomObject, tag: Tag, name: &'static str) -> Result<u16, CommandError> {
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_int::<u16>().ok())
+        .ok_or(CommandError::Missing(name))
+}
+
 impl Command {
     pub fn decode(bytes: &[u8]) -> Result<Command, CommandError> {
-        let obj =
-            InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-                .map_err(|e| CommandError::Decode(e.to_string()))?;
-        let u16_of = |tag, name| -> Result<u16, CommandError> {
-            obj.element_opt(tag)
-                .ok()
-                .flatten()
-                .and_then(|e| e.to_int::<u16>().ok())
-                .ok_or(CommandError::Missing(name))
-        };
-        let field = u16_of(tags::COMMAND_FIELD, "CommandField")?;
-        let message_id = u16_of(tags::MESSAGE_ID, "MessageID")?;
-        let data_set_type = u16_of(tags::COMMAND_DATA_SET_TYPE, "CommandDataSetType")?;
+        let obj = parse(bytes)?;
+        let data_set_type = read_u16(&obj, tags::COMMAND_DATA_SET_TYPE, "CommandDataSetType")?;
         Ok(Command {
-            field,
-            message_id,
+            field: read_u16(&obj, tags::COMMAND_FIELD, "CommandField")?,
+            message_id: read_u16(&obj, tags::MESSAGE_ID, "MessageID")?,
             affected_sop_class_uid: uid(&obj, tags::AFFECTED_SOP_CLASS_UID),
             affected_sop_instance_uid: uid(&obj, tags::AFFECTED_SOP_INSTANCE_UID),
             has_data_set: data_set_type != NO_DATA_SET,
@@ -91,6 +95,16 @@ pub fn encode(mut obj: InMemDicomObject) -> Vec<u8> {
     out
 }
 
+/// A US element of a command set.
+fn us(tag: Tag, v: u16) -> InMemElement {
+    DataElement::new(tag, VR::US, dicom_value!(U16, [v]))
+}
+
+/// A UI element of a command set, padded to even length with NUL.
+fn ui(tag: Tag, uid: &str) -> InMemElement {
+    DataElement::new(tag, VR::UI, dicom_value!(Str, pad_uid(uid)))
+}
+
 /// Build a response command (no data set) to a request.
 pub fn response(
     field: u16,
@@ -102,38 +116,14 @@ pub fn response(
 ) -> Vec<u8> {
     let mut obj = InMemDicomObject::new_empty();
     if let Some(uid) = sop_class_uid {
-        obj.put(DataElement::new(
-            tags::AFFECTED_SOP_CLASS_UID,
-            VR::UI,
-            dicom_value!(Str, pad_uid(uid)),
-        ));
+        obj.put(ui(tags::AFFECTED_SOP_CLASS_UID, uid));
     }
-    obj.put(DataElement::new(
-        tags::COMMAND_FIELD,
-        VR::US,
-        dicom_value!(U16, [field]),
-    ));
-    obj.put(DataElement::new(
-        tags::MESSAGE_ID_BEING_RESPONDED_TO,
-        VR::US,
-        dicom_value!(U16, [request_message_id]),
-    ));
-    obj.put(DataElement::new(
-        tags::COMMAND_DATA_SET_TYPE,
-        VR::US,
-        dicom_value!(U16, [NO_DATA_SET]),
-    ));
-    obj.put(DataElement::new(
-        tags::STATUS,
-        VR::US,
-        dicom_value!(U16, [status.0]),
-    ));
+    obj.put(us(tags::COMMAND_FIELD, field));
+    obj.put(us(tags::MESSAGE_ID_BEING_RESPONDED_TO, request_message_id));
+    obj.put(us(tags::COMMAND_DATA_SET_TYPE, NO_DATA_SET));
+    obj.put(us(tags::STATUS, status.0));
     if let Some(uid) = sop_instance_uid {
-        obj.put(DataElement::new(
-            tags::AFFECTED_SOP_INSTANCE_UID,
-            VR::UI,
-            dicom_value!(Str, pad_uid(uid)),
-        ));
+        obj.put(ui(tags::AFFECTED_SOP_INSTANCE_UID, uid));
     }
     if let Some(comment) = error_comment {
         // Error Comment is LO: at most 64 characters.
@@ -163,61 +153,33 @@ pub fn request(
     has_data_set: bool,
 ) -> Vec<u8> {
     let mut obj = InMemDicomObject::new_empty();
-    obj.put(DataElement::new(
-        tags::AFFECTED_SOP_CLASS_UID,
-        VR::UI,
-        dicom_value!(Str, pad_uid(sop_class_uid)),
-    ));
-    obj.put(DataElement::new(
-        tags::COMMAND_FIELD,
-        VR::US,
-        dicom_value!(U16, [field]),
-    ));
-    obj.put(DataElement::new(
-        tags::MESSAGE_ID,
-        VR::US,
-        dicom_value!(U16, [message_id]),
-    ));
+    obj.put(ui(tags::AFFECTED_SOP_CLASS_UID, sop_class_uid));
+    obj.put(us(tags::COMMAND_FIELD, field));
+    obj.put(us(tags::MESSAGE_ID, message_id));
     if field == field::C_STORE_RQ {
         // Priority: medium.
-        obj.put(DataElement::new(
-            tags::PRIORITY,
-            VR::US,
-            dicom_value!(U16, [0]),
-        ));
+        obj.put(us(tags::PRIORITY, 0));
     }
-    obj.put(DataElement::new(
+    obj.put(us(
         tags::COMMAND_DATA_SET_TYPE,
-        VR::US,
-        dicom_value!(U16, [if has_data_set { 0x0000 } else { NO_DATA_SET }]),
+        if has_data_set { 0x0000 } else { NO_DATA_SET },
     ));
     if let Some(uid) = sop_instance_uid {
-        obj.put(DataElement::new(
-            tags::AFFECTED_SOP_INSTANCE_UID,
-            VR::UI,
-            dicom_value!(Str, pad_uid(uid)),
-        ));
+        obj.put(ui(tags::AFFECTED_SOP_INSTANCE_UID, uid));
     }
     encode(obj)
 }
 
 /// Read the Status of a response command set.
 pub fn response_status(bytes: &[u8]) -> Result<(u16, Status), CommandError> {
-    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-        .map_err(|e| CommandError::Decode(e.to_string()))?;
-    let get = |tag, name| {
-        obj.element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_int::<u16>().ok())
-            .ok_or(CommandError::Missing(name))
-    };
+    let obj = parse(bytes)?;
     Ok((
-        get(
+        read_u16(
+            &obj,
             tags::MESSAGE_ID_BEING_RESPONDED_TO,
             "MessageIDBeingRespondedTo",
         )?,
-        Status(get(tags::STATUS, "Status")?),
+        Status(read_u16(&obj, tags::STATUS, "Status")?),
     ))
 }
 

@@ -32,12 +32,3 @@ pub use policy::{AssociationPolicy, HostPattern, HostPatternError, SourceRule};
 pub use shutdown::Shutdown;
 pub use sink::{InstanceWriter, StorageSink, StoreFailure, StoreOutcome, StoreRequest};
 pub use status::Status;
-
-/// The Implementation Class UID triaged puts in associations and file meta.
-///
-/// `2.25.` + a fixed UUID as a decimal integer, so it never changes with
-/// dicom-rs releases (whose own UID changes with each version).
-pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.267283936018423651742918730532093427713";
-
-/// The Implementation Version Name: at most 16 characters.
-pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("TRIAGED_", env!("CARGO_PKG_VERSION"));

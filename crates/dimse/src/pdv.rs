@@ -1,23 +1,25 @@
-//! Sending DIMSE commands as P-DATA.
+//! Sending DIMSE commands as P-DATA, on either side of an association.
 
-use dicom_ul::association::server::AsyncServerAssociation;
+use dicom_ul::association::AsyncAssociation;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 use tokio::net::TcpStream;
 
 /// Send a command set (always small enough for one PDV) on a context.
-pub(crate) async fn send_command(
-    assoc: &mut AsyncServerAssociation<TcpStream>,
+pub(crate) async fn send_command<A: AsyncAssociation<TcpStream> + Send>(
+    assoc: &mut A,
     context_id: u8,
     command: Vec<u8>,
 ) -> Result<(), dicom_ul::association::Error> {
-    assoc
-        .send(&Pdu::PData {
+    AsyncAssociation::send(
+        assoc,
+        &Pdu::PData {
             data: vec![PDataValue {
                 presentation_context_id: context_id,
                 value_type: PDataValueType::Command,
                 is_last: true,
                 data: command,
             }],
-        })
-        .await
+        },
+    )
+    .await
 }

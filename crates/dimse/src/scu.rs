@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use dicom_ul::association::client::ClientAssociationOptions;
-use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
+use dicom_ul::pdu::{PDataValueType, Pdu, PresentationContextResultReason};
 
 use crate::command::{self, field};
 use crate::sop::VERIFICATION;
@@ -81,15 +81,7 @@ pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuEr
     };
     let message_id = 1;
     let rq = command::request(field::C_ECHO_RQ, message_id, VERIFICATION, None, false);
-    assoc
-        .send(&Pdu::PData {
-            data: vec![PDataValue {
-                presentation_context_id: ctx,
-                value_type: PDataValueType::Command,
-                is_last: true,
-                data: rq,
-            }],
-        })
+    crate::pdv::send_command(&mut assoc, ctx, rq)
         .await
         .map_err(|e| protocol(e.to_string()))?;
     let mut buf = Vec::new();

@@ -257,18 +257,13 @@ impl Frames {
             .flatten()
             .map(|w| w.iter().map(|w| (w.center, w.width)).collect())
             .unwrap_or_default();
-        let per_frame = windows.len().max(luts.len()).max(1);
-        let voi = (0..per_frame)
+        let voi_entries = windows.len().max(luts.len()).max(1);
+        let voi = (0..voi_entries)
             .map(|i| {
-                let pick = |n: usize| if n == 1 { 0 } else { i };
-                if !luts.is_empty() {
-                    Voi::Lut(luts[pick(luts.len())].clone())
-                } else if !windows.is_empty() {
-                    let (center, width) = windows[pick(windows.len())];
-                    let function = functions
-                        .get(pick(functions.len()))
-                        .copied()
-                        .unwrap_or_default();
+                if let Some(lut) = per_frame(&luts, i) {
+                    Voi::Lut(lut.clone())
+                } else if let Some(&(center, width)) = per_frame(&windows, i) {
+                    let function = per_frame(&functions, i).copied().unwrap_or_default();
                     Voi::Window {
                         center,
                         width,
@@ -316,19 +311,13 @@ impl Frames {
 
     /// Rescale slope and intercept of a frame.
     pub fn rescale(&self, frame: usize) -> (f64, f64) {
-        self.rescale[if self.rescale.len() == 1 {
-            0
-        } else {
-            frame.min(self.rescale.len() - 1)
-        }]
+        per_frame(&self.rescale, frame)
+            .copied()
+            .unwrap_or((1.0, 0.0))
     }
 
     pub(crate) fn voi_of(&self, frame: usize) -> &Voi {
-        &self.voi[if self.voi.len() == 1 {
-            0
-        } else {
-            frame.min(self.voi.len() - 1)
-        }]
+        per_frame(&self.voi, frame).unwrap_or(&Voi::None)
     }
 
     pub fn is_monochrome(&self) -> bool {
@@ -359,6 +348,16 @@ impl Frames {
             .iter()
             .map(|&v| (v as f64 * slope + intercept) as f32)
             .collect())
+    }
+}
+
+/// A per-frame attribute: one value for all frames, or one per frame (the
+/// last standing in for frames past the end).
+fn per_frame<T>(values: &[T], frame: usize) -> Option<&T> {
+    match values.len() {
+        0 => None,
+        1 => values.first(),
+        n => values.get(frame.min(n - 1)),
     }
 }
 

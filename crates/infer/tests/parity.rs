@@ -2,10 +2,9 @@
 //! and through torchvision (fixtures/infer/*.json, from
 //! tools/infer_reference.py).
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use infer::formula::{uniform, values, FormulaBackend};
-use infer::{DenseNet, DenseNetConfig};
+use candle_core::{Device, Tensor};
+use infer::formula::{uniform, values};
+use infer::DenseNetConfig;
 use serde_json::Value;
 
 fn reference(name: &str) -> Value {
@@ -31,20 +30,24 @@ fn input(r: &Value) -> Tensor {
     Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
 }
 
-/// max |ours - theirs| / max |theirs| over the whole output.
-fn relative_error(ours: &[Vec<f32>], theirs: &Value) -> f64 {
-    let theirs: Vec<Vec<f64>> = theirs
-        .as_array()
+/// A JSON array of arrays of numbers.
+fn matrix(v: &Value) -> Vec<Vec<f64>> {
+    v.as_array()
         .unwrap()
         .iter()
         .map(|row| {
             row.as_array()
                 .unwrap()
                 .iter()
-                .map(|v| v.as_f64().unwrap())
+                .map(|x| x.as_f64().unwrap())
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// max |ours - theirs| / max |theirs| over the whole output.
+fn relative_error(ours: &[Vec<f32>], theirs: &Value) -> f64 {
+    let theirs = matrix(theirs);
     let scale = theirs.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
     let diff = ours
         .iter()
@@ -74,39 +77,9 @@ fn formula_matches_the_python_generator() {
     }
 }
 
-#[test]
-fn densenet121_matches_pytorch() {
-    let r = reference("densenet121_parity.json");
-    let vb = VarBuilder::from_backend(Box::new(FormulaBackend), DType::F32, Device::Cpu);
-    let model = DenseNet::new(DenseNetConfig::densenet121(1, 18), vb).unwrap();
-    let logits = model.forward(&input(&r)).unwrap();
-    assert_eq!(logits.dims(), &[2, 18]);
-    let ours: Vec<Vec<f32>> = logits.to_vec2().unwrap();
-    let err = relative_error(&ours, &r["logits"]);
-    eprintln!("densenet121: relative error {err:e} against PyTorch");
-    assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
-    // Sigmoid probabilities, as the model manifests will use them.
-    let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
-    let theirs: Vec<Vec<f64>> = r["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| sig(v.as_f64().unwrap()))
-                .collect()
-        })
-        .collect();
-    for (a, b) in ours.iter().flatten().zip(theirs.iter().flatten()) {
-        assert!((sig(*a as f64) - b).abs() / b <= 1e-4);
-    }
-}
-
 /// Formula weights through `Model` (the path the daemon uses) against the
 /// committed PyTorch logits.
-fn assert_parity(file: &str, arch: infer::Architecture, classes: usize) {
+fn assert_parity(file: &str, arch: infer::Architecture, classes: usize) -> Vec<Vec<f32>> {
     let r = reference(file);
     let model = infer::Model::with_formula_weights(arch, &Device::Cpu).unwrap();
     let logits = model.logits(&input(&r)).unwrap();
@@ -118,6 +91,19 @@ fn assert_parity(file: &str, arch: infer::Architecture, classes: usize) {
         err <= 1e-4,
         "{file}: relative error {err:e} against PyTorch"
     );
+    ours
+}
+
+#[test]
+fn densenet121_matches_pytorch() {
+    let arch = infer::Architecture::DenseNet(DenseNetConfig::densenet121(1, 18));
+    let ours = assert_parity("densenet121_parity.json", arch, 18);
+    // Sigmoid probabilities, as the model manifests use them.
+    let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let theirs = matrix(&reference("densenet121_parity.json")["logits"]);
+    for (a, b) in ours.iter().flatten().zip(theirs.iter().flatten()) {
+        assert!((sig(*a as f64) - sig(*b)).abs() / sig(*b) <= 1e-4);
+    }
 }
 
 #[test]

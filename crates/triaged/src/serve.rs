@@ -13,8 +13,6 @@ use crate::sink::ArchiveSink;
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let mut options = ArchiveOptions::new(&config.storage.dir);
     options.spill_threshold = config.storage.spill_threshold_mb << 20;
-    options.implementation_class_uid = dimse::IMPLEMENTATION_CLASS_UID.into();
-    options.implementation_version_name = dimse::IMPLEMENTATION_VERSION_NAME.into();
     let archive = Archive::open(options).await.with_context(|| {
         format!(
             "cannot open the archive in {}",
