@@ -1,0 +1,226 @@
+//! Binary classification metrics over scores and labels.
+
+/// Area under the ROC curve (the Mann-Whitney statistic, ties counted
+/// half); `None` without both a positive and a negative.
+pub fn auroc(scores: &[f32], truth: &[bool]) -> Option<f64> {
+    let mut pairs: Vec<(f32, bool)> = scores.iter().copied().zip(truth.iter().copied()).collect();
+    let positives = pairs.iter().filter(|p| p.1).count();
+    let negatives = pairs.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return None;
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Sum of the positives' mid-ranks.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < pairs.len() {
+        let mut j = i;
+        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+            j += 1;
+        }
+        let mid = (i + j + 1) as f64 / 2.0;
+        rank_sum += mid * pairs[i..j].iter().filter(|p| p.1).count() as f64;
+        i = j;
+    }
+    let p = positives as f64;
+    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
+}
+
+/// ROC curve points (false positive rate, true positive rate), from (0, 0)
+/// to (1, 1), one point per distinct score.
+pub fn roc_curve(scores: &[f32], truth: &[bool]) -> Vec<(f64, f64)> {
+    let mut pairs: Vec<(f32, bool)> = scores.iter().copied().zip(truth.iter().copied()).collect();
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let positives = pairs.iter().filter(|p| p.1).count().max(1) as f64;
+    let negatives = pairs.iter().filter(|p| !p.1).count().max(1) as f64;
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut points = vec![(0.0, 0.0)];
+    let mut i = 0;
+    while i < pairs.len() {
+        let s = pairs[i].0;
+        while i < pairs.len() && pairs[i].0 == s {
+            if pairs[i].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        points.push((fp / negatives, tp / positives));
+    }
+    points
+}
+
+/// Counts at an operating threshold (score >= threshold is positive).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Confusion {
+    pub tp: usize,
+    pub fp: usize,
+    pub tn: usize,
+    #[serde(rename = "fn")]
+    pub fn_: usize,
+}
+
+fn ratio(a: usize, b: usize) -> Option<f64> {
+    (a + b > 0).then(|| a as f64 / (a + b) as f64)
+}
+
+impl Confusion {
+    pub fn at(scores: &[f32], truth: &[bool], threshold: f32) -> Confusion {
+        let mut c = Confusion::default();
+        for (&s, &t) in scores.iter().zip(truth) {
+            match (s >= threshold, t) {
+                (true, true) => c.tp += 1,
+                (true, false) => c.fp += 1,
+                (false, false) => c.tn += 1,
+                (false, true) => c.fn_ += 1,
+            }
+        }
+        c
+    }
+
+    pub fn sensitivity(&self) -> Option<f64> {
+        ratio(self.tp, self.fn_)
+    }
+
+    pub fn specificity(&self) -> Option<f64> {
+        ratio(self.tn, self.fp)
+    }
+
+    pub fn ppv(&self) -> Option<f64> {
+        ratio(self.tp, self.fp)
+    }
+
+    pub fn npv(&self) -> Option<f64> {
+        ratio(self.tn, self.fn_)
+    }
+}
+
+/// The highest threshold at which sensitivity reaches `target`: the
+/// operating point chosen on a validation set.
+pub fn threshold_for_sensitivity(scores: &[f32], truth: &[bool], target: f64) -> Option<f32> {
+    let mut pos: Vec<f32> = scores
+        .iter()
+        .zip(truth)
+        .filter(|(_, &t)| t)
+        .map(|(&s, _)| s)
+        .collect();
+    if pos.is_empty() {
+        return None;
+    }
+    pos.sort_by(|a, b| b.total_cmp(a));
+    let needed = ((target * pos.len() as f64).ceil() as usize).clamp(1, pos.len());
+    Some(pos[needed - 1])
+}
+
+/// One bin of a reliability diagram.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Bin {
+    pub lower: f64,
+    pub upper: f64,
+    pub count: usize,
+    pub mean_predicted: f64,
+    pub fraction_positive: f64,
+}
+
+/// Expected calibration error over `bins` equal-width bins of the
+/// predicted probability, and the non-empty bins.
+pub fn calibration(scores: &[f32], truth: &[bool], bins: usize) -> (f64, Vec<Bin>) {
+    let mut sums = vec![(0usize, 0.0f64, 0usize); bins];
+    for (&s, &t) in scores.iter().zip(truth) {
+        let b = ((s.clamp(0.0, 1.0) as f64 * bins as f64) as usize).min(bins - 1);
+        sums[b].0 += 1;
+        sums[b].1 += s as f64;
+        sums[b].2 += t as usize;
+    }
+    let n = scores.len().max(1) as f64;
+    let mut ece = 0.0;
+    let mut out = Vec::new();
+    for (b, &(count, sum, pos)) in sums.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        let mean = sum / count as f64;
+        let frac = pos as f64 / count as f64;
+        ece += count as f64 / n * (mean - frac).abs();
+        out.push(Bin {
+            lower: b as f64 / bins as f64,
+            upper: (b + 1) as f64 / bins as f64,
+            count,
+            mean_predicted: mean,
+            fraction_positive: frac,
+        });
+    }
+    (ece, out)
+}
+
+/// A 95 % percentile bootstrap interval of AUROC: `rounds` resamples with
+/// replacement, from a seeded generator so a report is reproducible.
+pub fn auroc_interval(
+    scores: &[f32],
+    truth: &[bool],
+    rounds: usize,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    auroc(scores, truth)?;
+    let n = scores.len();
+    let mut state = seed | 1;
+    let mut next = move || {
+        // xorshift64*: plenty for resampling indices.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut values = Vec::with_capacity(rounds);
+    let mut s = vec![0f32; n];
+    let mut t = vec![false; n];
+    for _ in 0..rounds {
+        for k in 0..n {
+            let i = (next() % n as u64) as usize;
+            s[k] = scores[i];
+            t[k] = truth[i];
+        }
+        if let Some(a) = auroc(&s, &t) {
+            values.push(a);
+        }
+    }
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.025), at(0.975)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_matches_pair_counting() {
+        let s = [0.1, 0.4, 0.35, 0.8, 0.4];
+        let t = [false, false, true, true, true];
+        // Pairs (pos, neg): (0.35,0.1)=1 (0.35,0.4)=0 (0.8,*)=2 (0.4,0.1)=1 (0.4,0.4)=0.5
+        assert!((auroc(&s, &t).unwrap() - 4.5 / 6.0).abs() < 1e-12);
+        assert_eq!(auroc(&s, &[true; 5]), None);
+        let roc = roc_curve(&s, &t);
+        assert_eq!(roc.first(), Some(&(0.0, 0.0)));
+        assert_eq!(roc.last(), Some(&(1.0, 1.0)));
+    }
+
+    #[test]
+    fn operating_point_and_calibration() {
+        let s = [0.9, 0.8, 0.7, 0.2, 0.1];
+        let t = [true, true, false, true, false];
+        let th = threshold_for_sensitivity(&s, &t, 0.6).unwrap();
+        assert_eq!(th, 0.8);
+        let c = Confusion::at(&s, &t, th);
+        assert_eq!((c.tp, c.fp, c.tn, c.fn_), (2, 0, 2, 1));
+        assert_eq!(c.ppv(), Some(1.0));
+        let (ece, bins) = calibration(&[0.05, 0.95], &[false, true], 10);
+        assert!((ece - 0.05).abs() < 1e-6 && bins.len() == 2);
+        let (lo, hi) = auroc_interval(&s, &t, 200, 7).unwrap();
+        assert!(lo <= hi && hi <= 1.0);
+    }
+}
