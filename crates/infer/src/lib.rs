@@ -18,6 +18,7 @@ pub mod manifest;
 mod model;
 pub mod resnet;
 pub mod smallcnn;
+pub mod train;
 
 pub use classifier::{Classifier, ClassifierError, Finding, Prediction};
 pub use densenet::{DenseNet, DenseNetConfig};
@@ -26,3 +27,4 @@ pub use manifest::{Manifest, ManifestError};
 pub use model::{Architecture, ClassMaps, Model};
 pub use resnet::{ResNet, ResNetConfig};
 pub use smallcnn::{SmallCnn, SmallCnnConfig};
+pub use train::Trainer;

@@ -62,10 +62,16 @@ impl SmallCnn {
 
     /// The last stage's feature maps.
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        self.features_t(x, false)
+    }
+
+    /// Feature maps; in training mode BatchNorm uses (and updates its
+    /// running statistics from) the batch.
+    pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for stage in &self.stages {
             for (c, b) in stage {
-                x = b.forward_t(&c.forward(&x)?, false)?.relu()?;
+                x = b.forward_t(&c.forward(&x)?, train)?.relu()?;
             }
         }
         Ok(x)
@@ -85,5 +91,10 @@ impl SmallCnn {
     /// Logits, `N x num_classes`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.classify(&self.features(x)?)
+    }
+
+    /// Logits, in training or inference mode.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.classify(&self.features_t(x, train)?)
     }
 }
