@@ -3,11 +3,15 @@
 
 mod config;
 mod echo;
+mod evaluate_cmd;
 mod logging;
 mod models;
+mod phantom_cmd;
 mod serve;
 mod sink;
 mod studies;
+mod synthetic;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +48,13 @@ enum Command {
         #[command(subcommand)]
         command: StudiesCommand,
     },
+    /// Train the bundled demonstration model on phantom radiographs.
+    Train(train::TrainArgs),
+    /// Evaluate a model on labelled images (DICOM or PNG and a CSV):
+    /// AUROC with 95 % intervals, operating point, calibration, subgroups.
+    Evaluate(evaluate_cmd::EvaluateArgs),
+    /// Write labelled phantom chest radiographs (DICOM or PNG + labels.csv).
+    Phantom(phantom_cmd::PhantomArgs),
     /// Models in the models folder (`[models] dir`).
     Models {
         #[command(subcommand)]
@@ -122,6 +133,9 @@ fn main() -> ExitCode {
             Command::Models {
                 command: ModelsCommand::Check,
             } => models::check(&config),
+            Command::Train(args) => train::run(&args),
+            Command::Evaluate(args) => evaluate_cmd::run(&args),
+            Command::Phantom(args) => phantom_cmd::run(&args),
             Command::Config { .. } => unreachable!("handled above"),
         }
     });

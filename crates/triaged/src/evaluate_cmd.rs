@@ -1,0 +1,320 @@
+//! `triaged evaluate`: a model against a labelled data set (a folder of
+//! DICOM or PNG files and a CSV of labels): AUROC with bootstrap
+//! intervals, operating-point metrics, calibration, per-grade and
+//! per-subgroup tables, as JSON and PNG plots.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use candle_core::{Device, Tensor};
+use evaluate::{Report, Sample, Setup};
+use infer::{Classifier, Manifest};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvaluateArgs {
+    /// The model folder (with model.toml).
+    #[arg(long, default_value = "models/demo-cxr")]
+    pub model: PathBuf,
+    /// The data folder; file paths in the CSV are relative to it.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The labels CSV (default: <data>/labels.csv). Columns: `file`, one
+    /// 0/1 column per model label (blank: unknown), optional
+    /// `<label>_grade`, and subgroup columns (sex, age, manufacturer, view
+    /// ...).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Where to write evaluation.json, roc.png and reliability.png
+    /// (default: <data>/evaluation).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Bootstrap resamples for the 95 % intervals.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Only these columns are subgroups (default: every other column).
+    #[arg(long, value_delimiter = ',')]
+    pub subgroups: Vec<String>,
+}
+
+/// One row of the labels CSV.
+struct Row {
+    file: PathBuf,
+    truth: Vec<Option<bool>>,
+    grades: Vec<Option<String>>,
+    groups: Vec<(String, String)>,
+}
+
+fn read_csv(
+    path: &Path,
+    data: &Path,
+    labels: &[String],
+    only: &[String],
+) -> anyhow::Result<Vec<Row>> {
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let header: Vec<String> = reader
+        .headers()?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let file =
+        col("file").ok_or_else(|| anyhow::anyhow!("{}: no `file` column", path.display()))?;
+    let label_cols: Vec<Option<usize>> = labels.iter().map(|l| col(l)).collect();
+    anyhow::ensure!(
+        label_cols.iter().any(|c| c.is_some()),
+        "{}: none of the model's labels ({}) is a column",
+        path.display(),
+        labels.join(", ")
+    );
+    let grade_cols: Vec<Option<usize>> =
+        labels.iter().map(|l| col(&format!("{l}_grade"))).collect();
+    let used: Vec<usize> = std::iter::once(Some(file))
+        .chain(label_cols.iter().copied())
+        .chain(grade_cols.iter().copied())
+        .flatten()
+        .collect();
+    let group_cols: Vec<usize> = (0..header.len())
+        .filter(|i| !used.contains(i))
+        .filter(|&i| only.is_empty() || only.contains(&header[i]))
+        .collect();
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record?;
+        let get = |i: usize| record.get(i).unwrap_or("").trim();
+        let truth = label_cols
+            .iter()
+            .map(|c| match c.map(get) {
+                None | Some("") => Ok(None),
+                Some("1") | Some("true") | Some("True") => Ok(Some(true)),
+                Some("0") | Some("false") | Some("False") => Ok(Some(false)),
+                Some(other) => Err(anyhow::anyhow!(
+                    "{} line {}: label value '{other}' is not 0, 1 or blank",
+                    path.display(),
+                    n + 2
+                )),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        rows.push(Row {
+            file: data.join(get(file)),
+            truth,
+            grades: grade_cols
+                .iter()
+                .map(|c| c.map(get).filter(|g| !g.is_empty()).map(str::to_string))
+                .collect(),
+            groups: group_cols
+                .iter()
+                .filter(|&&i| !get(i).is_empty())
+                .map(|&i| (header[i].clone(), get(i).to_string()))
+                .collect(),
+        });
+    }
+    Ok(rows)
+}
+
+/// The model input for a PNG (8- or 16-bit grey), scaled as the xrv spec
+/// scales a MONOCHROME2 instance.
+fn png_input(path: &Path, size: usize) -> anyhow::Result<Vec<f32>> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
+    let mut reader = decoder.read_info()?;
+    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
+    let info = reader.next_frame(&mut buf)?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    anyhow::ensure!(
+        info.color_type == png::ColorType::Grayscale,
+        "{}: only greyscale PNG is supported",
+        path.display()
+    );
+    let (grey, maxval): (Vec<f64>, f64) = match info.bit_depth {
+        png::BitDepth::Eight => (buf[..w * h].iter().map(|&v| v as f64).collect(), 255.0),
+        png::BitDepth::Sixteen => (
+            buf[..2 * w * h]
+                .chunks_exact(2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]) as f64)
+                .collect(),
+            65535.0,
+        ),
+        other => anyhow::bail!("{}: {other:?}-bit PNG is not supported", path.display()),
+    };
+    let (top, left, side) = imaging::centre_crop(h, w);
+    let mut square = Vec::with_capacity(side * side);
+    for y in top..top + side {
+        square.extend(
+            grey[y * w + left..y * w + left + side]
+                .iter()
+                .map(|&x| ((2.0 * x / maxval - 1.0) * 1024.0) as f32),
+        );
+    }
+    Ok(imaging::area_resize(&square, side, side, size, size))
+}
+
+fn input(path: &Path, manifest: &Manifest) -> anyhow::Result<Vec<f32>> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    {
+        anyhow::ensure!(
+            manifest.input.spec == "xrv",
+            "PNG input needs a model with the xrv input spec"
+        );
+        return png_input(path, manifest.input.size);
+    }
+    let obj = dicom_object::open_file(path)?;
+    let frames = imaging::Frames::decode(&obj)?;
+    let spec = crate::models::input_spec(manifest)?;
+    Ok(spec.apply(&frames, 0)?.data)
+}
+
+pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::load(&args.model.join("model.toml"))?;
+    let classifier = Classifier::load(manifest, &Device::Cpu)?;
+    let m = &classifier.manifest;
+    let csv_path = args
+        .labels
+        .clone()
+        .unwrap_or_else(|| args.data.join("labels.csv"));
+    let rows = read_csv(&csv_path, &args.data, &m.labels, &args.subgroups)?;
+    anyhow::ensure!(!rows.is_empty(), "{}: no rows", csv_path.display());
+    let size = m.input.size;
+    let channels = classifier.model.architecture.in_channels();
+    let mut samples = Vec::new();
+    let mut failed = Vec::new();
+    for chunk in rows.chunks(32) {
+        let mut data = Vec::new();
+        let mut ok = Vec::new();
+        for row in chunk {
+            match input(&row.file, m) {
+                Ok(d) => {
+                    data.extend(d);
+                    ok.push(row);
+                }
+                Err(e) => {
+                    eprintln!("skipped {}: {e:#}", row.file.display());
+                    failed.push(serde_json::json!({"file": row.file, "error": format!("{e:#}")}));
+                }
+            }
+        }
+        if ok.is_empty() {
+            continue;
+        }
+        let x = Tensor::from_vec(data, (ok.len(), channels, size, size), &Device::Cpu)?;
+        let prediction = classifier.predict(&x, false)?;
+        for (row, findings) in ok.iter().zip(prediction.findings) {
+            samples.push(Sample {
+                scores: findings.iter().map(|f| f.probability).collect(),
+                truth: row.truth.clone(),
+                grades: row.grades.clone(),
+                groups: row.groups.clone(),
+            });
+        }
+    }
+    anyhow::ensure!(!samples.is_empty(), "no image could be read");
+    let setup = Setup {
+        labels: m.labels.clone(),
+        thresholds: (0..m.labels.len())
+            .map(|i| m.decision_threshold(i))
+            .collect(),
+        bootstrap_rounds: args.bootstrap,
+        ..Setup::default()
+    };
+    let report = evaluate::evaluate(&setup, &samples);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.data.join("evaluation"));
+    std::fs::create_dir_all(&out)?;
+    let json = serde_json::json!({
+        "model": {"name": m.name, "version": m.version, "sha256": m.sha256, "validated": m.validated},
+        "data": {"folder": args.data, "labels": csv_path, "images": samples.len(), "failed": failed},
+        "report": report,
+    });
+    std::fs::write(
+        out.join("evaluation.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    let title = format!("{} {} on {} images", m.name, m.version, samples.len());
+    evaluate::plots::roc(&report, &format!("ROC: {title}"), &out.join("roc.png"))?;
+    evaluate::plots::reliability(
+        &report,
+        &format!("Reliability: {title}"),
+        &out.join("reliability.png"),
+    )?;
+    print!("{}", table(&report));
+    eprintln!(
+        "wrote evaluation.json, roc.png and reliability.png to {}",
+        out.display()
+    );
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn f(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
+}
+
+fn ci(v: Option<(f64, f64)>) -> String {
+    v.map(|(a, b)| format!("{a:.3}-{b:.3}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The report as Markdown tables (whole set, grades, flagged subgroups).
+pub fn table(r: &Report) -> String {
+    let mut s = String::from(
+        "| label | n | pos | AUROC | 95 % CI | threshold | sens | spec | PPV | NPV | ECE |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for l in &r.labels {
+        let m = &l.metrics;
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {:.3} | {} | {} | {} | {} | {:.3} |\n",
+            l.label,
+            m.n,
+            m.positives,
+            f(m.auroc),
+            ci(m.auroc_ci95),
+            l.threshold,
+            f(m.sensitivity),
+            f(m.specificity),
+            f(m.ppv),
+            f(m.npv),
+            l.ece
+        );
+    }
+    s += "\nBy grade (positives of the grade against all negatives):\n\n| label | grade | pos | AUROC | 95 % CI | sens |\n|---|---|---|---|---|---|\n";
+    for l in &r.labels {
+        for g in &l.by_grade {
+            let m = &g.metrics;
+            s += &format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                l.label,
+                g.grade,
+                m.positives,
+                f(m.auroc),
+                ci(m.auroc_ci95),
+                f(m.sensitivity)
+            );
+        }
+    }
+    s += "\nBy subgroup (! = well below the whole):\n\n| label | subgroup | n | pos | AUROC | 95 % CI | sens | spec |\n|---|---|---|---|---|---|---|---|\n";
+    for l in &r.labels {
+        for g in &l.subgroups {
+            let m = &g.metrics;
+            s += &format!(
+                "| {} | {}={}{} | {} | {} | {} | {} | {} | {} |\n",
+                l.label,
+                g.column,
+                g.value,
+                if g.flagged { " !" } else { "" },
+                m.n,
+                m.positives,
+                f(m.auroc),
+                ci(m.auroc_ci95),
+                f(m.sensitivity),
+                f(m.specificity)
+            );
+        }
+    }
+    s
+}
