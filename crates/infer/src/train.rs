@@ -44,6 +44,14 @@ fn initial(seed: u64, name: &str, dims: &[usize]) -> Vec<f32> {
     }
 }
 
+/// Mean binary cross-entropy on logits, in the stable form
+/// `max(z, 0) - z y + ln(1 + e^-|z|)`. (candle's version takes the log of
+/// the sigmoid, which is -inf once the model is confident: NaN losses.)
+pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+    let softplus = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    ((logits.relu()? - (logits * targets)?)? + softplus)?.mean_all()
+}
+
 impl Trainer {
     pub fn new(
         config: SmallCnnConfig,
@@ -112,7 +120,7 @@ impl Trainer {
     ) -> Result<f32, InferError> {
         self.optimizer.set_learning_rate(learning_rate);
         let logits = self.model.forward_t(x, true)?;
-        let loss = candle_nn::loss::binary_cross_entropy_with_logit(&logits, targets)?;
+        let loss = bce_with_logits(&logits, targets)?;
         self.optimizer.backward_step(&loss)?;
         Ok(loss.to_scalar::<f32>()?)
     }
@@ -127,5 +135,22 @@ impl Trainer {
     pub fn save(&self, path: &Path) -> Result<(), InferError> {
         self.varmap.save(path)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_is_finite_for_confident_logits() {
+        let z = Tensor::new(&[[40f32, -40.0, 0.0]], &Device::Cpu).unwrap();
+        let y = Tensor::new(&[[1f32, 1.0, 0.0]], &Device::Cpu).unwrap();
+        let l: f32 = bce_with_logits(&z, &y).unwrap().to_scalar().unwrap();
+        // (0 + 40 + ln 2) / 3
+        assert!(
+            (l - (40.0 + std::f32::consts::LN_2) / 3.0).abs() < 1e-4,
+            "{l}"
+        );
     }
 }
