@@ -1,0 +1,110 @@
+//! DICOM objects that carry triaged's results back to the PACS.
+//!
+//! [`sr::Report`] builds a Comprehensive 3D SR (or Comprehensive SR)
+//! following TID 1500 as IHE AI Results does: one measurement group per
+//! finding with its code, presence, probability, threshold, algorithm and
+//! weights, and the source image; a study-level triage priority and the
+//! model's intended use. [`heatmap::HeatmapCapture`] builds an 8-bit RGB
+//! Secondary Capture of the image with its heatmap and a burned-in
+//! "not for diagnosis" label. Both copy Patient and Study attributes from
+//! a source instance and get deterministic UIDs, so a retry never makes a
+//! second object. Sending is `dimse`'s job; this crate only builds.
+
+pub mod codes;
+mod content;
+pub mod heatmap;
+pub mod sr;
+mod text;
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::meta::{FileMetaTable, FileMetaTableBuilder};
+use dicom_object::InMemDicomObject;
+use sha2::{Digest, Sha256};
+
+pub use heatmap::HeatmapCapture;
+pub use sr::{Device, ImageRef, ImageResult, LabelResult, ModelInfo, Priority, Report, SrClass};
+
+/// triaged's Implementation Class UID for the objects it creates.
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.267283936018423651742918730532093427713";
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("a report needs at least one image result")]
+    Empty,
+    #[error("cannot build the file meta group: {0}")]
+    Meta(String),
+    #[error("heatmap image: {0}")]
+    Image(String),
+}
+
+/// A `2.25.` UID from the SHA-256 of the parts (first 128 bits, top bit
+/// cleared so it fits 39 digits).
+pub fn uid_from<S: AsRef<str>>(parts: &[S]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_ref().as_bytes());
+        h.update([0u8]);
+    }
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    format!("2.25.{}", u128::from_be_bytes(b) >> 1)
+}
+
+/// Patient and General Study attributes a result object shares with its
+/// source (Type 2 ones written empty when the source lacks them).
+const COPIED: [(Tag, bool); 13] = [
+    (tags::PATIENT_NAME, true),
+    (tags::PATIENT_ID, true),
+    (tags::ISSUER_OF_PATIENT_ID, false),
+    (tags::PATIENT_BIRTH_DATE, true),
+    (tags::PATIENT_SEX, true),
+    (tags::PATIENT_AGE, false),
+    (tags::STUDY_INSTANCE_UID, true),
+    (tags::STUDY_DATE, true),
+    (tags::STUDY_TIME, true),
+    (tags::REFERRING_PHYSICIAN_NAME, true),
+    (tags::STUDY_ID, true),
+    (tags::ACCESSION_NUMBER, true),
+    (tags::STUDY_DESCRIPTION, false),
+];
+
+/// Text values are Rust strings once parsed, whatever the source's
+/// character set; result objects are written in UTF-8.
+pub(crate) fn copy_patient_and_study(source: &InMemDicomObject, to: &mut InMemDicomObject) {
+    to.put(dicom_core::DataElement::new(
+        tags::SPECIFIC_CHARACTER_SET,
+        dicom_core::VR::CS,
+        dicom_core::PrimitiveValue::from("ISO_IR 192"),
+    ));
+    for (tag, type2) in COPIED {
+        match source.element(tag) {
+            Ok(e) => {
+                to.put(e.clone());
+            }
+            Err(_) if type2 => {
+                let vr = dicom_dictionary_std::StandardDataDictionary
+                    .by_tag(tag)
+                    .map(|e| e.vr.relaxed())
+                    .unwrap_or(dicom_core::VR::LO);
+                to.put(dicom_core::DataElement::empty(tag, vr));
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+pub(crate) fn file_meta(class: &str, instance: &str) -> Result<FileMetaTable, ReportError> {
+    FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(class)
+        .media_storage_sop_instance_uid(instance)
+        .transfer_syntax(EXPLICIT_VR_LE)
+        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+        .implementation_version_name(concat!("TRIAGED_", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ReportError::Meta(e.to_string()))
+}
+
+use dicom_core::dictionary::DataDictionary;

@@ -1,0 +1,229 @@
+//! The report objects validate with dicom3tools (dciodvfy) and read back
+//! with DCMTK (dsrdump); UIDs are deterministic.
+
+use std::path::Path;
+use std::process::Command;
+
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use phantom::{Case, Grade, Label, Mix};
+use report::{
+    Device, HeatmapCapture, ImageRef, ImageResult, LabelResult, ModelInfo, Priority, Report,
+    SrClass,
+};
+
+fn source() -> (InMemDicomObject, ImageRef, String) {
+    let case = Case::sample(5, &Mix::Exactly(vec![(Label::Pneumothorax, Grade::Severe)]));
+    let image = case.render(4.0, false);
+    let obj = phantom::dicom::instance(&case, &image, 1).unwrap();
+    let s = |t| {
+        obj.element(t)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    let r = ImageRef {
+        series_uid: s(tags::SERIES_INSTANCE_UID),
+        sop_class_uid: s(tags::SOP_CLASS_UID),
+        sop_instance_uid: s(tags::SOP_INSTANCE_UID),
+    };
+    let study = s(tags::STUDY_INSTANCE_UID);
+    (obj.into_inner(), r, study)
+}
+
+fn device() -> Device {
+    Device {
+        manufacturer: "triaged project".into(),
+        name: "triaged".into(),
+        version: "0.1.0".into(),
+        uid: "2.25.1234567".into(),
+    }
+}
+
+fn report<'a>(src: &'a InMemDicomObject, image: &ImageRef, study: &str, p: f32) -> Report<'a> {
+    Report {
+        source: src,
+        study_uid: study.into(),
+        evidence: vec![image.clone()],
+        results: vec![ImageResult {
+            image: image.clone(),
+            findings: vec![
+                LabelResult {
+                    label: "Pneumothorax".into(),
+                    probability: p,
+                    threshold: 0.3,
+                    flagged: p >= 0.3,
+                },
+                LabelResult {
+                    label: "Effusion".into(),
+                    probability: 0.02,
+                    threshold: 0.4,
+                    flagged: false,
+                },
+                LabelResult {
+                    label: "Odd label/x".into(),
+                    probability: 0.5,
+                    threshold: 0.5,
+                    flagged: true,
+                },
+            ],
+        }],
+        model: ModelInfo {
+            name: "demo-cxr".into(),
+            version: "1".into(),
+            weights_sha256: "ab".repeat(32),
+            intended_use: "demonstration on synthetic data — not for diagnostic use".into(),
+            validated: false,
+        },
+        priority: Priority::Urgent,
+        predecessor: None,
+        device: device(),
+        content_date: "20261129".into(),
+        content_time: "120000".into(),
+    }
+}
+
+fn dciodvfy_errors(path: &Path) -> Vec<String> {
+    let out = Command::new("dciodvfy")
+        .arg(path)
+        .output()
+        .expect("dciodvfy runs");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.starts_with("Error"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_structured_report_validates_and_reads_back() {
+    let (src, image, study) = source();
+    let dir = tempfile::tempdir().unwrap();
+    for class in [SrClass::Comprehensive3d, SrClass::Comprehensive] {
+        let r = report(&src, &image, &study, 0.91);
+        let obj = r.build(class, 1).unwrap();
+        let path = dir.path().join("sr.dcm");
+        obj.write_to_file(&path).unwrap();
+        let errors = dciodvfy_errors(&path);
+        assert!(errors.is_empty(), "{class:?}: {errors:#?}");
+        let out = Command::new("dsrdump")
+            .arg("+Pl")
+            .arg(&path)
+            .output()
+            .expect("dsrdump runs");
+        let tree = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{tree}");
+        for expected in [
+            "Imaging Measurement Report",
+            "Pneumothorax",
+            "Present",
+            "Absent",
+            "Probability of finding",
+            "0.910000",
+            "demo-cxr",
+            "Urgent",
+            "not for diagnostic use",
+            "Pleural effusion",
+            "L-ODD-LABEL-X",
+        ] {
+            assert!(tree.contains(expected), "{expected} not in\n{tree}");
+        }
+        // Patient and study copied from the source.
+        let get = |o: &InMemDicomObject, t| o.element(t).unwrap().to_str().unwrap().to_string();
+        assert_eq!(get(&obj, tags::PATIENT_ID), get(&src, tags::PATIENT_ID));
+        assert_eq!(get(&obj, tags::STUDY_INSTANCE_UID), study);
+        assert!(
+            obj.element(tags::REFERENCED_REQUEST_SEQUENCE).is_ok(),
+            "accession present"
+        );
+    }
+}
+
+#[test]
+fn uids_are_a_function_of_the_content() {
+    let (src, image, study) = source();
+    let a = report(&src, &image, &study, 0.91);
+    let b = report(&src, &image, &study, 0.91);
+    assert_eq!(
+        a.sop_instance_uid(SrClass::Comprehensive3d),
+        b.sop_instance_uid(SrClass::Comprehensive3d)
+    );
+    assert_ne!(
+        a.sop_instance_uid(SrClass::Comprehensive3d),
+        a.sop_instance_uid(SrClass::Comprehensive)
+    );
+    let c = report(&src, &image, &study, 0.5);
+    assert_ne!(
+        a.sop_instance_uid(SrClass::Comprehensive3d),
+        c.sop_instance_uid(SrClass::Comprehensive3d)
+    );
+    assert_eq!(a.series_uid(), c.series_uid());
+    // A re-run references its predecessor.
+    let mut d = report(&src, &image, &study, 0.5);
+    d.predecessor = Some(ImageRef {
+        series_uid: a.series_uid(),
+        sop_class_uid: SrClass::Comprehensive3d.uid().into(),
+        sop_instance_uid: a.sop_instance_uid(SrClass::Comprehensive3d),
+    });
+    let obj = d.build(SrClass::Comprehensive3d, 2).unwrap();
+    assert!(obj.element(tags::PREDECESSOR_DOCUMENTS_SEQUENCE).is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    obj.write_to_file(dir.path().join("r.dcm")).unwrap();
+    assert!(dciodvfy_errors(&dir.path().join("r.dcm")).is_empty());
+}
+
+#[test]
+fn the_heatmap_capture_validates_and_carries_its_label() {
+    let (src, image, study) = source();
+    let (w, h) = (320usize, 256usize);
+    let rgb: Vec<u8> = (0..w * h)
+        .flat_map(|i| [(i % 256) as u8, 64, 128])
+        .collect();
+    let hc = HeatmapCapture {
+        source: &src,
+        study_uid: study,
+        image,
+        finding: "Pneumothorax".into(),
+        model_name: "demo-cxr".into(),
+        model_version: "1".into(),
+        device: device(),
+        columns: w,
+        rows: h,
+        rgb: rgb.clone(),
+        content_date: "20261129".into(),
+        content_time: "120000".into(),
+    };
+    assert_eq!(hc.label(), "AI heatmap - Pneumothorax - not for diagnosis");
+    let obj = hc.build(1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sc.dcm");
+    obj.write_to_file(&path).unwrap();
+    let errors = dciodvfy_errors(&path);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let burned = obj
+        .element(tags::BURNED_IN_ANNOTATION)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(burned.trim(), "YES");
+    // The label changed pixels in the top-left corner only.
+    let px = obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
+    let changed = |r0: usize, r1: usize| {
+        (r0..r1)
+            .flat_map(|r| (0..w).map(move |c| 3 * (r * w + c)))
+            .filter(|&k| px[k..k + 3] != rgb[k..k + 3])
+            .count()
+    };
+    assert!(changed(0, 30) > 500, "label not drawn");
+    assert_eq!(changed(60, h), 0);
+    assert!(HeatmapCapture {
+        rgb: vec![0; 5],
+        ..hc.clone()
+    }
+    .build(1)
+    .is_err());
+}
