@@ -72,6 +72,13 @@ fn put(obj: &mut InMemDicomObject, tag: Tag, vr: VR, value: impl Into<PrimitiveV
     obj.put(DataElement::new(tag, vr, value.into()));
 }
 
+/// A multi-valued string element (kept as separate values in memory, not
+/// one string with a backslash).
+fn multi(obj: &mut InMemDicomObject, tag: Tag, vr: VR, values: &[&str]) {
+    let v: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+    obj.put(DataElement::new(tag, vr, PrimitiveValue::Strs(v.into())));
+}
+
 fn code(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
     let mut item = InMemDicomObject::new_empty();
     put(&mut item, tags::CODE_VALUE, VR::SH, value);
@@ -155,7 +162,6 @@ pub fn instance(
         VR::LO,
         format!("CHEST {}", s.view.code()),
     );
-    put(&mut o, tags::LATERALITY, VR::CS, "");
     put(&mut o, tags::BODY_PART_EXAMINED, VR::CS, "CHEST");
     put(&mut o, tags::VIEW_POSITION, VR::CS, s.view.code());
     // General Equipment
@@ -175,10 +181,10 @@ pub fn instance(
     );
     // General Image, General Acquisition
     put(&mut o, tags::INSTANCE_NUMBER, VR::IS, number.to_string());
-    put(&mut o, tags::PATIENT_ORIENTATION, VR::CS, "L\\F");
+    multi(&mut o, tags::PATIENT_ORIENTATION, VR::CS, &["L", "F"]);
     put(&mut o, tags::CONTENT_DATE, VR::DA, id.study_date.as_str());
     put(&mut o, tags::CONTENT_TIME, VR::TM, id.study_time.as_str());
-    put(&mut o, tags::IMAGE_TYPE, VR::CS, "ORIGINAL\\PRIMARY");
+    multi(&mut o, tags::IMAGE_TYPE, VR::CS, &["ORIGINAL", "PRIMARY"]);
     put(&mut o, tags::BURNED_IN_ANNOTATION, VR::CS, "NO");
     put(&mut o, tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00");
     put(
@@ -206,8 +212,13 @@ pub fn instance(
     put(&mut o, tags::BITS_STORED, VR::US, image.bits_stored);
     put(&mut o, tags::HIGH_BIT, VR::US, image.bits_stored - 1);
     put(&mut o, tags::PIXEL_REPRESENTATION, VR::US, 0u16);
-    let spacing = format!("{:.4}\\{:.4}", image.pixel_spacing, image.pixel_spacing);
-    put(&mut o, tags::IMAGER_PIXEL_SPACING, VR::DS, spacing.as_str());
+    let spacing = format!("{:.4}", image.pixel_spacing);
+    multi(
+        &mut o,
+        tags::IMAGER_PIXEL_SPACING,
+        VR::DS,
+        &[&spacing, &spacing],
+    );
     // VOI LUT: the whole range (the vendor's processing already shaped it).
     put(
         &mut o,
@@ -234,10 +245,15 @@ pub fn instance(
             VR::SQ,
             DataSetSequence::from(vec![code("43799004", "SCT", "Chest")]),
         ));
+        put(&mut o, tags::POSITIONER_TYPE, VR::CS, "COLUMN");
+        let view = match s.view {
+            crate::View::Pa => code("R-10214", "SRT", "postero-anterior"),
+            crate::View::Ap => code("R-10206", "SRT", "antero-posterior"),
+        };
         o.put(DataElement::new(
-            tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
+            tags::VIEW_CODE_SEQUENCE,
             VR::SQ,
-            DataSetSequence::from(Vec::<InMemDicomObject>::new()),
+            DataSetSequence::from(vec![view]),
         ));
         o.put(DataElement::new(
             tags::ACQUISITION_CONTEXT_SEQUENCE,
