@@ -1,13 +1,20 @@
-//! The SCU side: triaged calling other DICOM nodes.
+//! The SCU side: triaged calling other DICOM nodes (C-ECHO to check a
+//! destination, C-STORE to deliver results).
 
-use std::time::{Duration, Instant};
+mod echo;
+mod store;
 
-use dicom_ul::association::client::ClientAssociationOptions;
-use dicom_ul::pdu::{PDataValueType, Pdu, PresentationContextResultReason};
+use std::time::Duration;
 
-use crate::command::{self, field};
-use crate::sop::VERIFICATION;
+use dicom_ul::association::client::{AsyncClientAssociation, ClientAssociationOptions};
+use dicom_ul::pdu::{PDataValueType, Pdu};
+use tokio::net::TcpStream;
+
+use crate::command;
 use crate::status::Status;
+
+pub use echo::echo;
+pub use store::{store, Outgoing, Stored};
 
 /// A remote application entity.
 #[derive(Debug, Clone)]
@@ -34,26 +41,36 @@ pub enum ScuError {
         #[source]
         source: dicom_ul::association::Error,
     },
-    #[error("{0} did not accept the Verification SOP class")]
-    NotAccepted(String),
+    #[error("{ae} accepted none of the proposed presentation contexts for {what}")]
+    NotAccepted { ae: String, what: String },
     #[error("association with {ae} failed: {reason}")]
     Protocol { ae: String, reason: String },
     #[error("{ae} answered C-ECHO with status {status}")]
     Status { ae: String, status: Status },
+    #[error("cannot encode {sop} for sending: {detail}")]
+    Encode { sop: String, detail: String },
 }
 
-/// Send one C-ECHO and return the round-trip time of the whole exchange.
-pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuError> {
-    let started = Instant::now();
+/// An open association to `peer` proposing `contexts` (abstract syntax,
+/// transfer syntaxes), with TCP_NODELAY set.
+pub(crate) async fn open(
+    settings: &ScuSettings,
+    peer: &Peer,
+    contexts: &[(String, Vec<String>)],
+) -> Result<AsyncClientAssociation<TcpStream>, ScuError> {
     let addr = format!("{}:{}", peer.host, peer.port);
-    let mut assoc = ClientAssociationOptions::new()
+    let mut options = ClientAssociationOptions::new()
         .calling_ae_title(settings.calling_ae_title.clone())
         .called_ae_title(peer.ae_title.clone())
-        .with_abstract_syntax(VERIFICATION)
         .max_pdu_length(settings.max_pdu)
         .connection_timeout(settings.timeout)
         .read_timeout(settings.timeout)
-        .write_timeout(settings.timeout)
+        .write_timeout(settings.timeout);
+    for (abstract_syntax, transfer_syntaxes) in contexts {
+        options =
+            options.with_presentation_context(abstract_syntax.clone(), transfer_syntaxes.clone());
+    }
+    let mut assoc = options
         .establish_async(addr.as_str())
         .await
         .map_err(|source| ScuError::Associate {
@@ -61,31 +78,22 @@ pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuEr
             addr: addr.clone(),
             source,
         })?;
+    // Without it every exchange waits on Nagle and delayed ACKs.
     let _ = assoc.inner_stream().set_nodelay(true);
+    Ok(assoc)
+}
+
+/// Read one response command set; returns its message id and status.
+pub(crate) async fn read_response(
+    assoc: &mut AsyncClientAssociation<TcpStream>,
+    peer: &Peer,
+) -> Result<(u16, Status), ScuError> {
     let protocol = |reason: String| ScuError::Protocol {
         ae: peer.ae_title.clone(),
         reason,
     };
-    let ctx = assoc
-        .presentation_contexts()
-        .iter()
-        .find(|pc| pc.reason == PresentationContextResultReason::Acceptance)
-        .map(|pc| pc.id)
-        .ok_or_else(|| ScuError::NotAccepted(peer.ae_title.clone()));
-    let ctx = match ctx {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = assoc.abort().await;
-            return Err(e);
-        }
-    };
-    let message_id = 1;
-    let rq = command::request(field::C_ECHO_RQ, message_id, VERIFICATION, None, false);
-    crate::pdv::send_command(&mut assoc, ctx, rq)
-        .await
-        .map_err(|e| protocol(e.to_string()))?;
     let mut buf = Vec::new();
-    let status = loop {
+    loop {
         match assoc.receive().await.map_err(|e| protocol(e.to_string()))? {
             Pdu::PData { data } => {
                 let mut done = false;
@@ -96,14 +104,7 @@ pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuEr
                     }
                 }
                 if done {
-                    let (id, status) =
-                        command::response_status(&buf).map_err(|e| protocol(e.to_string()))?;
-                    if id != message_id {
-                        return Err(protocol(format!(
-                            "response to message {id}, expected {message_id}"
-                        )));
-                    }
-                    break status;
+                    return command::response_status(&buf).map_err(|e| protocol(e.to_string()));
                 }
             }
             other => {
@@ -113,14 +114,5 @@ pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuEr
                 )))
             }
         }
-    };
-    let _ = assoc.release().await;
-    if status.is_ok() {
-        Ok(started.elapsed())
-    } else {
-        Err(ScuError::Status {
-            ae: peer.ae_title.clone(),
-            status,
-        })
     }
 }

@@ -1,0 +1,58 @@
+//! C-ECHO SCU: is a destination there and willing to talk to us?
+
+use std::time::{Duration, Instant};
+
+use dicom_ul::pdu::PresentationContextResultReason;
+
+use super::{open, read_response, Peer, ScuError, ScuSettings};
+use crate::command::{self, field};
+use crate::sop::VERIFICATION;
+
+const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+
+/// Send one C-ECHO and return the round-trip time of the whole exchange.
+pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuError> {
+    let started = Instant::now();
+    let contexts = [(
+        VERIFICATION.to_string(),
+        vec![EXPLICIT_VR_LE.to_string(), IMPLICIT_VR_LE.to_string()],
+    )];
+    let mut assoc = open(settings, peer, &contexts).await?;
+    let ctx = assoc
+        .presentation_contexts()
+        .iter()
+        .find(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+        .map(|pc| pc.id);
+    let Some(ctx) = ctx else {
+        let _ = assoc.abort().await;
+        return Err(ScuError::NotAccepted {
+            ae: peer.ae_title.clone(),
+            what: "Verification".into(),
+        });
+    };
+    let message_id = 1;
+    let rq = command::request(field::C_ECHO_RQ, message_id, VERIFICATION, None, false);
+    crate::pdv::send_command(&mut assoc, ctx, rq)
+        .await
+        .map_err(|e| ScuError::Protocol {
+            ae: peer.ae_title.clone(),
+            reason: e.to_string(),
+        })?;
+    let (id, status) = read_response(&mut assoc, peer).await?;
+    let _ = assoc.release().await;
+    if id != message_id {
+        return Err(ScuError::Protocol {
+            ae: peer.ae_title.clone(),
+            reason: format!("response to message {id}, expected {message_id}"),
+        });
+    }
+    if status.is_ok() {
+        Ok(started.elapsed())
+    } else {
+        Err(ScuError::Status {
+            ae: peer.ae_title.clone(),
+            status,
+        })
+    }
+}
