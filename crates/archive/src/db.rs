@@ -48,6 +48,30 @@ impl Db {
         Ok(Db { write, read })
     }
 
+    /// One write connection for an admin command beside a running daemon:
+    /// the database must exist; migrations are applied (idempotent).
+    pub async fn open_admin(path: &Path) -> Result<SqlitePool, ArchiveError> {
+        if !path.exists() {
+            return Err(ArchiveError::io(
+                "open the database",
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "{} does not exist (has the daemon run with this storage dir?)",
+                        path.display()
+                    ),
+                ),
+            ));
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base_options(path)?)
+            .await
+            .map_err(ArchiveError::db("opening the database"))?;
+        MIGRATOR.run(&pool).await?;
+        Ok(pool)
+    }
+
     pub async fn open_read_only(path: &Path) -> Result<SqlitePool, ArchiveError> {
         if !path.exists() {
             return Err(ArchiveError::io(

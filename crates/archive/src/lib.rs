@@ -17,6 +17,7 @@ mod db;
 mod error;
 mod fsutil;
 mod index;
+mod outbox;
 mod query;
 mod writer;
 
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 pub use attributes::InstanceAttributes;
 pub use error::ArchiveError;
+pub use outbox::{NewObject, Outbox, OutboxEntry, RetryPolicy};
 pub use query::StudySummary;
 pub use writer::{Incoming, PendingInstance, Stored};
 
@@ -120,6 +122,11 @@ impl Archive {
         PendingInstance::new(self.clone(), incoming)
     }
 
+    /// The outbox of results to deliver (sharing the archive's writer).
+    pub fn outbox(&self) -> Outbox {
+        Outbox::new(self.inner.db.write.clone(), self.inner.options.dir.clone())
+    }
+
     /// Studies, most recently received first.
     pub async fn studies(&self) -> Result<Vec<StudySummary>, ArchiveError> {
         query::studies(&self.inner.db.read).await
@@ -143,6 +150,13 @@ pub struct ArchiveReader {
 }
 
 impl ArchiveReader {
+    /// The outbox, for admin commands while the daemon runs (a write
+    /// connection of its own; SQLite serialises it with the daemon's).
+    pub async fn outbox(dir: &Path) -> Result<Outbox, ArchiveError> {
+        let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
+        Ok(Outbox::new(pool, dir.to_path_buf()))
+    }
+
     pub async fn studies(&self) -> Result<Vec<StudySummary>, ArchiveError> {
         query::studies(&self.pool).await
     }

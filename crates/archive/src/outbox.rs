@@ -1,0 +1,306 @@
+//! The outbox: result objects waiting to be delivered, one row per
+//! (object, destination), surviving restarts.
+//!
+//! An object is written to `<storage>/outbox/<SOPInstanceUID>.dcm`
+//! (temporary file, fsync, rename, directory fsync) before its rows are
+//! committed, so a row never points at a missing file. Delivery claims due
+//! rows (`sending`); success makes them `delivered`, a transient failure
+//! puts them back to `pending` after an exponential backoff with jitter,
+//! and a permanent rejection or the retry limit makes them `dead` until an
+//! admin retries them. At start-up, rows left `sending` by a crash go back
+//! to `pending`: a peer may then receive the same SOP Instance UID twice,
+//! which a PACS files as one instance.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{Row, SqlitePool};
+
+use crate::fsutil::{is_safe_uid, sync_dir};
+use crate::ArchiveError;
+
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+const FOLDER: &str = "outbox";
+
+/// A result object to deliver.
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub study_instance_uid: String,
+    /// The DICOM file (Part 10, with file meta).
+    pub file: Vec<u8>,
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub study_instance_uid: String,
+    pub file_path: PathBuf,
+    pub destination: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub delivered_at: Option<String>,
+}
+
+/// How failed deliveries are retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts before a transiently failing row goes dead.
+    pub max_attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 50,
+            first_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`: doubling from `first_delay`,
+    /// capped at `max_delay`, scaled by a jitter in [0.5, 1) derived from
+    /// the row so that many rows failing together do not retry together.
+    pub fn delay(&self, id: i64, attempt: u32) -> Duration {
+        let base =
+            self.first_delay.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
+        let capped = base.min(self.max_delay.as_secs_f64());
+        let mut z = (id as u64) ^ ((attempt as u64) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let jitter = 0.5 + 0.5 * ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
+        Duration::from_secs_f64(capped * jitter)
+    }
+}
+
+/// The outbox of one archive.
+#[derive(Clone)]
+pub struct Outbox {
+    pool: SqlitePool,
+    dir: PathBuf,
+}
+
+fn entry(row: &sqlx::sqlite::SqliteRow, dir: &Path) -> Result<OutboxEntry, sqlx::Error> {
+    Ok(OutboxEntry {
+        id: row.try_get("id")?,
+        sop_instance_uid: row.try_get("sop_instance_uid")?,
+        sop_class_uid: row.try_get("sop_class_uid")?,
+        study_instance_uid: row.try_get("study_instance_uid")?,
+        file_path: dir.join(row.try_get::<String, _>("file_path")?),
+        destination: row.try_get("destination")?,
+        state: row.try_get("state")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_status: row.try_get("last_status")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        delivered_at: row.try_get("delivered_at")?,
+    })
+}
+
+const COLUMNS: &str = "id, sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at";
+
+impl Outbox {
+    pub(crate) fn new(pool: SqlitePool, dir: PathBuf) -> Outbox {
+        Outbox { pool, dir }
+    }
+
+    /// Keep `object` durably and queue it for each destination. Queuing an
+    /// object already queued for a destination changes nothing (its UID is
+    /// a function of its content), so a retried analysis never sends twice.
+    pub async fn add(
+        &self,
+        object: &NewObject,
+        destinations: &[String],
+    ) -> Result<(), ArchiveError> {
+        if !is_safe_uid(&object.sop_instance_uid) {
+            return Err(ArchiveError::BadAttribute {
+                attribute: "SOPInstanceUID",
+            });
+        }
+        let relative = format!("{FOLDER}/{}.dcm", object.sop_instance_uid);
+        let folder = self.dir.join(FOLDER);
+        let path = self.dir.join(&relative);
+        let bytes = object.file.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            std::fs::create_dir_all(&folder)?;
+            let tmp = path.with_extension("dcm.tmp");
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&folder)
+        })
+        .await
+        .map_err(|e| ArchiveError::io("keep a result object", std::io::Error::other(e)))?
+        .map_err(|e| ArchiveError::io("keep a result object", e))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(ArchiveError::db("queuing a result"))?;
+        for d in destinations {
+            sqlx::query(&format!(
+                "INSERT OR IGNORE INTO outbox (sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, next_attempt_at, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, 'pending', {NOW}, {NOW}, {NOW})"
+            ))
+            .bind(&object.sop_instance_uid)
+            .bind(&object.sop_class_uid)
+            .bind(&object.study_instance_uid)
+            .bind(&relative)
+            .bind(d)
+            .execute(&mut *tx)
+            .await
+            .map_err(ArchiveError::db("queuing a result"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(ArchiveError::db("queuing a result"))?;
+        Ok(())
+    }
+
+    /// Rows a crash left `sending` go back to `pending`; returns how many.
+    pub async fn recover(&self) -> Result<u64, ArchiveError> {
+        let r = sqlx::query(&format!(
+            "UPDATE outbox SET state = 'pending', updated_at = {NOW} WHERE state = 'sending'"
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("recovering the outbox"))?;
+        Ok(r.rows_affected())
+    }
+
+    /// Claim up to `limit` due rows (they become `sending`), oldest first.
+    pub async fn claim_due(&self, limit: i64) -> Result<Vec<OutboxEntry>, ArchiveError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE outbox SET state = 'sending', updated_at = {NOW}
+             WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= {NOW} ORDER BY next_attempt_at, id LIMIT ?)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ArchiveError::db("claiming due results"))?;
+        let mut out: Vec<OutboxEntry> = rows
+            .iter()
+            .map(|r| entry(r, &self.dir))
+            .collect::<Result<_, _>>()
+            .map_err(ArchiveError::db("reading the outbox"))?;
+        out.sort_by_key(|e| e.id);
+        Ok(out)
+    }
+
+    pub async fn delivered(
+        &self,
+        id: i64,
+        status: u16,
+        note: Option<&str>,
+    ) -> Result<(), ArchiveError> {
+        sqlx::query(&format!(
+            "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_status = ?, last_error = ?, delivered_at = {NOW}, updated_at = {NOW} WHERE id = ?"
+        ))
+        .bind(status as i64)
+        .bind(note)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("recording a delivery"))?;
+        Ok(())
+    }
+
+    /// Record a failed attempt; returns the row's new state (`pending` or
+    /// `dead`).
+    pub async fn failed(
+        &self,
+        id: i64,
+        status: Option<u16>,
+        error: &str,
+        permanent: bool,
+        policy: &RetryPolicy,
+    ) -> Result<&'static str, ArchiveError> {
+        let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = ?")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ArchiveError::db("recording a failed delivery"))?;
+        let attempts = attempts + 1;
+        let state = if permanent || attempts >= policy.max_attempts as i64 {
+            "dead"
+        } else {
+            "pending"
+        };
+        let delay = policy.delay(id, attempts as u32).as_secs_f64();
+        sqlx::query(&format!(
+            "UPDATE outbox SET state = ?, attempts = ?, last_status = ?, last_error = ?,
+               next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?), updated_at = {NOW} WHERE id = ?"
+        ))
+        .bind(state)
+        .bind(attempts)
+        .bind(status.map(|s| s as i64))
+        .bind(error)
+        .bind(format!("+{delay:.3} seconds"))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("recording a failed delivery"))?;
+        Ok(state)
+    }
+
+    /// Every row, newest first.
+    pub async fn list(&self) -> Result<Vec<OutboxEntry>, ArchiveError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM outbox ORDER BY id DESC"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ArchiveError::db("listing the outbox"))?;
+        rows.iter()
+            .map(|r| entry(r, &self.dir))
+            .collect::<Result<_, _>>()
+            .map_err(ArchiveError::db("reading the outbox"))
+    }
+
+    /// Make a row due now with a fresh attempt count (dead or pending);
+    /// false when there is no such row or it was delivered.
+    pub async fn retry(&self, id: i64) -> Result<bool, ArchiveError> {
+        let r = sqlx::query(&format!(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = {NOW}, updated_at = {NOW}
+             WHERE id = ? AND state IN ('pending', 'dead')"
+        ))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("retrying a result"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Rows not yet delivered (pending, sending) and dead ones.
+    pub async fn backlog(&self) -> Result<(i64, i64), ArchiveError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(state IN ('pending', 'sending')), 0) AS waiting, COALESCE(SUM(state = 'dead'), 0) AS dead FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ArchiveError::db("counting the outbox"))?;
+        Ok((
+            row.try_get("waiting")
+                .map_err(ArchiveError::db("counting the outbox"))?,
+            row.try_get("dead")
+                .map_err(ArchiveError::db("counting the outbox"))?,
+        ))
+    }
+}
