@@ -15,6 +15,11 @@ use this script.
   dimse_peer.py hold PORT CALLED_AE SECONDS
       Open a Verification association and keep it idle; prints JSON
       {"established": bool, "aborted_by_peer": bool}.
+  dimse_peer.py scp PORT AE LOG CLASS [CLASS ...]
+      A C-STORE SCP accepting only the given SOP classes (explicit and
+      implicit little endian), answering Success and appending one JSON
+      line {"class": ..., "instance": ...} per instance to LOG; runs until
+      killed.
 """
 import json
 import os
@@ -105,8 +110,28 @@ def hold(port, called, seconds):
     return 0
 
 
+def scp(port, ae_title, log, classes):
+    from pynetdicom import evt
+
+    ae = AE(ae_title=ae_title)
+    for c in classes:
+        ae.add_supported_context(c, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    ae.add_supported_context(Verification)
+
+    def on_store(event):
+        with open(log, "a") as f:
+            f.write(json.dumps({"class": str(event.request.AffectedSOPClassUID),
+                                "instance": str(event.request.AffectedSOPInstanceUID)}) + "\n")
+        return 0x0000
+
+    ae.start_server(("127.0.0.1", port), block=True, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    return 0
+
+
 def main(argv):
     cmd, port, called = argv[1], int(argv[2]), argv[3]
+    if cmd == "scp":
+        return scp(port, called, argv[4], argv[5:])
     if cmd == "store":
         return store(port, called, argv[4:])
     if cmd == "hold":

@@ -288,9 +288,18 @@ impl Orthanc {
 
     /// `modalities`: (name, AE, port) entries on 127.0.0.1.
     pub fn start(modalities: &[(&str, &str, u16)]) -> Orthanc {
+        Self::start_with(free_port(), modalities, true)
+    }
+
+    /// On a DICOM port chosen by the caller; with `allow_store` false,
+    /// only the listed modalities may store.
+    pub fn start_with(
+        dicom_port: u16,
+        modalities: &[(&str, &str, u16)],
+        allow_store: bool,
+    ) -> Orthanc {
         let dir = tempfile::tempdir().unwrap();
         let http_port = free_port();
-        let dicom_port = free_port();
         let mods: Vec<String> = modalities
             .iter()
             .map(|(n, ae, p)| format!("\"{n}\": [\"{ae}\", \"127.0.0.1\", {p}]"))
@@ -300,7 +309,7 @@ impl Orthanc {
             r#"{{"Name": "TestPACS", "StorageDirectory": "{db}", "IndexDirectory": "{db}", "Plugins": [],
                "HttpPort": {http_port}, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
                "DicomAet": "{ae}", "DicomPort": {dicom_port}, "DicomCheckCalledAet": true,
-               "DicomAlwaysAllowStore": true, "DicomModalities": {{ {mods} }},
+               "DicomAlwaysAllowStore": {allow_store}, "DicomModalities": {{ {mods} }},
                "StableAge": 5, "SaveJobs": false, "HttpTimeout": 60}}"#,
             db = db.display(),
             ae = Self::AE,

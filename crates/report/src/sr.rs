@@ -405,6 +405,29 @@ impl Report<'_> {
     }
 }
 
+/// The same report as Comprehensive SR, for a peer that does not take
+/// Comprehensive 3D SR (the content uses no 3D coordinates, so it is valid
+/// as it is). The new SOP Instance UID is a function of the original, so a
+/// retried fallback is the same instance. `None` if `dataset` is not a
+/// Comprehensive 3D SR.
+pub fn as_comprehensive(dataset: &InMemDicomObject) -> Option<(InMemDicomObject, String)> {
+    let text = |t| {
+        dataset
+            .element(t)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches('\0').trim().to_string())
+    };
+    if text(tags::SOP_CLASS_UID)?.as_str() != COMPREHENSIVE_3D_SR {
+        return None;
+    }
+    let uid = uid_from(&["comprehensive-sr-fallback", &text(tags::SOP_INSTANCE_UID)?]);
+    let mut copy = dataset.clone();
+    put(&mut copy, tags::SOP_CLASS_UID, VR::UI, COMPREHENSIVE_SR);
+    put(&mut copy, tags::SOP_INSTANCE_UID, VR::UI, uid.as_str());
+    Some((copy, uid))
+}
+
 /// A Hierarchical SOP Instance Reference item: study, its series, their
 /// instances.
 fn hierarchy(study_uid: &str, images: &[ImageRef]) -> InMemDicomObject {

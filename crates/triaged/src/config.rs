@@ -17,7 +17,41 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub destinations: Vec<DestinationConfig>,
     pub models: ModelsConfig,
+    pub outbox: OutboxConfig,
     pub log: LogConfig,
+}
+
+/// Delivery of results to destinations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Attempts before a result that keeps failing transiently goes to
+    /// dead letter (`triaged outbox retry` revives it).
+    pub max_attempts: u32,
+    /// First retry delay; it doubles per attempt (with jitter) up to
+    /// `max_retry_secs`.
+    pub first_retry_secs: u64,
+    pub max_retry_secs: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_attempts: 50,
+            first_retry_secs: 5,
+            max_retry_secs: 3600,
+        }
+    }
+}
+
+impl OutboxConfig {
+    pub fn policy(&self) -> archive::RetryPolicy {
+        archive::RetryPolicy {
+            max_attempts: self.max_attempts,
+            first_delay: Duration::from_secs(self.first_retry_secs),
+            max_delay: Duration::from_secs(self.max_retry_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +209,17 @@ impl Config {
     /// Every validation problem, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if self.outbox.max_attempts == 0 {
+            p.push("outbox.max_attempts: must be at least 1".into());
+        }
+        if self.outbox.first_retry_secs == 0
+            || self.outbox.first_retry_secs > self.outbox.max_retry_secs
+        {
+            p.push(format!(
+                "outbox.first_retry_secs: {} must lie in 1..=outbox.max_retry_secs ({})",
+                self.outbox.first_retry_secs, self.outbox.max_retry_secs
+            ));
+        }
         if let Err(e) = check_ae_title(&self.dicom.ae_title) {
             p.push(format!("dicom.ae_title: {e}"));
         }
@@ -393,6 +438,10 @@ mod tests {
             port = 0
             [models]
             threads = 1000
+            [outbox]
+            max_attempts = 0
+            first_retry_secs = 100
+            max_retry_secs = 10
             "#,
         )
         .unwrap();
@@ -406,6 +455,8 @@ mod tests {
             "destinations[0].ae_title",
             "destinations[0].port",
             "models.threads",
+            "outbox.max_attempts",
+            "outbox.first_retry_secs",
         ] {
             assert!(p.contains(key), "no problem for {key} in:\n{p}");
         }

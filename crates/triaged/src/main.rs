@@ -2,10 +2,13 @@
 //! library crates.
 
 mod config;
+mod deliver;
+mod demo;
 mod echo;
 mod evaluate_cmd;
 mod logging;
 mod models;
+mod outbox_cmd;
 mod phantom_cmd;
 mod serve;
 mod sink;
@@ -53,13 +56,49 @@ enum Command {
     /// Evaluate a model on labelled images (DICOM or PNG and a CSV):
     /// AUROC with 95 % intervals, operating point, calibration, subgroups.
     Evaluate(evaluate_cmd::EvaluateArgs),
+    /// Send phantom chest studies to triaged by C-STORE (starting a daemon
+    /// when none answers).
+    Demo(demo::DemoArgs),
     /// Write labelled phantom chest radiographs (DICOM or PNG + labels.csv).
     Phantom(phantom_cmd::PhantomArgs),
+    /// C-STORE DICOM files to a configured destination now (a Comprehensive
+    /// 3D SR falls back to Comprehensive SR if the destination needs it).
+    Send {
+        /// The destination's `name` in the configuration.
+        #[arg(long)]
+        to: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Results waiting for delivery, and their retries.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Models in the models folder (`[models] dir`).
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Every outbox row: state, attempts, next attempt, last error.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue files for delivery by the running daemon (with retries).
+    Add {
+        /// Destination names (repeat or comma-separate).
+        #[arg(long, required = true, value_delimiter = ',')]
+        to: Vec<String>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Retry a pending or dead row now, with a fresh attempt count.
+    Retry { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +175,13 @@ fn main() -> ExitCode {
             Command::Train(args) => train::run(&args),
             Command::Evaluate(args) => evaluate_cmd::run(&args),
             Command::Phantom(args) => phantom_cmd::run(&args),
+            Command::Demo(args) => demo::run(config, &args).await,
+            Command::Send { to, files } => outbox_cmd::send(&config, &to, &files).await,
+            Command::Outbox { command } => match command {
+                OutboxCommand::List { json } => outbox_cmd::list(&config, json).await,
+                OutboxCommand::Add { to, files } => outbox_cmd::add(&config, &to, &files).await,
+                OutboxCommand::Retry { id } => outbox_cmd::retry(&config, id).await,
+            },
             Command::Config { .. } => unreachable!("handled above"),
         }
     });

@@ -46,8 +46,14 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         "triaged ready"
     );
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let delivery = tokio::spawn(crate::deliver::run(
+        archive.outbox(),
+        config.clone(),
+        shutdown.clone(),
+    ));
     listener.run().await;
     signals.abort();
+    let _ = delivery.await;
     archive.close().await;
     tracing::info!("triaged stopped");
     Ok(ExitCode::SUCCESS)

@@ -70,14 +70,27 @@ pub(crate) async fn open(
         options =
             options.with_presentation_context(abstract_syntax.clone(), transfer_syntaxes.clone());
     }
-    let mut assoc = options
-        .establish_async(addr.as_str())
-        .await
-        .map_err(|source| ScuError::Associate {
-            ae: peer.ae_title.clone(),
-            addr: addr.clone(),
-            source,
-        })?;
+    let mut assoc =
+        options
+            .establish_async(addr.as_str())
+            .await
+            .map_err(|source| match source {
+                dicom_ul::association::Error::NoAcceptedPresentationContexts { .. } => {
+                    ScuError::NotAccepted {
+                        ae: peer.ae_title.clone(),
+                        what: contexts
+                            .iter()
+                            .map(|(a, _)| a.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }
+                }
+                source => ScuError::Associate {
+                    ae: peer.ae_title.clone(),
+                    addr: addr.clone(),
+                    source,
+                },
+            })?;
     // Without it every exchange waits on Nagle and delayed ACKs.
     let _ = assoc.inner_stream().set_nodelay(true);
     Ok(assoc)

@@ -1,0 +1,250 @@
+//! Delivering the outbox: results go to their destinations by C-STORE,
+//! with retries, dead letter and the SR class fallback.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use archive::{Outbox, OutboxEntry, RetryPolicy};
+use dicom_dictionary_std::tags;
+use dimse::scu::{self, Outgoing, Peer, ScuSettings};
+use dimse::{Shutdown, Status};
+
+use crate::config::{Config, DestinationConfig};
+
+/// Read a DICOM file into what the C-STORE SCU sends.
+pub fn load(path: &std::path::Path) -> anyhow::Result<Outgoing> {
+    let obj =
+        dicom_object::open_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = |t| {
+        obj.element(t)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches('\0').trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let class = text(tags::SOP_CLASS_UID)
+        .ok_or_else(|| anyhow::anyhow!("{}: no SOP Class UID", path.display()))?;
+    let instance = text(tags::SOP_INSTANCE_UID)
+        .ok_or_else(|| anyhow::anyhow!("{}: no SOP Instance UID", path.display()))?;
+    Ok(Outgoing {
+        sop_class_uid: class,
+        sop_instance_uid: instance,
+        dataset: obj.into_inner(),
+    })
+}
+
+pub fn settings(config: &Config) -> ScuSettings {
+    ScuSettings {
+        calling_ae_title: config.dicom.ae_title.clone(),
+        timeout: Duration::from_secs(config.dicom.scu_timeout_secs),
+        max_pdu: config.dicom.max_pdu,
+    }
+}
+
+pub fn peer(d: &DestinationConfig) -> Peer {
+    Peer {
+        ae_title: d.ae_title.clone(),
+        host: d.host.clone(),
+        port: d.port,
+    }
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Stored (Success or Warning), possibly as a fallback object.
+    Delivered {
+        status: Status,
+        note: Option<String>,
+    },
+    Failed {
+        status: Option<Status>,
+        error: String,
+        permanent: bool,
+    },
+}
+
+/// Send objects to one destination over one association. A Comprehensive
+/// 3D SR the peer has no context for is sent again as Comprehensive SR
+/// (a deterministic new UID, so retries never duplicate it).
+pub async fn send(settings: &ScuSettings, peer: &Peer, items: &[Outgoing]) -> Vec<Outcome> {
+    let statuses: Vec<Option<Status>> = match scu::store(settings, peer, items).await {
+        Ok(r) => r.into_iter().map(|s| s.status).collect(),
+        // Not one class accepted: each item is handled as "no context".
+        Err(scu::ScuError::NotAccepted { .. }) => vec![None; items.len()],
+        Err(e) => {
+            return items
+                .iter()
+                .map(|_| Outcome::Failed {
+                    status: None,
+                    error: e.to_string(),
+                    permanent: false,
+                })
+                .collect()
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (item, status) in items.iter().zip(statuses) {
+        out.push(match status {
+            Some(s) if s.is_ok() => Outcome::Delivered { status: s, note: None },
+            Some(s) => Outcome::Failed {
+                status: Some(s),
+                error: format!("{} answered C-STORE with status {s}", peer.ae_title),
+                permanent: s.is_permanent_failure(),
+            },
+            None => match report::sr::as_comprehensive(&item.dataset) {
+                Some((dataset, uid)) => {
+                    let fallback = Outgoing {
+                        sop_class_uid: report::sr::COMPREHENSIVE_SR.into(),
+                        sop_instance_uid: uid.clone(),
+                        dataset,
+                    };
+                    match Box::pin(send(settings, peer, std::slice::from_ref(&fallback))).await.pop() {
+                        Some(Outcome::Delivered { status, .. }) => Outcome::Delivered {
+                            status,
+                            note: Some(format!(
+                                "sent as Comprehensive SR {uid}: the peer does not take Comprehensive 3D SR"
+                            )),
+                        },
+                        Some(failed) => failed,
+                        None => Outcome::Failed { status: None, error: "no result".into(), permanent: false },
+                    }
+                }
+                None => Outcome::Failed {
+                    status: None,
+                    error: format!("{} accepted no presentation context for {}", peer.ae_title, item.sop_class_uid),
+                    permanent: true,
+                },
+            },
+        });
+    }
+    out
+}
+
+/// The delivery loop of `serve`: claims due rows, sends them grouped by
+/// destination, records the outcome; until shutdown.
+pub async fn run(outbox: Outbox, config: Config, shutdown: Shutdown) {
+    match outbox.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            rows = n,
+            "outbox: attempts interrupted by a stop will be retried"
+        ),
+        Err(e) => tracing::error!(error = %e, "outbox: cannot recover interrupted attempts"),
+    }
+    let policy = config.outbox.policy();
+    let settings = settings(&config);
+    let mut stopping = shutdown.clone();
+    loop {
+        if stopping.is_triggered() {
+            return;
+        }
+        let due = match outbox.claim_due(64).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: cannot claim due results");
+                Vec::new()
+            }
+        };
+        if due.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                _ = stopping.wait() => return,
+            }
+        }
+        let mut groups: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
+        for e in due {
+            groups.entry(e.destination.clone()).or_default().push(e);
+        }
+        for (name, entries) in groups {
+            deliver_group(&outbox, &config, &settings, &policy, &name, entries).await;
+        }
+    }
+}
+
+async fn deliver_group(
+    outbox: &Outbox,
+    config: &Config,
+    settings: &ScuSettings,
+    policy: &RetryPolicy,
+    name: &str,
+    entries: Vec<OutboxEntry>,
+) {
+    let Some(dest) = config.destination(name) else {
+        for e in &entries {
+            record(
+                outbox,
+                policy,
+                e,
+                Outcome::Failed {
+                    status: None,
+                    error: format!("destination '{name}' is not configured"),
+                    permanent: true,
+                },
+            )
+            .await;
+        }
+        return;
+    };
+    let mut ready = Vec::new();
+    let mut items = Vec::new();
+    for e in entries {
+        match load(&e.file_path) {
+            Ok(o) => {
+                items.push(o);
+                ready.push(e);
+            }
+            Err(err) => {
+                record(
+                    outbox,
+                    policy,
+                    &e,
+                    Outcome::Failed {
+                        status: None,
+                        error: format!("{err:#}"),
+                        permanent: true,
+                    },
+                )
+                .await
+            }
+        }
+    }
+    if items.is_empty() {
+        return;
+    }
+    let outcomes = send(settings, &peer(dest), &items).await;
+    for (e, o) in ready.iter().zip(outcomes) {
+        record(outbox, policy, e, o).await;
+    }
+}
+
+async fn record(outbox: &Outbox, policy: &RetryPolicy, e: &OutboxEntry, outcome: Outcome) {
+    let result = match &outcome {
+        Outcome::Delivered { status, note } => {
+            tracing::info!(id = e.id, sop_instance_uid = %e.sop_instance_uid, destination = %e.destination, status = %status, "result delivered");
+            outbox
+                .delivered(e.id, status.0, note.as_deref())
+                .await
+                .map(|_| ())
+        }
+        Outcome::Failed {
+            status,
+            error,
+            permanent,
+        } => {
+            match outbox
+                .failed(e.id, status.map(|s| s.0), error, *permanent, policy)
+                .await
+            {
+                Ok(state) => {
+                    tracing::warn!(id = e.id, sop_instance_uid = %e.sop_instance_uid, destination = %e.destination, error = %error, state, "result not delivered");
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            }
+        }
+    };
+    if let Err(err) = result {
+        tracing::error!(id = e.id, error = %err, "outbox: cannot record a delivery outcome");
+    }
+}

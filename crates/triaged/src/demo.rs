@@ -1,0 +1,164 @@
+//! `triaged demo`: send a handful of phantom chest studies (some normal,
+//! some with urgent findings) by C-STORE to a running triaged, or start
+//! one, so a newcomer sees the whole path within a minute.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use dicom_dictionary_std::tags;
+use dimse::scu::{self, Outgoing, Peer, ScuSettings};
+use phantom::{Case, Grade, Label, Mix};
+
+use crate::config::Config;
+
+/// Demo cases are drawn from seeds above the test set's.
+const DEMO_BASE: u64 = 3_000_000_000_000;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Number of studies to send (they cycle through normal and abnormal
+    /// cases).
+    #[arg(long, default_value_t = 6)]
+    pub studies: u64,
+    /// Send to this AE title instead of the configured dicom.ae_title.
+    #[arg(long)]
+    pub ae_title: Option<String>,
+    /// Send to this address instead of the configured dicom.listen.
+    #[arg(long)]
+    pub to: Option<SocketAddr>,
+    /// Do not start a daemon when none answers; fail instead.
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+/// The demo's cases, in order: what a triage list should sort.
+fn findings(i: u64) -> Vec<(Label, Grade)> {
+    match i % 6 {
+        0 | 1 => vec![],
+        2 => vec![(Label::Pneumothorax, Grade::Severe)],
+        3 => vec![
+            (Label::Effusion, Grade::Moderate),
+            (Label::Cardiomegaly, Grade::Moderate),
+        ],
+        4 => vec![(Label::Nodule, Grade::Severe)],
+        _ => vec![(Label::Consolidation, Grade::Moderate)],
+    }
+}
+
+pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let mut target = args.to.unwrap_or(config.listen_addr());
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let peer = Peer {
+        ae_title: args
+            .ae_title
+            .clone()
+            .unwrap_or_else(|| config.dicom.ae_title.clone()),
+        host: target.ip().to_string(),
+        port: target.port(),
+    };
+    let settings = ScuSettings {
+        calling_ae_title: "TRIAGED-DEMO".into(),
+        timeout: Duration::from_secs(config.dicom.scu_timeout_secs),
+        max_pdu: config.dicom.max_pdu,
+    };
+    let mut daemon = None;
+    if scu::echo(&settings, &peer).await.is_err() {
+        anyhow::ensure!(
+            !args.no_start,
+            "no triaged answers C-ECHO as {}@{target} (start one with `triaged serve`)",
+            peer.ae_title
+        );
+        println!(
+            "no triaged answers at {}@{target}: starting one here",
+            peer.ae_title
+        );
+        crate::logging::init(&config.log)?;
+        daemon = Some(tokio::spawn(crate::serve::run(config.clone())));
+        let mut up = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if scu::echo(&settings, &peer).await.is_ok() {
+                up = true;
+                break;
+            }
+        }
+        anyhow::ensure!(up, "the daemon did not start answering within 10 s");
+    }
+
+    println!("rendering {} phantom studies ...", args.studies);
+    let mut items = Vec::new();
+    let mut truth = Vec::new();
+    for i in 0..args.studies {
+        let case = Case::sample(DEMO_BASE + i, &Mix::Exactly(findings(i)));
+        let image = case.render(0.3, false);
+        let obj = phantom::dicom::instance(&case, &image, 1)?;
+        let text = |t| {
+            obj.element(t)
+                .ok()
+                .and_then(|e| e.to_str().ok())
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        };
+        let (class, sop, study) = (
+            text(tags::SOP_CLASS_UID),
+            text(tags::SOP_INSTANCE_UID),
+            text(tags::STUDY_INSTANCE_UID),
+        );
+        let what: Vec<String> = case
+            .findings
+            .iter()
+            .map(|f| format!("{} ({})", f.label().name(), f.grade().name()))
+            .collect();
+        truth.push((
+            study,
+            case.subject.vendor.modality,
+            case.subject.view.code(),
+            what,
+        ));
+        items.push(Outgoing {
+            sop_class_uid: class,
+            sop_instance_uid: sop,
+            dataset: obj.into_inner(),
+        });
+    }
+    let results = scu::store(&settings, &peer, &items).await?;
+    let mut failures = 0;
+    for ((study, modality, view, what), r) in truth.iter().zip(&results) {
+        let status = match r.status {
+            Some(s) if s.is_ok() => "stored".to_string(),
+            Some(s) => {
+                failures += 1;
+                format!("FAILED ({s})")
+            }
+            None => {
+                failures += 1;
+                "FAILED (no presentation context)".into()
+            }
+        };
+        println!(
+            "  study {study} {modality} {view}: {} - {status}",
+            if what.is_empty() {
+                "normal".to_string()
+            } else {
+                what.join(", ")
+            }
+        );
+    }
+    println!(
+        "sent {} studies to {}@{target}; `triaged studies list` shows them",
+        results.len(),
+        peer.ae_title
+    );
+    if let Some(daemon) = daemon {
+        println!("the daemon keeps running here; Ctrl-C stops it");
+        return daemon.await?;
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

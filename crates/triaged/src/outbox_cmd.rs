@@ -1,0 +1,140 @@
+//! `triaged send`, `triaged outbox list|add|retry`: results and their
+//! delivery, from the command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use archive::{ArchiveReader, NewObject};
+
+use crate::config::Config;
+use crate::deliver::{self, Outcome};
+
+fn destination<'a>(
+    config: &'a Config,
+    name: &str,
+) -> anyhow::Result<&'a crate::config::DestinationConfig> {
+    config.destination(name).ok_or_else(|| {
+        let known: Vec<&str> = config
+            .destinations
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        anyhow::anyhow!(
+            "no destination named '{name}' in [[destinations]] (configured: {})",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        )
+    })
+}
+
+/// `triaged send --to DEST FILE...`: C-STORE the files now, one
+/// association, and print each status.
+pub async fn send(config: &Config, to: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let dest = destination(config, to)?;
+    let mut items = Vec::new();
+    for f in files {
+        items.push(deliver::load(f)?);
+    }
+    let outcomes = deliver::send(&deliver::settings(config), &deliver::peer(dest), &items).await;
+    let mut failed = 0;
+    for (f, o) in files.iter().zip(outcomes) {
+        match o {
+            Outcome::Delivered { status, note } => {
+                println!(
+                    "{}: stored ({status}){}",
+                    f.display(),
+                    note.map(|n| format!("; {n}")).unwrap_or_default()
+                )
+            }
+            Outcome::Failed { error, .. } => {
+                failed += 1;
+                println!("{}: FAILED: {error}", f.display());
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `triaged outbox add --to DEST FILE...`: queue files for the daemon to
+/// deliver, with retries, surviving restarts.
+pub async fn add(config: &Config, to: &[String], files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    for name in to {
+        destination(config, name)?;
+    }
+    let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
+    for f in files {
+        let o = deliver::load(f)?;
+        let study = o
+            .dataset
+            .element(dicom_dictionary_std::tags::STUDY_INSTANCE_UID)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches('\0').to_string())
+            .unwrap_or_default();
+        outbox
+            .add(
+                &NewObject {
+                    sop_instance_uid: o.sop_instance_uid.clone(),
+                    sop_class_uid: o.sop_class_uid.clone(),
+                    study_instance_uid: study,
+                    file: std::fs::read(f)?,
+                },
+                to,
+            )
+            .await?;
+        println!("{}: queued for {}", f.display(), to.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
+    let rows = outbox.list().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("the outbox is empty");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>6}  {:<10} {:<12} {:>8}  {:<46} {:<24} LAST ERROR",
+        "ID", "STATE", "DESTINATION", "ATTEMPTS", "SOP INSTANCE UID", "NEXT ATTEMPT"
+    );
+    for r in rows {
+        println!(
+            "{:>6}  {:<10} {:<12} {:>8}  {:<46} {:<24} {}",
+            r.id,
+            r.state,
+            r.destination,
+            r.attempts,
+            r.sop_instance_uid,
+            if r.state == "pending" {
+                r.next_attempt_at.as_str()
+            } else {
+                "-"
+            },
+            r.last_error.unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn retry(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
+    let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
+    if outbox.retry(id).await? {
+        println!("outbox row {id} will be retried now");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("no pending or dead outbox row {id}");
+        Ok(ExitCode::FAILURE)
+    }
+}
