@@ -96,8 +96,13 @@ impl Confusion {
     }
 }
 
-/// The highest threshold at which sensitivity reaches `target`: the
-/// operating point chosen on a validation set.
+/// The operating threshold for a target sensitivity, as chosen on a
+/// validation set: among thresholds whose sensitivity reaches `target`,
+/// those with the best specificity, and of those the one that keeps the
+/// most positives: midway between the highest negative score below the
+/// positives it keeps and the lowest positive score above it. (Simply
+/// taking the target-quantile positive score gives away sensitivity for
+/// nothing when the classes separate well.)
 pub fn threshold_for_sensitivity(scores: &[f32], truth: &[bool], target: f64) -> Option<f32> {
     let mut pos: Vec<f32> = scores
         .iter()
@@ -110,7 +115,25 @@ pub fn threshold_for_sensitivity(scores: &[f32], truth: &[bool], target: f64) ->
     }
     pos.sort_by(|a, b| b.total_cmp(a));
     let needed = ((target * pos.len() as f64).ceil() as usize).clamp(1, pos.len());
-    Some(pos[needed - 1])
+    let at_target = pos[needed - 1];
+    // The highest negative below the target threshold: every threshold in
+    // (that negative, at_target] has the same specificity.
+    let below = scores
+        .iter()
+        .zip(truth)
+        .filter(|(&s, &t)| !t && s < at_target)
+        .map(|(&s, _)| s)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let lowest_kept = pos
+        .iter()
+        .copied()
+        .filter(|&s| s > below)
+        .fold(f32::INFINITY, f32::min);
+    Some(if below.is_finite() {
+        (below + lowest_kept) / 2.0
+    } else {
+        lowest_kept / 2.0
+    })
 }
 
 /// One bin of a reliability diagram.
@@ -213,8 +236,14 @@ mod tests {
     fn operating_point_and_calibration() {
         let s = [0.9, 0.8, 0.7, 0.2, 0.1];
         let t = [true, true, false, true, false];
+        // 60 % sensitivity needs 0.8; no negative lies between 0.8 and the
+        // 0.7 negative, so the threshold sits midway: 0.75.
         let th = threshold_for_sensitivity(&s, &t, 0.6).unwrap();
-        assert_eq!(th, 0.8);
+        assert!((th - 0.75).abs() < 1e-6, "{th}");
+        // Separable classes: the threshold keeps every positive.
+        let th = threshold_for_sensitivity(&[0.9, 0.6, 0.2, 0.1], &[true, true, false, false], 0.5)
+            .unwrap();
+        assert!((th - 0.4).abs() < 1e-6, "{th}");
         let c = Confusion::at(&s, &t, th);
         assert_eq!((c.tp, c.fp, c.tn, c.fn_), (2, 0, 2, 1));
         assert_eq!(c.ppv(), Some(1.0));
