@@ -131,6 +131,15 @@ impl Trainer {
         Ok(p.to_vec2()?)
     }
 
+    /// Continue from saved weights (every tensor of the architecture must be
+    /// in the file).
+    pub fn load(&mut self, path: &Path) -> Result<(), InferError> {
+        self.varmap.load(path).map_err(|e| InferError::Weights {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    }
+
     /// Write the weights (PyTorch names) as safetensors.
     pub fn save(&self, path: &Path) -> Result<(), InferError> {
         self.varmap.save(path)?;
