@@ -1,6 +1,7 @@
 //! `triaged`: the daemon and its admin CLI. Wiring only; the work is in the
 //! library crates.
 
+mod analyze;
 mod config;
 mod deliver;
 mod demo;
@@ -51,6 +52,9 @@ enum Command {
         #[command(subcommand)]
         command: StudiesCommand,
     },
+    /// Run a model on DICOM files now; write or send the structured report
+    /// and heatmap captures.
+    Analyze(analyze::AnalyzeArgs),
     /// Train the bundled demonstration model on phantom radiographs.
     Train(train::TrainArgs),
     /// Evaluate a model on labelled images (DICOM or PNG and a CSV):
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
                 command: ModelsCommand::Check,
             } => models::check(&config),
             Command::Train(args) => train::run(&args),
+            Command::Analyze(args) => analyze::run(&config, &args).await,
             Command::Evaluate(args) => evaluate_cmd::run(&args),
             Command::Phantom(args) => phantom_cmd::run(&args),
             Command::Demo(args) => demo::run(config, &args).await,
