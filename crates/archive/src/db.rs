@@ -30,6 +30,23 @@ fn base_options(path: &Path) -> Result<SqliteConnectOptions, ArchiveError> {
         .busy_timeout(Duration::from_secs(30)))
 }
 
+/// Admin and read-only opens never create a database.
+fn must_exist(path: &Path) -> Result<(), ArchiveError> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(ArchiveError::io(
+        "open the database",
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{} does not exist (has the daemon run with this storage dir?)",
+                path.display()
+            ),
+        ),
+    ))
+}
+
 impl Db {
     pub async fn open(path: &Path) -> Result<Db, ArchiveError> {
         let write = SqlitePoolOptions::new()
@@ -51,18 +68,7 @@ impl Db {
     /// One write connection for an admin command beside a running daemon:
     /// the database must exist; migrations are applied (idempotent).
     pub async fn open_admin(path: &Path) -> Result<SqlitePool, ArchiveError> {
-        if !path.exists() {
-            return Err(ArchiveError::io(
-                "open the database",
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!(
-                        "{} does not exist (has the daemon run with this storage dir?)",
-                        path.display()
-                    ),
-                ),
-            ));
-        }
+        must_exist(path)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(base_options(path)?)
@@ -73,18 +79,7 @@ impl Db {
     }
 
     pub async fn open_read_only(path: &Path) -> Result<SqlitePool, ArchiveError> {
-        if !path.exists() {
-            return Err(ArchiveError::io(
-                "open the database",
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!(
-                        "{} does not exist (has the daemon run with this storage dir?)",
-                        path.display()
-                    ),
-                ),
-            ));
-        }
+        must_exist(path)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(base_options(path)?.read_only(true))

@@ -10,7 +10,7 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 
 use crate::content::{put, sequence};
 use crate::sr::{Device, ImageRef};
-use crate::{copy_patient_and_study, file_meta, text, uid_from, ReportError};
+use crate::{copy_patient_and_study, file_meta, put_instance, text, uid_from, ReportError};
 
 pub const SECONDARY_CAPTURE: &str = "1.2.840.10008.5.1.4.1.1.7";
 
@@ -84,8 +84,13 @@ impl HeatmapCapture<'_> {
         let sop_uid = self.sop_instance_uid();
         let mut o = InMemDicomObject::new_empty();
         copy_patient_and_study(self.source, &mut o);
-        put(&mut o, tags::SOP_CLASS_UID, VR::UI, SECONDARY_CAPTURE);
-        put(&mut o, tags::SOP_INSTANCE_UID, VR::UI, sop_uid.as_str());
+        put_instance(
+            &mut o,
+            SECONDARY_CAPTURE,
+            &sop_uid,
+            instance_number,
+            (&self.content_date, &self.content_time),
+        );
         // General Series.
         put(&mut o, tags::MODALITY, VR::CS, "OT");
         put(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, self.series_uid());
@@ -118,25 +123,7 @@ impl HeatmapCapture<'_> {
         );
         put(&mut o, tags::CONVERSION_TYPE, VR::CS, "WSD");
         // General Image.
-        put(
-            &mut o,
-            tags::INSTANCE_NUMBER,
-            VR::IS,
-            instance_number.to_string(),
-        );
         put(&mut o, tags::PATIENT_ORIENTATION, VR::CS, "");
-        put(
-            &mut o,
-            tags::CONTENT_DATE,
-            VR::DA,
-            self.content_date.as_str(),
-        );
-        put(
-            &mut o,
-            tags::CONTENT_TIME,
-            VR::TM,
-            self.content_time.as_str(),
-        );
         o.put(dicom_core::DataElement::new(
             tags::IMAGE_TYPE,
             VR::CS,

@@ -96,6 +96,28 @@ pub(crate) fn copy_patient_and_study(source: &InMemDicomObject, to: &mut InMemDi
     }
 }
 
+/// SOP Common and the instance attributes every result object has.
+pub(crate) fn put_instance(
+    o: &mut InMemDicomObject,
+    class: &str,
+    uid: &str,
+    instance_number: u32,
+    content: (&str, &str),
+) {
+    use content::put;
+    use dicom_core::VR;
+    put(o, tags::SOP_CLASS_UID, VR::UI, class);
+    put(o, tags::SOP_INSTANCE_UID, VR::UI, uid);
+    put(
+        o,
+        tags::INSTANCE_NUMBER,
+        VR::IS,
+        instance_number.to_string(),
+    );
+    put(o, tags::CONTENT_DATE, VR::DA, content.0);
+    put(o, tags::CONTENT_TIME, VR::TM, content.1);
+}
+
 pub(crate) fn file_meta(class: &str, instance: &str) -> Result<FileMetaTable, ReportError> {
     FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(class)

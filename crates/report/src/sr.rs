@@ -8,7 +8,7 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 
 use crate::codes::{self, Code};
 use crate::content::{code, code_item, container, image, num, put, sequence, text, uidref};
-use crate::{copy_patient_and_study, file_meta, uid_from, ReportError};
+use crate::{copy_patient_and_study, file_meta, put_instance, uid_from, ReportError};
 
 pub const COMPREHENSIVE_3D_SR: &str = "1.2.840.10008.5.1.4.1.1.88.34";
 pub const COMPREHENSIVE_SR: &str = "1.2.840.10008.5.1.4.1.1.88.33";
@@ -258,8 +258,13 @@ impl Report<'_> {
         let sop_uid = self.sop_instance_uid(class);
         let mut o = InMemDicomObject::new_empty();
         copy_patient_and_study(self.source, &mut o);
-        put(&mut o, tags::SOP_CLASS_UID, VR::UI, class.uid());
-        put(&mut o, tags::SOP_INSTANCE_UID, VR::UI, sop_uid.as_str());
+        put_instance(
+            &mut o,
+            class.uid(),
+            &sop_uid,
+            instance_number,
+            (&self.content_date, &self.content_time),
+        );
         // SR Document Series.
         put(&mut o, tags::MODALITY, VR::CS, "SR");
         put(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, self.series_uid());
@@ -295,26 +300,8 @@ impl Report<'_> {
             self.device.version.as_str(),
         );
         // SR Document General.
-        put(
-            &mut o,
-            tags::INSTANCE_NUMBER,
-            VR::IS,
-            instance_number.to_string(),
-        );
         put(&mut o, tags::COMPLETION_FLAG, VR::CS, "COMPLETE");
         put(&mut o, tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED");
-        put(
-            &mut o,
-            tags::CONTENT_DATE,
-            VR::DA,
-            self.content_date.as_str(),
-        );
-        put(
-            &mut o,
-            tags::CONTENT_TIME,
-            VR::TM,
-            self.content_time.as_str(),
-        );
         sequence(
             &mut o,
             tags::PERFORMED_PROCEDURE_CODE_SEQUENCE,
