@@ -241,8 +241,9 @@ mod tests {
         let th = threshold_for_sensitivity(&s, &t, 0.6).unwrap();
         assert!((th - 0.75).abs() < 1e-6, "{th}");
         // Separable classes: the threshold keeps every positive.
-        let sep = threshold_for_sensitivity(&[0.9, 0.6, 0.2, 0.1], &[true, true, false, false], 0.5)
-            .unwrap();
+        let sep =
+            threshold_for_sensitivity(&[0.9, 0.6, 0.2, 0.1], &[true, true, false, false], 0.5)
+                .unwrap();
         assert!((sep - 0.4).abs() < 1e-6, "{sep}");
         let c = Confusion::at(&s, &t, th);
         assert_eq!((c.tp, c.fp, c.tn, c.fn_), (2, 0, 2, 1));
