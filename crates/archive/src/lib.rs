@@ -17,6 +17,7 @@ mod db;
 mod error;
 mod fsutil;
 mod index;
+mod jobs;
 mod outbox;
 mod query;
 mod writer;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 pub use attributes::InstanceAttributes;
 pub use error::ArchiveError;
+pub use jobs::{instance_set, FindingRow, Job, Jobs, StudyInstance};
 pub use outbox::{NewObject, Outbox, OutboxEntry, RetryPolicy};
 pub use query::StudySummary;
 pub use writer::{Incoming, PendingInstance, Stored};
@@ -125,6 +127,11 @@ impl Archive {
     /// The outbox of results to deliver (sharing the archive's writer).
     pub fn outbox(&self) -> Outbox {
         Outbox::new(self.inner.db.write.clone(), self.inner.options.dir.clone())
+    }
+
+    /// Analysis jobs and findings (sharing the archive's writer).
+    pub fn jobs(&self) -> Jobs {
+        Jobs::new(self.inner.db.write.clone(), &self.inner.options.dir)
     }
 
     /// Studies, most recently received first.

@@ -19,6 +19,14 @@ pub struct StudySummary {
     pub first_received_at: String,
     /// When its latest instance arrived.
     pub received_at: String,
+    /// The latest analysis: job state (ready, analysing, done,
+    /// not_applicable, failed), the triage priority (urgent, flagged,
+    /// routine), whether any finding is flagged, and the flagged findings
+    /// as "label probability".
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    pub flagged: Option<bool>,
+    pub findings: Vec<String>,
 }
 
 #[derive(FromRow)]
@@ -32,6 +40,10 @@ struct Row {
     study_description: Option<String>,
     first_received_at: String,
     last_received_at: String,
+    status: Option<String>,
+    priority: Option<String>,
+    flagged: Option<i64>,
+    findings: Option<String>,
 }
 
 pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, ArchiveError> {
@@ -42,7 +54,11 @@ pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, Arch
                 (SELECT GROUP_CONCAT(m, '\\') FROM (SELECT DISTINCT modality AS m FROM series se
                     WHERE se.study_instance_uid = st.study_instance_uid AND modality IS NOT NULL ORDER BY m)) AS modalities,
                 st.accession_number, st.study_date, st.study_description,
-                st.first_received_at, st.last_received_at
+                st.first_received_at, st.last_received_at,
+                (SELECT state FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid ORDER BY id DESC LIMIT 1) AS status,
+                st.priority, st.flagged,
+                (SELECT GROUP_CONCAT(label || ' ' || printf('%.3f', probability), ', ') FROM findings f
+                    WHERE f.flagged = 1 AND f.job_id = (SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid AND j.state = 'done')) AS findings
          FROM studies st
          ORDER BY st.last_received_at DESC",
     )
@@ -64,6 +80,13 @@ pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, Arch
             study_description: r.study_description,
             first_received_at: r.first_received_at,
             received_at: r.last_received_at,
+            status: r.status,
+            priority: r.priority,
+            flagged: r.flagged.map(|f| f != 0),
+            findings: r
+                .findings
+                .map(|f| f.split(", ").map(str::to_string).collect())
+                .unwrap_or_default(),
         })
         .collect())
 }

@@ -18,7 +18,31 @@ pub struct Config {
     pub destinations: Vec<DestinationConfig>,
     pub models: ModelsConfig,
     pub outbox: OutboxConfig,
+    pub pipeline: PipelineConfig,
     pub log: LogConfig,
+}
+
+/// Study assembly and analysis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// A study is analysed once no instance of it has arrived for this
+    /// long (across all associations).
+    pub quiet_secs: f64,
+    /// Flagged labels that make a study urgent (case-insensitive).
+    pub urgent_labels: Vec<String>,
+    /// Destinations that receive every report; empty: all destinations.
+    pub destinations: Vec<String>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            quiet_secs: 5.0,
+            urgent_labels: vec!["Pneumothorax".into()],
+            destinations: Vec::new(),
+        }
+    }
 }
 
 /// Delivery of results to destinations.
@@ -209,6 +233,19 @@ impl Config {
     /// Every validation problem, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if !(self.pipeline.quiet_secs >= 0.0 && self.pipeline.quiet_secs <= 86_400.0) {
+            p.push(format!(
+                "pipeline.quiet_secs: {} is outside 0..=86400",
+                self.pipeline.quiet_secs
+            ));
+        }
+        for (i, d) in self.pipeline.destinations.iter().enumerate() {
+            if self.destination(d).is_none() {
+                p.push(format!(
+                    "pipeline.destinations[{i}]: '{d}' is not a [[destinations]] name"
+                ));
+            }
+        }
         if self.outbox.max_attempts == 0 {
             p.push("outbox.max_attempts: must be at least 1".into());
         }

@@ -51,9 +51,17 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         config.clone(),
         shutdown.clone(),
     ));
+    let pipeline = pipeline::Pipeline::new(
+        archive.clone(),
+        load_models(&config),
+        pipeline_settings(&config),
+    );
+    let mut stop = shutdown.clone();
+    let analysis = tokio::spawn(pipeline.run(async move { stop.wait().await }));
     listener.run().await;
     signals.abort();
     let _ = delivery.await;
+    let _ = analysis.await;
     archive.close().await;
     tracing::info!("triaged stopped");
     Ok(ExitCode::SUCCESS)
@@ -77,4 +85,43 @@ async fn wait_for_signal(shutdown: Shutdown) {
         "shutting down: no new associations; finishing instances in flight"
     );
     shutdown.trigger();
+}
+
+/// Every model in `[models] dir` that loads; a broken one is logged with
+/// its reason and left out, so the listener still takes studies.
+fn load_models(config: &Config) -> Vec<Arc<infer::Classifier>> {
+    let found = match infer::manifest::discover(&config.models.dir) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "models.dir: no models; studies are stored but not analysed");
+            return Vec::new();
+        }
+    };
+    let mut models = Vec::new();
+    for path in found {
+        match infer::Manifest::load(&path)
+            .map_err(infer::ClassifierError::from)
+            .and_then(|m| infer::Classifier::load(m, &candle_core::Device::Cpu))
+        {
+            Ok(c) => {
+                tracing::info!(model = %c.manifest.name, version = %c.manifest.version, validated = c.manifest.validated, "model loaded");
+                models.push(Arc::new(c));
+            }
+            Err(e) => tracing::error!(manifest = %path.display(), error = %e, "model not loaded"),
+        }
+    }
+    models
+}
+
+fn pipeline_settings(config: &Config) -> pipeline::Settings {
+    pipeline::Settings {
+        quiet: std::time::Duration::from_secs_f64(config.pipeline.quiet_secs),
+        destinations: if config.pipeline.destinations.is_empty() {
+            config.destinations.iter().map(|d| d.name.clone()).collect()
+        } else {
+            config.pipeline.destinations.clone()
+        },
+        urgent_labels: config.pipeline.urgent_labels.clone(),
+        device: crate::analyze::device(config),
+    }
 }

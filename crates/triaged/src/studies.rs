@@ -19,16 +19,19 @@ pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<64}  {:>9}  {:<10}  RECEIVED",
-        "STUDY INSTANCE UID", "INSTANCES", "MODALITIES"
+        "{:<64}  {:>9}  {:<10}  {:<24}  {:<14}  {:<8}  FINDINGS",
+        "STUDY INSTANCE UID", "INSTANCES", "MODALITIES", "RECEIVED", "STATUS", "PRIORITY"
     );
     for s in studies {
         println!(
-            "{:<64}  {:>9}  {:<10}  {}",
+            "{:<64}  {:>9}  {:<10}  {:<24}  {:<14}  {:<8}  {}",
             s.study_instance_uid,
             s.instances,
             s.modalities.join(","),
-            s.received_at
+            s.received_at,
+            s.status.as_deref().unwrap_or("waiting"),
+            s.priority.as_deref().unwrap_or("-"),
+            s.findings.join(", ")
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,288 @@
+//! Analysis jobs and findings: study assembly reads the index, workers
+//! claim jobs, results are recorded per instance and summarised per study.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::{Row, SqlitePool};
+
+use crate::ArchiveError;
+
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+/// One claimed job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    pub study_instance_uid: String,
+    pub instance_set: String,
+    pub attempts: i64,
+}
+
+/// An instance of a study, with what routing needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyInstance {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub series_instance_uid: String,
+    pub modality: Option<String>,
+    pub body_part_examined: Option<String>,
+    pub view_position: Option<String>,
+    pub file: PathBuf,
+}
+
+/// One label's result on one instance, to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingRow {
+    pub series_instance_uid: String,
+    pub sop_instance_uid: String,
+    pub model: String,
+    pub model_version: String,
+    pub label: String,
+    pub probability: f64,
+    pub threshold: f64,
+    pub flagged: bool,
+    pub heatmap_uid: Option<String>,
+}
+
+/// The jobs of one archive.
+#[derive(Clone)]
+pub struct Jobs {
+    pool: SqlitePool,
+    dir: PathBuf,
+}
+
+/// SHA-256 of the sorted SOP Instance UIDs.
+pub fn instance_set(uids: &[String]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort();
+    let mut h = Sha256::new();
+    for u in &sorted {
+        h.update(u.as_bytes());
+        h.update([0u8]);
+    }
+    format!("{:x}", h.finalize())
+}
+
+impl Jobs {
+    pub(crate) fn new(pool: SqlitePool, dir: &Path) -> Jobs {
+        Jobs {
+            pool,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Jobs a crash left analysing become ready again.
+    pub async fn recover(&self) -> Result<u64, ArchiveError> {
+        let r = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'ready', updated_at = {NOW} WHERE state = 'analysing'"
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("recovering jobs"))?;
+        Ok(r.rows_affected())
+    }
+
+    /// Study assembly: a job for every study quiet for `quiet` whose latest
+    /// instance arrived after its latest job was made (or that has none).
+    /// Counted across all associations and callers, from the index alone,
+    /// so nothing waits in memory and a restart loses nothing. Returns the
+    /// new jobs' ids.
+    pub async fn assemble(&self, quiet: Duration) -> Result<Vec<i64>, ArchiveError> {
+        let studies: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT st.study_instance_uid FROM studies st
+             WHERE st.last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid
+                               AND j.created_at >= st.last_received_at)
+             ORDER BY st.last_received_at"
+        ))
+        .bind(format!("-{:.3} seconds", quiet.as_secs_f64()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ArchiveError::db("finding quiet studies"))?;
+        let mut made = Vec::new();
+        for study in studies {
+            let uids: Vec<String> = sqlx::query_scalar(
+                "SELECT sop_instance_uid FROM instances WHERE study_instance_uid = ?",
+            )
+            .bind(&study)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ArchiveError::db("listing a study's instances"))?;
+            let set = instance_set(&uids);
+            // The same instance set again (a resend of what was analysed)
+            // touches the existing job instead of making a second one.
+            let id: Option<i64> = sqlx::query_scalar(&format!(
+                "INSERT INTO jobs (study_instance_uid, instance_set, instances, state, created_at, updated_at)
+                 VALUES (?, ?, ?, 'ready', {NOW}, {NOW})
+                 ON CONFLICT (study_instance_uid, instance_set) DO UPDATE SET created_at = {NOW}
+                 RETURNING CASE WHEN state = 'ready' AND attempts = 0 THEN id END"
+            ))
+            .bind(&study)
+            .bind(&set)
+            .bind(uids.len() as i64)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ArchiveError::db("creating a job"))?;
+            made.extend(id);
+        }
+        Ok(made)
+    }
+
+    /// Claim the oldest ready job.
+    pub async fn claim(&self) -> Result<Option<Job>, ArchiveError> {
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'analysing', attempts = attempts + 1, updated_at = {NOW}
+             WHERE id = (SELECT id FROM jobs WHERE state = 'ready' ORDER BY created_at, id LIMIT 1)
+             RETURNING id, study_instance_uid, instance_set, attempts"
+        ))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ArchiveError::db("claiming a job"))?;
+        row.map(|r| {
+            Ok(Job {
+                id: r.try_get("id")?,
+                study_instance_uid: r.try_get("study_instance_uid")?,
+                instance_set: r.try_get("instance_set")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .transpose()
+        .map_err(ArchiveError::db("claiming a job"))
+    }
+
+    /// The study's instances with their series attributes.
+    pub async fn instances(&self, study: &str) -> Result<Vec<StudyInstance>, ArchiveError> {
+        let rows = sqlx::query(
+            "SELECT i.sop_instance_uid, i.sop_class_uid, i.series_instance_uid, se.modality,
+                    se.body_part_examined, i.view_position, i.file_path
+             FROM instances i JOIN series se ON se.series_instance_uid = i.series_instance_uid
+             WHERE i.study_instance_uid = ? ORDER BY i.series_instance_uid, i.instance_number, i.sop_instance_uid",
+        )
+        .bind(study)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ArchiveError::db("listing a study's instances"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(StudyInstance {
+                    sop_instance_uid: r.try_get("sop_instance_uid")?,
+                    sop_class_uid: r.try_get("sop_class_uid")?,
+                    series_instance_uid: r.try_get("series_instance_uid")?,
+                    modality: r.try_get("modality")?,
+                    body_part_examined: r.try_get("body_part_examined")?,
+                    view_position: r.try_get("view_position")?,
+                    file: self.dir.join(r.try_get::<String, _>("file_path")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(ArchiveError::db("reading a study's instances"))
+    }
+
+    /// The report UIDs of the study's latest finished job, if any (the
+    /// predecessors of a re-run's reports).
+    pub async fn previous_reports(
+        &self,
+        study: &str,
+        before: i64,
+    ) -> Result<Vec<String>, ArchiveError> {
+        let uids: Option<String> = sqlx::query_scalar(
+            "SELECT report_uids FROM jobs WHERE study_instance_uid = ? AND id < ? AND state = 'done'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(study)
+        .bind(before)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ArchiveError::db("finding a previous report"))?
+        .flatten();
+        Ok(uids
+            .map(|s| s.split(',').map(str::to_string).collect())
+            .unwrap_or_default())
+    }
+
+    /// Record a finished job: findings, reports, study priority, in one
+    /// transaction.
+    pub async fn finish(
+        &self,
+        job: &Job,
+        findings: &[FindingRow],
+        report_uids: &[String],
+        priority: Option<&str>,
+    ) -> Result<(), ArchiveError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(ArchiveError::db("recording a job"))?;
+        sqlx::query("DELETE FROM findings WHERE job_id = ?")
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(ArchiveError::db("recording findings"))?;
+        for f in findings {
+            sqlx::query(&format!(
+                "INSERT INTO findings (job_id, study_instance_uid, series_instance_uid, sop_instance_uid, model, model_version,
+                   label, probability, threshold, flagged, heatmap_uid, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})"
+            ))
+            .bind(job.id)
+            .bind(&job.study_instance_uid)
+            .bind(&f.series_instance_uid)
+            .bind(&f.sop_instance_uid)
+            .bind(&f.model)
+            .bind(&f.model_version)
+            .bind(&f.label)
+            .bind(f.probability)
+            .bind(f.threshold)
+            .bind(f.flagged as i64)
+            .bind(&f.heatmap_uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(ArchiveError::db("recording findings"))?;
+        }
+        let state = if priority.is_some() {
+            "done"
+        } else {
+            "not_applicable"
+        };
+        sqlx::query(&format!("UPDATE jobs SET state = ?, report_uids = ?, reason = ?, updated_at = {NOW} WHERE id = ?"))
+            .bind(state)
+            .bind(if report_uids.is_empty() { None } else { Some(report_uids.join(",")) })
+            .bind(if priority.is_none() { Some("no applicable model") } else { None })
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(ArchiveError::db("recording a job"))?;
+        if let Some(p) = priority {
+            sqlx::query(
+                "UPDATE studies SET priority = ?, flagged = ? WHERE study_instance_uid = ?",
+            )
+            .bind(p)
+            .bind(findings.iter().any(|f| f.flagged) as i64)
+            .bind(&job.study_instance_uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(ArchiveError::db("recording the study's priority"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(ArchiveError::db("recording a job"))?;
+        Ok(())
+    }
+
+    /// A job that cannot be done: failed with the reason (retried by a
+    /// later instance, which makes a new job).
+    pub async fn fail(&self, job: &Job, reason: &str) -> Result<(), ArchiveError> {
+        sqlx::query(&format!(
+            "UPDATE jobs SET state = 'failed', reason = ?, updated_at = {NOW} WHERE id = ?"
+        ))
+        .bind(reason)
+        .bind(job.id)
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("recording a failed job"))?;
+        Ok(())
+    }
+}

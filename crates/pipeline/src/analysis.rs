@@ -1,0 +1,237 @@
+//! One study through one model: inputs from files, findings, and the
+//! report objects (SR and heatmap captures) that carry them.
+
+use std::path::Path;
+
+use candle_core::{Device as CandleDevice, Tensor};
+use dicom_dictionary_std::tags;
+use dicom_object::{FileDicomObject, InMemDicomObject};
+use infer::{Classifier, Manifest};
+use report::{
+    Device, HeatmapCapture, ImageRef, ImageResult, LabelResult, ModelInfo, Priority, Report,
+    SrClass,
+};
+
+use crate::PipelineError;
+
+/// One image through one model.
+pub struct Analysed {
+    pub source: InMemDicomObject,
+    pub image: ImageRef,
+    pub labels: Vec<LabelResult>,
+    /// The square the model saw, for heatmap captures.
+    pub display: imaging::Image8,
+    /// (label, height, width, class map) for each flagged label.
+    pub heatmaps: Vec<(String, usize, usize, Vec<f32>)>,
+}
+
+/// The imaging input spec a manifest names.
+pub fn input_spec(m: &Manifest) -> Result<imaging::InputSpec, PipelineError> {
+    let size = m.input.size;
+    Ok(match m.input.spec.as_str() {
+        "xrv" => imaging::InputSpec::Xrv { size },
+        "unit" => imaging::InputSpec::Unit { size },
+        "ct-window" => imaging::InputSpec::CtWindow {
+            windows: m
+                .input
+                .windows
+                .iter()
+                .map(|&[center, width]| imaging::CtWindow { center, width })
+                .collect(),
+            size,
+        },
+        other => {
+            return Err(PipelineError::Model(format!(
+                "{}: input.spec '{other}' is unknown",
+                m.path.display()
+            )))
+        }
+    })
+}
+
+pub(crate) fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
+    obj.element(tag)
+        .ok()
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_end_matches('\0').trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The centre square the model saw, grey, at most 1024 pixels a side.
+fn model_view(frames: &imaging::Frames) -> Result<imaging::Image8, PipelineError> {
+    let full = frames.display(0)?;
+    let (top, left, side) = imaging::centre_crop(full.height, full.width);
+    let c = full.channels;
+    let mut grey = Vec::with_capacity(side * side);
+    for y in top..top + side {
+        for x in left..left + side {
+            let k = c * (y * full.width + x);
+            grey.push(full.data[k..k + c].iter().map(|&v| v as f32).sum::<f32>() / c as f32);
+        }
+    }
+    let out = side.min(1024);
+    let small = imaging::area_resize(&grey, side, side, out, out);
+    Ok(imaging::Image8 {
+        width: out,
+        height: out,
+        channels: 1,
+        data: small
+            .iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect(),
+    })
+}
+
+/// Run `classifier` on the first frame of the instance in `path`.
+pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, PipelineError> {
+    let spec = input_spec(&classifier.manifest)?;
+    let obj = dicom_object::open_file(path)
+        .map_err(|e| PipelineError::Read(format!("{}: {e}", path.display())))?;
+    let frames = imaging::Frames::decode(&obj)?;
+    let t = spec.apply(&frames, 0)?;
+    let x = Tensor::from_vec(
+        t.data,
+        (1, t.channels, t.height, t.width),
+        &CandleDevice::Cpu,
+    )
+    .map_err(|e| PipelineError::Model(e.to_string()))?;
+    let prediction = classifier.predict(&x, true)?;
+    let findings = &prediction.findings[0];
+    let source = obj.into_inner();
+    Ok(Analysed {
+        image: ImageRef {
+            series_uid: text(&source, tags::SERIES_INSTANCE_UID),
+            sop_class_uid: text(&source, tags::SOP_CLASS_UID),
+            sop_instance_uid: text(&source, tags::SOP_INSTANCE_UID),
+        },
+        labels: findings
+            .iter()
+            .map(|r| LabelResult {
+                label: r.label.clone(),
+                probability: r.probability,
+                threshold: r.threshold,
+                flagged: r.flagged,
+            })
+            .collect(),
+        heatmaps: findings
+            .iter()
+            .filter_map(|r| {
+                r.heatmap
+                    .clone()
+                    .map(|(h, w, v)| (r.label.clone(), h, w, v))
+            })
+            .collect(),
+        display: model_view(&frames)?,
+        source,
+    })
+}
+
+/// The study's priority: urgent if an `urgent` label is flagged, flagged
+/// if any label is, routine otherwise.
+pub fn priority(images: &[Analysed], urgent: &[String]) -> Priority {
+    let flagged: Vec<&str> = images
+        .iter()
+        .flat_map(|a| {
+            a.labels
+                .iter()
+                .filter(|l| l.flagged)
+                .map(|l| l.label.as_str())
+        })
+        .collect();
+    if flagged
+        .iter()
+        .any(|l| urgent.iter().any(|u| u.eq_ignore_ascii_case(l)))
+    {
+        Priority::Urgent
+    } else if !flagged.is_empty() {
+        Priority::Flagged
+    } else {
+        Priority::Routine
+    }
+}
+
+/// Now, as DICOM date and time (UTC).
+pub fn now() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (mo <= 2) as i64;
+    (
+        format!("{y:04}{mo:02}{d:02}"),
+        format!("{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
+    )
+}
+
+/// The SR for a study's analysed images and a heatmap capture per flagged
+/// finding; the SR first.
+pub fn objects(
+    study: &str,
+    images: &[Analysed],
+    manifest: &Manifest,
+    device: &Device,
+    priority: Priority,
+    predecessor: Option<ImageRef>,
+) -> Result<Vec<FileDicomObject<InMemDicomObject>>, PipelineError> {
+    let (date, time) = now();
+    let report = Report {
+        source: &images[0].source,
+        study_uid: study.to_string(),
+        evidence: images.iter().map(|a| a.image.clone()).collect(),
+        results: images
+            .iter()
+            .map(|a| ImageResult {
+                image: a.image.clone(),
+                findings: a.labels.clone(),
+            })
+            .collect(),
+        model: ModelInfo {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            weights_sha256: manifest.sha256.clone(),
+            intended_use: manifest.intended_use.clone(),
+            validated: manifest.validated,
+        },
+        priority,
+        predecessor,
+        device: device.clone(),
+        content_date: date.clone(),
+        content_time: time.clone(),
+    };
+    let mut out = vec![report.build(SrClass::Comprehensive3d, 1)?];
+    let mut n = 0;
+    for a in images {
+        for (label, h, w, heat) in &a.heatmaps {
+            n += 1;
+            let rgb = imaging::overlay(&a.display, heat, *h, *w, 0.5)?;
+            out.push(
+                HeatmapCapture {
+                    source: &a.source,
+                    study_uid: study.to_string(),
+                    image: a.image.clone(),
+                    finding: label.clone(),
+                    model_name: manifest.name.clone(),
+                    model_version: manifest.version.clone(),
+                    device: device.clone(),
+                    columns: rgb.width,
+                    rows: rgb.height,
+                    rgb: rgb.data,
+                    content_date: date.clone(),
+                    content_time: time.clone(),
+                }
+                .build(n)?,
+            );
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,244 @@
+//! Orchestration end to end: a PACS router (Orthanc) forwards studies,
+//! triaged assembles them across associations, analyses them with the
+//! bundled model and the report lands back in the PACS.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use phantom::{Case, Grade, Label, Mix};
+use support::*;
+
+/// Instances 1..=n of one phantom study.
+fn study(dir: &Path, seed: u64, findings: Vec<(Label, Grade)>, n: u32) -> (String, Vec<PathBuf>) {
+    let case = Case::sample(seed, &Mix::Exactly(findings));
+    let image = case.render(1.0, false);
+    let files: Vec<PathBuf> = (1..=n)
+        .map(|k| {
+            let p = dir.join(format!("{seed}-{k}.dcm"));
+            phantom::dicom::instance(&case, &image, k)
+                .unwrap()
+                .write_to_file(&p)
+                .unwrap();
+            p
+        })
+        .collect();
+    (phantom::dicom::Identity::of(&case).study_uid, files)
+}
+
+fn daemon_with_pacs(pacs_port: u16, quiet: &str) -> Daemon {
+    Daemon::start(
+        "",
+        &format!(
+            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\nquiet_secs = {quiet}\n\n[models]\ndir = \"{}\"\n",
+            Orthanc::AE,
+            repo_root().join("models").display()
+        ),
+    )
+}
+
+fn study_row(d: &Daemon, uid: &str) -> Option<serde_json::Value> {
+    d.studies()
+        .into_iter()
+        .find(|s| s["study_instance_uid"] == uid)
+}
+
+fn pacs_sop_classes(o: &Orthanc, study: &str) -> Vec<String> {
+    let found = o.post(
+        "/tools/find",
+        &format!(
+            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}"}},"Expand":true}}"#
+        ),
+    );
+    found
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            let id = i["ID"].as_str().unwrap();
+            o.get(&format!("/instances/{id}/simplified-tags")).unwrap()["SOPClassUID"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+const SR: &str = "1.2.840.10008.5.1.4.1.1.88.34";
+const SC: &str = "1.2.840.10008.5.1.4.1.1.7";
+
+#[test]
+fn a_routed_study_comes_back_analysed_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uid, files) = study(
+        dir.path(),
+        4242,
+        vec![(Label::Pneumothorax, Grade::Severe)],
+        1,
+    );
+    let port = free_port();
+    let d = daemon_with_pacs(port, "1");
+    let pacs = Orthanc::start_with(port, &[("triaged", "TRIAGED", d.port)], true);
+    let out = run(
+        "storescu",
+        &[
+            "-aec",
+            Orthanc::AE,
+            "127.0.0.1",
+            &port.to_string(),
+            files[0].to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let id = pacs.post("/tools/lookup", &uid)[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Orthanc as the PACS router forwards the study to triaged.
+    pacs.post(
+        "/modalities/triaged/store",
+        &format!(r#"{{"Resources":["{id}"],"Synchronous":true}}"#),
+    );
+    wait_until("the report in the PACS", Duration::from_secs(30), || {
+        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+    });
+    wait_until("the heatmap in the PACS", Duration::from_secs(10), || {
+        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SC)
+    });
+    let row = study_row(&d, &uid).unwrap();
+    assert_eq!(row["status"], "done", "{row}");
+    assert_eq!(row["priority"], "urgent", "{row}");
+    assert_eq!(row["flagged"], true, "{row}");
+    assert!(
+        row["findings"].to_string().contains("Pneumothorax"),
+        "{row}"
+    );
+    assert!(
+        !d.log().contains("PHANTOM^"),
+        "a patient name reached the log"
+    );
+}
+
+#[test]
+fn one_study_over_three_associations_is_one_job_and_a_late_image_supersedes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uid, files) = study(dir.path(), 4343, vec![(Label::Effusion, Grade::Severe)], 4);
+    let port = free_port();
+    let d = daemon_with_pacs(port, "2");
+    let pacs = Orthanc::start_with(port, &[], true);
+    for f in &files[..3] {
+        let out = d.storescu(&[], &[f.as_path()]);
+        assert!(out.status.success(), "{}", text(&out));
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    wait_until("the first report", Duration::from_secs(30), || {
+        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pacs_sop_classes(&pacs, &uid)
+            .iter()
+            .filter(|c| *c == SR)
+            .count(),
+        1,
+        "one job, one report"
+    );
+    // A late image: a second report that names the first as predecessor.
+    let out = d.storescu(&[], &[files[3].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("the superseding report", Duration::from_secs(30), || {
+        pacs_sop_classes(&pacs, &uid)
+            .iter()
+            .filter(|c| *c == SR)
+            .count()
+            == 2
+    });
+    let found = pacs.post(
+        "/tools/find",
+        &format!(
+            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{uid}","Modality":"SR"}}}}"#
+        ),
+    );
+    let with_predecessor = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|id| {
+            let t = pacs
+                .get(&format!(
+                    "/instances/{}/tags?simplify",
+                    id.as_str().unwrap()
+                ))
+                .unwrap();
+            t.get("PredecessorDocumentsSequence").is_some()
+        })
+        .count();
+    assert_eq!(with_predecessor, 1);
+    assert_eq!(study_row(&d, &uid).unwrap()["instances"], 4);
+}
+
+#[test]
+fn a_study_no_model_applies_to_is_recorded_without_a_report() {
+    let port = free_port();
+    let d = daemon_with_pacs(port, "1");
+    let pacs = Orthanc::start_with(port, &[], true);
+    let ct = fixture("ct-small.dcm");
+    let out = d.storescu(&[], &[ct.as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let uid = d.studies()[0]["study_instance_uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until(
+        "recorded as not applicable",
+        Duration::from_secs(20),
+        || study_row(&d, &uid).is_some_and(|r| r["status"] == "not_applicable"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(pacs_sop_classes(&pacs, &uid).is_empty());
+    assert!(d.log().contains("no applicable model"), "{}", d.log());
+}
+
+#[test]
+fn a_crash_while_analysing_still_delivers_exactly_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    // Enough images that the analysis takes a while to interrupt.
+    let (uid, files) = study(
+        dir.path(),
+        4444,
+        vec![(Label::Cardiomegaly, Grade::Severe)],
+        30,
+    );
+    let port = free_port();
+    let mut d = daemon_with_pacs(port, "1");
+    let pacs = Orthanc::start_with(port, &[], true);
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let out = d.storescu(&[], &refs);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("the job analysing", Duration::from_secs(30), || {
+        study_row(&d, &uid).is_some_and(|r| r["status"] == "analysing")
+    });
+    d.kill();
+    d.restart();
+    wait_until("the report in the PACS", Duration::from_secs(60), || {
+        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+    });
+    wait_until("the job done", Duration::from_secs(10), || {
+        study_row(&d, &uid).is_some_and(|r| r["status"] == "done")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pacs_sop_classes(&pacs, &uid)
+            .iter()
+            .filter(|c| *c == SR)
+            .count(),
+        1
+    );
+    assert!(
+        d.log().contains("resuming jobs interrupted by a stop"),
+        "{}",
+        d.log()
+    );
+}
