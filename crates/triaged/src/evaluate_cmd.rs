@@ -161,7 +161,7 @@ fn input(path: &Path, manifest: &Manifest) -> anyhow::Result<Vec<f32>> {
     }
     let obj = dicom_object::open_file(path)?;
     let frames = imaging::Frames::decode(&obj)?;
-    let spec = crate::models::input_spec(manifest)?;
+    let spec = pipeline::analysis::input_spec(manifest)?;
     Ok(spec.apply(&frames, 0)?.data)
 }
 

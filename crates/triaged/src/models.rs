@@ -86,22 +86,3 @@ pub fn check(config: &Config) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     })
 }
-
-/// The imaging input spec a manifest names.
-pub fn input_spec(m: &Manifest) -> anyhow::Result<imaging::InputSpec> {
-    let size = m.input.size;
-    Ok(match m.input.spec.as_str() {
-        "xrv" => imaging::InputSpec::Xrv { size },
-        "unit" => imaging::InputSpec::Unit { size },
-        "ct-window" => imaging::InputSpec::CtWindow {
-            windows: m
-                .input
-                .windows
-                .iter()
-                .map(|&[center, width]| imaging::CtWindow { center, width })
-                .collect(),
-            size,
-        },
-        other => anyhow::bail!("{}: input.spec '{other}' is unknown", m.path.display()),
-    })
-}
