@@ -119,6 +119,20 @@ fn a_routed_study_comes_back_analysed_and_flagged() {
         !d.log().contains("PHANTOM^"),
         "a patient name reached the log"
     );
+    // The flagged finding names its heatmap capture, which is in the PACS.
+    let db = d.storage().join("triaged.db");
+    let q = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nfor r in c.execute(\"SELECT heatmap_uid FROM findings WHERE flagged = 1 AND label = 'Pneumothorax'\"):\n    print(r[0])";
+    let out = std::process::Command::new(python())
+        .args(["-c", q, db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let heatmap = text(&out).trim().to_string();
+    assert!(heatmap.starts_with("2.25."), "{heatmap}");
+    let found = pacs.post(
+        "/tools/find",
+        &format!(r#"{{"Level":"Instance","Query":{{"SOPInstanceUID":"{heatmap}"}}}}"#),
+    );
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
 }
 
 #[test]

@@ -239,6 +239,22 @@ impl Pipeline {
                 }
                 queued += 1;
             }
+            // Heatmap captures follow the SR in the order of the images'
+            // heatmaps: remember which finding each one shows.
+            let mut captures = objects.iter().skip(1).map(|o| {
+                o.meta()
+                    .media_storage_sop_instance_uid()
+                    .trim_end_matches('\0')
+                    .to_string()
+            });
+            let mut heatmap_of = std::collections::HashMap::new();
+            for a in &analysed {
+                for (label, ..) in &a.heatmaps {
+                    if let Some(uid) = captures.next() {
+                        heatmap_of.insert((a.image.sop_instance_uid.clone(), label.clone()), uid);
+                    }
+                }
+            }
             for a in &analysed {
                 for l in &a.labels {
                     findings.push(FindingRow {
@@ -250,7 +266,9 @@ impl Pipeline {
                         probability: l.probability as f64,
                         threshold: l.threshold as f64,
                         flagged: l.flagged,
-                        heatmap_uid: None,
+                        heatmap_uid: heatmap_of
+                            .get(&(a.image.sop_instance_uid.clone(), l.label.clone()))
+                            .cloned(),
                     });
                 }
             }
