@@ -256,3 +256,42 @@ fn a_crash_while_analysing_still_delivers_exactly_one_report() {
         d.log()
     );
 }
+
+#[test]
+fn routing_rules_choose_what_is_analysed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chest, files) = study(dir.path(), 4545, vec![], 1);
+    let (hand, hand_files) = study(dir.path(), 4646, vec![], 1);
+    // The second study is re-described as a hand radiograph.
+    let out = run(
+        "dcmodify",
+        &[
+            "-nb",
+            "-m",
+            "(0008,1030)=XR HAND",
+            hand_files[0].to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let port = free_port();
+    let d = Daemon::start(
+        "",
+        &format!(
+            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {port}\n\n[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n\n[[rules]]\nname = \"chest\"\nstudy_description = \"(?i)chest\"\nmodels = [\"demo-cxr\"]\ndestinations = [\"pacs\"]\n",
+            Orthanc::AE,
+            repo_root().join("models").display()
+        ),
+    );
+    let pacs = Orthanc::start_with(port, &[], true);
+    let out = d.storescu(&[], &[files[0].as_path(), hand_files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("both studies decided", Duration::from_secs(30), || {
+        let a = study_row(&d, &chest).and_then(|r| r["status"].as_str().map(String::from));
+        let b = study_row(&d, &hand).and_then(|r| r["status"].as_str().map(String::from));
+        a.as_deref() == Some("done") && b.as_deref() == Some("not_applicable")
+    });
+    wait_until("the chest report", Duration::from_secs(20), || {
+        pacs_sop_classes(&pacs, &chest).iter().any(|c| c == SR)
+    });
+    assert!(pacs_sop_classes(&pacs, &hand).is_empty());
+}

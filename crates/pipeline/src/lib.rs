@@ -14,6 +14,7 @@
 //! the outbox does not send twice.
 
 pub mod analysis;
+pub mod rules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +44,10 @@ pub enum PipelineError {
 pub struct Settings {
     /// A study is ready after this long without a new instance.
     pub quiet: Duration,
-    /// Destinations every report goes to.
+    /// Destinations reports go to unless a rule names others.
     pub destinations: Vec<String>,
+    /// Routing rules (none: every model by its manifest, to the defaults).
+    pub rules: Vec<rules::Rule>,
     /// Labels whose presence makes a study urgent.
     pub urgent_labels: Vec<String>,
     /// The observer of the reports.
@@ -140,21 +143,30 @@ impl Pipeline {
     async fn analyse(&self, job: &Job) -> Result<Option<(Priority, usize)>, PipelineError> {
         let jobs = self.archive.jobs();
         let instances = jobs.instances(&job.study_instance_uid).await?;
-        let work: Vec<(Arc<Classifier>, Vec<StudyInstance>)> = self
-            .models
-            .iter()
-            .map(|m| {
-                (
-                    m.clone(),
-                    instances
-                        .iter()
-                        .filter(|i| applies(&m.manifest, i))
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
+        // Per model: the images it analyses and where its report goes.
+        let mut work: Vec<(Arc<Classifier>, Vec<StudyInstance>, Vec<String>)> = Vec::new();
+        for m in &self.models {
+            let mut images = Vec::new();
+            let mut to: Vec<String> = Vec::new();
+            for i in &instances {
+                if let Some(dests) = rules::route(
+                    &self.settings.rules,
+                    &self.settings.destinations,
+                    &m.manifest,
+                    i,
+                ) {
+                    images.push(i.clone());
+                    for d in dests {
+                        if !to.contains(&d) {
+                            to.push(d);
+                        }
+                    }
+                }
+            }
+            if !images.is_empty() {
+                work.push((m.clone(), images, to));
+            }
+        }
         if work.is_empty() {
             jobs.finish(job, &[], &[], None).await?;
             return Ok(None);
@@ -166,7 +178,7 @@ impl Pipeline {
         let mut report_uids = Vec::new();
         let mut queued = 0;
         let mut study_priority = Priority::Routine;
-        for (model, images) in work {
+        for (model, images, destinations) in work {
             let m = model.clone();
             let analysed = tokio::task::spawn_blocking(move || {
                 images
@@ -231,7 +243,7 @@ impl Pipeline {
                             study_instance_uid: job.study_instance_uid.clone(),
                             file,
                         },
-                        &self.settings.destinations,
+                        &destinations,
                     )
                     .await?;
                 if k == 0 {

@@ -19,7 +19,27 @@ pub struct Config {
     pub models: ModelsConfig,
     pub outbox: OutboxConfig,
     pub pipeline: PipelineConfig,
+    pub rules: Vec<RuleConfig>,
     pub log: LogConfig,
+}
+
+/// A routing rule: which images a model analyses and where its reports
+/// go. Every criterion given must match; empty ones match anything.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleConfig {
+    pub name: String,
+    pub modalities: Vec<String>,
+    pub body_parts: Vec<String>,
+    pub view_positions: Vec<String>,
+    pub sop_classes: Vec<String>,
+    pub calling_ae_titles: Vec<String>,
+    /// A regular expression searched in the Study Description.
+    pub study_description: Option<String>,
+    /// Model names (manifest `name`); empty: every model.
+    pub models: Vec<String>,
+    /// Destination names; empty: `pipeline.destinations` (or all).
+    pub destinations: Vec<String>,
 }
 
 /// Study assembly and analysis.
@@ -244,6 +264,27 @@ impl Config {
                 p.push(format!(
                     "pipeline.destinations[{i}]: '{d}' is not a [[destinations]] name"
                 ));
+            }
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.name.trim().is_empty() {
+                p.push(format!("rules[{i}].name: must not be empty"));
+            } else if self.rules[..i].iter().any(|o| o.name == r.name) {
+                p.push(format!("rules[{i}].name: '{}' is used twice", r.name));
+            }
+            if let Some(re) = &r.study_description {
+                if let Err(e) = regex::Regex::new(re) {
+                    p.push(format!(
+                        "rules[{i}].study_description: not a regular expression: {e}"
+                    ));
+                }
+            }
+            for (k, d) in r.destinations.iter().enumerate() {
+                if self.destination(d).is_none() {
+                    p.push(format!(
+                        "rules[{i}].destinations[{k}]: '{d}' is not a [[destinations]] name"
+                    ));
+                }
             }
         }
         if self.outbox.max_attempts == 0 {
@@ -475,6 +516,10 @@ mod tests {
             port = 0
             [models]
             threads = 1000
+            [[rules]]
+            name = ""
+            study_description = "(unclosed"
+            destinations = ["nowhere"]
             [outbox]
             max_attempts = 0
             first_retry_secs = 100
@@ -493,6 +538,9 @@ mod tests {
             "destinations[0].port",
             "models.threads",
             "outbox.max_attempts",
+            "rules[0].name",
+            "rules[0].study_description",
+            "rules[0].destinations[0]",
             "outbox.first_retry_secs",
         ] {
             assert!(p.contains(key), "no problem for {key} in:\n{p}");
@@ -505,5 +553,25 @@ mod tests {
         assert!(e.contains("ae_titel"), "{e}");
         let e = Config::parse("[dicom]\nmax_pdu = \"big\"\n").unwrap_err();
         assert!(e.contains("max_pdu"), "{e}");
+    }
+}
+
+impl RuleConfig {
+    /// The pipeline's form (validated at load, so the pattern compiles).
+    pub fn rule(&self) -> pipeline::rules::Rule {
+        pipeline::rules::Rule {
+            name: self.name.clone(),
+            modalities: self.modalities.clone(),
+            body_parts: self.body_parts.clone(),
+            view_positions: self.view_positions.clone(),
+            sop_classes: self.sop_classes.clone(),
+            calling_ae_titles: self.calling_ae_titles.clone(),
+            study_description: self
+                .study_description
+                .as_ref()
+                .and_then(|re| regex::Regex::new(re).ok()),
+            models: self.models.clone(),
+            destinations: self.destinations.clone(),
+        }
     }
 }

@@ -90,6 +90,18 @@ async fn wait_for_signal(shutdown: Shutdown) {
 /// Every model in `[models] dir` that loads; a broken one is logged with
 /// its reason and left out, so the listener still takes studies.
 fn load_models(config: &Config) -> Vec<Arc<infer::Classifier>> {
+    let models = load_manifests(config);
+    for r in &config.rules {
+        for name in &r.models {
+            if !models.iter().any(|m| &m.manifest.name == name) {
+                tracing::warn!(rule = %r.name, model = %name, "a rule names a model that is not loaded");
+            }
+        }
+    }
+    models
+}
+
+fn load_manifests(config: &Config) -> Vec<Arc<infer::Classifier>> {
     let found = match infer::manifest::discover(&config.models.dir) {
         Ok(f) => f,
         Err(e) => {
@@ -122,6 +134,7 @@ fn pipeline_settings(config: &Config) -> pipeline::Settings {
             config.pipeline.destinations.clone()
         },
         urgent_labels: config.pipeline.urgent_labels.clone(),
+        rules: config.rules.iter().map(|r| r.rule()).collect(),
         device: crate::analyze::device(config),
     }
 }

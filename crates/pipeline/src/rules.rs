@@ -1,0 +1,184 @@
+//! Routing rules: which models analyse which images, and where their
+//! reports go.
+//!
+//! A rule matches an instance when every criterion it names matches (an
+//! empty list or no pattern matches anything). For a model, an instance is
+//! analysed when the model's manifest applies to it and, if any rules are
+//! configured, at least one matching rule names the model (or names no
+//! models); the report goes to the union of those rules' destinations (a
+//! rule without destinations sends to the defaults). With no rules, every
+//! model analyses what its manifest applies to and reports go to the
+//! defaults.
+
+use archive::StudyInstance;
+use infer::Manifest;
+
+/// One rule, validated (its pattern compiled).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub modalities: Vec<String>,
+    pub body_parts: Vec<String>,
+    pub view_positions: Vec<String>,
+    pub sop_classes: Vec<String>,
+    pub calling_ae_titles: Vec<String>,
+    pub study_description: Option<regex::Regex>,
+    pub models: Vec<String>,
+    pub destinations: Vec<String>,
+}
+
+fn one_of(allowed: &[String], value: Option<&str>) -> bool {
+    allowed.is_empty()
+        || value
+            .map(str::trim)
+            .is_some_and(|v| allowed.iter().any(|a| a.eq_ignore_ascii_case(v)))
+}
+
+impl Rule {
+    /// Does the rule match this instance?
+    pub fn matches(&self, i: &StudyInstance) -> bool {
+        one_of(&self.modalities, i.modality.as_deref())
+            && one_of(&self.body_parts, i.body_part_examined.as_deref())
+            && one_of(&self.view_positions, i.view_position.as_deref())
+            && one_of(&self.sop_classes, Some(&i.sop_class_uid))
+            && one_of(&self.calling_ae_titles, Some(&i.calling_ae_title))
+            && self
+                .study_description
+                .as_ref()
+                .is_none_or(|re| re.is_match(i.study_description.as_deref().unwrap_or("")))
+    }
+
+    fn names(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model)
+    }
+}
+
+/// Where `model`'s result for `instance` goes, or `None` when the model
+/// does not analyse it.
+pub fn route(
+    rules: &[Rule],
+    defaults: &[String],
+    model: &Manifest,
+    instance: &StudyInstance,
+) -> Option<Vec<String>> {
+    if !crate::applies(model, instance) {
+        return None;
+    }
+    if rules.is_empty() {
+        return Some(defaults.to_vec());
+    }
+    let matching: Vec<&Rule> = rules
+        .iter()
+        .filter(|r| r.names(&model.name) && r.matches(instance))
+        .collect();
+    if matching.is_empty() {
+        return None;
+    }
+    let mut to: Vec<String> = Vec::new();
+    for r in matching {
+        let add = if r.destinations.is_empty() {
+            defaults
+        } else {
+            &r.destinations[..]
+        };
+        for d in add {
+            if !to.contains(d) {
+                to.push(d.clone());
+            }
+        }
+    }
+    Some(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(modality: &str, description: &str, ae: &str) -> StudyInstance {
+        StudyInstance {
+            sop_instance_uid: "1.2.3.4".into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.1".into(),
+            series_instance_uid: "1.2.3".into(),
+            modality: Some(modality.into()),
+            body_part_examined: Some("CHEST".into()),
+            view_position: None,
+            calling_ae_title: ae.into(),
+            study_description: Some(description.into()),
+            file: "x.dcm".into(),
+        }
+    }
+
+    fn manifest() -> Manifest {
+        let dir = std::env::temp_dir().join(format!("rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("model.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "name = \"cxr\"\nversion = \"1\"\narchitecture = \"smallcnn\"\nweights = \"w\"\nsha256 = \"{}\"\nlabels = [\"A\"]\n[input]\nspec = \"xrv\"\nsize = 64\n[applicability]\nmodalities = [\"CR\", \"DX\"]\n",
+                "0".repeat(64)
+            ),
+        )
+        .unwrap();
+        Manifest::load(&p).unwrap()
+    }
+
+    fn rule(description: Option<&str>, ae: &[&str], destinations: &[&str]) -> Rule {
+        Rule {
+            name: "r".into(),
+            modalities: vec![],
+            body_parts: vec![],
+            view_positions: vec![],
+            sop_classes: vec![],
+            calling_ae_titles: ae.iter().map(|s| s.to_string()).collect(),
+            study_description: description.map(|d| regex::Regex::new(d).unwrap()),
+            models: vec!["cxr".into()],
+            destinations: destinations.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn rules_choose_images_and_destinations() {
+        let m = manifest();
+        let defaults = vec!["pacs".to_string()];
+        let chest = instance("CR", "XR CHEST PA", "ROUTER");
+        // No rules: the manifest decides, defaults receive.
+        assert_eq!(route(&[], &defaults, &m, &chest), Some(defaults.clone()));
+        assert_eq!(
+            route(&[], &defaults, &m, &instance("CT", "CT HEAD", "ROUTER")),
+            None
+        );
+        let rules = vec![
+            rule(Some("(?i)chest"), &[], &[]),
+            rule(None, &["ER-ROUTER"], &["er-pacs", "pacs"]),
+        ];
+        assert_eq!(route(&rules, &defaults, &m, &chest), Some(defaults.clone()));
+        assert_eq!(
+            route(&rules, &defaults, &m, &instance("CR", "XR HAND", "ROUTER")),
+            None
+        );
+        assert_eq!(
+            route(
+                &rules,
+                &defaults,
+                &m,
+                &instance("DX", "XR CHEST", "ER-ROUTER")
+            ),
+            Some(vec!["pacs".to_string(), "er-pacs".to_string()])
+        );
+        // A rule never widens what the manifest applies to.
+        assert_eq!(
+            route(
+                &rules,
+                &defaults,
+                &m,
+                &instance("CT", "CT CHEST", "ER-ROUTER")
+            ),
+            None
+        );
+        // A rule for another model does not route this one.
+        let mut other = rule(None, &[], &[]);
+        other.models = vec!["ct-head".into()];
+        assert_eq!(route(&[other], &defaults, &m, &chest), None);
+    }
+}
