@@ -269,7 +269,14 @@ fn analyze_writes_a_valid_report_and_heatmaps_for_a_real_forward_pass() {
 
 #[test]
 fn demo_sends_phantom_studies_to_a_running_daemon() {
-    let mut d = Daemon::start("", "");
+    let models = repo_root().join("models");
+    let mut d = Daemon::start(
+        "",
+        &format!(
+            "[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n",
+            models.display()
+        ),
+    );
     let to = format!("127.0.0.1:{}", d.port);
     let out = d.cli(&["demo", "--no-start", "--to", &to, "--studies", "6"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -281,6 +288,28 @@ fn demo_sends_phantom_studies_to_a_running_daemon() {
     );
     let studies = d.studies();
     assert_eq!(studies.len(), 6, "{studies:?}");
+    // The daemon analyses them with the bundled model: the severe
+    // pneumothorax is urgent; a normal study is routine (the model's weak
+    // nodule operating point flags some normal ones: see the model card).
+    wait_until(
+        "six studies analysed",
+        std::time::Duration::from_secs(60),
+        || d.studies().iter().all(|s| s["status"] == "done"),
+    );
+    let studies = d.studies();
+    let urgent: Vec<_> = studies
+        .iter()
+        .filter(|s| s["priority"] == "urgent")
+        .collect();
+    assert_eq!(urgent.len(), 1, "{studies:#?}");
+    assert!(
+        urgent[0]["findings"].to_string().contains("Pneumothorax"),
+        "{studies:#?}"
+    );
+    assert!(
+        studies.iter().any(|s| s["priority"] == "routine"),
+        "{studies:#?}"
+    );
     d.stop();
 
     // With nothing listening and --no-start, a clear error.
