@@ -295,3 +295,41 @@ fn routing_rules_choose_what_is_analysed() {
     });
     assert!(pacs_sop_classes(&pacs, &hand).is_empty());
 }
+
+#[test]
+fn an_undecodable_image_fails_its_job_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bad, bad_files) = study(dir.path(), 4747, vec![], 1);
+    let (good, good_files) = study(dir.path(), 4848, vec![], 1);
+    // Rows no longer match the pixel data: stored, but not decodable.
+    let out = run(
+        "dcmodify",
+        &[
+            "-nb",
+            "-m",
+            "(0028,0010)=4000",
+            bad_files[0].to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let port = free_port();
+    let d = daemon_with_pacs(port, "1");
+    let pacs = Orthanc::start_with(port, &[], true);
+    let out = d.storescu(&[], &[bad_files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = d.storescu(&[], &[good_files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("both decided", Duration::from_secs(30), || {
+        study_row(&d, &bad).is_some_and(|r| r["status"] == "failed")
+            && study_row(&d, &good).is_some_and(|r| r["status"] == "done")
+    });
+    wait_until("the good study's report", Duration::from_secs(20), || {
+        pacs_sop_classes(&pacs, &good).iter().any(|c| c == SR)
+    });
+    assert!(pacs_sop_classes(&pacs, &bad).is_empty());
+    assert!(
+        d.log().contains("no image of the study could be analysed"),
+        "{}",
+        d.log()
+    );
+}
