@@ -52,6 +52,9 @@ pub struct Settings {
     pub urgent_labels: Vec<String>,
     /// The observer of the reports.
     pub device: Device,
+    /// Woken whenever results are queued (the delivery task waits on it
+    /// instead of polling).
+    pub queued: Arc<tokio::sync::Notify>,
 }
 
 /// Does `manifest` apply to this instance?
@@ -251,6 +254,7 @@ impl Pipeline {
                 }
                 queued += 1;
             }
+            self.settings.queued.notify_one();
             // Heatmap captures follow the SR in the order of the images'
             // heatmaps: remember which finding each one shows.
             let mut captures = objects.iter().skip(1).map(|o| {

@@ -2,12 +2,14 @@
 //! with retries, dead letter and the SR class fallback.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use archive::{Outbox, OutboxEntry, RetryPolicy};
 use dicom_dictionary_std::tags;
 use dimse::scu::{self, Outgoing, Peer, ScuSettings};
 use dimse::{Shutdown, Status};
+use tokio::sync::Notify;
 
 use crate::config::{Config, DestinationConfig};
 
@@ -123,7 +125,7 @@ pub async fn send(settings: &ScuSettings, peer: &Peer, items: &[Outgoing]) -> Ve
 
 /// The delivery loop of `serve`: claims due rows, sends them grouped by
 /// destination, records the outcome; until shutdown.
-pub async fn run(outbox: Outbox, config: Config, shutdown: Shutdown) {
+pub async fn run(outbox: Outbox, config: Config, wake: Arc<Notify>, shutdown: Shutdown) {
     match outbox.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
@@ -148,6 +150,8 @@ pub async fn run(outbox: Outbox, config: Config, shutdown: Shutdown) {
         };
         if due.is_empty() {
             tokio::select! {
+                _ = wake.notified() => continue,
+                // Retries come due without a wake-up.
                 _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
                 _ = stopping.wait() => return,
             }

@@ -46,15 +46,17 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         "triaged ready"
     );
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let queued = Arc::new(tokio::sync::Notify::new());
     let delivery = tokio::spawn(crate::deliver::run(
         archive.outbox(),
         config.clone(),
+        queued.clone(),
         shutdown.clone(),
     ));
     let pipeline = pipeline::Pipeline::new(
         archive.clone(),
         load_models(&config),
-        pipeline_settings(&config),
+        pipeline_settings(&config, queued),
     );
     let mut stop = shutdown.clone();
     let analysis = tokio::spawn(pipeline.run(async move { stop.wait().await }));
@@ -125,7 +127,7 @@ fn load_manifests(config: &Config) -> Vec<Arc<infer::Classifier>> {
     models
 }
 
-fn pipeline_settings(config: &Config) -> pipeline::Settings {
+fn pipeline_settings(config: &Config, queued: Arc<tokio::sync::Notify>) -> pipeline::Settings {
     pipeline::Settings {
         quiet: std::time::Duration::from_secs_f64(config.pipeline.quiet_secs),
         destinations: if config.pipeline.destinations.is_empty() {
@@ -136,5 +138,6 @@ fn pipeline_settings(config: &Config) -> pipeline::Settings {
         urgent_labels: config.pipeline.urgent_labels.clone(),
         rules: config.rules.iter().map(|r| r.rule()).collect(),
         device: crate::analyze::device(config),
+        queued,
     }
 }
