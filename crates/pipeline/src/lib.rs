@@ -14,6 +14,7 @@
 //! the outbox does not send twice.
 
 pub mod analysis;
+pub mod metrics;
 pub mod rules;
 
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct Settings {
     pub urgent_labels: Vec<String>,
     /// The observer of the reports.
     pub device: Device,
+    /// Counters and latency, shared with whoever exposes them.
+    pub metrics: Arc<metrics::Metrics>,
     /// Woken whenever results are queued (the delivery task waits on it
     /// instead of polling).
     pub queued: Arc<tokio::sync::Notify>,
@@ -101,8 +104,11 @@ impl Pipeline {
         }
         tokio::pin!(stop);
         loop {
-            if let Err(e) = jobs.assemble(self.settings.quiet).await {
-                tracing::error!(error = %e, "study assembly failed");
+            match jobs.assemble(self.settings.quiet).await {
+                Ok(made) => {
+                    metrics::Metrics::add(&self.settings.metrics.jobs_created, made.len() as u64)
+                }
+                Err(e) => tracing::error!(error = %e, "study assembly failed"),
             }
             loop {
                 match jobs.claim().await {
@@ -124,7 +130,18 @@ impl Pipeline {
     async fn process(&self, job: Job) {
         let study = job.study_instance_uid.clone();
         let started = std::time::Instant::now();
-        match self.analyse(&job).await {
+        let m = &self.settings.metrics;
+        let outcome = self.analyse(&job).await;
+        match &outcome {
+            Ok(Some((_, queued))) => {
+                metrics::Metrics::add(&m.jobs_done, 1);
+                metrics::Metrics::add(&m.objects_queued, *queued as u64);
+                m.analysis.observe(started.elapsed());
+            }
+            Ok(None) => metrics::Metrics::add(&m.jobs_not_applicable, 1),
+            Err(_) => metrics::Metrics::add(&m.jobs_failed, 1),
+        }
+        match outcome {
             Ok(Some((priority, reports))) => tracing::info!(
                 job = job.id, study_instance_uid = %study, priority = ?priority, reports,
                 ms = started.elapsed().as_millis() as u64, "study analysed"
@@ -183,6 +200,7 @@ impl Pipeline {
         let mut study_priority = Priority::Routine;
         for (model, images, destinations) in work {
             let m = model.clone();
+            let count = images.len();
             let analysed = tokio::task::spawn_blocking(move || {
                 images
                     .iter()
@@ -197,6 +215,9 @@ impl Pipeline {
             })
             .await
             .map_err(|e| PipelineError::Model(e.to_string()))?;
+            let m = &self.settings.metrics;
+            metrics::Metrics::add(&m.images_analysed, analysed.len() as u64);
+            metrics::Metrics::add(&m.images_skipped, (count - analysed.len()) as u64);
             if analysed.is_empty() {
                 return Err(PipelineError::Model(format!(
                     "{}: no image of the study could be analysed",

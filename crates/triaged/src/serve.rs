@@ -138,6 +138,7 @@ fn pipeline_settings(config: &Config, queued: Arc<tokio::sync::Notify>) -> pipel
         urgent_labels: config.pipeline.urgent_labels.clone(),
         rules: config.rules.iter().map(|r| r.rule()).collect(),
         device: crate::analyze::device(config),
+        metrics: Default::default(),
         queued,
     }
 }
