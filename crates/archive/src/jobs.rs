@@ -92,19 +92,18 @@ impl Jobs {
     /// so nothing waits in memory and a restart loses nothing. Returns the
     /// new jobs' ids.
     pub async fn assemble(&self, quiet: Duration) -> Result<Vec<i64>, ArchiveError> {
-        let studies: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT st.study_instance_uid FROM studies st
-             WHERE st.last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
-               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid
-                               AND j.created_at >= st.last_received_at)
-             ORDER BY st.last_received_at"
-        ))
+        let studies: Vec<(String, String)> = sqlx::query_as(
+            "SELECT study_instance_uid, last_received_at FROM studies INDEXED BY studies_waiting
+             WHERE (analysed_at IS NULL OR analysed_at < last_received_at)
+               AND last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+             ORDER BY last_received_at",
+        )
         .bind(format!("-{:.3} seconds", quiet.as_secs_f64()))
         .fetch_all(&self.pool)
         .await
         .map_err(ArchiveError::db("finding quiet studies"))?;
         let mut made = Vec::new();
-        for study in studies {
+        for (study, last_received) in studies {
             let uids: Vec<String> = sqlx::query_scalar(
                 "SELECT sop_instance_uid FROM instances WHERE study_instance_uid = ?",
             )
@@ -128,6 +127,14 @@ impl Jobs {
             .await
             .map_err(ArchiveError::db("creating a job"))?;
             made.extend(id);
+            // The study has been looked at up to its latest instance; a
+            // later one (a newer last_received_at) makes it wait again.
+            sqlx::query("UPDATE studies SET analysed_at = ? WHERE study_instance_uid = ?")
+                .bind(&last_received)
+                .bind(&study)
+                .execute(&self.pool)
+                .await
+                .map_err(ArchiveError::db("marking a study assembled"))?;
         }
         Ok(made)
     }
