@@ -10,7 +10,9 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 
 use crate::content::{put, sequence};
 use crate::sr::{Device, ImageRef};
-use crate::{copy_patient_and_study, file_meta, put_instance, text, uid_from, ReportError};
+use crate::{
+    copy_patient_and_study, file_meta, put_equipment, put_instance, text, uid_from, ReportError,
+};
 
 pub const SECONDARY_CAPTURE: &str = "1.2.840.10008.5.1.4.1.1.7";
 
@@ -109,18 +111,7 @@ impl HeatmapCapture<'_> {
             Err(_) => put(&mut o, tags::LATERALITY, VR::CS, ""),
         }
         // General Equipment, SC Equipment.
-        put(
-            &mut o,
-            tags::MANUFACTURER,
-            VR::LO,
-            self.device.manufacturer.as_str(),
-        );
-        put(
-            &mut o,
-            tags::SOFTWARE_VERSIONS,
-            VR::LO,
-            self.device.version.as_str(),
-        );
+        put_equipment(&mut o, &self.device);
         put(&mut o, tags::CONVERSION_TYPE, VR::CS, "WSD");
         // General Image.
         put(&mut o, tags::PATIENT_ORIENTATION, VR::CS, "");

@@ -118,6 +118,20 @@ pub(crate) fn put_instance(
     put(o, tags::CONTENT_TIME, VR::TM, content.1);
 }
 
+/// General Equipment: triaged as the device that made the object.
+pub(crate) fn put_equipment(o: &mut InMemDicomObject, device: &Device) {
+    use content::put;
+    use dicom_core::VR;
+    put(o, tags::MANUFACTURER, VR::LO, device.manufacturer.as_str());
+    put(
+        o,
+        tags::MANUFACTURER_MODEL_NAME,
+        VR::LO,
+        device.name.as_str(),
+    );
+    put(o, tags::SOFTWARE_VERSIONS, VR::LO, device.version.as_str());
+}
+
 pub(crate) fn file_meta(class: &str, instance: &str) -> Result<FileMetaTable, ReportError> {
     FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(class)

@@ -8,7 +8,9 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 
 use crate::codes::{self, Code};
 use crate::content::{code, code_item, container, image, num, put, sequence, text, uidref};
-use crate::{copy_patient_and_study, file_meta, put_instance, uid_from, ReportError};
+use crate::{
+    copy_patient_and_study, file_meta, put_equipment, put_instance, uid_from, ReportError,
+};
 
 pub const COMPREHENSIVE_3D_SR: &str = "1.2.840.10008.5.1.4.1.1.88.34";
 pub const COMPREHENSIVE_SR: &str = "1.2.840.10008.5.1.4.1.1.88.33";
@@ -281,24 +283,7 @@ impl Report<'_> {
             vec![],
         );
         // General Equipment.
-        put(
-            &mut o,
-            tags::MANUFACTURER,
-            VR::LO,
-            self.device.manufacturer.as_str(),
-        );
-        put(
-            &mut o,
-            tags::MANUFACTURER_MODEL_NAME,
-            VR::LO,
-            self.device.name.as_str(),
-        );
-        put(
-            &mut o,
-            tags::SOFTWARE_VERSIONS,
-            VR::LO,
-            self.device.version.as_str(),
-        );
+        put_equipment(&mut o, &self.device);
         // SR Document General.
         put(&mut o, tags::COMPLETION_FLAG, VR::CS, "COMPLETE");
         put(&mut o, tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED");
