@@ -333,3 +333,31 @@ fn an_undecodable_image_fails_its_job_alone() {
         d.log()
     );
 }
+
+#[test]
+fn a_long_series_is_subsampled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uid, files) = study(dir.path(), 4949, vec![], 12);
+    let port = free_port();
+    let d = Daemon::start(
+        "",
+        &format!(
+            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {port}\n\n[pipeline]\nquiet_secs = 1\nmax_images_per_series = 3\n\n[models]\ndir = \"{}\"\n",
+            Orthanc::AE,
+            repo_root().join("models").display()
+        ),
+    );
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let out = d.storescu(&[], &refs);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("analysed", Duration::from_secs(30), || {
+        study_row(&d, &uid).is_some_and(|r| r["status"] == "done")
+    });
+    let db = d.storage().join("triaged.db");
+    let q = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nprint(c.execute('SELECT COUNT(DISTINCT sop_instance_uid) FROM findings').fetchone()[0])";
+    let out = std::process::Command::new(python())
+        .args(["-c", q, db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out).trim(), "3", "{}", text(&out));
+}

@@ -51,6 +51,10 @@ pub struct Settings {
     pub rules: Vec<rules::Rule>,
     /// Labels whose presence makes a study urgent.
     pub urgent_labels: Vec<String>,
+    /// At most this many images per series go through a model (evenly
+    /// spaced in instance order; 0: all), so a 500-slice series costs a
+    /// bounded time and memory.
+    pub max_images_per_series: usize,
     /// The observer of the reports.
     pub device: Device,
     /// Counters and latency, shared with whoever exposes them.
@@ -75,6 +79,33 @@ pub fn applies(manifest: &Manifest, i: &StudyInstance) -> bool {
     (a.modalities.is_empty() || (modality_known && fits(&a.modalities, &i.modality)))
         && fits(&a.body_parts, &i.body_part_examined)
         && fits(&a.view_positions, &i.view_position)
+}
+
+/// At most `max` images of each series (0: all), evenly spaced, keeping
+/// the input's order (series, then instance number).
+pub fn subsample(images: Vec<StudyInstance>, max: usize) -> Vec<StudyInstance> {
+    if max == 0 {
+        return images;
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < images.len() {
+        let series = &images[start].series_instance_uid;
+        let end = start
+            + images[start..]
+                .iter()
+                .take_while(|i| &i.series_instance_uid == series)
+                .count();
+        let n = end - start;
+        if n <= max {
+            out.extend_from_slice(&images[start..end]);
+        } else {
+            // Centres of `max` equal parts of the series.
+            out.extend((0..max).map(|k| images[start + (2 * k + 1) * n / (2 * max)].clone()));
+        }
+        start = end;
+    }
+    out
 }
 
 /// The pipeline of one daemon.
@@ -184,7 +215,11 @@ impl Pipeline {
                 }
             }
             if !images.is_empty() {
-                work.push((m.clone(), images, to));
+                work.push((
+                    m.clone(),
+                    subsample(images, self.settings.max_images_per_series),
+                    to,
+                ));
             }
         }
         if work.is_empty() {

@@ -176,6 +176,23 @@ mod tests {
             ),
             None
         );
+        // Subsampling keeps at most `max` per series, spread over it.
+        let series = |uid: &str, n: usize| -> Vec<StudyInstance> {
+            (0..n)
+                .map(|k| StudyInstance {
+                    sop_instance_uid: format!("{uid}.{k}"),
+                    series_instance_uid: uid.into(),
+                    ..chest.clone()
+                })
+                .collect()
+        };
+        let many: Vec<StudyInstance> = [series("1", 10), series("2", 2)].concat();
+        let kept: Vec<String> = crate::subsample(many.clone(), 3)
+            .into_iter()
+            .map(|i| i.sop_instance_uid)
+            .collect();
+        assert_eq!(kept, ["1.1", "1.5", "1.8", "2.0", "2.1"]);
+        assert_eq!(crate::subsample(many, 0).len(), 12);
         // A rule for another model does not route this one.
         let mut other = rule(None, &[], &[]);
         other.models = vec!["ct-head".into()];

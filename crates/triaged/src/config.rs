@@ -53,6 +53,9 @@ pub struct PipelineConfig {
     pub urgent_labels: Vec<String>,
     /// Destinations that receive every report; empty: all destinations.
     pub destinations: Vec<String>,
+    /// At most this many images of a series are analysed (evenly spaced);
+    /// 0: all.
+    pub max_images_per_series: usize,
 }
 
 impl Default for PipelineConfig {
@@ -61,6 +64,7 @@ impl Default for PipelineConfig {
             quiet_secs: 5.0,
             urgent_labels: vec!["Pneumothorax".into()],
             destinations: Vec::new(),
+            max_images_per_series: 64,
         }
     }
 }

@@ -136,6 +136,7 @@ fn pipeline_settings(config: &Config, queued: Arc<tokio::sync::Notify>) -> pipel
             config.pipeline.destinations.clone()
         },
         urgent_labels: config.pipeline.urgent_labels.clone(),
+        max_images_per_series: config.pipeline.max_images_per_series,
         rules: config.rules.iter().map(|r| r.rule()).collect(),
         device: crate::analyze::device(config),
         metrics: Default::default(),
