@@ -49,12 +49,8 @@ pub fn input_spec(m: &Manifest) -> Result<imaging::InputSpec, PipelineError> {
     })
 }
 
-pub(crate) fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
-    obj.element(tag)
-        .ok()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches('\0').trim().to_string())
-        .unwrap_or_default()
+fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
+    report::attribute(obj, tag).unwrap_or_default()
 }
 
 /// The centre square the model saw, grey, at most 1024 pixels a side.

@@ -261,13 +261,8 @@ impl Pipeline {
             }
             let priority = analysis::priority(&analysed, &self.settings.urgent_labels);
             study_priority = study_priority.max(priority);
-            let sr_series = report::uid_from(&[
-                "sr-series",
-                &job.study_instance_uid,
-                &self.settings.device.uid,
-            ]);
             let predecessor = predecessors.first().map(|uid| ImageRef {
-                series_uid: sr_series.clone(),
+                series_uid: report::sr::series_uid(&job.study_instance_uid, &self.settings.device),
                 sop_class_uid: SrClass::Comprehensive3d.uid().into(),
                 sop_instance_uid: uid.clone(),
             });

@@ -9,7 +9,8 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 use crate::codes::{self, Code};
 use crate::content::{code, code_item, container, image, num, put, sequence, text, uidref};
 use crate::{
-    copy_patient_and_study, file_meta, put_equipment, put_instance, uid_from, ReportError,
+    attribute, copy_patient_and_study, file_meta, put_equipment, put_instance, uid_from,
+    ReportError,
 };
 
 pub const COMPREHENSIVE_3D_SR: &str = "1.2.840.10008.5.1.4.1.1.88.34";
@@ -144,7 +145,7 @@ impl Report<'_> {
 
     /// The series all of this device's reports in the study go into.
     pub fn series_uid(&self) -> String {
-        uid_from(&["sr-series", &self.study_uid, &self.device.uid])
+        series_uid(&self.study_uid, &self.device)
     }
 
     fn observer_context(&self) -> Vec<InMemDicomObject> {
@@ -304,14 +305,7 @@ impl Report<'_> {
                 vec![hierarchy(&self.study_uid, std::slice::from_ref(p))],
             );
         }
-        let accession = self
-            .source
-            .element(tags::ACCESSION_NUMBER)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        if !accession.is_empty() {
+        if let Some(accession) = attribute(self.source, tags::ACCESSION_NUMBER) {
             let mut rq = InMemDicomObject::new_empty();
             put(
                 &mut rq,
@@ -377,23 +371,25 @@ impl Report<'_> {
     }
 }
 
+/// The series a device's reports in a study go into (one per study and
+/// device, so every report and its successors share it).
+pub fn series_uid(study_uid: &str, device: &Device) -> String {
+    uid_from(&["sr-series", study_uid, &device.uid])
+}
+
 /// The same report as Comprehensive SR, for a peer that does not take
 /// Comprehensive 3D SR (the content uses no 3D coordinates, so it is valid
 /// as it is). The new SOP Instance UID is a function of the original, so a
 /// retried fallback is the same instance. `None` if `dataset` is not a
 /// Comprehensive 3D SR.
 pub fn as_comprehensive(dataset: &InMemDicomObject) -> Option<(InMemDicomObject, String)> {
-    let text = |t| {
-        dataset
-            .element(t)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches('\0').trim().to_string())
-    };
-    if text(tags::SOP_CLASS_UID)?.as_str() != COMPREHENSIVE_3D_SR {
+    if attribute(dataset, tags::SOP_CLASS_UID)?.as_str() != COMPREHENSIVE_3D_SR {
         return None;
     }
-    let uid = uid_from(&["comprehensive-sr-fallback", &text(tags::SOP_INSTANCE_UID)?]);
+    let uid = uid_from(&[
+        "comprehensive-sr-fallback",
+        &attribute(dataset, tags::SOP_INSTANCE_UID)?,
+    ]);
     let mut copy = dataset.clone();
     put(&mut copy, tags::SOP_CLASS_UID, VR::UI, COMPREHENSIVE_SR);
     put(&mut copy, tags::SOP_INSTANCE_UID, VR::UI, uid.as_str());

@@ -58,13 +58,7 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> anyhow::Result<ExitCode
                 if r.flagged { "  FLAGGED" } else { "" }
             );
         }
-        let study = a
-            .source
-            .element(tags::STUDY_INSTANCE_UID)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches('\0').to_string())
-            .unwrap_or_default();
+        let study = report::attribute(&a.source, tags::STUDY_INSTANCE_UID).unwrap_or_default();
         studies.entry(study).or_default().push(a);
     }
     if args.out.is_none() && args.send.is_none() {

@@ -17,13 +17,7 @@ use crate::config::{Config, DestinationConfig};
 pub fn load(path: &std::path::Path) -> anyhow::Result<Outgoing> {
     let obj =
         dicom_object::open_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let text = |t| {
-        obj.element(t)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches('\0').trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
+    let text = |t| report::attribute(&obj, t);
     let class = text(tags::SOP_CLASS_UID)
         .ok_or_else(|| anyhow::anyhow!("{}: no SOP Class UID", path.display()))?;
     let instance = text(tags::SOP_INSTANCE_UID)

@@ -95,13 +95,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         let case = Case::sample(DEMO_BASE + i, &Mix::Exactly(findings(i)));
         let image = case.render(0.3, false);
         let obj = phantom::dicom::instance(&case, &image, 1)?;
-        let text = |t| {
-            obj.element(t)
-                .ok()
-                .and_then(|e| e.to_str().ok())
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-        };
+        let text = |t| report::attribute(&obj, t).unwrap_or_default();
         let (class, sop, study) = (
             text(tags::SOP_CLASS_UID),
             text(tags::SOP_INSTANCE_UID),

@@ -71,12 +71,7 @@ pub async fn add(config: &Config, to: &[String], files: &[PathBuf]) -> anyhow::R
     let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
     for f in files {
         let o = deliver::load(f)?;
-        let study = o
-            .dataset
-            .element(dicom_dictionary_std::tags::STUDY_INSTANCE_UID)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches('\0').to_string())
+        let study = report::attribute(&o.dataset, dicom_dictionary_std::tags::STUDY_INSTANCE_UID)
             .unwrap_or_default();
         outbox
             .add(
