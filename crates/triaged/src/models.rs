@@ -6,6 +6,24 @@ use infer::{Classifier, Manifest};
 
 use crate::config::Config;
 
+/// Every model in `[models] dir`, loaded as the daemon loads it (manifest,
+/// weights checksum, tensors, a warm-up pass), or why it would not load.
+pub fn load_all(
+    config: &Config,
+) -> anyhow::Result<Vec<(std::path::PathBuf, anyhow::Result<Classifier>)>> {
+    Ok(manifests(config)?
+        .into_iter()
+        .map(|path| {
+            let loaded = Manifest::load(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|m| {
+                    Classifier::load(m, &candle_core::Device::Cpu).map_err(anyhow::Error::from)
+                });
+            (path, loaded)
+        })
+        .collect())
+}
+
 fn manifests(config: &Config) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let dir = &config.models.dir;
     if !dir.is_dir() {
@@ -60,14 +78,9 @@ pub fn list(config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 pub fn check(config: &Config) -> anyhow::Result<ExitCode> {
-    let found = manifests(config)?;
+    let found = load_all(config)?;
     let mut failures = 0;
-    for path in &found {
-        let result = Manifest::load(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|m| {
-                Classifier::load(m, &candle_core::Device::Cpu).map_err(anyhow::Error::from)
-            });
+    for (path, result) in &found {
         match result {
             Ok(c) => println!(
                 "{} {}: OK (weights verified, test pass run)",

@@ -104,19 +104,16 @@ fn load_models(config: &Config) -> Vec<Arc<infer::Classifier>> {
 }
 
 fn load_manifests(config: &Config) -> Vec<Arc<infer::Classifier>> {
-    let found = match infer::manifest::discover(&config.models.dir) {
+    let found = match crate::models::load_all(config) {
         Ok(f) => f,
         Err(e) => {
-            tracing::warn!(error = %e, "models.dir: no models; studies are stored but not analysed");
+            tracing::warn!(error = %e, "no models: studies are stored but not analysed");
             return Vec::new();
         }
     };
     let mut models = Vec::new();
-    for path in found {
-        match infer::Manifest::load(&path)
-            .map_err(infer::ClassifierError::from)
-            .and_then(|m| infer::Classifier::load(m, &candle_core::Device::Cpu))
-        {
+    for (path, loaded) in found {
+        match loaded {
             Ok(c) => {
                 tracing::info!(model = %c.manifest.name, version = %c.manifest.version, validated = c.manifest.validated, "model loaded");
                 models.push(Arc::new(c));
