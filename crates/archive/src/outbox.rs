@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::{Row, SqlitePool};
 
-use crate::fsutil::{is_safe_uid, sync_dir};
+use crate::fsutil::{create_dir_durable, is_safe_uid, sync_dir};
 use crate::ArchiveError;
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
@@ -137,9 +137,11 @@ impl Outbox {
         let folder = self.dir.join(FOLDER);
         let path = self.dir.join(&relative);
         let bytes = object.file.clone();
+        let root = self.dir.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Write;
-            std::fs::create_dir_all(&folder)?;
+            // The folder's own entry must survive power loss too.
+            create_dir_durable(&root, &folder)?;
             let tmp = path.with_extension("dcm.tmp");
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
