@@ -27,15 +27,39 @@ fn study(dir: &Path, seed: u64, findings: Vec<(Label, Grade)>, n: u32) -> (Strin
     (phantom::dicom::Identity::of(&case).study_uid, files)
 }
 
-fn daemon_with_pacs(pacs_port: u16, quiet: &str) -> Daemon {
+/// A daemon with the bundled model and Orthanc as destination `pacs`;
+/// `pipeline` is the [pipeline] table's lines, `rest` more TOML.
+fn daemon_with_pacs(pacs_port: u16, pipeline: &str, rest: &str) -> Daemon {
     Daemon::start(
         "",
         &format!(
-            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\nquiet_secs = {quiet}\n\n[models]\ndir = \"{}\"\n",
+            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\n{pipeline}\n\n[models]\ndir = \"{}\"\n\n{rest}",
             Orthanc::AE,
             repo_root().join("models").display()
         ),
     )
+}
+
+/// One column of a query on the daemon's database (Python's sqlite3), a
+/// line per row.
+fn sql(d: &Daemon, query: &str) -> String {
+    let script = "import sqlite3, sys\nfor r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):\n    print(r[0])";
+    let db = d.storage().join("triaged.db");
+    let out = std::process::Command::new(python())
+        .args(["-c", script, db.to_str().unwrap(), query])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out).trim().to_string()
+}
+
+/// Change one attribute of a file in place (DCMTK's dcmodify).
+fn modify(file: &Path, assignment: &str) {
+    let out = run(
+        "dcmodify",
+        &["-nb", "-m", assignment, file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 fn study_row(d: &Daemon, uid: &str) -> Option<serde_json::Value> {
@@ -79,7 +103,7 @@ fn a_routed_study_comes_back_analysed_and_flagged() {
         1,
     );
     let port = free_port();
-    let d = daemon_with_pacs(port, "1");
+    let d = daemon_with_pacs(port, "quiet_secs = 1", "");
     let pacs = Orthanc::start_with(port, &[("triaged", "TRIAGED", d.port)], true);
     let out = run(
         "storescu",
@@ -120,13 +144,10 @@ fn a_routed_study_comes_back_analysed_and_flagged() {
         "a patient name reached the log"
     );
     // The flagged finding names its heatmap capture, which is in the PACS.
-    let db = d.storage().join("triaged.db");
-    let q = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nfor r in c.execute(\"SELECT heatmap_uid FROM findings WHERE flagged = 1 AND label = 'Pneumothorax'\"):\n    print(r[0])";
-    let out = std::process::Command::new(python())
-        .args(["-c", q, db.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let heatmap = text(&out).trim().to_string();
+    let heatmap = sql(
+        &d,
+        "SELECT heatmap_uid FROM findings WHERE flagged = 1 AND label = 'Pneumothorax'",
+    );
     assert!(heatmap.starts_with("2.25."), "{heatmap}");
     let found = pacs.post(
         "/tools/find",
@@ -140,7 +161,7 @@ fn one_study_over_three_associations_is_one_job_and_a_late_image_supersedes() {
     let dir = tempfile::tempdir().unwrap();
     let (uid, files) = study(dir.path(), 4343, vec![(Label::Effusion, Grade::Severe)], 4);
     let port = free_port();
-    let d = daemon_with_pacs(port, "2");
+    let d = daemon_with_pacs(port, "quiet_secs = 2", "");
     let pacs = Orthanc::start_with(port, &[], true);
     for f in &files[..3] {
         let out = d.storescu(&[], &[f.as_path()]);
@@ -196,7 +217,7 @@ fn one_study_over_three_associations_is_one_job_and_a_late_image_supersedes() {
 #[test]
 fn a_study_no_model_applies_to_is_recorded_without_a_report() {
     let port = free_port();
-    let d = daemon_with_pacs(port, "1");
+    let d = daemon_with_pacs(port, "quiet_secs = 1", "");
     let pacs = Orthanc::start_with(port, &[], true);
     let ct = fixture("ct-small.dcm");
     let out = d.storescu(&[], &[ct.as_path()]);
@@ -226,7 +247,7 @@ fn a_crash_while_analysing_still_delivers_exactly_one_report() {
         30,
     );
     let port = free_port();
-    let mut d = daemon_with_pacs(port, "1");
+    let mut d = daemon_with_pacs(port, "quiet_secs = 1", "");
     let pacs = Orthanc::start_with(port, &[], true);
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let out = d.storescu(&[], &refs);
@@ -263,24 +284,12 @@ fn routing_rules_choose_what_is_analysed() {
     let (chest, files) = study(dir.path(), 4545, vec![], 1);
     let (hand, hand_files) = study(dir.path(), 4646, vec![], 1);
     // The second study is re-described as a hand radiograph.
-    let out = run(
-        "dcmodify",
-        &[
-            "-nb",
-            "-m",
-            "(0008,1030)=XR HAND",
-            hand_files[0].to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    modify(&hand_files[0], "(0008,1030)=XR HAND");
     let port = free_port();
-    let d = Daemon::start(
-        "",
-        &format!(
-            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {port}\n\n[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n\n[[rules]]\nname = \"chest\"\nstudy_description = \"(?i)chest\"\nmodels = [\"demo-cxr\"]\ndestinations = [\"pacs\"]\n",
-            Orthanc::AE,
-            repo_root().join("models").display()
-        ),
+    let d = daemon_with_pacs(
+        port,
+        "quiet_secs = 1",
+        "[[rules]]\nname = \"chest\"\nstudy_description = \"(?i)chest\"\nmodels = [\"demo-cxr\"]\ndestinations = [\"pacs\"]\n",
     );
     let pacs = Orthanc::start_with(port, &[], true);
     let out = d.storescu(&[], &[files[0].as_path(), hand_files[0].as_path()]);
@@ -302,18 +311,9 @@ fn an_undecodable_image_fails_its_job_alone() {
     let (bad, bad_files) = study(dir.path(), 4747, vec![], 1);
     let (good, good_files) = study(dir.path(), 4848, vec![], 1);
     // Rows no longer match the pixel data: stored, but not decodable.
-    let out = run(
-        "dcmodify",
-        &[
-            "-nb",
-            "-m",
-            "(0028,0010)=4000",
-            bad_files[0].to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    modify(&bad_files[0], "(0028,0010)=4000");
     let port = free_port();
-    let d = daemon_with_pacs(port, "1");
+    let d = daemon_with_pacs(port, "quiet_secs = 1", "");
     let pacs = Orthanc::start_with(port, &[], true);
     let out = d.storescu(&[], &[bad_files[0].as_path()]);
     assert!(out.status.success(), "{}", text(&out));
@@ -339,25 +339,15 @@ fn a_long_series_is_subsampled() {
     let dir = tempfile::tempdir().unwrap();
     let (uid, files) = study(dir.path(), 4949, vec![], 12);
     let port = free_port();
-    let d = Daemon::start(
-        "",
-        &format!(
-            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {port}\n\n[pipeline]\nquiet_secs = 1\nmax_images_per_series = 3\n\n[models]\ndir = \"{}\"\n",
-            Orthanc::AE,
-            repo_root().join("models").display()
-        ),
-    );
+    let d = daemon_with_pacs(port, "quiet_secs = 1\nmax_images_per_series = 3", "");
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let out = d.storescu(&[], &refs);
     assert!(out.status.success(), "{}", text(&out));
     wait_until("analysed", Duration::from_secs(30), || {
         study_row(&d, &uid).is_some_and(|r| r["status"] == "done")
     });
-    let db = d.storage().join("triaged.db");
-    let q = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nprint(c.execute('SELECT COUNT(DISTINCT sop_instance_uid) FROM findings').fetchone()[0])";
-    let out = std::process::Command::new(python())
-        .args(["-c", q, db.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(text(&out).trim(), "3", "{}", text(&out));
+    assert_eq!(
+        sql(&d, "SELECT COUNT(DISTINCT sop_instance_uid) FROM findings"),
+        "3"
+    );
 }
