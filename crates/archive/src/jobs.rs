@@ -7,6 +7,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
 
+use crate::outbox::{enqueue, Kept};
 use crate::ArchiveError;
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
@@ -75,14 +76,48 @@ impl Jobs {
         }
     }
 
-    /// Jobs a crash left analysing become ready again.
+    /// Jobs a crash left analysing or reporting become ready again (what
+    /// they had produced was not committed); `sending` jobs are the
+    /// outbox's.
     pub async fn recover(&self) -> Result<u64, ArchiveError> {
         let r = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'ready', updated_at = {NOW} WHERE state = 'analysing'"
+            "UPDATE jobs SET state = 'ready', updated_at = {NOW} WHERE state IN ('analysing', 'reporting')"
         ))
         .execute(&self.pool)
         .await
         .map_err(ArchiveError::db("recovering jobs"))?;
+        Ok(r.rows_affected())
+    }
+
+    /// The model has run; the reports are being built.
+    pub async fn reporting(&self, job: &Job) -> Result<(), ArchiveError> {
+        sqlx::query(&format!(
+            "UPDATE jobs SET state = 'reporting', updated_at = {NOW} WHERE id = ? AND state = 'analysing'"
+        ))
+        .bind(job.id)
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("recording a job's progress"))?;
+        Ok(())
+    }
+
+    /// Jobs whose every queued object has left the outbox: `done` when all
+    /// were delivered, `failed` when a destination gave up on one. Returns
+    /// how many jobs changed.
+    pub async fn settle(&self) -> Result<u64, ArchiveError> {
+        let r = sqlx::query(&format!(
+            "UPDATE jobs SET
+               state = CASE WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'dead')
+                            THEN 'failed' ELSE 'done' END,
+               reason = (SELECT 'not delivered to ' || group_concat(DISTINCT o.destination) || ' (see outbox list)'
+                         FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'dead'),
+               updated_at = {NOW}
+             WHERE state = 'sending'
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state IN ('pending', 'sending'))"
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("settling delivered jobs"))?;
         Ok(r.rows_affected())
     }
 
@@ -139,11 +174,15 @@ impl Jobs {
         Ok(made)
     }
 
-    /// Claim the oldest ready job.
+    /// Claim the oldest ready job of a study no other worker is on (a
+    /// study's jobs run one after the other, so a re-run finds the report
+    /// it supersedes).
     pub async fn claim(&self) -> Result<Option<Job>, ArchiveError> {
         let row = sqlx::query(&format!(
             "UPDATE jobs SET state = 'analysing', attempts = attempts + 1, updated_at = {NOW}
-             WHERE id = (SELECT id FROM jobs WHERE state = 'ready' ORDER BY created_at, id LIMIT 1)
+             WHERE id = (SELECT id FROM jobs WHERE state = 'ready'
+               AND study_instance_uid NOT IN (SELECT study_instance_uid FROM jobs WHERE state IN ('analysing', 'reporting'))
+               ORDER BY created_at, id LIMIT 1)
              RETURNING id, study_instance_uid, instance_set, attempts"
         ))
         .fetch_optional(&self.pool)
@@ -201,7 +240,8 @@ impl Jobs {
         before: i64,
     ) -> Result<Vec<String>, ArchiveError> {
         let uids: Option<String> = sqlx::query_scalar(
-            "SELECT report_uids FROM jobs WHERE study_instance_uid = ? AND id < ? AND state = 'done'
+            "SELECT report_uids FROM jobs WHERE study_instance_uid = ? AND id < ?
+               AND report_uids IS NOT NULL AND state IN ('sending', 'done', 'failed')
              ORDER BY id DESC LIMIT 1",
         )
         .bind(study)
@@ -215,14 +255,17 @@ impl Jobs {
             .unwrap_or_default())
     }
 
-    /// Record a finished job: findings, reports, study priority, in one
-    /// transaction.
+    /// Record an analysed job in one transaction: its findings, the study's
+    /// priority, and its report objects (kept by [`crate::Outbox::keep`])
+    /// queued for their destinations. The job goes to `sending`, or `done`
+    /// when nothing was queued, or `not_applicable` without a priority.
     pub async fn finish(
         &self,
         job: &Job,
         findings: &[FindingRow],
         report_uids: &[String],
         priority: Option<&str>,
+        queued: &[(Kept, Vec<String>)],
     ) -> Result<(), ArchiveError> {
         let mut tx = self
             .pool
@@ -255,10 +298,15 @@ impl Jobs {
             .await
             .map_err(ArchiveError::db("recording findings"))?;
         }
-        let state = if priority.is_some() {
-            "done"
-        } else {
-            "not_applicable"
+        let mut rows = 0;
+        for (kept, destinations) in queued {
+            enqueue(&mut tx, kept, destinations, Some(job.id)).await?;
+            rows += destinations.len();
+        }
+        let state = match priority {
+            None => "not_applicable",
+            Some(_) if rows > 0 => "sending",
+            Some(_) => "done",
         };
         sqlx::query(&format!("UPDATE jobs SET state = ?, report_uids = ?, reason = ?, updated_at = {NOW} WHERE id = ?"))
             .bind(state)

@@ -28,7 +28,7 @@ use std::sync::Arc;
 pub use attributes::InstanceAttributes;
 pub use error::ArchiveError;
 pub use jobs::{instance_set, FindingRow, Job, Jobs, StudyInstance};
-pub use outbox::{NewObject, Outbox, OutboxEntry, RetryPolicy};
+pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy};
 pub use query::StudySummary;
 pub use writer::{Incoming, PendingInstance, Stored};
 

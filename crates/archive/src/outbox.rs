@@ -33,6 +33,43 @@ pub struct NewObject {
     pub file: Vec<u8>,
 }
 
+/// An object on disk in the outbox folder, not yet queued.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub study_instance_uid: String,
+    relative: String,
+}
+
+/// Queue a kept object for each destination inside `tx`; a row that
+/// exists for (object, destination) is left as it is.
+pub(crate) async fn enqueue(
+    tx: &mut sqlx::SqliteConnection,
+    kept: &Kept,
+    destinations: &[String],
+    job: Option<i64>,
+) -> Result<u64, ArchiveError> {
+    let mut added = 0;
+    for d in destinations {
+        let r = sqlx::query(&format!(
+            "INSERT OR IGNORE INTO outbox (sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, next_attempt_at, created_at, updated_at, job_id)
+             VALUES (?, ?, ?, ?, ?, 'pending', {NOW}, {NOW}, {NOW}, ?)"
+        ))
+        .bind(&kept.sop_instance_uid)
+        .bind(&kept.sop_class_uid)
+        .bind(&kept.study_instance_uid)
+        .bind(&kept.relative)
+        .bind(d)
+        .bind(job)
+        .execute(&mut *tx)
+        .await
+        .map_err(ArchiveError::db("queuing a result"))?;
+        added += r.rows_affected();
+    }
+    Ok(added)
+}
+
 /// One outbox row.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct OutboxEntry {
@@ -128,6 +165,25 @@ impl Outbox {
         object: &NewObject,
         destinations: &[String],
     ) -> Result<(), ArchiveError> {
+        let kept = self.keep(object).await?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(ArchiveError::db("queuing a result"))?;
+        enqueue(&mut tx, &kept, destinations, None).await?;
+        tx.commit()
+            .await
+            .map_err(ArchiveError::db("queuing a result"))?;
+        Ok(())
+    }
+
+    /// Write `object` durably into the outbox folder (file fsynced, then
+    /// renamed, then the folder fsynced) without queuing it: the pipeline
+    /// queues its objects in the transaction that records the job's
+    /// findings ([`crate::Jobs::finish`]), so a crash leaves either both or
+    /// neither. A file kept but never queued is overwritten by the re-run.
+    pub async fn keep(&self, object: &NewObject) -> Result<Kept, ArchiveError> {
         if !is_safe_uid(&object.sop_instance_uid) {
             return Err(ArchiveError::BadAttribute {
                 attribute: "SOPInstanceUID",
@@ -152,29 +208,12 @@ impl Outbox {
         .await
         .map_err(|e| ArchiveError::io("keep a result object", std::io::Error::other(e)))?
         .map_err(|e| ArchiveError::io("keep a result object", e))?;
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(ArchiveError::db("queuing a result"))?;
-        for d in destinations {
-            sqlx::query(&format!(
-                "INSERT OR IGNORE INTO outbox (sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, next_attempt_at, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, 'pending', {NOW}, {NOW}, {NOW})"
-            ))
-            .bind(&object.sop_instance_uid)
-            .bind(&object.sop_class_uid)
-            .bind(&object.study_instance_uid)
-            .bind(&relative)
-            .bind(d)
-            .execute(&mut *tx)
-            .await
-            .map_err(ArchiveError::db("queuing a result"))?;
-        }
-        tx.commit()
-            .await
-            .map_err(ArchiveError::db("queuing a result"))?;
-        Ok(())
+        Ok(Kept {
+            sop_instance_uid: object.sop_instance_uid.clone(),
+            sop_class_uid: object.sop_class_uid.clone(),
+            study_instance_uid: object.study_instance_uid.clone(),
+            relative,
+        })
     }
 
     /// Rows a crash left `sending` go back to `pending`; returns how many.
@@ -282,6 +321,15 @@ impl Outbox {
         let r = sqlx::query(&format!(
             "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = {NOW}, updated_at = {NOW}
              WHERE id = ? AND state IN ('pending', 'dead')"
+        ))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("retrying a result"))?;
+        // A job that had given up on this delivery is sending again.
+        sqlx::query(&format!(
+            "UPDATE jobs SET state = 'sending', reason = NULL, updated_at = {NOW}
+             WHERE state = 'failed' AND id = (SELECT job_id FROM outbox WHERE id = ?)"
         ))
         .bind(id)
         .execute(&self.pool)

@@ -19,8 +19,8 @@ pub struct StudySummary {
     pub first_received_at: String,
     /// When its latest instance arrived.
     pub received_at: String,
-    /// The latest analysis: job state (ready, analysing, done,
-    /// not_applicable, failed), the triage priority (urgent, flagged,
+    /// The latest analysis: job state (ready, analysing, reporting,
+    /// sending, done, not_applicable, failed), the triage priority (urgent, flagged,
     /// routine), whether any finding is flagged, and the flagged findings
     /// as "label probability".
     pub status: Option<String>,
@@ -58,7 +58,7 @@ pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, Arch
                 (SELECT state FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid ORDER BY id DESC LIMIT 1) AS status,
                 st.priority, st.flagged,
                 (SELECT GROUP_CONCAT(label || ' ' || printf('%.3f', probability), ', ') FROM findings f
-                    WHERE f.flagged = 1 AND f.job_id = (SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid AND j.state = 'done')) AS findings
+                    WHERE f.flagged = 1 AND f.job_id = (SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid AND j.report_uids IS NOT NULL)) AS findings
          FROM studies st
          ORDER BY st.last_received_at DESC",
     )

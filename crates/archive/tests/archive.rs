@@ -244,3 +244,93 @@ async fn aborted_and_crashed_instances_leave_nothing() {
     );
     assert_eq!(a.instance_count().await.unwrap(), 0);
 }
+
+/// A job's life: assembled, claimed, analysed with its reports queued in
+/// the same transaction, then settled by the outbox: done when delivered,
+/// failed when a destination gives up, sending again on a retry.
+#[tokio::test]
+async fn a_job_follows_its_reports_through_the_outbox() {
+    use archive::{FindingRow, NewObject, RetryPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    let state = |a: &Archive| {
+        let a = a.clone();
+        async move { a.studies().await.unwrap()[0].status.clone().unwrap() }
+    };
+    store(
+        &a,
+        "2.25.13",
+        &data_set("2.25.11", "2.25.12", "2.25.13", 10),
+    )
+    .await
+    .unwrap();
+    let jobs = a.jobs();
+    assert_eq!(
+        jobs.assemble(std::time::Duration::ZERO)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let job = jobs.claim().await.unwrap().unwrap();
+    assert_eq!(state(&a).await, "analysing");
+    jobs.reporting(&job).await.unwrap();
+    assert_eq!(state(&a).await, "reporting");
+    let kept = a
+        .outbox()
+        .keep(&NewObject {
+            sop_instance_uid: "2.25.14".into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.88.34".into(),
+            study_instance_uid: "2.25.11".into(),
+            file: vec![1, 2, 3],
+        })
+        .await
+        .unwrap();
+    let finding = FindingRow {
+        series_instance_uid: "2.25.12".into(),
+        sop_instance_uid: "2.25.13".into(),
+        model: "m".into(),
+        model_version: "1".into(),
+        label: "Pneumothorax".into(),
+        probability: 0.9,
+        threshold: 0.5,
+        flagged: true,
+        heatmap_uid: None,
+    };
+    let dests = vec!["a".to_string(), "b".to_string()];
+    jobs.finish(
+        &job,
+        &[finding],
+        &["2.25.14".into()],
+        Some("urgent"),
+        &[(kept, dests)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(state(&a).await, "sending");
+    assert_eq!(jobs.settle().await.unwrap(), 0, "two rows still pending");
+    let outbox = a.outbox();
+    let rows = outbox.claim_due(10).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    outbox.delivered(rows[0].id, 0, None).await.unwrap();
+    let policy = RetryPolicy {
+        max_attempts: 1,
+        first_delay: std::time::Duration::from_secs(1),
+        max_delay: std::time::Duration::from_secs(1),
+    };
+    outbox
+        .failed(rows[1].id, Some(0xA700), "refused", true, &policy)
+        .await
+        .unwrap();
+    assert_eq!(jobs.settle().await.unwrap(), 1);
+    assert_eq!(state(&a).await, "failed");
+    assert!(outbox.retry(rows[1].id).await.unwrap());
+    assert_eq!(state(&a).await, "sending");
+    let again = outbox.claim_due(10).await.unwrap();
+    outbox.delivered(again[0].id, 0, None).await.unwrap();
+    assert_eq!(jobs.settle().await.unwrap(), 1);
+    assert_eq!(state(&a).await, "done");
+    // The flagged finding stays visible through all of it.
+    assert_eq!(a.studies().await.unwrap()[0].findings.len(), 1);
+    a.close().await;
+}
