@@ -30,12 +30,17 @@ fn study(dir: &Path, seed: u64, findings: Vec<(Label, Grade)>, n: u32) -> (Strin
 /// A daemon with the bundled model and Orthanc as destination `pacs`;
 /// `pipeline` is the [pipeline] table's lines, `rest` more TOML.
 fn daemon_with_pacs(pacs_port: u16, pipeline: &str, rest: &str) -> Daemon {
+    daemon_with_models(pacs_port, &repo_root().join("models"), pipeline, rest)
+}
+
+/// Like `daemon_with_pacs`, with the models in `models`.
+fn daemon_with_models(pacs_port: u16, models: &Path, pipeline: &str, rest: &str) -> Daemon {
     Daemon::start(
         "",
         &format!(
             "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\n{pipeline}\n\n[models]\ndir = \"{}\"\n\n{rest}",
             Orthanc::AE,
-            repo_root().join("models").display()
+            models.display()
         ),
     )
 }
@@ -343,11 +348,107 @@ fn a_long_series_is_subsampled() {
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let out = d.storescu(&[], &refs);
     assert!(out.status.success(), "{}", text(&out));
+    // No PACS runs: the reports wait in the outbox.
     wait_until("analysed", Duration::from_secs(30), || {
-        study_row(&d, &uid).is_some_and(|r| r["status"] == "done")
+        study_row(&d, &uid).is_some_and(|r| r["status"] == "sending")
     });
     assert_eq!(
         sql(&d, "SELECT COUNT(DISTINCT sop_instance_uid) FROM findings"),
         "3"
     );
+}
+
+#[test]
+fn reports_waiting_for_a_pacs_that_is_down_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uid, files) = study(
+        dir.path(),
+        5050,
+        vec![(Label::Pneumothorax, Grade::Severe)],
+        1,
+    );
+    let port = free_port();
+    let mut d = daemon_with_pacs(
+        port,
+        "quiet_secs = 1",
+        "[outbox]\nfirst_retry_secs = 1\nmax_retry_secs = 2\n",
+    );
+    let out = d.storescu(&[], &[files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Analysed and queued; the PACS is not there yet.
+    wait_until("the job sending", Duration::from_secs(30), || {
+        study_row(&d, &uid).is_some_and(|r| r["status"] == "sending")
+    });
+    d.kill();
+    d.restart();
+    let pacs = Orthanc::start_with(port, &[], true);
+    wait_until("the report in the PACS", Duration::from_secs(60), || {
+        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+    });
+    wait_until("the job done", Duration::from_secs(10), || {
+        study_row(&d, &uid).is_some_and(|r| r["status"] == "done")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let classes = pacs_sop_classes(&pacs, &uid);
+    assert_eq!(
+        classes.iter().filter(|c| *c == SR).count(),
+        1,
+        "{classes:?}"
+    );
+    assert!(classes.iter().any(|c| c == SC), "{classes:?}");
+    // Analysed once: the restart did not run the model again.
+    assert_eq!(sql(&d, "SELECT COUNT(*) FROM jobs"), "1");
+    assert_eq!(sql(&d, "SELECT attempts FROM jobs"), "1");
+}
+
+#[test]
+fn a_ct_series_is_reported_once_with_its_strongest_slices() {
+    let models = tempfile::tempdir().unwrap();
+    let ct_model = models.path().join("tiny-ct");
+    std::fs::create_dir(&ct_model).unwrap();
+    for f in ["model.toml", "weights.safetensors"] {
+        std::fs::copy(
+            repo_root().join("fixtures/infer/tiny-ct").join(f),
+            ct_model.join(f),
+        )
+        .unwrap();
+    }
+    let port = free_port();
+    let d = daemon_with_models(
+        port,
+        models.path(),
+        "quiet_secs = 1\nmax_images_per_series = 8",
+        "",
+    );
+    let pacs = Orthanc::start_with(port, &[], true);
+    // A 20-slice series: the same head CT slice with fresh SOP Instance UIDs.
+    let ct = fixture("ct-693.dcm");
+    let out = d.storescu(&["--repeat", "20", "+II"], &[ct.as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let uid = d.studies()[0]["study_instance_uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until("the report in the PACS", Duration::from_secs(60), || {
+        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+    });
+    // One result per label for the series, on the slices where each
+    // scored highest; every analysed slice is in the evidence.
+    assert_eq!(
+        sql(&d, "SELECT COUNT(*) || ' ' || COUNT(DISTINCT label) || ' ' || COUNT(DISTINCT series_instance_uid) FROM findings"),
+        "3 3 1"
+    );
+    assert_eq!(sql(&d, "SELECT COUNT(*) FROM instances"), "20");
+    let found = pacs.post(
+        "/tools/find",
+        &format!(
+            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{uid}","Modality":"SR"}}}}"#
+        ),
+    );
+    let id = found[0].as_str().unwrap();
+    let tags = pacs.get(&format!("/instances/{id}/tags?simplify")).unwrap();
+    let evidence = &tags["CurrentRequestedProcedureEvidenceSequence"][0]
+        ["ReferencedSeriesSequence"][0]["ReferencedSOPSequence"];
+    assert_eq!(evidence.as_array().map(Vec::len), Some(8), "{tags}");
+    assert!(d.log().contains("study analysed"), "{}", d.log());
 }

@@ -23,7 +23,7 @@ pub mod train;
 pub use classifier::{Classifier, ClassifierError, Finding, Prediction};
 pub use densenet::{DenseNet, DenseNetConfig};
 pub use error::InferError;
-pub use manifest::{Manifest, ManifestError};
+pub use manifest::{Aggregation, Manifest, ManifestError};
 pub use model::{Architecture, ClassMaps, Model};
 pub use resnet::{ResNet, ResNetConfig};
 pub use smallcnn::{SmallCnn, SmallCnnConfig};

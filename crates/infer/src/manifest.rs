@@ -17,6 +17,7 @@
 //! [input]
 //! spec = "xrv"                   # an imaging input spec: xrv | ct-window | unit
 //! size = 224
+//! aggregation = "image"          # image | series-max (CT: one result per series)
 //! [applicability]
 //! modalities = ["CR", "DX"]
 //! body_parts = ["CHEST"]
@@ -52,6 +53,9 @@ pub struct Manifest {
     pub input: InputSection,
     #[serde(default)]
     pub applicability: Applicability,
+    /// How results over a series' images become findings.
+    #[serde(default)]
+    pub aggregation: Aggregation,
     /// Hyper-parameters for `architecture = "densenet"`.
     #[serde(default)]
     pub densenet: Option<DenseNetSection>,
@@ -75,6 +79,20 @@ pub struct InputSection {
     /// For `ct-window`: (center, width) pairs in HU.
     #[serde(default)]
     pub windows: Vec<[f64; 2]>,
+}
+
+/// How a model's per-image results become findings.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Aggregation {
+    /// Every image is its own result (radiographs: each view is read).
+    #[default]
+    Image,
+    /// One result per series and label: the highest probability over the
+    /// series' slices, on the slice where it occurs (CT: a finding on any
+    /// slice is a finding of the series). Only that slice's heatmap is
+    /// kept, so memory does not grow with the series.
+    SeriesMax,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -15,7 +15,10 @@ use report::{
 use crate::PipelineError;
 
 /// One image through one model.
+#[derive(Clone)]
 pub struct Analysed {
+    /// The instance's attributes (without its pixel data, which is not
+    /// needed once decoded), for the report's patient and study modules.
     pub source: InMemDicomObject,
     pub image: ImageRef,
     pub labels: Vec<LabelResult>,
@@ -93,7 +96,10 @@ pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, Pi
     .map_err(|e| PipelineError::Model(e.to_string()))?;
     let prediction = classifier.predict(&x, true)?;
     let findings = &prediction.findings[0];
-    let source = obj.into_inner();
+    let display = model_view(&frames)?;
+    drop(frames);
+    let mut source = obj.into_inner();
+    source.remove_element(tags::PIXEL_DATA);
     Ok(Analysed {
         image: ImageRef {
             series_uid: text(&source, tags::SERIES_INSTANCE_UID),
@@ -117,7 +123,7 @@ pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, Pi
                     .map(|(h, w, v)| (r.label.clone(), h, w, v))
             })
             .collect(),
-        display: model_view(&frames)?,
+        display,
         source,
     })
 }
@@ -169,10 +175,12 @@ pub fn now() -> (String, String) {
     )
 }
 
-/// The SR for a study's analysed images and a heatmap capture per flagged
-/// finding; the SR first.
+/// The SR for a study's analysed images (`evidence`: every image the model
+/// read; `images`: those the report states results for) and a heatmap
+/// capture per flagged finding; the SR first.
 pub fn objects(
     study: &str,
+    evidence: &[ImageRef],
     images: &[Analysed],
     manifest: &Manifest,
     device: &Device,
@@ -183,7 +191,7 @@ pub fn objects(
     let report = Report {
         source: &images[0].source,
         study_uid: study.to_string(),
-        evidence: images.iter().map(|a| a.image.clone()).collect(),
+        evidence: evidence.to_vec(),
         results: images
             .iter()
             .map(|a| ImageResult {

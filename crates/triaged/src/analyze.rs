@@ -70,7 +70,16 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> anyhow::Result<ExitCode
     std::fs::create_dir_all(&dir)?;
     for (study, images) in &studies {
         let priority = analysis::priority(images, &config.pipeline.urgent_labels);
-        for o in analysis::objects(study, images, &classifier.manifest, &device, priority, None)? {
+        let evidence: Vec<_> = images.iter().map(|a| a.image.clone()).collect();
+        for o in analysis::objects(
+            study,
+            &evidence,
+            images,
+            &classifier.manifest,
+            &device,
+            priority,
+            None,
+        )? {
             let uid = o
                 .meta()
                 .media_storage_sop_instance_uid()

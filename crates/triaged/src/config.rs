@@ -56,6 +56,9 @@ pub struct PipelineConfig {
     /// At most this many images of a series are analysed (evenly spaced);
     /// 0: all.
     pub max_images_per_series: usize,
+    /// Studies analysed at once (1..=16). Each worker holds one study's
+    /// working set; two keep the cores busy while one decodes or writes.
+    pub workers: usize,
 }
 
 impl Default for PipelineConfig {
@@ -65,6 +68,7 @@ impl Default for PipelineConfig {
             urgent_labels: vec!["Pneumothorax".into()],
             destinations: Vec::new(),
             max_images_per_series: 64,
+            workers: 2,
         }
     }
 }
@@ -261,6 +265,12 @@ impl Config {
             p.push(format!(
                 "pipeline.quiet_secs: {} is outside 0..=86400",
                 self.pipeline.quiet_secs
+            ));
+        }
+        if !(1..=16).contains(&self.pipeline.workers) {
+            p.push(format!(
+                "pipeline.workers: {} is outside 1..=16",
+                self.pipeline.workers
             ));
         }
         for (i, d) in self.pipeline.destinations.iter().enumerate() {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use archive::{Outbox, OutboxEntry, RetryPolicy};
+use archive::{Jobs, Outbox, OutboxEntry, RetryPolicy};
 use dicom_dictionary_std::tags;
 use dimse::scu::{self, Outgoing, Peer, ScuSettings};
 use dimse::{Shutdown, Status};
@@ -119,7 +119,13 @@ pub async fn send(settings: &ScuSettings, peer: &Peer, items: &[Outgoing]) -> Ve
 
 /// The delivery loop of `serve`: claims due rows, sends them grouped by
 /// destination, records the outcome; until shutdown.
-pub async fn run(outbox: Outbox, config: Config, wake: Arc<Notify>, shutdown: Shutdown) {
+pub async fn run(
+    outbox: Outbox,
+    jobs: Jobs,
+    config: Config,
+    wake: Arc<Notify>,
+    shutdown: Shutdown,
+) {
     match outbox.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
@@ -134,6 +140,10 @@ pub async fn run(outbox: Outbox, config: Config, wake: Arc<Notify>, shutdown: Sh
     loop {
         if stopping.is_triggered() {
             return;
+        }
+        // Jobs whose reports have all left the outbox are done (or failed).
+        if let Err(e) = jobs.settle().await {
+            tracing::error!(error = %e, "outbox: cannot settle delivered jobs");
         }
         let due = match outbox.claim_due(64).await {
             Ok(d) => d,

@@ -49,6 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let queued = Arc::new(tokio::sync::Notify::new());
     let delivery = tokio::spawn(crate::deliver::run(
         archive.outbox(),
+        archive.jobs(),
         config.clone(),
         queued.clone(),
         shutdown.clone(),
@@ -134,6 +135,7 @@ fn pipeline_settings(config: &Config, queued: Arc<tokio::sync::Notify>) -> pipel
         },
         urgent_labels: config.pipeline.urgent_labels.clone(),
         max_images_per_series: config.pipeline.max_images_per_series,
+        workers: config.pipeline.workers,
         rules: config.rules.iter().map(|r| r.rule()).collect(),
         device: crate::analyze::device(config),
         metrics: Default::default(),

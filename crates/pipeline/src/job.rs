@@ -1,0 +1,233 @@
+//! One job: the study's images through every model that applies, the
+//! findings and reports recorded, the reports queued.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use archive::{FindingRow, Job, Kept, NewObject, StudyInstance};
+use infer::Classifier;
+use report::{ImageRef, Priority, SrClass};
+
+use crate::aggregate::{self, ModelRun};
+use crate::metrics::Metrics;
+use crate::{analysis, rules, subsample, Pipeline, PipelineError};
+
+/// A model, the images it reads and where its report goes.
+struct Work {
+    model: Arc<Classifier>,
+    images: Vec<StudyInstance>,
+    destinations: Vec<String>,
+}
+
+fn uid_of(o: &dicom_object::FileDicomObject<dicom_object::InMemDicomObject>) -> (String, String) {
+    let m = o.meta();
+    (
+        m.media_storage_sop_instance_uid()
+            .trim_end_matches('\0')
+            .to_string(),
+        m.media_storage_sop_class_uid()
+            .trim_end_matches('\0')
+            .to_string(),
+    )
+}
+
+impl Pipeline {
+    pub(crate) async fn process(&self, job: Job) {
+        let study = job.study_instance_uid.clone();
+        let started = std::time::Instant::now();
+        let m = &self.settings.metrics;
+        let outcome = self.analyse(&job).await;
+        match &outcome {
+            Ok(Some((_, queued))) => {
+                Metrics::add(&m.jobs_done, 1);
+                Metrics::add(&m.objects_queued, *queued as u64);
+                m.analysis.observe(started.elapsed());
+            }
+            Ok(None) => Metrics::add(&m.jobs_not_applicable, 1),
+            Err(_) => Metrics::add(&m.jobs_failed, 1),
+        }
+        match outcome {
+            Ok(Some((priority, reports))) => tracing::info!(
+                job = job.id, study_instance_uid = %study, priority = ?priority, reports,
+                ms = started.elapsed().as_millis() as u64, "study analysed"
+            ),
+            Ok(None) => {
+                tracing::info!(job = job.id, study_instance_uid = %study, "no applicable model: recorded, no report")
+            }
+            Err(e) => {
+                tracing::error!(job = job.id, study_instance_uid = %study, error = %e, "analysis failed");
+                if let Err(e) = self.archive.jobs().fail(&job, &e.to_string()).await {
+                    tracing::error!(job = job.id, error = %e, "cannot record the failure");
+                }
+            }
+        }
+    }
+
+    /// Per model: the images it reads and the destinations of its report.
+    fn plan(&self, instances: &[StudyInstance]) -> Vec<Work> {
+        let mut work = Vec::new();
+        for m in &self.models {
+            let mut images = Vec::new();
+            let mut destinations: Vec<String> = Vec::new();
+            for i in instances {
+                if let Some(dests) = rules::route(
+                    &self.settings.rules,
+                    &self.settings.destinations,
+                    &m.manifest,
+                    i,
+                ) {
+                    images.push(i.clone());
+                    for d in dests {
+                        if !destinations.contains(&d) {
+                            destinations.push(d);
+                        }
+                    }
+                }
+            }
+            if !images.is_empty() {
+                work.push(Work {
+                    model: m.clone(),
+                    images: subsample(images, self.settings.max_images_per_series),
+                    destinations,
+                });
+            }
+        }
+        work
+    }
+
+    /// Returns the priority and the number of objects queued, or `None`
+    /// when no model applies.
+    async fn analyse(&self, job: &Job) -> Result<Option<(Priority, usize)>, PipelineError> {
+        let jobs = self.archive.jobs();
+        let instances = jobs.instances(&job.study_instance_uid).await?;
+        let work = self.plan(&instances);
+        if work.is_empty() {
+            jobs.finish(job, &[], &[], None, &[]).await?;
+            return Ok(None);
+        }
+        let mut runs = Vec::new();
+        for w in work {
+            let (model, images) = (w.model.clone(), w.images);
+            let run = tokio::task::spawn_blocking(move || aggregate::run(&model, &images))
+                .await
+                .map_err(|e| PipelineError::Model(e.to_string()))?;
+            let m = &self.settings.metrics;
+            Metrics::add(&m.images_analysed, run.evidence.len() as u64);
+            Metrics::add(&m.images_skipped, run.skipped as u64);
+            if run.results.is_empty() {
+                return Err(PipelineError::Model(format!(
+                    "{}: no image of the study could be analysed",
+                    w.model.manifest.name
+                )));
+            }
+            runs.push((w.model, run, w.destinations));
+        }
+        jobs.reporting(job).await?;
+        let predecessor = jobs
+            .previous_reports(&job.study_instance_uid, job.id)
+            .await?
+            .into_iter()
+            .next()
+            .map(|uid| ImageRef {
+                series_uid: report::sr::series_uid(&job.study_instance_uid, &self.settings.device),
+                sop_class_uid: SrClass::Comprehensive3d.uid().into(),
+                sop_instance_uid: uid,
+            });
+        let mut findings = Vec::new();
+        let mut report_uids = Vec::new();
+        let mut queued = Vec::new();
+        let mut study_priority = Priority::Routine;
+        for (model, run, destinations) in runs {
+            let priority = analysis::priority(&run.results, &self.settings.urgent_labels);
+            study_priority = study_priority.max(priority);
+            let kept = self
+                .report(job, &model, &run, priority, predecessor.clone())
+                .await?;
+            findings.extend(finding_rows(&model, &run, &kept));
+            report_uids.push(kept[0].sop_instance_uid.clone());
+            queued.extend(kept.into_iter().map(|k| (k, destinations.clone())));
+        }
+        let p = match study_priority {
+            Priority::Urgent => "urgent",
+            Priority::Flagged => "flagged",
+            Priority::Routine => "routine",
+        };
+        jobs.finish(job, &findings, &report_uids, Some(p), &queued)
+            .await?;
+        self.settings.queued.notify_one();
+        Ok(Some((study_priority, queued.len())))
+    }
+
+    /// Build one model's SR and heatmap captures and keep them in the
+    /// outbox folder (queued by the caller); the SR first.
+    async fn report(
+        &self,
+        job: &Job,
+        model: &Classifier,
+        run: &ModelRun,
+        priority: Priority,
+        predecessor: Option<ImageRef>,
+    ) -> Result<Vec<Kept>, PipelineError> {
+        let objects = analysis::objects(
+            &job.study_instance_uid,
+            &run.evidence,
+            &run.results,
+            &model.manifest,
+            &self.settings.device,
+            priority,
+            predecessor,
+        )?;
+        let outbox = self.archive.outbox();
+        let mut kept = Vec::with_capacity(objects.len());
+        for o in objects {
+            let (uid, class) = uid_of(&o);
+            let mut file = Vec::new();
+            o.write_all(&mut file)
+                .map_err(|e| PipelineError::Model(format!("encoding {uid}: {e}")))?;
+            kept.push(
+                outbox
+                    .keep(&NewObject {
+                        sop_instance_uid: uid,
+                        sop_class_uid: class,
+                        study_instance_uid: job.study_instance_uid.clone(),
+                        file,
+                    })
+                    .await?,
+            );
+        }
+        Ok(kept)
+    }
+}
+
+/// The findings of one model's run; `kept` is its SR followed by the
+/// heatmap captures in the order of the results' heatmaps.
+fn finding_rows(model: &Classifier, run: &ModelRun, kept: &[Kept]) -> Vec<FindingRow> {
+    let mut captures = kept.iter().skip(1).map(|k| k.sop_instance_uid.clone());
+    let mut heatmap_of = HashMap::new();
+    for a in &run.results {
+        for (label, ..) in &a.heatmaps {
+            if let Some(uid) = captures.next() {
+                heatmap_of.insert((a.image.sop_instance_uid.as_str(), label.as_str()), uid);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for a in &run.results {
+        for l in &a.labels {
+            rows.push(FindingRow {
+                series_instance_uid: a.image.series_uid.clone(),
+                sop_instance_uid: a.image.sop_instance_uid.clone(),
+                model: model.manifest.name.clone(),
+                model_version: model.manifest.version.clone(),
+                label: l.label.clone(),
+                probability: l.probability as f64,
+                threshold: l.threshold as f64,
+                flagged: l.flagged,
+                heatmap_uid: heatmap_of
+                    .get(&(a.image.sop_instance_uid.as_str(), l.label.as_str()))
+                    .cloned(),
+            });
+        }
+    }
+    rows
+}
