@@ -1,0 +1,46 @@
+# Shared by the end-to-end benchmarks: a real PACS (Orthanc) and a release
+# daemon on free ports in a temporary folder, both stopped on exit.
+# Source it after setting `quiet` (seconds) and `models` (a models folder).
+# Sets: bin, work, dicom (daemon port), http (Orthanc REST port), daemon (pid).
+cargo build --release -q -p triaged
+bin=${CARGO_TARGET_DIR:-target}/release/triaged
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 3; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pacs=$(free_port); http=$(free_port); dicom=$(free_port)
+cat > "$work/orthanc.json" <<JSON
+{"Name":"BenchPACS","StorageDirectory":"$work/pacs","IndexDirectory":"$work/pacs","Plugins":[],
+ "HttpPort":$http,"RemoteAccessAllowed":false,"AuthenticationEnabled":false,
+ "DicomAet":"BENCHPACS","DicomPort":$pacs,"DicomCheckCalledAet":true,"DicomAlwaysAllowStore":true,
+ "StableAge":5,"SaveJobs":false}
+JSON
+TCP_NODELAY=1 Orthanc "$work/orthanc.json" > "$work/orthanc.log" 2>&1 & pids+=($!)
+cat > "$work/triaged.toml" <<TOML
+[dicom]
+listen = "127.0.0.1:$dicom"
+[storage]
+dir = "$work/storage"
+[pipeline]
+quiet_secs = $quiet
+[models]
+dir = "$models"
+[[destinations]]
+name = "pacs"
+ae_title = "BENCHPACS"
+host = "127.0.0.1"
+port = $pacs
+TOML
+"$bin" --config "$work/triaged.toml" serve > "$work/triaged.log" 2>&1 & daemon=$!; pids+=($daemon)
+until curl -sf "http://127.0.0.1:$http/system" > /dev/null; do sleep 0.1; done
+until echoscu -aec TRIAGED 127.0.0.1 "$dicom" 2>/dev/null; do sleep 0.1; done
+
+# wait_for_sr STUDY_UID: until Orthanc holds an SR of the study.
+wait_for_sr() {
+  local q="{\"Level\":\"Instance\",\"Query\":{\"StudyInstanceUID\":\"$1\",\"Modality\":\"SR\"}}"
+  until [ "$(curl -sf -X POST --data-binary "$q" "http://127.0.0.1:$http/tools/find")" != "[]" ]; do sleep 0.01; done
+}
+# ms_since T0_NS: milliseconds from T0 (date +%s%N) to now, minus the quiet period.
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 - ${quiet%.*}*1000 - ${quiet#*.}*100 )); }
+peak_rss() { grep VmHWM "/proc/$daemon/status" | awk '{print $2, $3}'; }
