@@ -49,6 +49,31 @@ pub struct FindingRow {
     pub heatmap_uid: Option<String>,
 }
 
+/// How long a study must be quiet before it is analysed: per calling AE
+/// title of its latest instance, else the default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuietPeriods {
+    pub default: Duration,
+    pub by_calling_ae: std::collections::HashMap<String, Duration>,
+}
+
+impl QuietPeriods {
+    /// The same period for every caller.
+    pub fn uniform(quiet: Duration) -> QuietPeriods {
+        QuietPeriods {
+            default: quiet,
+            by_calling_ae: Default::default(),
+        }
+    }
+
+    pub fn of(&self, calling_ae_title: Option<&str>) -> Duration {
+        calling_ae_title
+            .and_then(|ae| self.by_calling_ae.get(ae.trim()))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
 /// The jobs of one archive.
 #[derive(Clone)]
 pub struct Jobs {
@@ -121,22 +146,38 @@ impl Jobs {
         Ok(r.rows_affected())
     }
 
-    /// Study assembly: a job for every study quiet for `quiet` whose latest
-    /// instance arrived after its latest job was made (or that has none).
-    /// Counted across all associations and callers, from the index alone,
-    /// so nothing waits in memory and a restart loses nothing. Returns the
-    /// new jobs' ids.
-    pub async fn assemble(&self, quiet: Duration) -> Result<Vec<i64>, ArchiveError> {
-        let studies: Vec<(String, String)> = sqlx::query_as(
-            "SELECT study_instance_uid, last_received_at FROM studies INDEXED BY studies_waiting
-             WHERE (analysed_at IS NULL OR analysed_at < last_received_at)
-               AND last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
-             ORDER BY last_received_at",
+    /// Study assembly: a job for every study quiet for its quiet period
+    /// whose latest instance arrived after its latest job was made (or that
+    /// has none). The quiet period is that of the caller of the study's
+    /// latest instance. Counted across all associations and callers, from
+    /// the index alone, so nothing waits in memory and a restart loses
+    /// nothing. Returns the new jobs' ids.
+    pub async fn assemble(&self, quiet: &QuietPeriods) -> Result<Vec<i64>, ArchiveError> {
+        let shortest = quiet
+            .by_calling_ae
+            .values()
+            .copied()
+            .chain([quiet.default])
+            .min()
+            .unwrap_or_default();
+        let candidates: Vec<(String, String, f64, Option<String>)> = sqlx::query_as(
+            "SELECT st.study_instance_uid, st.last_received_at,
+                    (julianday('now') - julianday(st.last_received_at)) * 86400.0,
+                    (SELECT i.calling_ae_title FROM instances i WHERE i.study_instance_uid = st.study_instance_uid
+                     ORDER BY i.received_at DESC LIMIT 1)
+             FROM studies st INDEXED BY studies_waiting
+             WHERE (st.analysed_at IS NULL OR st.analysed_at < st.last_received_at)
+               AND st.last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+             ORDER BY st.last_received_at",
         )
-        .bind(format!("-{:.3} seconds", quiet.as_secs_f64()))
+        .bind(format!("-{:.3} seconds", shortest.as_secs_f64()))
         .fetch_all(&self.pool)
         .await
         .map_err(ArchiveError::db("finding quiet studies"))?;
+        let studies = candidates
+            .into_iter()
+            .filter(|(_, _, age, ae)| *age >= quiet.of(ae.as_deref()).as_secs_f64())
+            .map(|(study, last, ..)| (study, last));
         let mut made = Vec::new();
         for (study, last_received) in studies {
             let uids: Vec<String> = sqlx::query_scalar(

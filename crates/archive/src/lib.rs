@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 pub use attributes::InstanceAttributes;
 pub use error::ArchiveError;
-pub use jobs::{instance_set, FindingRow, Job, Jobs, StudyInstance};
+pub use jobs::{instance_set, FindingRow, Job, Jobs, QuietPeriods, StudyInstance};
 pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy};
 pub use query::StudySummary;
 pub use writer::{Incoming, PendingInstance, Stored};

@@ -266,7 +266,7 @@ async fn a_job_follows_its_reports_through_the_outbox() {
     .unwrap();
     let jobs = a.jobs();
     assert_eq!(
-        jobs.assemble(std::time::Duration::ZERO)
+        jobs.assemble(&archive::QuietPeriods::uniform(std::time::Duration::ZERO))
             .await
             .unwrap()
             .len(),
@@ -332,5 +332,36 @@ async fn a_job_follows_its_reports_through_the_outbox() {
     assert_eq!(state(&a).await, "done");
     // The flagged finding stays visible through all of it.
     assert_eq!(a.studies().await.unwrap()[0].findings.len(), 1);
+    a.close().await;
+}
+
+/// Each caller's quiet period applies to the studies it sent last.
+#[tokio::test]
+async fn a_slow_senders_studies_wait_for_its_own_quiet_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    for (ae, study) in [("ROUTER", "2.25.21"), ("SLOWMOD", "2.25.31")] {
+        let sop = format!("{study}.1.1");
+        let mut p = a.begin(Incoming {
+            calling_ae_title: ae.into(),
+            ..incoming(&sop)
+        });
+        p.write(&data_set(study, &format!("{study}.1"), &sop, 10))
+            .await
+            .unwrap();
+        p.commit().await.unwrap();
+    }
+    let mut quiet = archive::QuietPeriods::uniform(std::time::Duration::ZERO);
+    quiet
+        .by_calling_ae
+        .insert("SLOWMOD".into(), std::time::Duration::from_secs(3600));
+    let jobs = a.jobs();
+    assert_eq!(jobs.assemble(&quiet).await.unwrap().len(), 1);
+    let job = jobs.claim().await.unwrap().unwrap();
+    assert_eq!(job.study_instance_uid, "2.25.21");
+    assert!(jobs.claim().await.unwrap().is_none());
+    // Once its period is over, the slow sender's study is assembled too.
+    quiet.by_calling_ae.clear();
+    assert_eq!(jobs.assemble(&quiet).await.unwrap().len(), 1);
     a.close().await;
 }

@@ -58,8 +58,9 @@ pub enum PipelineError {
 /// How the pipeline runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// A study is ready after this long without a new instance.
-    pub quiet: Duration,
+    /// A study is ready after this long without a new instance (per
+    /// calling AE of its latest instance).
+    pub quiet: archive::QuietPeriods,
     /// Destinations reports go to unless a rule names others.
     pub destinations: Vec<String>,
     /// Routing rules (none: every model by its manifest, to the defaults).
@@ -116,7 +117,7 @@ impl Pipeline {
         }
         tokio::pin!(stop);
         loop {
-            match jobs.assemble(me.settings.quiet).await {
+            match jobs.assemble(&me.settings.quiet).await {
                 Ok(made) if !made.is_empty() => {
                     metrics::Metrics::add(&me.settings.metrics.jobs_created, made.len() as u64);
                     ready.notify_waiters();

@@ -151,6 +151,10 @@ pub struct SourceConfig {
     pub ae_title: String,
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// This sender's quiet period (a slow modality may pause longer
+    /// between images than a router); default `pipeline.quiet_secs`.
+    #[serde(default)]
+    pub quiet_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +270,13 @@ impl Config {
                 "pipeline.quiet_secs: {} is outside 0..=86400",
                 self.pipeline.quiet_secs
             ));
+        }
+        for (i, src) in self.sources.iter().enumerate() {
+            if let Some(q) = src.quiet_secs {
+                if !(0.0..=86_400.0).contains(&q) {
+                    p.push(format!("sources[{i}].quiet_secs: {q} is outside 0..=86400"));
+                }
+            }
         }
         if !(1..=16).contains(&self.pipeline.workers) {
             p.push(format!(

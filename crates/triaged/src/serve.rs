@@ -127,7 +127,17 @@ fn load_manifests(config: &Config) -> Vec<Arc<infer::Classifier>> {
 
 fn pipeline_settings(config: &Config, queued: Arc<tokio::sync::Notify>) -> pipeline::Settings {
     pipeline::Settings {
-        quiet: std::time::Duration::from_secs_f64(config.pipeline.quiet_secs),
+        quiet: archive::QuietPeriods {
+            default: std::time::Duration::from_secs_f64(config.pipeline.quiet_secs),
+            by_calling_ae: config
+                .sources
+                .iter()
+                .filter_map(|s| {
+                    s.quiet_secs
+                        .map(|q| (s.ae_title.clone(), std::time::Duration::from_secs_f64(q)))
+                })
+                .collect(),
+        },
         destinations: if config.pipeline.destinations.is_empty() {
             config.destinations.iter().map(|d| d.name.clone()).collect()
         } else {
