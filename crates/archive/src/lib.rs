@@ -19,7 +19,9 @@ mod fsutil;
 mod index;
 mod jobs;
 mod outbox;
+mod peers;
 mod query;
+mod worklist;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +31,12 @@ pub use attributes::InstanceAttributes;
 pub use error::ArchiveError;
 pub use jobs::{instance_set, FindingRow, Job, Jobs, QuietPeriods, StudyInstance};
 pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy};
+pub use peers::{PeerKind, PeerOverride, Peers};
 pub use query::StudySummary;
+pub use worklist::{
+    DeliveryRow, Feedback, FindingView, InstanceRow, JobRow, ReviewRow, StudyDetail, Worklist,
+    WorklistEntry, WorklistFilter, WorklistPage,
+};
 pub use writer::{Incoming, PendingInstance, Stored};
 
 /// The Implementation Class UID written into file meta: `2.25.` + a fixed
@@ -132,6 +139,20 @@ impl Archive {
     /// Analysis jobs and findings (sharing the archive's writer).
     pub fn jobs(&self) -> Jobs {
         Jobs::new(self.inner.db.write.clone(), &self.inner.options.dir)
+    }
+
+    /// Sources and destinations set at run time.
+    pub fn peers(&self) -> Peers {
+        Peers::new(self.inner.db.write.clone())
+    }
+
+    /// The radiologists' worklist and reviews.
+    pub fn worklist(&self) -> Worklist {
+        Worklist::new(
+            self.inner.db.read.clone(),
+            self.inner.db.write.clone(),
+            &self.inner.options.dir,
+        )
     }
 
     /// Studies, most recently received first.

@@ -30,7 +30,7 @@ pub struct StudySummary {
 }
 
 #[derive(FromRow)]
-struct Row {
+pub(crate) struct Row {
     study_instance_uid: String,
     instances: i64,
     series: i64,
@@ -46,28 +46,22 @@ struct Row {
     findings: Option<String>,
 }
 
-pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, ArchiveError> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT st.study_instance_uid,
-                (SELECT COUNT(*) FROM instances i WHERE i.study_instance_uid = st.study_instance_uid) AS instances,
-                (SELECT COUNT(*) FROM series se WHERE se.study_instance_uid = st.study_instance_uid) AS series,
-                (SELECT GROUP_CONCAT(m, '\\') FROM (SELECT DISTINCT modality AS m FROM series se
-                    WHERE se.study_instance_uid = st.study_instance_uid AND modality IS NOT NULL ORDER BY m)) AS modalities,
-                st.accession_number, st.study_date, st.study_description,
-                st.first_received_at, st.last_received_at,
-                (SELECT state FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid ORDER BY id DESC LIMIT 1) AS status,
-                st.priority, st.flagged,
-                (SELECT GROUP_CONCAT(label || ' ' || printf('%.3f', probability), ', ') FROM findings f
-                    WHERE f.flagged = 1 AND f.job_id = (SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid AND j.report_uids IS NOT NULL)) AS findings
-         FROM studies st
-         ORDER BY st.last_received_at DESC",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(ArchiveError::db("listing studies"))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| StudySummary {
+/// The columns of [`Row`], over `studies st`.
+pub(crate) const SUMMARY_COLUMNS: &str = "st.study_instance_uid,
+    (SELECT COUNT(*) FROM instances i WHERE i.study_instance_uid = st.study_instance_uid) AS instances,
+    (SELECT COUNT(*) FROM series se WHERE se.study_instance_uid = st.study_instance_uid) AS series,
+    (SELECT GROUP_CONCAT(m, '\\') FROM (SELECT DISTINCT modality AS m FROM series se
+        WHERE se.study_instance_uid = st.study_instance_uid AND modality IS NOT NULL ORDER BY m)) AS modalities,
+    st.accession_number, st.study_date, st.study_description,
+    st.first_received_at, st.last_received_at,
+    (SELECT state FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid ORDER BY id DESC LIMIT 1) AS status,
+    st.priority, st.flagged,
+    (SELECT GROUP_CONCAT(label || ' ' || printf('%.3f', probability), ', ') FROM findings f
+        WHERE f.flagged = 1 AND f.job_id = (SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid AND j.report_uids IS NOT NULL)) AS findings";
+
+impl From<Row> for StudySummary {
+    fn from(r: Row) -> StudySummary {
+        StudySummary {
             study_instance_uid: r.study_instance_uid,
             instances: r.instances,
             series: r.series,
@@ -87,8 +81,18 @@ pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, Arch
                 .findings
                 .map(|f| f.split(", ").map(str::to_string).collect())
                 .unwrap_or_default(),
-        })
-        .collect())
+        }
+    }
+}
+
+pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, ArchiveError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM studies st ORDER BY st.last_received_at DESC"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(ArchiveError::db("listing studies"))?;
+    Ok(rows.into_iter().map(StudySummary::from).collect())
 }
 
 pub(crate) async fn instance_count(pool: &SqlitePool) -> Result<i64, ArchiveError> {

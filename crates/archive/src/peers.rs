@@ -1,0 +1,156 @@
+//! Sources and destinations set from the admin console, kept on top of the
+//! configuration file: a row overrides the file's entry of the same kind
+//! and name, or hides it (`removed`). The daemon re-reads them after every
+//! change, so they take effect without a restart.
+
+use serde::Serialize;
+use sqlx::{FromRow, SqlitePool};
+
+use crate::ArchiveError;
+
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+/// Which list a peer belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerKind {
+    Source,
+    Destination,
+}
+
+impl PeerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            PeerKind::Source => "source",
+            PeerKind::Destination => "destination",
+        }
+    }
+}
+
+/// One override row.
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+pub struct PeerOverride {
+    pub kind: String,
+    pub name: String,
+    pub removed: bool,
+    pub ae_title: Option<String>,
+    /// Sources: allowed hosts, one per line.
+    pub hosts: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub quiet_secs: Option<f64>,
+    pub updated_by: String,
+    pub updated_at: String,
+}
+
+/// The admin's peer overrides.
+#[derive(Clone)]
+pub struct Peers {
+    pool: SqlitePool,
+}
+
+impl Peers {
+    pub(crate) fn new(pool: SqlitePool) -> Peers {
+        Peers { pool }
+    }
+
+    pub async fn list(&self) -> Result<Vec<PeerOverride>, ArchiveError> {
+        sqlx::query_as("SELECT * FROM peers ORDER BY kind, name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ArchiveError::db("reading peers"))
+    }
+
+    /// Set a source (AE title, hosts, quiet period) by name.
+    pub async fn put_source(
+        &self,
+        name: &str,
+        ae_title: &str,
+        hosts: &[String],
+        quiet_secs: Option<f64>,
+        user: &str,
+    ) -> Result<(), ArchiveError> {
+        self.put(
+            PeerKind::Source,
+            name,
+            ae_title,
+            Some(hosts.join("\n")),
+            None,
+            None,
+            quiet_secs,
+            user,
+        )
+        .await
+    }
+
+    /// Set a destination (AE title, host, port) by name.
+    pub async fn put_destination(
+        &self,
+        name: &str,
+        ae_title: &str,
+        host: &str,
+        port: u16,
+        user: &str,
+    ) -> Result<(), ArchiveError> {
+        self.put(
+            PeerKind::Destination,
+            name,
+            ae_title,
+            None,
+            Some(host),
+            Some(port as i64),
+            None,
+            user,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn put(
+        &self,
+        kind: PeerKind,
+        name: &str,
+        ae_title: &str,
+        hosts: Option<String>,
+        host: Option<&str>,
+        port: Option<i64>,
+        quiet_secs: Option<f64>,
+        user: &str,
+    ) -> Result<(), ArchiveError> {
+        sqlx::query(&format!(
+            "INSERT INTO peers (kind, name, removed, ae_title, hosts, host, port, quiet_secs, updated_by, updated_at)
+             VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, {NOW})
+             ON CONFLICT (kind, name) DO UPDATE SET removed = 0, ae_title = excluded.ae_title,
+               hosts = excluded.hosts, host = excluded.host, port = excluded.port,
+               quiet_secs = excluded.quiet_secs, updated_by = excluded.updated_by, updated_at = excluded.updated_at"
+        ))
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(ae_title)
+        .bind(hosts)
+        .bind(host)
+        .bind(port)
+        .bind(quiet_secs)
+        .bind(user)
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("saving a peer"))?;
+        Ok(())
+    }
+
+    /// Remove a peer (one from the file is hidden by a `removed` row).
+    pub async fn remove(&self, kind: PeerKind, name: &str, user: &str) -> Result<(), ArchiveError> {
+        sqlx::query(&format!(
+            "INSERT INTO peers (kind, name, removed, updated_by, updated_at) VALUES (?, ?, 1, ?, {NOW})
+             ON CONFLICT (kind, name) DO UPDATE SET removed = 1, ae_title = NULL, hosts = NULL, host = NULL,
+               port = NULL, quiet_secs = NULL, updated_by = excluded.updated_by, updated_at = excluded.updated_at"
+        ))
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(user)
+        .execute(&self.pool)
+        .await
+        .map_err(ArchiveError::db("removing a peer"))?;
+        Ok(())
+    }
+}
