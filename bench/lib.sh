@@ -24,6 +24,8 @@ listen = "127.0.0.1:$dicom"
 dir = "$work/storage"
 [pipeline]
 quiet_secs = $quiet
+[http]
+listen = "127.0.0.1:0"
 [models]
 dir = "$models"
 [[destinations]]

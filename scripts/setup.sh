@@ -3,13 +3,18 @@
 #   - Debian packages: DCMTK and Orthanc (real DICOM peers), dicom3tools,
 #     SQLite (linked by sqlx), clang (sqlx's SQLite bindings), CharLS
 #     (JPEG-LS) and OpenJPEG (JPEG 2000), linked by crates/imaging; curl;
+#     Chromium and a font for the browser test of the worklist page;
+#   - playwright-core from npm (tests/browser; it drives Debian's Chromium
+#     and downloads no browser of its own);
 #   - a Python venv (.venv) with pydicom, pydicom-data and pynetdicom;
 #   - fixtures/generated/: the sample files the tests use, copied from those
 #     packages (synthetic or openly licensed; nothing is downloaded by tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(dcmtk orthanc dicom3tools libsqlite3-dev libcharls-dev libopenjp2-7-dev pkg-config libclang-dev curl python3-venv procps)
+DEBS=(dcmtk orthanc dicom3tools libsqlite3-dev libcharls-dev libopenjp2-7-dev pkg-config libclang-dev curl python3-venv procps
+      chromium fonts-dejavu-core)
+command -v npm >/dev/null || DEBS+=(nodejs npm)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,3 +39,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdico
 fi
 
 .venv/bin/python scripts/fixtures.py fixtures/generated
+
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "setup: installing playwright-core for the browser test"
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi

@@ -85,6 +85,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The worklist and console (each daemon on its own port).
+    pub http_port: u16,
     pub config: PathBuf,
     starts: usize,
 }
@@ -102,10 +104,11 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("triaged.toml");
         let storage = dir.path().join("storage");
+        let http_port = free_port();
         let mut f = std::fs::File::create(&config).unwrap();
         write!(
             f,
-            "[dicom]\nae_title = \"TRIAGED\"\nlisten = \"127.0.0.1:{port}\"\n{dicom}\n\n[storage]\ndir = \"{}\"\n\n[log]\nlevel = \"info,dimse=debug\"\n\n{rest}\n",
+            "[dicom]\nae_title = \"TRIAGED\"\nlisten = \"127.0.0.1:{port}\"\n{dicom}\n\n[storage]\ndir = \"{}\"\n\n[log]\nlevel = \"info,dimse=debug\"\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{rest}\n",
             storage.display()
         )
         .unwrap();
@@ -113,6 +116,7 @@ impl Daemon {
             child: None,
             dir,
             port,
+            http_port,
             config,
             starts: 0,
         };

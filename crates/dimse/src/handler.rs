@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use crate::command::{self, field, Command};
 use crate::listener::ListenerConfig;
+use crate::listener::ListenerStats;
 use crate::pdv::send_command;
 use crate::policy::{PeerAccess, Verdict};
 use crate::shutdown::Shutdown;
@@ -66,14 +67,15 @@ struct Session<'a, S: StorageSink> {
 impl<S: StorageSink> Handler<S> {
     pub async fn run(self, socket: TcpStream) {
         let verdict = Arc::new(Mutex::new(None));
+        let policy = self.config.policy.current();
         let access = PeerAccess {
-            policy: self.config.policy.clone(),
+            policy: policy.clone(),
             peer: self.peer.ip(),
             verdict: verdict.clone(),
         };
         let mut options = ServerAssociationOptions::new()
             .ae_access_control(access)
-            .ae_title(self.config.policy.ae_title.clone())
+            .ae_title(policy.ae_title.clone())
             .with_abstract_syntax(sop::VERIFICATION)
             .max_pdu_length(self.config.max_pdu)
             .read_timeout(self.config.idle_timeout)
@@ -84,10 +86,12 @@ impl<S: StorageSink> Handler<S> {
         let assoc = match options.establish_async(socket).await {
             Ok(a) => a,
             Err(e) => {
+                ListenerStats::add(&self.config.stats.associations_rejected);
                 self.log_refusal(&read_verdict(&verdict), &e);
                 return;
             }
         };
+        ListenerStats::add(&self.config.stats.associations_accepted);
         let calling_ae = dicom_ul::association::Association::peer_ae_title(&assoc)
             .trim()
             .to_string();
@@ -302,7 +306,7 @@ impl<S: StorageSink> Session<'_, S> {
                         .trim_end_matches(['\0', ' '])
                         .to_string(),
                     calling_ae_title: self.calling_ae.clone(),
-                    called_ae_title: self.handler.config.policy.ae_title.clone(),
+                    called_ae_title: self.handler.config.policy.current().ae_title.clone(),
                     source: self.source.clone(),
                     peer: self.handler.peer,
                 };

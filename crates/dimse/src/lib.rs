@@ -27,8 +27,8 @@ pub mod status;
 mod storage_classes;
 mod store;
 
-pub use listener::{Listener, ListenerConfig};
-pub use policy::{AssociationPolicy, HostPattern, HostPatternError, SourceRule};
+pub use listener::{Listener, ListenerConfig, ListenerStats};
+pub use policy::{AssociationPolicy, HostPattern, HostPatternError, LivePolicy, SourceRule};
 pub use shutdown::Shutdown;
 pub use sink::{InstanceWriter, StorageSink, StoreFailure, StoreOutcome, StoreRequest};
 pub use status::Status;

@@ -11,14 +11,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::handler::Handler;
-use crate::policy::AssociationPolicy;
+use crate::policy::LivePolicy;
 use crate::shutdown::Shutdown;
 use crate::sink::StorageSink;
 
 /// Settings of the SCP.
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
-    pub policy: Arc<AssociationPolicy>,
+    pub policy: LivePolicy,
     /// The largest PDU we accept (announced in A-ASSOCIATE-AC).
     pub max_pdu: u32,
     /// An association that sends nothing for this long is aborted.
@@ -27,6 +27,28 @@ pub struct ListenerConfig {
     pub max_associations: usize,
     /// How long shutdown waits for associations to end on their own.
     pub shutdown_grace: Duration,
+    /// Counters for metrics, shared with whoever exposes them.
+    pub stats: Arc<ListenerStats>,
+}
+
+/// What the listener has done since start-up.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    pub associations_accepted: AtomicU64,
+    /// Refused by the AE-title policy.
+    pub associations_rejected: AtomicU64,
+    /// Refused because `max_associations` were open.
+    pub associations_over_limit: AtomicU64,
+}
+
+impl ListenerStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub struct Listener<S> {
@@ -100,6 +122,7 @@ impl<S: StorageSink> Listener<S> {
                     });
                 }
                 Err(_) => {
+                    ListenerStats::add(&config.stats.associations_over_limit);
                     tasks.spawn(crate::limit::reject_busy(socket, peer, config.idle_timeout));
                 }
             }

@@ -86,6 +86,26 @@ pub struct AssociationPolicy {
     pub sources: Vec<SourceRule>,
 }
 
+/// The policy in force, replaceable while the listener runs (an admin adds
+/// a source from the console): each association reads it once, when it is
+/// requested, so a change never affects one already open.
+#[derive(Debug, Clone)]
+pub struct LivePolicy(Arc<std::sync::RwLock<Arc<AssociationPolicy>>>);
+
+impl LivePolicy {
+    pub fn new(policy: AssociationPolicy) -> LivePolicy {
+        LivePolicy(Arc::new(std::sync::RwLock::new(Arc::new(policy))))
+    }
+
+    pub fn current(&self) -> Arc<AssociationPolicy> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, policy: AssociationPolicy) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+    }
+}
+
 /// Why an association request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

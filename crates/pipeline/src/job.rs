@@ -65,17 +65,18 @@ impl Pipeline {
 
     /// Per model: the images it reads and the destinations of its report.
     fn plan(&self, instances: &[StudyInstance]) -> Vec<Work> {
+        let defaults = self
+            .settings
+            .destinations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut work = Vec::new();
         for m in &self.models {
             let mut images = Vec::new();
             let mut destinations: Vec<String> = Vec::new();
             for i in instances {
-                if let Some(dests) = rules::route(
-                    &self.settings.rules,
-                    &self.settings.destinations,
-                    &m.manifest,
-                    i,
-                ) {
+                if let Some(dests) = rules::route(&self.settings.rules, &defaults, &m.manifest, i) {
                     images.push(i.clone());
                     for d in dests {
                         if !destinations.contains(&d) {

@@ -61,8 +61,9 @@ pub struct Settings {
     /// A study is ready after this long without a new instance (per
     /// calling AE of its latest instance).
     pub quiet: archive::QuietPeriods,
-    /// Destinations reports go to unless a rule names others.
-    pub destinations: Vec<String>,
+    /// Destinations reports go to unless a rule names others (shared: the
+    /// admin console may change them while the daemon runs).
+    pub destinations: Arc<std::sync::RwLock<Vec<String>>>,
     /// Routing rules (none: every model by its manifest, to the defaults).
     pub rules: Vec<rules::Rule>,
     /// Labels whose presence makes a study urgent.

@@ -20,7 +20,42 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub pipeline: PipelineConfig,
     pub rules: Vec<RuleConfig>,
+    pub http: HttpConfig,
     pub log: LogConfig,
+}
+
+/// The worklist and admin console over HTTP (crates/web).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve the page and API at all.
+    pub enabled: bool,
+    /// Loopback by default: put a TLS reverse proxy in front to reach it
+    /// from other machines.
+    pub listen: String,
+    /// Who may sign in. With none, the daemon makes one admin token at
+    /// first start and keeps it in `<storage>/admin.token`.
+    pub users: Vec<HttpUserConfig>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: "127.0.0.1:8642".into(),
+            users: Vec::new(),
+        }
+    }
+}
+
+/// One user: a name (in the access log and on reviews), a role, and the
+/// SHA-256 of their token (`triaged token` makes both).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpUserConfig {
+    pub name: String,
+    pub role: web::Role,
+    pub token_sha256: String,
 }
 
 /// A routing rule: which images a model analyses and where its reports
@@ -392,6 +427,31 @@ impl Config {
                 p.push(format!("destinations[{i}].port: must be 1..=65535"));
             }
         }
+        if self.http.enabled && self.http.listen.parse::<SocketAddr>().is_err() {
+            p.push(format!(
+                "http.listen: '{}' is not an address:port (e.g. 127.0.0.1:8642)",
+                self.http.listen
+            ));
+        }
+        for (i, u) in self.http.users.iter().enumerate() {
+            if u.name.trim().is_empty() {
+                p.push(format!("http.users[{i}].name: must not be empty"));
+            }
+            if u.token_sha256.len() != 64 || !u.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                p.push(format!(
+                    "http.users[{i}].token_sha256: 64 hexadecimal digits expected (`triaged token` makes one)"
+                ));
+            }
+            if self.http.users[..i]
+                .iter()
+                .any(|o| o.token_sha256.eq_ignore_ascii_case(&u.token_sha256))
+            {
+                p.push(format!(
+                    "http.users[{i}].token_sha256: the same token as another user"
+                ));
+            }
+        }
         if self.models.threads > 256 {
             p.push(format!(
                 "models.threads: {} is more than 256",
@@ -442,11 +502,12 @@ impl Config {
 
     pub fn listener_config(&self) -> dimse::ListenerConfig {
         dimse::ListenerConfig {
-            policy: std::sync::Arc::new(self.policy()),
+            policy: dimse::LivePolicy::new(self.policy()),
             max_pdu: self.dicom.max_pdu,
             idle_timeout: Duration::from_secs(self.dicom.idle_timeout_secs),
             max_associations: self.dicom.max_associations,
             shutdown_grace: Duration::from_secs(self.dicom.shutdown_grace_secs),
+            stats: Default::default(),
         }
     }
 }

@@ -117,123 +117,138 @@ pub async fn send(settings: &ScuSettings, peer: &Peer, items: &[Outgoing]) -> Ve
     out
 }
 
-/// The delivery loop of `serve`: claims due rows, sends them grouped by
-/// destination, records the outcome; until shutdown.
-pub async fn run(
-    outbox: Outbox,
-    jobs: Jobs,
-    config: Config,
-    wake: Arc<Notify>,
-    shutdown: Shutdown,
-) {
-    match outbox.recover().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            rows = n,
-            "outbox: attempts interrupted by a stop will be retried"
-        ),
-        Err(e) => tracing::error!(error = %e, "outbox: cannot recover interrupted attempts"),
-    }
-    let policy = config.outbox.policy();
-    let settings = settings(&config);
-    let mut stopping = shutdown.clone();
-    loop {
-        if stopping.is_triggered() {
-            return;
-        }
-        // Jobs whose reports have all left the outbox are done (or failed).
-        if let Err(e) = jobs.settle().await {
-            tracing::error!(error = %e, "outbox: cannot settle delivered jobs");
-        }
-        let due = match outbox.claim_due(64).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "outbox: cannot claim due results");
-                Vec::new()
-            }
-        };
-        if due.is_empty() {
-            tokio::select! {
-                _ = wake.notified() => continue,
-                // Retries come due without a wake-up.
-                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                _ = stopping.wait() => return,
-            }
-        }
-        let mut groups: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
-        for e in due {
-            groups.entry(e.destination.clone()).or_default().push(e);
-        }
-        for (name, entries) in groups {
-            deliver_group(&outbox, &config, &settings, &policy, &name, entries).await;
-        }
-    }
+/// The delivery loop of `serve`.
+pub struct Delivery {
+    pub outbox: Outbox,
+    pub jobs: Jobs,
+    /// Destinations are looked up in the configuration in force for each
+    /// batch, so one added or changed from the console is used at once.
+    pub live: Arc<crate::live::Live>,
+    pub wake: Arc<Notify>,
+    pub stats: Arc<crate::stats::Delivery>,
 }
 
-async fn deliver_group(
-    outbox: &Outbox,
-    config: &Config,
-    settings: &ScuSettings,
-    policy: &RetryPolicy,
-    name: &str,
-    entries: Vec<OutboxEntry>,
-) {
-    let Some(dest) = config.destination(name) else {
-        for e in &entries {
-            record(
-                outbox,
-                policy,
-                e,
-                Outcome::Failed {
-                    status: None,
-                    error: format!("destination '{name}' is not configured"),
-                    permanent: true,
-                },
-            )
-            .await;
+impl Delivery {
+    /// Claim due rows, send them grouped by destination, record the
+    /// outcome; until shutdown.
+    pub async fn run(self, shutdown: Shutdown) {
+        match self.outbox.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rows = n,
+                "outbox: attempts interrupted by a stop will be retried"
+            ),
+            Err(e) => tracing::error!(error = %e, "outbox: cannot recover interrupted attempts"),
         }
-        return;
-    };
-    let mut ready = Vec::new();
-    let mut items = Vec::new();
-    for e in entries {
-        match load(&e.file_path) {
-            Ok(o) => {
-                items.push(o);
-                ready.push(e);
+        let mut stopping = shutdown.clone();
+        loop {
+            if stopping.is_triggered() {
+                return;
             }
-            Err(err) => {
-                record(
-                    outbox,
-                    policy,
-                    &e,
+            // Jobs whose reports have all left the outbox are done (or failed).
+            if let Err(e) = self.jobs.settle().await {
+                tracing::error!(error = %e, "outbox: cannot settle delivered jobs");
+            }
+            let due = match self.outbox.claim_due(64).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox: cannot claim due results");
+                    Vec::new()
+                }
+            };
+            if due.is_empty() {
+                tokio::select! {
+                    _ = self.wake.notified() => continue,
+                    // Retries come due without a wake-up.
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    _ = stopping.wait() => return,
+                }
+            }
+            let mut groups: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
+            for e in due {
+                groups.entry(e.destination.clone()).or_default().push(e);
+            }
+            let config = self.live.config();
+            for (name, entries) in groups {
+                self.deliver_group(&config, &name, entries).await;
+            }
+        }
+    }
+
+    async fn deliver_group(&self, config: &Config, name: &str, entries: Vec<OutboxEntry>) {
+        let Some(dest) = config.destination(name) else {
+            for e in &entries {
+                self.record(
+                    config,
+                    e,
                     Outcome::Failed {
                         status: None,
-                        error: format!("{err:#}"),
+                        error: format!("destination '{name}' is not configured"),
                         permanent: true,
                     },
                 )
-                .await
+                .await;
+            }
+            return;
+        };
+        let mut ready = Vec::new();
+        let mut items = Vec::new();
+        for e in entries {
+            match load(&e.file_path) {
+                Ok(o) => {
+                    items.push(o);
+                    ready.push(e);
+                }
+                Err(err) => {
+                    self.record(
+                        config,
+                        &e,
+                        Outcome::Failed {
+                            status: None,
+                            error: format!("{err:#}"),
+                            permanent: true,
+                        },
+                    )
+                    .await
+                }
             }
         }
+        if items.is_empty() {
+            return;
+        }
+        let outcomes = send(&settings(config), &peer(dest), &items).await;
+        for (e, o) in ready.iter().zip(outcomes) {
+            self.record(config, e, o).await;
+        }
     }
-    if items.is_empty() {
-        return;
-    }
-    let outcomes = send(settings, &peer(dest), &items).await;
-    for (e, o) in ready.iter().zip(outcomes) {
-        record(outbox, policy, e, o).await;
+
+    async fn record(&self, config: &Config, e: &OutboxEntry, outcome: Outcome) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counter = match record(&self.outbox, &config.outbox.policy(), e, outcome).await {
+            Some("delivered") => &self.stats.delivered,
+            Some("dead") => &self.stats.dead,
+            Some(_) => &self.stats.retried,
+            None => return,
+        };
+        counter.fetch_add(1, Relaxed);
     }
 }
 
-async fn record(outbox: &Outbox, policy: &RetryPolicy, e: &OutboxEntry, outcome: Outcome) {
+/// Record one outcome; returns the row's new state, or `None` if it could
+/// not be recorded.
+async fn record(
+    outbox: &Outbox,
+    policy: &RetryPolicy,
+    e: &OutboxEntry,
+    outcome: Outcome,
+) -> Option<&'static str> {
     let result = match &outcome {
         Outcome::Delivered { status, note } => {
             tracing::info!(id = e.id, sop_instance_uid = %e.sop_instance_uid, destination = %e.destination, status = %status, "result delivered");
             outbox
                 .delivered(e.id, status.0, note.as_deref())
                 .await
-                .map(|_| ())
+                .map(|_| "delivered")
         }
         Outcome::Failed {
             status,
@@ -246,13 +261,17 @@ async fn record(outbox: &Outbox, policy: &RetryPolicy, e: &OutboxEntry, outcome:
             {
                 Ok(state) => {
                     tracing::warn!(id = e.id, sop_instance_uid = %e.sop_instance_uid, destination = %e.destination, error = %error, state, "result not delivered");
-                    Ok(())
+                    Ok(state)
                 }
                 Err(err) => Err(err),
             }
         }
     };
-    if let Err(err) = result {
-        tracing::error!(id = e.id, error = %err, "outbox: cannot record a delivery outcome");
+    match result {
+        Ok(state) => Some(state),
+        Err(err) => {
+            tracing::error!(id = e.id, error = %err, "outbox: cannot record a delivery outcome");
+            None
+        }
     }
 }

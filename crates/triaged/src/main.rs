@@ -7,14 +7,17 @@ mod deliver;
 mod demo;
 mod echo;
 mod evaluate_cmd;
+mod live;
 mod logging;
 mod models;
 mod outbox_cmd;
 mod phantom_cmd;
 mod serve;
 mod sink;
+mod stats;
 mod studies;
 mod synthetic;
+mod token;
 mod train;
 
 use std::path::PathBuf;
@@ -79,6 +82,9 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Make an access token for the worklist and console: prints the token
+    /// (give it to the user) and the [[http.users]] entry with its SHA-256.
+    Token(token::TokenArgs),
     /// Models in the models folder (`[models] dir`).
     Models {
         #[command(subcommand)]
@@ -187,6 +193,7 @@ fn main() -> ExitCode {
                 OutboxCommand::Add { to, files } => outbox_cmd::add(&config, &to, &files).await,
                 OutboxCommand::Retry { id } => outbox_cmd::retry(&config, id).await,
             },
+            Command::Token(args) => token::run(&args),
             Command::Config { .. } => unreachable!("handled above"),
         }
     });

@@ -8,7 +8,9 @@ use archive::{Archive, ArchiveOptions};
 use dimse::{Listener, Shutdown};
 
 use crate::config::Config;
+use crate::live::{Console, Live};
 use crate::sink::ArchiveSink;
+use crate::stats::Stats;
 
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let mut options = ArchiveOptions::new(&config.storage.dir);
@@ -20,23 +22,56 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         )
     })?;
     let instances = archive.instance_count().await.unwrap_or(-1);
+    let live = Live::open(config.clone(), archive.clone()).await?;
+    let stats = Stats::default();
     let shutdown = Shutdown::new();
+    let mut listener_config = config.listener_config();
+    listener_config.policy = live.policy.clone();
+    listener_config.stats = stats.listener.clone();
     let listener = Listener::bind(
         config.listen_addr(),
-        config.listener_config(),
+        listener_config,
         Arc::new(ArchiveSink {
             archive: archive.clone(),
+            stats: stats.ingest.clone(),
         }),
         shutdown.clone(),
     )
     .await
     .with_context(|| format!("cannot listen on {} (dicom.listen)", config.dicom.listen))?;
     let addr = listener.local_addr()?;
-    if config.sources.is_empty() {
+    if live.config().sources.is_empty() {
         tracing::warn!(
             "no [[sources]] configured: accepting any calling AE title from loopback only"
         );
     }
+    let models = load_models(&config);
+    let http = if config.http.enabled {
+        let users = http_users(&config)?;
+        let bound = tokio::net::TcpListener::bind(&config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+        let state = web::AppState {
+            worklist: archive.worklist(),
+            outbox: archive.outbox(),
+            control: Arc::new(Console {
+                live: live.clone(),
+                models: models.iter().map(|m| crate::live::model_view(m)).collect(),
+                stats: stats.clone(),
+            }),
+            users: Arc::new(users),
+            cache_dir: config.storage.dir.join("cache"),
+        };
+        tracing::info!(listen = %bound.local_addr()?, "worklist and admin console over HTTP");
+        let mut stop = shutdown.clone();
+        Some(tokio::spawn(async move {
+            if let Err(e) = web::serve(bound, state, async move { stop.wait().await }).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }))
+    } else {
+        None
+    };
     tracing::info!(
         ae_title = %config.dicom.ae_title,
         listen = %addr,
@@ -47,17 +82,20 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     );
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
     let queued = Arc::new(tokio::sync::Notify::new());
-    let delivery = tokio::spawn(crate::deliver::run(
-        archive.outbox(),
-        archive.jobs(),
-        config.clone(),
-        queued.clone(),
-        shutdown.clone(),
-    ));
+    let delivery = tokio::spawn(
+        crate::deliver::Delivery {
+            outbox: archive.outbox(),
+            jobs: archive.jobs(),
+            live: live.clone(),
+            wake: queued.clone(),
+            stats: stats.delivery.clone(),
+        }
+        .run(shutdown.clone()),
+    );
     let pipeline = pipeline::Pipeline::new(
         archive.clone(),
-        load_models(&config),
-        pipeline_settings(&config, queued),
+        models,
+        pipeline_settings(&config, &live, &stats, queued),
     );
     let mut stop = shutdown.clone();
     let analysis = tokio::spawn(pipeline.run(async move { stop.wait().await }));
@@ -65,10 +103,62 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     signals.abort();
     let _ = delivery.await;
     let _ = analysis.await;
+    if let Some(h) = http {
+        let _ = h.await;
+    }
     archive.close().await;
     tracing::info!("triaged stopped");
     Ok(ExitCode::SUCCESS)
 }
+
+/// The HTTP users: the configured ones, or else one admin whose token the
+/// daemon makes at first start and keeps, readable by its user only, in
+/// `<storage>/admin.token`.
+fn http_users(config: &Config) -> anyhow::Result<Vec<web::User>> {
+    if !config.http.users.is_empty() {
+        return Ok(config
+            .http
+            .users
+            .iter()
+            .map(|u| web::User {
+                name: u.name.clone(),
+                role: u.role,
+                token_sha256: u.token_sha256.to_ascii_lowercase(),
+            })
+            .collect());
+    }
+    let path = config.storage.dir.join(ADMIN_TOKEN_FILE);
+    let token = match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let token = crate::token::new_token()?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(f, "{token}")?;
+            f.sync_all()?;
+            token
+        }
+    };
+    tracing::info!(
+        file = %path.display(),
+        "no [[http.users]] configured: sign in to the console as admin with the token in this file"
+    );
+    Ok(vec![web::User {
+        name: "admin".into(),
+        role: web::Role::Admin,
+        token_sha256: web::auth::token_hash(&token),
+    }])
+}
+
+/// Where the first admin token is kept when no users are configured.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 async fn wait_for_signal(shutdown: Shutdown) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -125,7 +215,12 @@ fn load_manifests(config: &Config) -> Vec<Arc<infer::Classifier>> {
     models
 }
 
-fn pipeline_settings(config: &Config, queued: Arc<tokio::sync::Notify>) -> pipeline::Settings {
+fn pipeline_settings(
+    config: &Config,
+    live: &Live,
+    stats: &Stats,
+    queued: Arc<tokio::sync::Notify>,
+) -> pipeline::Settings {
     pipeline::Settings {
         quiet: archive::QuietPeriods {
             default: std::time::Duration::from_secs_f64(config.pipeline.quiet_secs),
@@ -138,17 +233,13 @@ fn pipeline_settings(config: &Config, queued: Arc<tokio::sync::Notify>) -> pipel
                 })
                 .collect(),
         },
-        destinations: if config.pipeline.destinations.is_empty() {
-            config.destinations.iter().map(|d| d.name.clone()).collect()
-        } else {
-            config.pipeline.destinations.clone()
-        },
+        destinations: live.default_destinations.clone(),
         urgent_labels: config.pipeline.urgent_labels.clone(),
         max_images_per_series: config.pipeline.max_images_per_series,
         workers: config.pipeline.workers,
         rules: config.rules.iter().map(|r| r.rule()).collect(),
         device: crate::analyze::device(config),
-        metrics: Default::default(),
+        metrics: stats.pipeline.clone(),
         queued,
     }
 }

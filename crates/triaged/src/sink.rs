@@ -1,15 +1,24 @@
 //! The bridge between the DICOM listener and the archive: maps archive
 //! outcomes to DIMSE statuses.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use archive::{Archive, ArchiveError, Incoming, PendingInstance};
 use dimse::{InstanceWriter, Status, StorageSink, StoreFailure, StoreOutcome, StoreRequest};
 
+use crate::stats::Ingest;
+
 pub struct ArchiveSink {
     pub archive: Archive,
+    pub stats: Arc<Ingest>,
 }
 
 pub struct ArchiveWriter {
     pending: PendingInstance,
+    calling_ae: String,
+    bytes: u64,
+    stats: Arc<Ingest>,
 }
 
 fn failure(e: ArchiveError) -> StoreFailure {
@@ -41,17 +50,32 @@ impl StorageSink for ArchiveSink {
             source: r.source.clone(),
             peer_address: r.peer.ip().to_string(),
         });
-        Ok(ArchiveWriter { pending })
+        Ok(ArchiveWriter {
+            pending,
+            calling_ae: r.calling_ae_title.clone(),
+            bytes: 0,
+            stats: self.stats.clone(),
+        })
     }
 }
 
 impl InstanceWriter for ArchiveWriter {
     async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreFailure> {
-        self.pending.write(chunk).await.map_err(failure)
+        self.bytes += chunk.len() as u64;
+        let r = self.pending.write(chunk).await.map_err(failure);
+        if r.is_err() {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        r
     }
 
     async fn commit(self) -> Result<StoreOutcome, StoreFailure> {
-        let stored = self.pending.commit().await.map_err(failure)?;
+        let stats = self.stats.clone();
+        let stored = self.pending.commit().await.map_err(|e| {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            failure(e)
+        })?;
+        stats.stored(&self.calling_ae, self.bytes);
         if stored.duplicate {
             tracing::info!(sop_instance_uid = %stored.attributes.sop_instance_uid, "resent instance replaced");
         }

@@ -1,0 +1,369 @@
+//! The configuration in force: the file's, with the sources and
+//! destinations an admin set from the console (kept in SQLite) applied on
+//! top. Changes are validated like the file, persisted, then swapped in:
+//! the listener's AE policy and the delivery loop read the live set, so
+//! they take effect without a restart, and survive one.
+
+use std::sync::{Arc, RwLock};
+
+use archive::{Archive, PeerKind, PeerOverride};
+use dimse::LivePolicy;
+use web::{
+    BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelView, Origin,
+    SourceInput, SourceView,
+};
+
+use crate::config::{Config, DestinationConfig, SourceConfig};
+
+pub struct Live {
+    file: Config,
+    archive: Archive,
+    current: RwLock<Arc<Config>>,
+    overrides: RwLock<Vec<PeerOverride>>,
+    /// The listener's AE policy.
+    pub policy: LivePolicy,
+    /// The pipeline's default destinations (when the file names none).
+    pub default_destinations: Arc<RwLock<Vec<String>>>,
+}
+
+/// Problems of one source or destination, named by field.
+fn problems(c: Config, prefix: &str) -> Result<(), ControlError> {
+    let p: Vec<String> = c
+        .problems()
+        .into_iter()
+        .map(|p| p.strip_prefix(prefix).map(str::to_string).unwrap_or(p))
+        .collect();
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(ControlError::Invalid(p.join("; ")))
+    }
+}
+
+fn source_of(r: &PeerOverride) -> SourceConfig {
+    SourceConfig {
+        name: r.name.clone(),
+        ae_title: r.ae_title.clone().unwrap_or_default(),
+        hosts: r
+            .hosts
+            .as_deref()
+            .unwrap_or_default()
+            .lines()
+            .filter(|h| !h.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+        quiet_secs: r.quiet_secs,
+    }
+}
+
+fn destination_of(r: &PeerOverride) -> DestinationConfig {
+    DestinationConfig {
+        name: r.name.clone(),
+        ae_title: r.ae_title.clone().unwrap_or_default(),
+        host: r.host.clone().unwrap_or_default(),
+        port: r.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+    }
+}
+
+/// The file's configuration with the overrides applied; an override that
+/// does not validate is left out (logged).
+fn apply(file: &Config, rows: &[PeerOverride]) -> Config {
+    let mut c = file.clone();
+    for r in rows {
+        match r.kind.as_str() {
+            "source" => {
+                c.sources.retain(|s| s.name != r.name);
+                if !r.removed {
+                    let s = source_of(r);
+                    let check = Config {
+                        sources: vec![s.clone()],
+                        ..Config::default()
+                    };
+                    match problems(check, "sources[0].") {
+                        Ok(()) => c.sources.push(s),
+                        Err(e) => {
+                            tracing::warn!(source = %r.name, error = %e, "console source ignored")
+                        }
+                    }
+                }
+            }
+            "destination" => {
+                c.destinations.retain(|d| d.name != r.name);
+                if !r.removed {
+                    let d = destination_of(r);
+                    let check = Config {
+                        destinations: vec![d.clone()],
+                        ..Config::default()
+                    };
+                    match problems(check, "destinations[0].") {
+                        Ok(()) => c.destinations.push(d),
+                        Err(e) => {
+                            tracing::warn!(destination = %r.name, error = %e, "console destination ignored")
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+fn default_destinations(c: &Config) -> Vec<String> {
+    if c.pipeline.destinations.is_empty() {
+        c.destinations.iter().map(|d| d.name.clone()).collect()
+    } else {
+        c.pipeline.destinations.clone()
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ControlError> {
+    if name.trim().is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(ControlError::Invalid(
+            "name: 1 to 64 printable characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Live {
+    pub async fn open(file: Config, archive: Archive) -> anyhow::Result<Arc<Live>> {
+        let rows = archive.peers().list().await?;
+        let current = apply(&file, &rows);
+        let live = Live {
+            policy: LivePolicy::new(current.policy()),
+            default_destinations: Arc::new(RwLock::new(default_destinations(&current))),
+            current: RwLock::new(Arc::new(current)),
+            overrides: RwLock::new(rows),
+            file,
+            archive,
+        };
+        Ok(Arc::new(live))
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn origin(&self, kind: &str, name: &str) -> Origin {
+        let rows = self.overrides.read().unwrap_or_else(|e| e.into_inner());
+        if rows
+            .iter()
+            .any(|r| r.kind == kind && r.name == name && !r.removed)
+        {
+            Origin::Console
+        } else {
+            Origin::File
+        }
+    }
+
+    /// Re-read the overrides and put the result in force.
+    async fn reload(&self) -> Result<(), ControlError> {
+        let rows = self
+            .archive
+            .peers()
+            .list()
+            .await
+            .map_err(|e| ControlError::Failed(e.to_string()))?;
+        let c = apply(&self.file, &rows);
+        self.policy.replace(c.policy());
+        *self
+            .default_destinations
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = default_destinations(&c);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+        *self.overrides.write().unwrap_or_else(|e| e.into_inner()) = rows;
+        Ok(())
+    }
+
+    fn exists(&self, kind: PeerKind, name: &str) -> bool {
+        let c = self.config();
+        match kind {
+            PeerKind::Source => c.sources.iter().any(|s| s.name == name),
+            PeerKind::Destination => c.destination(name).is_some(),
+        }
+    }
+
+    async fn remove(&self, kind: PeerKind, name: &str, user: &str) -> Result<(), ControlError> {
+        if !self.exists(kind, name) {
+            return Err(ControlError::NotFound(
+                format!("no {kind:?} named '{name}'").to_lowercase(),
+            ));
+        }
+        self.archive
+            .peers()
+            .remove(kind, name, user)
+            .await
+            .map_err(|e| ControlError::Failed(e.to_string()))?;
+        self.reload().await
+    }
+}
+
+/// What the HTTP layer asks of this daemon.
+pub struct Console {
+    pub live: Arc<Live>,
+    pub models: Vec<ModelView>,
+    pub stats: crate::stats::Stats,
+}
+
+impl Control for Console {
+    fn sources(&self) -> Vec<SourceView> {
+        self.live
+            .config()
+            .sources
+            .iter()
+            .map(|s| SourceView {
+                name: s.name.clone(),
+                ae_title: s.ae_title.clone(),
+                hosts: s.hosts.clone(),
+                quiet_secs: s.quiet_secs,
+                origin: self.live.origin("source", &s.name),
+            })
+            .collect()
+    }
+
+    fn destinations(&self) -> Vec<DestinationView> {
+        self.live
+            .config()
+            .destinations
+            .iter()
+            .map(|d| DestinationView {
+                name: d.name.clone(),
+                ae_title: d.ae_title.clone(),
+                host: d.host.clone(),
+                port: d.port,
+                origin: self.live.origin("destination", &d.name),
+            })
+            .collect()
+    }
+
+    fn put_source<'a>(
+        &'a self,
+        name: &'a str,
+        input: SourceInput,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            check_name(name)?;
+            let s = SourceConfig {
+                name: name.to_string(),
+                ae_title: input.ae_title.trim().to_string(),
+                hosts: input.hosts.iter().map(|h| h.trim().to_string()).collect(),
+                quiet_secs: input.quiet_secs,
+            };
+            problems(
+                Config {
+                    sources: vec![s.clone()],
+                    ..Config::default()
+                },
+                "sources[0].",
+            )?;
+            self.live
+                .archive
+                .peers()
+                .put_source(name, &s.ae_title, &s.hosts, s.quiet_secs, user)
+                .await
+                .map_err(|e| ControlError::Failed(e.to_string()))?;
+            self.live.reload().await
+        })
+    }
+
+    fn put_destination<'a>(
+        &'a self,
+        name: &'a str,
+        input: DestinationInput,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            check_name(name)?;
+            let d = DestinationConfig {
+                name: name.to_string(),
+                ae_title: input.ae_title.trim().to_string(),
+                host: input.host.trim().to_string(),
+                port: input.port,
+            };
+            problems(
+                Config {
+                    destinations: vec![d.clone()],
+                    ..Config::default()
+                },
+                "destinations[0].",
+            )?;
+            self.live
+                .archive
+                .peers()
+                .put_destination(name, &d.ae_title, &d.host, d.port, user)
+                .await
+                .map_err(|e| ControlError::Failed(e.to_string()))?;
+            self.live.reload().await
+        })
+    }
+
+    fn remove_source<'a>(
+        &'a self,
+        name: &'a str,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(self.live.remove(PeerKind::Source, name, user))
+    }
+
+    fn remove_destination<'a>(
+        &'a self,
+        name: &'a str,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(self.live.remove(PeerKind::Destination, name, user))
+    }
+
+    fn echo<'a>(&'a self, destination: &'a str) -> BoxFuture<'a, Result<String, ControlError>> {
+        Box::pin(async move {
+            let c = self.live.config();
+            let d = c.destination(destination).ok_or_else(|| {
+                ControlError::NotFound(format!("no destination named '{destination}'"))
+            })?;
+            match dimse::scu::echo(&crate::deliver::settings(&c), &crate::deliver::peer(d)).await {
+                Ok(rtt) => Ok(format!(
+                    "{}@{}:{} answered C-ECHO in {} ms",
+                    d.ae_title,
+                    d.host,
+                    d.port,
+                    rtt.as_millis()
+                )),
+                Err(e) => Err(ControlError::Failed(format!("C-ECHO failed: {e}"))),
+            }
+        })
+    }
+
+    fn models(&self) -> Vec<ModelView> {
+        self.models.clone()
+    }
+
+    fn metrics(&self) -> String {
+        self.stats.prometheus()
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        if self.models.is_empty() {
+            return Err("no model is loaded: studies are stored but not analysed".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the console shows of a loaded model.
+pub fn model_view(c: &infer::Classifier) -> ModelView {
+    let m = &c.manifest;
+    ModelView {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        architecture: m.architecture.clone(),
+        labels: m.labels.clone(),
+        validated: m.validated,
+        intended_use: m.intended_use.clone(),
+        input: format!("{} {}x{}", m.input.spec, m.input.size, m.input.size),
+        modalities: m.applicability.modalities.clone(),
+    }
+}

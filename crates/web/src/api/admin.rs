@@ -1,0 +1,101 @@
+//! The admin console: sources, destinations, echo, outbox, models.
+
+use archive::OutboxEntry;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::{ApiError, Body};
+use crate::auth::{Admin, Authed};
+use crate::{AppState, DestinationInput, DestinationView, ModelView, SourceInput, SourceView};
+
+pub async fn models(_user: Authed, State(s): State<AppState>) -> Json<Vec<ModelView>> {
+    Json(s.control.models())
+}
+
+pub async fn sources(_admin: Admin, State(s): State<AppState>) -> Json<Vec<SourceView>> {
+    Json(s.control.sources())
+}
+
+pub async fn destinations(_admin: Admin, State(s): State<AppState>) -> Json<Vec<DestinationView>> {
+    Json(s.control.destinations())
+}
+
+pub async fn put_source(
+    Admin(user): Admin,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Body(input): Body<SourceInput>,
+) -> Result<Json<Vec<SourceView>>, ApiError> {
+    s.control.put_source(&name, input, &user.name).await?;
+    tracing::info!(source = %name, user = %user.name, "source saved");
+    Ok(Json(s.control.sources()))
+}
+
+pub async fn remove_source(
+    Admin(user): Admin,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.control.remove_source(&name, &user.name).await?;
+    tracing::info!(source = %name, user = %user.name, "source removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn put_destination(
+    Admin(user): Admin,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Body(input): Body<DestinationInput>,
+) -> Result<Json<Vec<DestinationView>>, ApiError> {
+    s.control.put_destination(&name, input, &user.name).await?;
+    tracing::info!(destination = %name, user = %user.name, "destination saved");
+    Ok(Json(s.control.destinations()))
+}
+
+pub async fn remove_destination(
+    Admin(user): Admin,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.control.remove_destination(&name, &user.name).await?;
+    tracing::info!(destination = %name, user = %user.name, "destination removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn echo(
+    _admin: Admin,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match s.control.echo(&name).await {
+        Ok(answer) => Ok(Json(serde_json::json!({ "ok": true, "answer": answer }))),
+        Err(crate::ControlError::Failed(why)) => {
+            Ok(Json(serde_json::json!({ "ok": false, "answer": why })))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn outbox(
+    _admin: Admin,
+    State(s): State<AppState>,
+) -> Result<Json<Vec<OutboxEntry>>, ApiError> {
+    let mut rows = s.outbox.list().await?;
+    rows.truncate(500);
+    Ok(Json(rows))
+}
+
+pub async fn retry(
+    Admin(user): Admin,
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !s.outbox.retry(id).await? {
+        return Err(ApiError::NotFound(format!(
+            "no pending or dead outbox row {id}"
+        )));
+    }
+    tracing::info!(outbox_id = id, user = %user.name, "delivery retried");
+    Ok(Json(serde_json::json!({ "retried": id })))
+}

@@ -1,0 +1,84 @@
+//! Health, readiness, metrics, the OpenAPI document, who am I, and the
+//! status strip.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+
+use super::ApiError;
+use crate::auth::Authed;
+use crate::AppState;
+
+/// The OpenAPI 3.1 document of this API.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    let db = s
+        .worklist
+        .jobs_by_state()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    match db.and_then(|_| s.control.ready()) {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
+    }
+}
+
+pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let mut out = s.control.metrics();
+    if let Ok(states) = s.worklist.jobs_by_state().await {
+        out.push_str("# HELP triaged_jobs Analysis jobs by state.\n# TYPE triaged_jobs gauge\n");
+        for (state, n) in states {
+            out.push_str(&format!("triaged_jobs{{state=\"{state}\"}} {n}\n"));
+        }
+    }
+    if let Ok((waiting, dead)) = s.outbox.backlog().await {
+        out.push_str(&format!(
+            "# HELP triaged_outbox_backlog Results not yet delivered.\n# TYPE triaged_outbox_backlog gauge\ntriaged_outbox_backlog {waiting}\n\
+             # HELP triaged_outbox_dead Results given up on (see the outbox).\n# TYPE triaged_outbox_dead gauge\ntriaged_outbox_dead {dead}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub async fn me(user: Authed) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "name": user.name, "role": user.role }))
+}
+
+/// Queue depth, outbox backlog and the last error, for the page's status
+/// strip.
+pub async fn status(
+    _user: Authed,
+    State(s): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let jobs = s.worklist.jobs_by_state().await?;
+    let count = |names: &[&str]| -> i64 {
+        jobs.iter()
+            .filter(|(k, _)| names.contains(&k.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let (waiting, dead) = s.outbox.backlog().await?;
+    let last_error = s.worklist.last_error().await?;
+    Ok(Json(serde_json::json!({
+        "queue": count(&["ready", "analysing", "reporting"]),
+        "sending": count(&["sending"]),
+        "failed": count(&["failed"]),
+        "outbox_waiting": waiting,
+        "outbox_dead": dead,
+        "last_error": last_error.map(|(at, what)| serde_json::json!({"at": at, "what": what})),
+    })))
+}

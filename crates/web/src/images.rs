@@ -1,0 +1,115 @@
+//! Images for the viewer: an instance's first frame as the modality shows
+//! it (Modality and VOI LUT, MONOCHROME1 inverted), at most 1024 pixels a
+//! side, and the heatmap capture of a finding. Rendered once, then served
+//! from a PNG cache under the storage folder.
+
+use std::path::{Path as FsPath, PathBuf};
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::api::ApiError;
+use crate::auth::Authed;
+use crate::AppState;
+
+const MAX_SIDE: usize = 1024;
+
+fn is_uid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+pub async fn image(
+    _user: Authed,
+    State(s): State<AppState>,
+    Path(sop): Path<String>,
+) -> Result<Response, ApiError> {
+    if !is_uid(&sop) {
+        return Err(ApiError::BadRequest(format!("'{sop}' is not a UID")));
+    }
+    let file = s
+        .worklist
+        .instance_file(&sop)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no instance {sop}")))?;
+    png(&s.cache_dir, &format!("{sop}.png"), file).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HeatmapQuery {
+    label: String,
+}
+
+pub async fn heatmap(
+    _user: Authed,
+    State(s): State<AppState>,
+    Path(sop): Path<String>,
+    Query(q): Query<HeatmapQuery>,
+) -> Result<Response, ApiError> {
+    if !is_uid(&sop) {
+        return Err(ApiError::BadRequest(format!("'{sop}' is not a UID")));
+    }
+    let file = s
+        .worklist
+        .heatmap_file(&sop, &q.label)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no heatmap of {} on {sop}", q.label)))?;
+    let key = format!("{:x}", Sha256::digest(file.to_string_lossy().as_bytes()));
+    png(&s.cache_dir, &format!("heatmap-{key}.png"), file).await
+}
+
+async fn png(cache: &FsPath, name: &str, source: PathBuf) -> Result<Response, ApiError> {
+    let cached = cache.join(name);
+    let cache = cache.to_path_buf();
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        if let Ok(b) = std::fs::read(&cached) {
+            return Ok(b);
+        }
+        let bytes = render(&source)?;
+        // A cache write that fails costs a re-render next time, nothing more.
+        let _ = std::fs::create_dir_all(&cache).and_then(|_| {
+            let tmp = cached.with_extension("tmp");
+            std::fs::write(&tmp, &bytes)?;
+            std::fs::rename(&tmp, &cached)
+        });
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn render(file: &FsPath) -> Result<Vec<u8>, ApiError> {
+    let obj = dicom_object::open_file(file)
+        .map_err(|e| ApiError::Internal(format!("cannot read {}: {e}", file.display())))?;
+    let frames = imaging::Frames::decode(&obj)
+        .map_err(|e| ApiError::BadRequest(format!("cannot display this image: {e}")))?;
+    let mut img = frames
+        .display(0)
+        .map_err(|e| ApiError::BadRequest(format!("cannot display this image: {e}")))?;
+    let side = img.width.max(img.height);
+    if img.channels == 1 && side > MAX_SIDE {
+        let (h, w) = (img.height * MAX_SIDE / side, img.width * MAX_SIDE / side);
+        let grey: Vec<f32> = img.data.iter().map(|&v| v as f32).collect();
+        let small = imaging::area_resize(&grey, img.height, img.width, h.max(1), w.max(1));
+        img = imaging::Image8 {
+            width: w.max(1),
+            height: h.max(1),
+            channels: 1,
+            data: small
+                .iter()
+                .map(|v| v.round().clamp(0.0, 255.0) as u8)
+                .collect(),
+        };
+    }
+    Ok(img.to_png())
+}

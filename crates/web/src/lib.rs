@@ -1,0 +1,103 @@
+//! The radiologists' worklist and the admins' console, served over HTTP by
+//! the daemon itself.
+//!
+//! - [`api`]: a JSON API (worklist, study details, images and heatmaps,
+//!   acknowledgements and verdicts; sources, destinations, outbox, models)
+//!   described by an OpenAPI document at `/api/openapi.json`.
+//! - [`page`]: one HTML page with a little JavaScript that uses the API.
+//! - [`auth`]: bearer tokens with a role (radiologist or admin). Tokens
+//!   travel in the `Authorization` header, never in cookies, so no other
+//!   site can make a browser send them (CSRF-safe by construction).
+//! - `/metrics` (Prometheus text), `/healthz`, `/readyz`.
+//!
+//! What only the daemon knows (its live configuration, C-ECHO, its
+//! counters) is reached through the [`Control`] trait, which the binary
+//! implements; everything else is read from the archive.
+
+pub mod api;
+pub mod auth;
+mod control;
+mod images;
+mod log;
+pub mod page;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use archive::{Outbox, Worklist};
+use axum::routing::{get, post, put};
+use axum::Router;
+
+pub use auth::{Role, User};
+pub use control::{
+    BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelView, Origin,
+    SourceInput, SourceView,
+};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub worklist: Worklist,
+    pub outbox: Outbox,
+    pub control: Arc<dyn Control>,
+    pub users: Arc<Vec<User>>,
+    /// Rendered PNGs are kept here (created on first use).
+    pub cache_dir: PathBuf,
+}
+
+/// Every route of the daemon's HTTP server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/app.css", get(page::style))
+        .route("/favicon.ico", get(page::favicon))
+        .route("/healthz", get(api::ops::healthz))
+        .route("/readyz", get(api::ops::readyz))
+        .route("/metrics", get(api::ops::metrics))
+        .route("/api/openapi.json", get(api::ops::openapi))
+        .route("/api/me", get(api::ops::me))
+        .route("/api/status", get(api::ops::status))
+        .route("/api/worklist", get(api::studies::worklist))
+        .route("/api/studies/{study_uid}", get(api::studies::study))
+        .route("/api/studies/{study_uid}/ack", post(api::studies::ack))
+        .route(
+            "/api/studies/{study_uid}/feedback",
+            post(api::studies::feedback),
+        )
+        .route("/api/instances/{sop_uid}/image.png", get(images::image))
+        .route("/api/instances/{sop_uid}/heatmap.png", get(images::heatmap))
+        .route("/api/models", get(api::admin::models))
+        .route("/api/sources", get(api::admin::sources))
+        .route(
+            "/api/sources/{name}",
+            put(api::admin::put_source).delete(api::admin::remove_source),
+        )
+        .route("/api/destinations", get(api::admin::destinations))
+        .route(
+            "/api/destinations/{name}",
+            put(api::admin::put_destination).delete(api::admin::remove_destination),
+        )
+        .route("/api/destinations/{name}/echo", post(api::admin::echo))
+        .route("/api/outbox", get(api::admin::outbox))
+        .route("/api/outbox/{id}/retry", post(api::admin::retry))
+        .layer(axum::middleware::from_fn(log::access))
+        .with_state(state)
+}
+
+/// Serve `router(state)` on `listener` until `stop` resolves; requests in
+/// flight then finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+}

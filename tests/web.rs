@@ -1,0 +1,515 @@
+//! The worklist and admin console over HTTP: the API over a real database
+//! fed by the real pipeline (phantom studies through the bundled model, the
+//! reports delivered to Orthanc), bearer-token roles, the live AE policy,
+//! and the page itself in Debian's Chromium driven by Playwright.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use support::*;
+
+const ADMIN: &str = "admin-token-for-tests-0123456789";
+const READER: &str = "radiologist-token-for-tests-0123";
+
+fn users() -> String {
+    let h = |t: &str| format!("{:x}", Sha256::digest(t.as_bytes()));
+    format!(
+        "[[http.users]]\nname = \"ada\"\nrole = \"admin\"\ntoken_sha256 = \"{}\"\n\n[[http.users]]\nname = \"rita\"\nrole = \"radiologist\"\ntoken_sha256 = \"{}\"\n",
+        h(ADMIN),
+        h(READER)
+    )
+}
+
+/// One HTTP request with curl: (status, body).
+fn http(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Vec<u8>) {
+    let url = format!("http://127.0.0.1:{}{path}", d.http_port);
+    let mut args = vec!["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method];
+    let auth;
+    if let Some(t) = token {
+        auth = format!("Authorization: Bearer {t}");
+        args.extend(["-H", &auth]);
+    }
+    if let Some(b) = body {
+        args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    args.push(&url);
+    let out = run("curl", &args);
+    let mut bytes = out.stdout;
+    let nl = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .expect("curl status line");
+    let status = String::from_utf8_lossy(&bytes[nl + 1..])
+        .trim()
+        .parse()
+        .unwrap();
+    bytes.truncate(nl);
+    (status, bytes)
+}
+
+fn get_json(d: &Daemon, path: &str, token: &str) -> serde_json::Value {
+    let (status, body) = http(d, "GET", path, Some(token), None);
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn error_of(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body).unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A daemon with the bundled model, Orthanc as destination `pacs`, and
+/// six demo studies analysed and delivered.
+fn daemon_with_demo_studies() -> (Daemon, Orthanc) {
+    let pacs_port = free_port();
+    let d = Daemon::start(
+        "",
+        &format!(
+            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n\n{}",
+            Orthanc::AE,
+            repo_root().join("models").display(),
+            users()
+        ),
+    );
+    let pacs = Orthanc::start_with(pacs_port, &[], true);
+    let to = format!("127.0.0.1:{}", d.port);
+    let out = d.cli(&["demo", "--no-start", "--to", &to, "--studies", "6"]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("six studies delivered", Duration::from_secs(90), || {
+        let (s, b) = http(&d, "GET", "/api/worklist?status=done", Some(READER), None);
+        s == 200 && serde_json::from_slice::<serde_json::Value>(&b).unwrap()["total"] == 6
+    });
+    (d, pacs)
+}
+
+fn rank(p: &serde_json::Value) -> u8 {
+    match p.as_str() {
+        Some("urgent") => 0,
+        Some("flagged") => 1,
+        _ => 2,
+    }
+}
+
+#[test]
+fn the_api_serves_the_worklist_to_the_right_people() {
+    let (d, _pacs) = daemon_with_demo_studies();
+
+    // Who may ask.
+    assert_eq!(http(&d, "GET", "/api/worklist", None, None).0, 401);
+    assert_eq!(http(&d, "GET", "/api/worklist", Some("wrong"), None).0, 401);
+    assert_eq!(http(&d, "GET", "/healthz", None, None).0, 200);
+    assert_eq!(http(&d, "GET", "/readyz", None, None).0, 200);
+    assert_eq!(get_json(&d, "/api/me", READER)["role"], "radiologist");
+
+    // Urgent first, then flagged, then routine.
+    let list = get_json(&d, "/api/worklist", READER);
+    let studies = list["studies"].as_array().unwrap();
+    assert_eq!(studies.len(), 6);
+    assert_eq!(studies[0]["priority"], "urgent", "{list}");
+    let ranks: Vec<u8> = studies.iter().map(|s| rank(&s["priority"])).collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{ranks:?}");
+
+    // Filters and pages.
+    let unflagged = get_json(&d, "/api/worklist?flagged=false", READER);
+    assert!(unflagged["studies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["flagged"] == false));
+    let accession = studies[2]["accession_number"].as_str().unwrap();
+    let one = get_json(
+        &d,
+        &format!("/api/worklist?accession={}", &accession[3..]),
+        READER,
+    );
+    assert_eq!(one["total"], 1, "{one}");
+    let page2 = get_json(&d, "/api/worklist?per_page=4&page=2", READER);
+    assert_eq!(page2["studies"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        get_json(&d, "/api/worklist?modality=CT", READER)["total"],
+        0
+    );
+    let (s, body) = http(
+        &d,
+        "GET",
+        "/api/worklist?from=yesterday",
+        Some(READER),
+        None,
+    );
+    assert_eq!(s, 400);
+    assert!(error_of(&body).starts_with("from:"), "{}", error_of(&body));
+
+    // One study: findings, deliveries, images.
+    let urgent = studies[0]["study_instance_uid"].as_str().unwrap();
+    let detail = get_json(&d, &format!("/api/studies/{urgent}"), READER);
+    let findings = detail["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["label"] == "Pneumothorax" && f["flagged"] == true),
+        "{detail}"
+    );
+    let deliveries = detail["deliveries"].as_array().unwrap();
+    assert!(
+        !deliveries.is_empty()
+            && deliveries
+                .iter()
+                .all(|x| x["destination"] == "pacs" && x["state"] == "delivered"),
+        "{detail}"
+    );
+    assert_eq!(
+        http(&d, "GET", "/api/studies/1.2.3.4", Some(READER), None).0,
+        404
+    );
+    let sop = findings[0]["sop_instance_uid"].as_str().unwrap();
+    let (s, png) = http(
+        &d,
+        "GET",
+        &format!("/api/instances/{sop}/image.png"),
+        Some(READER),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let mapped = findings
+        .iter()
+        .find(|f| f["heatmap_uid"].is_string())
+        .expect("a heatmap");
+    let (s, png) = http(
+        &d,
+        "GET",
+        &format!(
+            "/api/instances/{}/heatmap.png?label={}",
+            mapped["sop_instance_uid"].as_str().unwrap(),
+            mapped["label"].as_str().unwrap()
+        ),
+        Some(READER),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(&png[..4], b"\x89PNG");
+    assert_eq!(
+        http(
+            &d,
+            "GET",
+            &format!("/api/instances/{sop}/image.png"),
+            None,
+            None
+        )
+        .0,
+        401
+    );
+
+    // Reviews are recorded with the user.
+    let (s, _) = http(
+        &d,
+        "POST",
+        &format!("/api/studies/{urgent}/ack"),
+        Some(READER),
+        Some("{}"),
+    );
+    assert_eq!(s, 200);
+    let (s, body) = http(
+        &d,
+        "POST",
+        &format!("/api/studies/{urgent}/feedback"),
+        Some(READER),
+        Some(r#"{"label":"Pneumothorax","verdict":"maybe"}"#),
+    );
+    assert_eq!(s, 400);
+    assert!(
+        error_of(&body).starts_with("verdict:"),
+        "{}",
+        error_of(&body)
+    );
+    let (s, _) = http(
+        &d,
+        "POST",
+        &format!("/api/studies/{urgent}/feedback"),
+        Some(READER),
+        Some(r#"{"label":"Pneumothorax","verdict":"agree","comment":"clear"}"#),
+    );
+    assert_eq!(s, 200);
+    let detail = get_json(&d, &format!("/api/studies/{urgent}"), ADMIN);
+    assert_eq!(detail["acknowledged_by"], "rita");
+    let reviews = detail["reviews"].as_array().unwrap();
+    assert!(
+        reviews.iter().any(|r| r["kind"] == "feedback"
+            && r["user_name"] == "rita"
+            && r["verdict"] == "agree"
+            && r["comment"] == "clear"
+            && r["job_id"].is_i64()),
+        "{reviews:?}"
+    );
+    assert_eq!(
+        get_json(&d, "/api/worklist?acknowledged=false", READER)["total"],
+        5
+    );
+
+    // A radiologist cannot change AE titles or see the outbox; an admin can.
+    let src = r#"{"ae_title":"NEWMOD","hosts":["127.0.0.1"]}"#;
+    assert_eq!(
+        http(&d, "PUT", "/api/sources/new", Some(READER), Some(src)).0,
+        403
+    );
+    assert_eq!(http(&d, "GET", "/api/sources", Some(READER), None).0, 403);
+    assert_eq!(http(&d, "GET", "/api/outbox", Some(READER), None).0, 403);
+    assert_eq!(
+        http(
+            &d,
+            "POST",
+            "/api/destinations/pacs/echo",
+            Some(READER),
+            Some("{}")
+        )
+        .0,
+        403
+    );
+    let outbox = get_json(&d, "/api/outbox", ADMIN);
+    assert!(
+        outbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "delivered"),
+        "{outbox}"
+    );
+    let echo = http(
+        &d,
+        "POST",
+        "/api/destinations/pacs/echo",
+        Some(ADMIN),
+        Some("{}"),
+    );
+    assert_eq!(echo.0, 200);
+    let echo: serde_json::Value = serde_json::from_slice(&echo.1).unwrap();
+    assert_eq!(echo["ok"], true, "{echo}");
+    let models = get_json(&d, "/api/models", READER);
+    assert_eq!(models[0]["name"], "demo-cxr");
+    assert_eq!(models[0]["validated"], false);
+
+    // Metrics and the status strip.
+    let (s, m) = http(&d, "GET", "/metrics", None, None);
+    assert_eq!(s, 200);
+    let m = String::from_utf8(m).unwrap();
+    assert!(
+        m.contains("triaged_instances_received_total{calling_ae=\"TRIAGED-DEMO\"} 6"),
+        "{m}"
+    );
+    assert!(m.contains("triaged_jobs{state=\"done\"} 6"), "{m}");
+    assert!(m.contains("triaged_analysis_seconds_count 6"), "{m}");
+    assert!(m.contains("triaged_outbox_backlog 0"), "{m}");
+    assert!(m.contains("triaged_deliveries_total "), "{m}");
+    let status = get_json(&d, "/api/status", READER);
+    assert_eq!(status["queue"], 0, "{status}");
+    assert_eq!(status["outbox_waiting"], 0, "{status}");
+
+    // The OpenAPI document describes every route the server has.
+    let doc = get_json(&d, "/api/openapi.json", READER);
+    let routes = std::fs::read_to_string(repo_root().join("crates/web/src/lib.rs")).unwrap();
+    for line in routes.lines().filter(|l| l.contains(".route(\"")) {
+        let path = line.split('"').nth(1).unwrap();
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} is not in openapi.json"
+        );
+    }
+
+    // The access log names routes and users, never patients.
+    let log = d.log();
+    assert!(
+        log.contains("route=/api/studies/{study_uid}/ack") && log.contains("user=rita"),
+        "{log}"
+    );
+    assert!(!log.contains("PHANTOM^"), "a patient name reached the log");
+    assert!(
+        !log.contains(READER) && !log.contains(ADMIN),
+        "a token reached the log"
+    );
+}
+
+#[test]
+fn admins_change_sources_and_destinations_without_a_restart() {
+    let mut d = Daemon::start(
+        "",
+        &format!(
+            "[[sources]]\nname = \"router\"\nae_title = \"ROUTER\"\nhosts = [\"127.0.0.1\"]\n\n{}",
+            users()
+        ),
+    );
+    let echo_as =
+        |d: &Daemon, ae: &str| d.echoscu(&["-aet", ae, "-aec", "TRIAGED"]).status.success();
+    assert!(echo_as(&d, "ROUTER"));
+    assert!(!echo_as(&d, "NEWMOD"));
+
+    // Field errors name the field.
+    let (s, body) = http(
+        &d,
+        "PUT",
+        "/api/sources/mod",
+        Some(ADMIN),
+        Some(r#"{"ae_title":"WAY-TOO-LONG-AE-TITLE"}"#),
+    );
+    assert_eq!(s, 400);
+    assert!(
+        error_of(&body).starts_with("ae_title:"),
+        "{}",
+        error_of(&body)
+    );
+    let (s, body) = http(
+        &d,
+        "PUT",
+        "/api/sources/mod",
+        Some(ADMIN),
+        Some(r#"{"ae_title":"NEWMOD","hosts":["pacs.local"]}"#),
+    );
+    assert_eq!(s, 400);
+    assert!(
+        error_of(&body).starts_with("hosts[0]:"),
+        "{}",
+        error_of(&body)
+    );
+    let (s, body) = http(
+        &d,
+        "PUT",
+        "/api/sources/mod",
+        Some(ADMIN),
+        Some(r#"{"ae_title":"NEWMOD","colour":"red"}"#),
+    );
+    assert_eq!(s, 400, "{}", String::from_utf8_lossy(&body));
+
+    // A new source is accepted at once; a removed one is refused at once.
+    let (s, _) = http(
+        &d,
+        "PUT",
+        "/api/sources/mod",
+        Some(ADMIN),
+        Some(r#"{"ae_title":"NEWMOD","hosts":["127.0.0.1"]}"#),
+    );
+    assert_eq!(s, 200);
+    assert!(echo_as(&d, "NEWMOD"));
+    assert_eq!(
+        http(&d, "DELETE", "/api/sources/router", Some(ADMIN), None).0,
+        204
+    );
+    assert!(!echo_as(&d, "ROUTER"));
+    assert_eq!(
+        http(&d, "DELETE", "/api/sources/router", Some(ADMIN), None).0,
+        404
+    );
+    let sources = get_json(&d, "/api/sources", ADMIN);
+    assert_eq!(sources.as_array().unwrap().len(), 1, "{sources}");
+    assert_eq!(sources[0]["origin"], "console");
+
+    // A destination added from the console answers an echo (ourselves).
+    let dest = format!(
+        r#"{{"ae_title":"TRIAGED","host":"127.0.0.1","port":{}}}"#,
+        d.port
+    );
+    assert_eq!(
+        http(
+            &d,
+            "PUT",
+            "/api/destinations/self",
+            Some(ADMIN),
+            Some(&dest)
+        )
+        .0,
+        200
+    );
+    // The echo comes from our own AE title, which is not a source.
+    let (s, body) = http(
+        &d,
+        "POST",
+        "/api/destinations/self/echo",
+        Some(ADMIN),
+        Some("{}"),
+    );
+    assert_eq!(s, 200);
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["ok"], false, "{answer}");
+    let (s, _) = http(
+        &d,
+        "PUT",
+        "/api/sources/self",
+        Some(ADMIN),
+        Some(r#"{"ae_title":"TRIAGED","hosts":["127.0.0.1"]}"#),
+    );
+    assert_eq!(s, 200);
+    let answer = get_json_post(&d, "/api/destinations/self/echo");
+    assert_eq!(answer["ok"], true, "{answer}");
+
+    // Survives a restart.
+    d.restart();
+    assert!(echo_as(&d, "NEWMOD"));
+    assert!(!echo_as(&d, "ROUTER"));
+    assert_eq!(get_json(&d, "/api/destinations", ADMIN)[0]["name"], "self");
+    assert!(
+        d.log().contains("source saved") && d.log().contains("user=ada"),
+        "{}",
+        d.log()
+    );
+}
+
+fn get_json_post(d: &Daemon, path: &str) -> serde_json::Value {
+    let (s, body) = http(d, "POST", path, Some(ADMIN), Some("{}"));
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[test]
+fn the_worklist_page_works_in_chromium() {
+    let (d, _pacs) = daemon_with_demo_studies();
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&out).unwrap();
+    let base = format!("http://127.0.0.1:{}", d.http_port);
+    let result = std::process::Command::new("node")
+        .current_dir(repo_root().join("tests/browser"))
+        .args(["worklist.mjs", &base, ADMIN, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", text(&result));
+    let seen: serde_json::Value = serde_json::from_slice(
+        result
+            .stdout
+            .split(|&b| b == b'\n')
+            .find(|l| l.starts_with(b"{"))
+            .expect("a JSON line"),
+    )
+    .unwrap();
+    assert_eq!(seen["rows"], 6, "{seen}");
+    assert_eq!(seen["first_priority"], "urgent", "{seen}");
+    assert!(seen["image_width"].as_u64().unwrap() > 100, "{seen}");
+    assert!(
+        !seen["heatmap_label"].as_str().unwrap().is_empty(),
+        "{seen}"
+    );
+    assert!(
+        seen["ack"]
+            .as_str()
+            .unwrap()
+            .starts_with("Acknowledged by ada"),
+        "{seen}"
+    );
+    assert_eq!(seen["verdict"], "agree", "{seen}");
+    assert!(seen["echo"].as_str().unwrap().starts_with('✓'), "{seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    for shot in ["worklist.png", "heatmap.png", "study.png", "admin.png"] {
+        let size = std::fs::metadata(out.join(shot)).unwrap().len();
+        assert!(size > 10_000, "{shot}: {size} bytes");
+    }
+    // What the browser did is in the database.
+    let urgent = &get_json(&d, "/api/worklist", ADMIN)["studies"][0];
+    assert_eq!(urgent["acknowledged_by"], "ada", "{urgent}");
+}
