@@ -146,6 +146,21 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         results.len(),
         peer.ae_title
     );
+    if config.http.enabled {
+        let token = if config.http.users.is_empty() {
+            format!(
+                "the admin token is in {}",
+                config
+                    .storage
+                    .dir
+                    .join(crate::serve::ADMIN_TOKEN_FILE)
+                    .display()
+            )
+        } else {
+            "sign in with your [[http.users]] token".to_string()
+        };
+        println!("worklist: http://{}/ ({token})", config.http.listen);
+    }
     if let Some(daemon) = daemon {
         println!("the daemon keeps running here; Ctrl-C stops it");
         return daemon.await?;
