@@ -14,7 +14,7 @@ fn migrations() -> PathBuf {
 }
 
 /// A database as the release that had only the first `n` migrations left
-/// it.
+/// it (all of them for `usize::MAX`).
 async fn old_database(dir: &Path, n: usize) -> SqlitePool {
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
@@ -27,7 +27,7 @@ async fn old_database(dir: &Path, n: usize) -> SqlitePool {
         .await
         .unwrap();
     let mut m = Migrator::new(migrations()).await.unwrap();
-    assert!(m.migrations.len() >= n, "{n} migrations exist");
+    let n = n.min(m.migrations.len());
     m.migrations = Cow::Owned(m.migrations[..n].to_vec());
     m.run(&pool).await.unwrap();
     pool
@@ -87,7 +87,7 @@ async fn a_database_with_jobs_findings_and_outbox_rows_upgrades_without_loss() {
     assert_eq!(outbox[0].state, "pending");
     // The new states are allowed, and the rebuilt tables keep their keys.
     archive.close().await;
-    let pool = old_database(dir.path(), 5).await;
+    let pool = old_database(dir.path(), usize::MAX).await;
     exec(&pool, "UPDATE jobs SET state = 'sending' WHERE id = 7").await;
     let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
         .fetch_all(&pool)

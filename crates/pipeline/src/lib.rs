@@ -59,8 +59,9 @@ pub enum PipelineError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// A study is ready after this long without a new instance (per
-    /// calling AE of its latest instance).
-    pub quiet: archive::QuietPeriods,
+    /// calling AE of its latest instance; shared, as sources may change
+    /// while the daemon runs).
+    pub quiet: Arc<std::sync::RwLock<archive::QuietPeriods>>,
     /// Destinations reports go to unless a rule names others (shared: the
     /// admin console may change them while the daemon runs).
     pub destinations: Arc<std::sync::RwLock<Vec<String>>>,
@@ -118,7 +119,13 @@ impl Pipeline {
         }
         tokio::pin!(stop);
         loop {
-            match jobs.assemble(&me.settings.quiet).await {
+            let quiet = me
+                .settings
+                .quiet
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match jobs.assemble(&quiet).await {
                 Ok(made) if !made.is_empty() => {
                     metrics::Metrics::add(&me.settings.metrics.jobs_created, made.len() as u64);
                     ready.notify_waiters();

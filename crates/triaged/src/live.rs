@@ -5,8 +5,9 @@
 //! they take effect without a restart, and survive one.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use archive::{Archive, PeerKind, PeerOverride};
+use archive::{Archive, PeerKind, PeerOverride, QuietPeriods};
 use dimse::LivePolicy;
 use web::{
     BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelView, Origin,
@@ -24,6 +25,8 @@ pub struct Live {
     pub policy: LivePolicy,
     /// The pipeline's default destinations (when the file names none).
     pub default_destinations: Arc<RwLock<Vec<String>>>,
+    /// The pipeline's quiet periods (sources may set their own).
+    pub quiet: Arc<RwLock<QuietPeriods>>,
 }
 
 /// Problems of one source or destination, named by field.
@@ -109,6 +112,20 @@ fn apply(file: &Config, rows: &[PeerOverride]) -> Config {
     c
 }
 
+fn quiet_periods(c: &Config) -> QuietPeriods {
+    QuietPeriods {
+        default: Duration::from_secs_f64(c.pipeline.quiet_secs),
+        by_calling_ae: c
+            .sources
+            .iter()
+            .filter_map(|s| {
+                s.quiet_secs
+                    .map(|q| (s.ae_title.trim().to_string(), Duration::from_secs_f64(q)))
+            })
+            .collect(),
+    }
+}
+
 fn default_destinations(c: &Config) -> Vec<String> {
     if c.pipeline.destinations.is_empty() {
         c.destinations.iter().map(|d| d.name.clone()).collect()
@@ -133,6 +150,7 @@ impl Live {
         let live = Live {
             policy: LivePolicy::new(current.policy()),
             default_destinations: Arc::new(RwLock::new(default_destinations(&current))),
+            quiet: Arc::new(RwLock::new(quiet_periods(&current))),
             current: RwLock::new(Arc::new(current)),
             overrides: RwLock::new(rows),
             file,
@@ -174,6 +192,7 @@ impl Live {
             .default_destinations
             .write()
             .unwrap_or_else(|e| e.into_inner()) = default_destinations(&c);
+        *self.quiet.write().unwrap_or_else(|e| e.into_inner()) = quiet_periods(&c);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
         *self.overrides.write().unwrap_or_else(|e| e.into_inner()) = rows;
         Ok(())

@@ -222,17 +222,7 @@ fn pipeline_settings(
     queued: Arc<tokio::sync::Notify>,
 ) -> pipeline::Settings {
     pipeline::Settings {
-        quiet: archive::QuietPeriods {
-            default: std::time::Duration::from_secs_f64(config.pipeline.quiet_secs),
-            by_calling_ae: config
-                .sources
-                .iter()
-                .filter_map(|s| {
-                    s.quiet_secs
-                        .map(|q| (s.ae_title.clone(), std::time::Duration::from_secs_f64(q)))
-                })
-                .collect(),
-        },
+        quiet: live.quiet.clone(),
         destinations: live.default_destinations.clone(),
         urgent_labels: config.pipeline.urgent_labels.clone(),
         max_images_per_series: config.pipeline.max_images_per_series,
