@@ -102,16 +102,23 @@ impl Daemon {
     /// that must name it, such as a destination pointing at ourselves).
     pub fn start_at(port: u16, dicom: &str, rest: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("triaged.toml");
         let storage = dir.path().join("storage");
         let http_port = free_port();
-        let mut f = std::fs::File::create(&config).unwrap();
-        write!(
-            f,
+        let text = format!(
             "[dicom]\nae_title = \"TRIAGED\"\nlisten = \"127.0.0.1:{port}\"\n{dicom}\n\n[storage]\ndir = \"{}\"\n\n[log]\nlevel = \"info,dimse=debug\"\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{rest}\n",
             storage.display()
-        )
-        .unwrap();
+        );
+        Self::start_config(dir, &text, port, http_port)
+    }
+
+    /// With a whole configuration file's text (its storage under `dir`),
+    /// listening on the ports it names.
+    pub fn start_config(dir: tempfile::TempDir, text: &str, port: u16, http_port: u16) -> Daemon {
+        let config = dir.path().join("triaged.toml");
+        std::fs::File::create(&config)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
         let mut d = Daemon {
             child: None,
             dir,
@@ -319,6 +326,17 @@ impl Orthanc {
             ae = Self::AE,
             mods = mods.join(", ")
         );
+        Self::start_config(dir, &config, http_port, dicom_port)
+    }
+
+    /// With a whole configuration file's text, in `dir`, on the ports it
+    /// names.
+    pub fn start_config(
+        dir: tempfile::TempDir,
+        config: &str,
+        http_port: u16,
+        dicom_port: u16,
+    ) -> Orthanc {
         let cfg = dir.path().join("orthanc.json");
         std::fs::write(&cfg, config).unwrap();
         let log = std::fs::File::create(dir.path().join("orthanc.log")).unwrap();

@@ -14,6 +14,26 @@ pub fn storage_sop_classes() -> impl Iterator<Item = &'static str> {
     STORAGE_SOP_CLASSES.iter().map(|(uid, _)| *uid)
 }
 
+/// Every storage SOP class with its name (for the conformance statement).
+pub fn storage_classes() -> &'static [(&'static str, &'static str)] {
+    STORAGE_SOP_CLASSES
+}
+
+/// The transfer syntaxes the SCP accepts: every one the linked registry
+/// can read (dicom-ul accepts exactly these; pixel data is stored as
+/// received, so a syntax is accepted whether or not its codec is built
+/// in). (UID, name), by UID.
+pub fn accepted_transfer_syntaxes() -> Vec<(&'static str, &'static str)> {
+    let mut v: Vec<_> = dicom_transfer_syntax_registry::TransferSyntaxRegistry
+        .iter()
+        .filter(|ts| !ts.is_unsupported())
+        .map(|ts| (ts.uid(), ts.name()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// The human name of a storage SOP class, for logs and errors.
 pub fn storage_class_name(uid: &str) -> Option<&'static str> {
     STORAGE_SOP_CLASSES

@@ -2,7 +2,6 @@
 //! some with urgent findings) by C-STORE to a running triaged, or start
 //! one, so a newcomer sees the whole path within a minute.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,9 +23,10 @@ pub struct DemoArgs {
     /// Send to this AE title instead of the configured dicom.ae_title.
     #[arg(long)]
     pub ae_title: Option<String>,
-    /// Send to this address instead of the configured dicom.listen.
-    #[arg(long)]
-    pub to: Option<SocketAddr>,
+    /// Send to HOST:PORT instead of the configured dicom.listen (a PACS
+    /// router in front of triaged, say).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: Option<String>,
     /// Do not start a daemon when none answers; fail instead.
     #[arg(long)]
     pub no_start: bool,
@@ -47,17 +47,32 @@ fn findings(i: u64) -> Vec<(Label, Grade)> {
 }
 
 pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    let mut target = args.to.unwrap_or(config.listen_addr());
-    if target.ip().is_unspecified() {
-        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let (host, port) = match &args.to {
+        Some(to) => {
+            let (h, p) = to
+                .rsplit_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--to: '{to}' is not HOST:PORT"))?;
+            let port: u16 = p
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--to: '{p}' is not a port"))?;
+            (h.trim_matches(['[', ']']).to_string(), port)
+        }
+        None => {
+            let mut a = config.listen_addr();
+            if a.ip().is_unspecified() {
+                a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            (a.ip().to_string(), a.port())
+        }
+    };
+    let target = format!("{host}:{port}");
     let peer = Peer {
         ae_title: args
             .ae_title
             .clone()
             .unwrap_or_else(|| config.dicom.ae_title.clone()),
-        host: target.ip().to_string(),
-        port: target.port(),
+        host,
+        port,
     };
     let settings = ScuSettings {
         calling_ae_title: "TRIAGED-DEMO".into(),

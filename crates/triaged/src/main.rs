@@ -3,6 +3,7 @@
 
 mod analyze;
 mod config;
+mod conformance;
 mod deliver;
 mod demo;
 mod echo;
@@ -85,6 +86,9 @@ enum Command {
     /// Make an access token for the worklist and console: prints the token
     /// (give it to the user) and the [[http.users]] entry with its SHA-256.
     Token(token::TokenArgs),
+    /// Print the DICOM conformance statement's tables (SOP classes and
+    /// transfer syntaxes), from the code's own lists.
+    Conformance,
     /// Models in the models folder (`[models] dir`).
     Models {
         #[command(subcommand)]
@@ -194,6 +198,7 @@ fn main() -> ExitCode {
                 OutboxCommand::Retry { id } => outbox_cmd::retry(&config, id).await,
             },
             Command::Token(args) => token::run(&args),
+            Command::Conformance => conformance::run(),
             Command::Config { .. } => unreachable!("handled above"),
         }
     });

@@ -4,20 +4,14 @@ use std::time::{Duration, Instant};
 
 use dicom_ul::pdu::PresentationContextResultReason;
 
-use super::{open, read_response, Peer, ScuError, ScuSettings};
+use super::{open, proposed_transfer_syntaxes, read_response, Peer, ScuError, ScuSettings};
 use crate::command::{self, field};
 use crate::sop::VERIFICATION;
-
-const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
-const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 
 /// Send one C-ECHO and return the round-trip time of the whole exchange.
 pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuError> {
     let started = Instant::now();
-    let contexts = [(
-        VERIFICATION.to_string(),
-        vec![EXPLICIT_VR_LE.to_string(), IMPLICIT_VR_LE.to_string()],
-    )];
+    let contexts = [(VERIFICATION.to_string(), proposed_transfer_syntaxes())];
     let mut assoc = open(settings, peer, &contexts).await?;
     let ctx = assoc
         .presentation_contexts()

@@ -16,6 +16,18 @@ use crate::status::Status;
 pub use echo::echo;
 pub use store::{store, Outgoing, Stored};
 
+/// What the SCU proposes for every abstract syntax, in order of preference:
+/// Explicit VR Little Endian, then Implicit VR Little Endian (every peer
+/// must accept it). Data sets are re-encoded in the accepted one.
+pub const PROPOSED_TRANSFER_SYNTAXES: [&str; 2] = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"];
+
+fn proposed_transfer_syntaxes() -> Vec<String> {
+    PROPOSED_TRANSFER_SYNTAXES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
 /// A remote application entity.
 #[derive(Debug, Clone)]
 pub struct Peer {

@@ -13,12 +13,9 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::pdu::PresentationContextResultReason;
 use tokio::io::AsyncWriteExt;
 
-use super::{open, read_response, Peer, ScuError, ScuSettings};
+use super::{open, proposed_transfer_syntaxes, read_response, Peer, ScuError, ScuSettings};
 use crate::command::{self, field};
 use crate::status::Status;
-
-const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
-const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 
 /// A data set to send (native pixel data only: it is re-encoded in the
 /// accepted transfer syntax).
@@ -48,12 +45,7 @@ pub async fn store(
     classes.dedup();
     let contexts: Vec<(String, Vec<String>)> = classes
         .iter()
-        .map(|c| {
-            (
-                c.clone(),
-                vec![EXPLICIT_VR_LE.to_string(), IMPLICIT_VR_LE.to_string()],
-            )
-        })
+        .map(|c| (c.clone(), proposed_transfer_syntaxes()))
         .collect();
     let mut assoc = open(settings, peer, &contexts).await?;
     let protocol = |reason: String| ScuError::Protocol {

@@ -1,0 +1,142 @@
+//! The shipped files match the code: the example configuration and the
+//! compose configuration load with the real loader, the conformance
+//! statement's tables are the listener's own lists, and the compose wiring
+//! (Orthanc routing to triaged and back) works with real peers.
+
+mod support;
+
+use std::time::Duration;
+
+use phantom::{Case, Grade, Label, Mix};
+use support::*;
+
+#[test]
+fn the_shipped_configurations_load() {
+    for file in ["config/triaged.example.toml", "deploy/docker/triaged.toml"] {
+        let out = run_triaged(&[
+            "config",
+            "check",
+            "--config",
+            repo_root().join(file).to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{file}: {}", text(&out));
+    }
+}
+
+fn run_triaged(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_conformance_statement_lists_what_the_code_accepts() {
+    let out = run_triaged(&["conformance"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let doc = std::fs::read_to_string(repo_root().join("docs/conformance.md")).unwrap();
+    let begin = "<!-- BEGIN triaged conformance -->\n";
+    let start = doc.find(begin).expect("the BEGIN marker") + begin.len();
+    let end = doc
+        .find("<!-- END triaged conformance -->")
+        .expect("the END marker");
+    assert!(
+        doc[start..end] == generated,
+        "docs/conformance.md is out of date: replace its generated section with `triaged conformance`"
+    );
+    // The lists are the real ones: what a peer can negotiate.
+    assert!(
+        generated.contains("| Computed Radiography Image Storage | `1.2.840.10008.5.1.4.1.1.1` |")
+    );
+    assert!(generated
+        .contains("| JPEG 2000 Image Compression (Lossless Only) | `1.2.840.10008.1.2.4.90` |"));
+    assert!(generated.contains("| Comprehensive 3D SR Storage | `1.2.840.10008.5.1.4.1.1.88.34` |"));
+}
+
+/// deploy/docker's triaged.toml and orthanc.json (with its Lua routing
+/// script), with only addresses, ports and folders changed: a study sent
+/// to Orthanc reaches triaged, and the report comes back to Orthanc once.
+#[test]
+fn the_compose_wiring_routes_a_study_through_orthanc_and_back() {
+    let deploy = repo_root().join("deploy/docker");
+    let (pacs_http, pacs_dicom, dicom, http) = (free_port(), free_port(), free_port(), free_port());
+
+    let mut toml: toml::Value =
+        toml::from_str(&std::fs::read_to_string(deploy.join("triaged.toml")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    toml["dicom"]["listen"] = format!("127.0.0.1:{dicom}").into();
+    toml["storage"]["dir"] = dir.path().join("storage").display().to_string().into();
+    toml["models"]["dir"] = repo_root().join("models").display().to_string().into();
+    toml["destinations"][0]["host"] = "127.0.0.1".into();
+    toml["destinations"][0]["port"] = i64::from(pacs_dicom).into();
+    toml["http"]["listen"] = format!("127.0.0.1:{http}").into();
+    let d = Daemon::start_config(dir, &toml::to_string(&toml).unwrap(), dicom, http);
+
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy.join("orthanc.json")).unwrap())
+            .unwrap();
+    let odir = tempfile::tempdir().unwrap();
+    let db = odir.path().join("db").display().to_string();
+    json["StorageDirectory"] = db.clone().into();
+    json["IndexDirectory"] = db.into();
+    json["HttpPort"] = pacs_http.into();
+    json["DicomPort"] = pacs_dicom.into();
+    json["DicomModalities"]["triaged"][1] = "127.0.0.1".into();
+    json["DicomModalities"]["triaged"][2] = dicom.into();
+    json["LuaScripts"][0] = deploy
+        .join("route-to-triaged.lua")
+        .display()
+        .to_string()
+        .into();
+    let pacs = Orthanc::start_config(odir, &json.to_string(), pacs_http, pacs_dicom);
+
+    // A modality sends a study with a pneumothorax to the PACS.
+    let case = Case::sample(
+        7171,
+        &Mix::Exactly(vec![(Label::Pneumothorax, Grade::Severe)]),
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    phantom::dicom::instance(&case, &case.render(1.0, false), 1)
+        .unwrap()
+        .write_to_file(file.path())
+        .unwrap();
+    let study = phantom::dicom::Identity::of(&case).study_uid;
+    let port = pacs_dicom.to_string();
+    let out = run(
+        "storescu",
+        &[
+            "-aet",
+            "MODALITY",
+            "-aec",
+            "ORTHANC",
+            "127.0.0.1",
+            &port,
+            file.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    let reports = || {
+        pacs.post(
+            "/tools/find",
+            &format!(
+                r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}","Modality":"SR"}}}}"#
+            ),
+        )
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0)
+    };
+    wait_until("the report in the PACS", Duration::from_secs(60), || {
+        reports() == 1
+    });
+    // Orthanc does not send triaged's own results back to it: no loop.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(reports(), 1, "{}", pacs.log());
+    let studies = d.studies();
+    assert_eq!(studies.len(), 1, "{studies:?}");
+    assert_eq!(studies[0]["instances"], 1, "{studies:?}");
+    assert_eq!(studies[0]["priority"], "urgent", "{studies:?}");
+    assert!(d.log().contains("calling_ae=ORTHANC"), "{}", d.log());
+}
