@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(dcmtk orthanc dicom3tools libsqlite3-dev libcharls-dev libopenjp2-7-dev pkg-config libclang-dev curl python3-venv procps
-      chromium fonts-dejavu-core)
+      chromium fonts-dejavu-core sqlite3)
 command -v npm >/dev/null || DEBS+=(nodejs npm)
 missing=()
 for p in "${DEBS[@]}"; do

@@ -136,14 +136,6 @@ fn stores_fifty_ct_instances_durably_and_indexed() {
     );
 }
 
-/// The data set bytes after the file meta group.
-fn data_set_bytes(path: &Path) -> Vec<u8> {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(&b[128..132], b"DICM");
-    let group_len = u32::from_le_bytes(b[140..144].try_into().unwrap()) as usize;
-    b[144 + group_len..].to_vec()
-}
-
 #[test]
 fn compressed_transfer_syntaxes_are_stored_as_received() {
     let d = Daemon::start("", "");

@@ -69,6 +69,21 @@ fn error_of(body: &[u8]) -> String {
         .to_string()
 }
 
+/// A request that must fail with 400 and an error naming `field`.
+fn assert_rejected(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+    field: &str,
+) {
+    let (s, b) = http(d, method, path, Some(token), body);
+    assert_eq!(s, 400, "{method} {path}: {}", String::from_utf8_lossy(&b));
+    let e = error_of(&b);
+    assert!(e.starts_with(field), "{method} {path}: {e}");
+}
+
 /// A daemon with the bundled model, Orthanc as destination `pacs`, and
 /// six demo studies analysed and delivered.
 fn daemon_with_demo_studies() -> (Daemon, Orthanc) {
@@ -140,15 +155,14 @@ fn the_api_serves_the_worklist_to_the_right_people() {
         get_json(&d, "/api/worklist?modality=CT", READER)["total"],
         0
     );
-    let (s, body) = http(
+    assert_rejected(
         &d,
         "GET",
         "/api/worklist?from=yesterday",
-        Some(READER),
+        READER,
         None,
+        "from:",
     );
-    assert_eq!(s, 400);
-    assert!(error_of(&body).starts_with("from:"), "{}", error_of(&body));
 
     // One study: findings, deliveries, images.
     let urgent = studies[0]["study_instance_uid"].as_str().unwrap();
@@ -220,18 +234,13 @@ fn the_api_serves_the_worklist_to_the_right_people() {
         Some("{}"),
     );
     assert_eq!(s, 200);
-    let (s, body) = http(
+    assert_rejected(
         &d,
         "POST",
         &format!("/api/studies/{urgent}/feedback"),
-        Some(READER),
+        READER,
         Some(r#"{"label":"Pneumothorax","verdict":"maybe"}"#),
-    );
-    assert_eq!(s, 400);
-    assert!(
-        error_of(&body).starts_with("verdict:"),
-        "{}",
-        error_of(&body)
+        "verdict:",
     );
     let (s, _) = http(
         &d,
@@ -354,40 +363,30 @@ fn admins_change_sources_and_destinations_without_a_restart() {
     assert!(!echo_as(&d, "NEWMOD"));
 
     // Field errors name the field.
-    let (s, body) = http(
+    assert_rejected(
         &d,
         "PUT",
         "/api/sources/mod",
-        Some(ADMIN),
+        ADMIN,
         Some(r#"{"ae_title":"WAY-TOO-LONG-AE-TITLE"}"#),
+        "ae_title:",
     );
-    assert_eq!(s, 400);
-    assert!(
-        error_of(&body).starts_with("ae_title:"),
-        "{}",
-        error_of(&body)
-    );
-    let (s, body) = http(
+    assert_rejected(
         &d,
         "PUT",
         "/api/sources/mod",
-        Some(ADMIN),
+        ADMIN,
         Some(r#"{"ae_title":"NEWMOD","hosts":["pacs.local"]}"#),
+        "hosts[0]:",
     );
-    assert_eq!(s, 400);
-    assert!(
-        error_of(&body).starts_with("hosts[0]:"),
-        "{}",
-        error_of(&body)
-    );
-    let (s, body) = http(
+    assert_rejected(
         &d,
         "PUT",
         "/api/sources/mod",
-        Some(ADMIN),
+        ADMIN,
         Some(r#"{"ae_title":"NEWMOD","colour":"red"}"#),
+        "Failed to deserialize",
     );
-    assert_eq!(s, 400, "{}", String::from_utf8_lossy(&body));
 
     // A new source is accepted at once; a removed one is refused at once.
     let (s, _) = http(

@@ -86,9 +86,13 @@ def store(port, called, ops):
             while not os.path.exists(path) and time.time() < deadline:
                 time.sleep(0.05)
             continue
-        rsp = assoc.send_c_store(path, msg_id=i)
-        statuses.append(int(rsp.Status) if "Status" in rsp else None)
-    assoc.release()
+        try:
+            rsp = assoc.send_c_store(path, msg_id=i)
+            statuses.append(int(rsp.Status) if "Status" in rsp else None)
+        except Exception:  # the peer went away mid-association
+            statuses.append(None)
+    if assoc.is_established:
+        assoc.release()
     print(json.dumps(statuses))
     return 0
 

@@ -28,6 +28,14 @@ pub fn fixture(name: &str) -> PathBuf {
     p
 }
 
+/// The data set bytes after the file meta group of a Part 10 file.
+pub fn data_set_bytes(path: &Path) -> Vec<u8> {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[128..132], b"DICM");
+    let group_len = u32::from_le_bytes(b[140..144].try_into().unwrap()) as usize;
+    b[144 + group_len..].to_vec()
+}
+
 pub fn python() -> PathBuf {
     let p = repo_root().join(".venv/bin/python");
     assert!(

@@ -75,3 +75,30 @@ mod tests {
         assert!(!is_safe_uid(&"1".repeat(65)));
     }
 }
+
+/// Take the storage folder for this process: an exclusive lock on
+/// `<dir>/triaged.lock`, held as long as the returned file is open (the
+/// kernel drops it if the process dies). A second daemon on the same
+/// folder would clear the first one's temporary files and interleave its
+/// writes; it is refused instead, before touching anything.
+pub(crate) fn lock_storage(dir: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("triaged.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!(
+                "{} is in use by another triaged process (it holds {})",
+                dir.display(),
+                path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}

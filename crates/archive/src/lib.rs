@@ -84,6 +84,8 @@ struct Inner {
     tmp_dir: PathBuf,
     db: db::Db,
     index: index::IndexWriter,
+    /// Held until `close`: one process per storage folder.
+    lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 /// Name of the SQLite database file inside the storage directory.
@@ -98,11 +100,14 @@ impl Archive {
         let dir = options.dir.clone();
         let tmp_dir = dir.join(TMP_DIR);
         let tmp = tmp_dir.clone();
-        tokio::task::spawn_blocking(move || fsutil::prepare_dirs(&dir, &tmp))
-            .await
-            .map_err(|e| {
-                ArchiveError::io("prepare storage directory", std::io::Error::other(e))
-            })??;
+        let lock = tokio::task::spawn_blocking(move || {
+            let lock = fsutil::lock_storage(&dir)
+                .map_err(|e| ArchiveError::io("lock the storage folder", e))?;
+            fsutil::prepare_dirs(&dir, &tmp)?;
+            Ok::<_, ArchiveError>(lock)
+        })
+        .await
+        .map_err(|e| ArchiveError::io("prepare storage directory", std::io::Error::other(e)))??;
         let db = db::Db::open(&options.dir.join(DATABASE_FILE)).await?;
         let index = index::IndexWriter::start(db.write.clone());
         Ok(Archive {
@@ -111,6 +116,7 @@ impl Archive {
                 tmp_dir,
                 db,
                 index,
+                lock: std::sync::Mutex::new(Some(lock)),
             }),
         })
     }
@@ -165,10 +171,16 @@ impl Archive {
         query::instance_count(&self.inner.db.read).await
     }
 
-    /// Commit what is queued, then close the database (checkpoints the WAL).
+    /// Commit what is queued, then close the database (checkpoints the WAL)
+    /// and release the storage folder.
     pub async fn close(&self) {
         self.inner.index.close().await;
         self.inner.db.close().await;
+        self.inner
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 

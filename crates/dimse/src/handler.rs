@@ -83,14 +83,30 @@ impl<S: StorageSink> Handler<S> {
         for uid in sop::storage_sop_classes() {
             options = options.with_abstract_syntax(uid);
         }
-        let assoc = match options.establish_async(socket).await {
-            Ok(a) => a,
-            Err(e) => {
-                ListenerStats::add(&self.config.stats.associations_rejected);
-                self.log_refusal(&read_verdict(&verdict), &e);
-                return;
-            }
-        };
+        // The whole negotiation has one deadline: a peer trickling a byte
+        // at a time (slowloris) never resets a per-read timeout enough to
+        // hold a slot for longer than this.
+        let assoc =
+            match tokio::time::timeout(self.config.idle_timeout, options.establish_async(socket))
+                .await
+            {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
+                    ListenerStats::add(&self.config.stats.associations_rejected);
+                    self.log_refusal(&read_verdict(&verdict), &e);
+                    return;
+                }
+                Err(_) => {
+                    ListenerStats::add(&self.config.stats.associations_rejected);
+                    tracing::warn!(
+                        assoc = self.id,
+                        peer = %self.peer,
+                        secs = self.config.idle_timeout.as_secs(),
+                        "association not established in time: connection closed"
+                    );
+                    return;
+                }
+            };
         ListenerStats::add(&self.config.stats.associations_accepted);
         let calling_ae = dicom_ul::association::Association::peer_ae_title(&assoc)
             .trim()
