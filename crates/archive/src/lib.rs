@@ -18,6 +18,7 @@ mod error;
 mod fsutil;
 mod index;
 mod jobs;
+mod lengths;
 mod outbox;
 mod peers;
 mod query;
@@ -37,7 +38,7 @@ pub use worklist::{
     DeliveryRow, Feedback, FindingView, InstanceRow, JobRow, ReviewRow, StudyDetail, Worklist,
     WorklistEntry, WorklistFilter, WorklistPage,
 };
-pub use writer::{Incoming, PendingInstance, Stored};
+pub use writer::{check_received, parse_received, Incoming, PendingInstance, Stored};
 
 /// The Implementation Class UID written into file meta: `2.25.` + a fixed
 /// UUID as a decimal integer, so it does not change with dicom-rs releases.

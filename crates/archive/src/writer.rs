@@ -13,6 +13,7 @@ use dicom_object::{DefaultDicomObject, OpenFileOptions};
 
 use crate::attributes::InstanceAttributes;
 use crate::fsutil;
+use crate::lengths;
 use crate::{Archive, ArchiveError};
 
 /// What the network layer knows about an instance before its data set.
@@ -67,20 +68,11 @@ impl PendingInstance {
 
     fn file_header(&self) -> Result<Vec<u8>, ArchiveError> {
         let options = &self.archive.inner.options;
-        let meta = FileMetaTableBuilder::new()
-            .media_storage_sop_class_uid(self.incoming.sop_class_uid.as_str())
-            .media_storage_sop_instance_uid(self.incoming.sop_instance_uid.as_str())
-            .transfer_syntax(self.incoming.transfer_syntax_uid.as_str())
-            .implementation_class_uid(options.implementation_class_uid.as_str())
-            .implementation_version_name(options.implementation_version_name.as_str())
-            .source_application_entity_title(self.incoming.calling_ae_title.as_str())
-            .build()
-            .map_err(|e| ArchiveError::Unparsable(format!("cannot build file meta: {e}")))?;
-        let mut header = vec![0u8; 128];
-        header.extend_from_slice(b"DICM");
-        meta.write(&mut header)
-            .map_err(|e| ArchiveError::Unparsable(format!("cannot write file meta: {e}")))?;
-        Ok(header)
+        file_header(
+            &self.incoming,
+            &options.implementation_class_uid,
+            &options.implementation_version_name,
+        )
     }
 
     fn tmp_path(&self) -> PathBuf {
@@ -170,7 +162,10 @@ impl PendingInstance {
             let (tmp_path, attrs) = match spill {
                 None => {
                     let t = Instant::now();
-                    let attrs = checked_attributes(&parse_bytes(&header, &buf)?, &inc)?;
+                    let attrs = checked_attributes(
+                        &parse_bytes(&header, &buf, &inc.transfer_syntax_uid)?,
+                        &inc,
+                    )?;
                     timings.parse = t.elapsed();
                     let t = Instant::now();
                     let result = write_new(&tmp, &[&header, &buf]);
@@ -188,7 +183,7 @@ impl PendingInstance {
                     timings.write = t.elapsed();
                     let t = Instant::now();
                     let attrs = written
-                        .and_then(|()| parse_file(&path))
+                        .and_then(|()| parse_file(&path, &inc.transfer_syntax_uid))
                         .and_then(|obj| checked_attributes(&obj, &inc));
                     timings.parse = t.elapsed();
                     match attrs {
@@ -293,6 +288,54 @@ fn write_new(path: &Path, parts: &[&[u8]]) -> Result<(), ArchiveError> {
     })
 }
 
+/// Preamble, "DICM" and the file meta group we write before a received
+/// data set.
+fn file_header(
+    incoming: &Incoming,
+    implementation_class_uid: &str,
+    implementation_version_name: &str,
+) -> Result<Vec<u8>, ArchiveError> {
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(incoming.sop_class_uid.as_str())
+        .media_storage_sop_instance_uid(incoming.sop_instance_uid.as_str())
+        .transfer_syntax(incoming.transfer_syntax_uid.as_str())
+        .implementation_class_uid(implementation_class_uid)
+        .implementation_version_name(implementation_version_name)
+        .source_application_entity_title(incoming.calling_ae_title.as_str())
+        .build()
+        .map_err(|e| ArchiveError::Unparsable(format!("cannot build file meta: {e}")))?;
+    let mut header = vec![0u8; 128];
+    header.extend_from_slice(b"DICM");
+    meta.write(&mut header)
+        .map_err(|e| ArchiveError::Unparsable(format!("cannot write file meta: {e}")))?;
+    Ok(header)
+}
+
+/// Parse and check a received data set as a commit does, without storing
+/// anything: the object as it would be stored (file meta included), or
+/// why it would be refused. The fuzz targets (fuzz/) and their corpus
+/// replay test call this and [`check_received`].
+pub fn parse_received(
+    incoming: &Incoming,
+    data: &[u8],
+) -> Result<DefaultDicomObject, ArchiveError> {
+    let header = file_header(
+        incoming,
+        crate::IMPLEMENTATION_CLASS_UID,
+        crate::IMPLEMENTATION_VERSION_NAME,
+    )?;
+    parse_bytes(&header, data, &incoming.transfer_syntax_uid)
+}
+
+/// [`parse_received`], then the index attributes checked against the
+/// command: what the SCP answers Success for.
+pub fn check_received(
+    incoming: &Incoming,
+    data: &[u8],
+) -> Result<InstanceAttributes, ArchiveError> {
+    checked_attributes(&parse_received(incoming, data)?, incoming)
+}
+
 /// The index attributes, checked against what the C-STORE command said.
 fn checked_attributes(
     obj: &DefaultDicomObject,
@@ -308,7 +351,25 @@ fn checked_attributes(
     Ok(attrs)
 }
 
-fn parse_bytes(header: &[u8], data: &[u8]) -> Result<DefaultDicomObject, ArchiveError> {
+/// The largest deflated data set accepted, inflated (deflate is for small
+/// non-image objects such as reports).
+const MAX_INFLATED: u64 = 256 << 20;
+
+fn parse_bytes(
+    header: &[u8],
+    data: &[u8],
+    transfer_syntax: &str,
+) -> Result<DefaultDicomObject, ArchiveError> {
+    match lengths::encoding(transfer_syntax) {
+        Some((explicit, little)) => {
+            lengths::check(data, explicit, little).map_err(ArchiveError::Unparsable)?
+        }
+        None => {
+            let inflated =
+                lengths::inflate(data, MAX_INFLATED).map_err(ArchiveError::Unparsable)?;
+            lengths::check(&inflated[..], true, true).map_err(ArchiveError::Unparsable)?
+        }
+    }
     let reader = std::io::Read::chain(&header[128..], data);
     OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
@@ -318,7 +379,31 @@ fn parse_bytes(header: &[u8], data: &[u8]) -> Result<DefaultDicomObject, Archive
 
 /// Large instances are checked up to the pixel data, so that parsing does
 /// not hold a second copy of a multi-gigabyte object in memory.
-fn parse_file(path: &Path) -> Result<DefaultDicomObject, ArchiveError> {
+fn parse_file(path: &Path, transfer_syntax: &str) -> Result<DefaultDicomObject, ArchiveError> {
+    let io = |e| ArchiveError::io("read a temporary file", e);
+    let file = File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut head = [0u8; 144];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).map_err(io)?;
+    let start = 144
+        + u64::from(u32::from_le_bytes([
+            head[140], head[141], head[142], head[143],
+        ]));
+    match lengths::encoding(transfer_syntax) {
+        Some((explicit, little)) => {
+            lengths::check(&lengths::FileFrom(&file, start, size), explicit, little)
+                .map_err(ArchiveError::Unparsable)?
+        }
+        None => {
+            let mut deflated = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(&file, u64::MAX), &mut deflated)
+                .map_err(io)?;
+            let body = deflated.get(start as usize..).unwrap_or_default();
+            let inflated =
+                lengths::inflate(body, MAX_INFLATED).map_err(ArchiveError::Unparsable)?;
+            lengths::check(&inflated[..], true, true).map_err(ArchiveError::Unparsable)?
+        }
+    }
     OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)

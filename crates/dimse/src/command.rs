@@ -64,8 +64,40 @@ fn read_u16(obj: &InMemDicomObject, tag: Tag, name: &'static str) -> Result<u16,
         .ok_or(CommandError::Missing(name))
 }
 
+/// A command set is a flat list of group 0000 elements with defined
+/// lengths (implicit VR little endian). Check that every length fits in
+/// the bytes received before the parser sees them: the parser reserves
+/// what a length announces, so a 70-byte fragment claiming a 4 GB element
+/// would otherwise cost 4 GB (found by fuzzing).
+fn check_lengths(bytes: &[u8]) -> Result<(), CommandError> {
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let Some(head) = bytes.get(pos..pos + 8) else {
+            return Err(CommandError::Decode(format!(
+                "truncated element header at byte {pos}"
+            )));
+        };
+        let group = u16::from_le_bytes([head[0], head[1]]);
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        if group != 0 {
+            return Err(CommandError::Decode(format!(
+                "element of group {group:04X} in a command set"
+            )));
+        }
+        if len > bytes.len() - pos - 8 {
+            return Err(CommandError::Decode(format!(
+                "element at byte {pos} announces {len} bytes; {} remain",
+                bytes.len() - pos - 8
+            )));
+        }
+        pos += 8 + len;
+    }
+    Ok(())
+}
+
 impl Command {
     pub fn decode(bytes: &[u8]) -> Result<Command, CommandError> {
+        check_lengths(bytes)?;
         let obj = parse(bytes)?;
         let data_set_type = read_u16(&obj, tags::COMMAND_DATA_SET_TYPE, "CommandDataSetType")?;
         Ok(Command {

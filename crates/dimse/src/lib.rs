@@ -12,7 +12,7 @@
 //! the DIMSE status to send back, so a bad data set costs one failure status,
 //! never the association.
 
-mod command;
+pub mod command;
 mod echo;
 mod handler;
 mod limit;
