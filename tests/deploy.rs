@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use phantom::{Case, Grade, Label, Mix};
+use phantom::{Grade, Label};
 use support::*;
 
 #[test]
@@ -92,16 +92,13 @@ fn the_compose_wiring_routes_a_study_through_orthanc_and_back() {
     let pacs = Orthanc::start_config(odir, &json.to_string(), pacs_http, pacs_dicom);
 
     // A modality sends a study with a pneumothorax to the PACS.
-    let case = Case::sample(
+    let cases = tempfile::tempdir().unwrap();
+    let (study, files) = phantom_study(
+        cases.path(),
         7171,
-        &Mix::Exactly(vec![(Label::Pneumothorax, Grade::Severe)]),
+        vec![(Label::Pneumothorax, Grade::Severe)],
+        1,
     );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    phantom::dicom::instance(&case, &case.render(1.0, false), 1)
-        .unwrap()
-        .write_to_file(file.path())
-        .unwrap();
-    let study = phantom::dicom::Identity::of(&case).study_uid;
     let port = pacs_dicom.to_string();
     let out = run(
         "storescu",
@@ -112,22 +109,12 @@ fn the_compose_wiring_routes_a_study_through_orthanc_and_back() {
             "ORTHANC",
             "127.0.0.1",
             &port,
-            file.path().to_str().unwrap(),
+            files[0].to_str().unwrap(),
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
 
-    let reports = || {
-        pacs.post(
-            "/tools/find",
-            &format!(
-                r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}","Modality":"SR"}}}}"#
-            ),
-        )
-        .as_array()
-        .map(Vec::len)
-        .unwrap_or(0)
-    };
+    let reports = || pacs.count(&study, "SR");
     wait_until("the report in the PACS", Duration::from_secs(60), || {
         reports() == 1
     });

@@ -7,25 +7,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use phantom::{Case, Grade, Label, Mix};
+use phantom::{Grade, Label};
 use support::*;
-
-/// Instances 1..=n of one phantom study.
-fn study(dir: &Path, seed: u64, findings: Vec<(Label, Grade)>, n: u32) -> (String, Vec<PathBuf>) {
-    let case = Case::sample(seed, &Mix::Exactly(findings));
-    let image = case.render(1.0, false);
-    let files: Vec<PathBuf> = (1..=n)
-        .map(|k| {
-            let p = dir.join(format!("{seed}-{k}.dcm"));
-            phantom::dicom::instance(&case, &image, k)
-                .unwrap()
-                .write_to_file(&p)
-                .unwrap();
-            p
-        })
-        .collect();
-    (phantom::dicom::Identity::of(&case).study_uid, files)
-}
 
 /// A daemon with the bundled model and Orthanc as destination `pacs`;
 /// `pipeline` is the [pipeline] table's lines, `rest` more TOML.
@@ -101,7 +84,7 @@ const SC: &str = "1.2.840.10008.5.1.4.1.1.7";
 #[test]
 fn a_routed_study_comes_back_analysed_and_flagged() {
     let dir = tempfile::tempdir().unwrap();
-    let (uid, files) = study(
+    let (uid, files) = phantom_study(
         dir.path(),
         4242,
         vec![(Label::Pneumothorax, Grade::Severe)],
@@ -164,7 +147,7 @@ fn a_routed_study_comes_back_analysed_and_flagged() {
 #[test]
 fn one_study_over_three_associations_is_one_job_and_a_late_image_supersedes() {
     let dir = tempfile::tempdir().unwrap();
-    let (uid, files) = study(dir.path(), 4343, vec![(Label::Effusion, Grade::Severe)], 4);
+    let (uid, files) = phantom_study(dir.path(), 4343, vec![(Label::Effusion, Grade::Severe)], 4);
     let port = free_port();
     let d = daemon_with_pacs(port, "quiet_secs = 2", "");
     let pacs = Orthanc::start_with(port, &[], true);
@@ -245,7 +228,7 @@ fn a_study_no_model_applies_to_is_recorded_without_a_report() {
 fn a_crash_while_analysing_still_delivers_exactly_one_report() {
     let dir = tempfile::tempdir().unwrap();
     // Enough images that the analysis takes a while to interrupt.
-    let (uid, files) = study(
+    let (uid, files) = phantom_study(
         dir.path(),
         4444,
         vec![(Label::Cardiomegaly, Grade::Severe)],
@@ -286,8 +269,8 @@ fn a_crash_while_analysing_still_delivers_exactly_one_report() {
 #[test]
 fn routing_rules_choose_what_is_analysed() {
     let dir = tempfile::tempdir().unwrap();
-    let (chest, files) = study(dir.path(), 4545, vec![], 1);
-    let (hand, hand_files) = study(dir.path(), 4646, vec![], 1);
+    let (chest, files) = phantom_study(dir.path(), 4545, vec![], 1);
+    let (hand, hand_files) = phantom_study(dir.path(), 4646, vec![], 1);
     // The second study is re-described as a hand radiograph.
     modify(&hand_files[0], "(0008,1030)=XR HAND");
     let port = free_port();
@@ -313,8 +296,8 @@ fn routing_rules_choose_what_is_analysed() {
 #[test]
 fn an_undecodable_image_fails_its_job_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (bad, bad_files) = study(dir.path(), 4747, vec![], 1);
-    let (good, good_files) = study(dir.path(), 4848, vec![], 1);
+    let (bad, bad_files) = phantom_study(dir.path(), 4747, vec![], 1);
+    let (good, good_files) = phantom_study(dir.path(), 4848, vec![], 1);
     // Rows no longer match the pixel data: stored, but not decodable.
     modify(&bad_files[0], "(0028,0010)=4000");
     let port = free_port();
@@ -342,7 +325,7 @@ fn an_undecodable_image_fails_its_job_alone() {
 #[test]
 fn a_long_series_is_subsampled() {
     let dir = tempfile::tempdir().unwrap();
-    let (uid, files) = study(dir.path(), 4949, vec![], 12);
+    let (uid, files) = phantom_study(dir.path(), 4949, vec![], 12);
     let port = free_port();
     let d = daemon_with_pacs(port, "quiet_secs = 1\nmax_images_per_series = 3", "");
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
@@ -361,7 +344,7 @@ fn a_long_series_is_subsampled() {
 #[test]
 fn reports_waiting_for_a_pacs_that_is_down_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let (uid, files) = study(
+    let (uid, files) = phantom_study(
         dir.path(),
         5050,
         vec![(Label::Pneumothorax, Grade::Severe)],

@@ -11,24 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use phantom::{Case, Grade, Label, Mix};
+use phantom::{Grade, Label};
 use support::*;
 
-/// A study of `n` instances written to `dir`: (study UID, files).
+/// A study of `n` instances with a severe effusion written to `dir`.
 fn study(dir: &Path, seed: u64, n: u32) -> (String, Vec<PathBuf>) {
-    let case = Case::sample(seed, &Mix::Exactly(vec![(Label::Effusion, Grade::Severe)]));
-    let image = case.render(1.0, false);
-    let files = (1..=n)
-        .map(|k| {
-            let p = dir.join(format!("{seed}-{k}.dcm"));
-            phantom::dicom::instance(&case, &image, k)
-                .unwrap()
-                .write_to_file(&p)
-                .unwrap();
-            p
-        })
-        .collect();
-    (phantom::dicom::Identity::of(&case).study_uid, files)
+    phantom_study(dir, seed, vec![(Label::Effusion, Grade::Severe)], n)
 }
 
 /// The pynetdicom peer storing `files` in one association, started now.
@@ -82,15 +70,7 @@ fn job_state(d: &Daemon, uid: &str) -> Option<String> {
 }
 
 fn sr_count(pacs: &Orthanc, study: &str) -> usize {
-    pacs.post(
-        "/tools/find",
-        &format!(
-            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}","Modality":"SR"}}}}"#
-        ),
-    )
-    .as_array()
-    .map(Vec::len)
-    .unwrap_or(0)
+    pacs.count(study, "SR")
 }
 
 /// kill -9 during a C-STORE, right after the last Success, during the
@@ -335,6 +315,20 @@ fn a_full_disk_refuses_with_out_of_resources_and_recovers() {
     drop(d);
 }
 
+/// A configuration on a free DICOM port, without HTTP, for `storage`.
+fn config_without_http(path: &Path, storage: &Path) -> PathBuf {
+    std::fs::write(
+        path,
+        format!(
+            "[dicom]\nlisten = \"127.0.0.1:{}\"\n[storage]\ndir = \"{}\"\n[http]\nenabled = false\n",
+            free_port(),
+            storage.display()
+        ),
+    )
+    .unwrap();
+    path.to_path_buf()
+}
+
 fn serve_briefly(config: &Path) -> std::process::Output {
     run(
         "timeout",
@@ -358,16 +352,7 @@ fn a_corrupt_database_or_a_busy_storage_folder_stops_the_start() {
     let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7919 % 251) as u8).collect();
     std::fs::write(storage.join("triaged.db"), &garbage).unwrap();
     std::fs::write(storage.join(".incoming").join("in-flight.tmp"), b"x").unwrap();
-    let cfg = dir.path().join("t.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[dicom]\nlisten = \"127.0.0.1:{}\"\n[storage]\ndir = \"{}\"\n[http]\nenabled = false\n",
-            free_port(),
-            storage.display()
-        ),
-    )
-    .unwrap();
+    let cfg = config_without_http(&dir.path().join("t.toml"), &storage);
     let out = serve_briefly(&cfg);
     assert!(
         !out.status.success() && out.status.code() != Some(124),
@@ -386,16 +371,7 @@ fn a_corrupt_database_or_a_busy_storage_folder_stops_the_start() {
     let d = Daemon::start("", "");
     let store = d.storescu(&[], &[&fixture("ct-small.dcm")]);
     assert!(store.status.success(), "{}", text(&store));
-    let cfg = dir.path().join("second.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[dicom]\nlisten = \"127.0.0.1:{}\"\n[storage]\ndir = \"{}\"\n[http]\nenabled = false\n",
-            free_port(),
-            d.storage().display()
-        ),
-    )
-    .unwrap();
+    let cfg = config_without_http(&dir.path().join("second.toml"), &d.storage());
     let out = serve_briefly(&cfg);
     assert!(
         !out.status.success() && out.status.code() != Some(124),

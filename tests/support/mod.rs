@@ -28,6 +28,29 @@ pub fn fixture(name: &str) -> PathBuf {
     p
 }
 
+/// Instances 1..=n of one phantom study (1 mm pixels) written to `dir`:
+/// (study UID, files).
+pub fn phantom_study(
+    dir: &Path,
+    seed: u64,
+    findings: Vec<(phantom::Label, phantom::Grade)>,
+    n: u32,
+) -> (String, Vec<PathBuf>) {
+    let case = phantom::Case::sample(seed, &phantom::Mix::Exactly(findings));
+    let image = case.render(1.0, false);
+    let files: Vec<PathBuf> = (1..=n)
+        .map(|k| {
+            let p = dir.join(format!("{seed}-{k}.dcm"));
+            phantom::dicom::instance(&case, &image, k)
+                .unwrap()
+                .write_to_file(&p)
+                .unwrap();
+            p
+        })
+        .collect();
+    (phantom::dicom::Identity::of(&case).study_uid, files)
+}
+
 /// The data set bytes after the file meta group of a Part 10 file.
 pub fn data_set_bytes(path: &Path) -> Vec<u8> {
     let b = std::fs::read(path).unwrap();
@@ -390,6 +413,19 @@ impl Orthanc {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("orthanc.log")).unwrap_or_default()
+    }
+
+    /// How many instances of `modality` the PACS holds for a study.
+    pub fn count(&self, study: &str, modality: &str) -> usize {
+        self.post(
+            "/tools/find",
+            &format!(
+                r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}","Modality":"{modality}"}}}}"#
+            ),
+        )
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0)
     }
 }
 

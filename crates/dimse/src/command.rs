@@ -84,6 +84,13 @@ fn check_lengths(bytes: &[u8]) -> Result<(), CommandError> {
                 "element of group {group:04X} in a command set"
             )));
         }
+        if len % 2 == 1 {
+            // PS3.5 7.1.1: value lengths are even; the parser misreads the
+            // elements after an odd one (found by fuzzing).
+            return Err(CommandError::Decode(format!(
+                "element at byte {pos} has the odd length {len}"
+            )));
+        }
         if len > bytes.len() - pos - 8 {
             return Err(CommandError::Decode(format!(
                 "element at byte {pos} announces {len} bytes; {} remain",
