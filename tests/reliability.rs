@@ -329,8 +329,10 @@ fn config_without_http(path: &Path, storage: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
-fn serve_briefly(config: &Path) -> std::process::Output {
-    run(
+/// `triaged serve` with `config` exits (within 20 s) with an error whose
+/// text has each of `says`.
+fn refuses_to_start(config: &Path, says: &[&str]) {
+    let out = run(
         "timeout",
         &[
             "20",
@@ -339,7 +341,15 @@ fn serve_briefly(config: &Path) -> std::process::Output {
             "--config",
             config.to_str().unwrap(),
         ],
-    )
+    );
+    assert!(
+        !out.status.success() && out.status.code() != Some(124),
+        "{}",
+        text(&out)
+    );
+    for s in says {
+        assert!(text(&out).contains(s), "'{s}' not in: {}", text(&out));
+    }
 }
 
 /// A corrupt database or a storage folder another daemon uses stops the
@@ -353,18 +363,7 @@ fn a_corrupt_database_or_a_busy_storage_folder_stops_the_start() {
     std::fs::write(storage.join("triaged.db"), &garbage).unwrap();
     std::fs::write(storage.join(".incoming").join("in-flight.tmp"), b"x").unwrap();
     let cfg = config_without_http(&dir.path().join("t.toml"), &storage);
-    let out = serve_briefly(&cfg);
-    assert!(
-        !out.status.success() && out.status.code() != Some(124),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("cannot open the archive"),
-        "{}",
-        text(&out)
-    );
-    assert!(text(&out).contains("not a database"), "{}", text(&out));
+    refuses_to_start(&cfg, &["cannot open the archive", "not a database"]);
     assert_eq!(std::fs::read(storage.join("triaged.db")).unwrap(), garbage);
 
     // A second daemon on a running daemon's storage.
@@ -372,17 +371,7 @@ fn a_corrupt_database_or_a_busy_storage_folder_stops_the_start() {
     let store = d.storescu(&[], &[&fixture("ct-small.dcm")]);
     assert!(store.status.success(), "{}", text(&store));
     let cfg = config_without_http(&dir.path().join("second.toml"), &d.storage());
-    let out = serve_briefly(&cfg);
-    assert!(
-        !out.status.success() && out.status.code() != Some(124),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("in use by another triaged process"),
-        "{}",
-        text(&out)
-    );
+    refuses_to_start(&cfg, &["in use by another triaged process"]);
     // The first one is unharmed.
     assert_eq!(d.studies().len(), 1);
     assert!(d.echoscu(&["-aec", "TRIAGED"]).status.success());
