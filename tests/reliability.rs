@@ -235,6 +235,12 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = run("umount", &["-l", self.0.to_str().unwrap()]);
+        // The temporary folder around it could not be removed while the
+        // mount was there.
+        let _ = std::fs::remove_dir_all(&self.0);
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use this script.
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -48,6 +49,13 @@ def split(path):
 
 def store(port, called, ops):
     tmp = tempfile.mkdtemp(prefix="dimse_peer")
+    try:
+        return store_from(tmp, port, called, ops)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def store_from(tmp, port, called, ops):
     files, contexts = [], set()
     for n, op in enumerate(ops):
         kind, _, rest = op.partition(":")

@@ -19,7 +19,7 @@ pub enum PeerKind {
 }
 
 impl PeerKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             PeerKind::Source => "source",
             PeerKind::Destination => "destination",

@@ -208,9 +208,10 @@ impl Live {
 
     async fn remove(&self, kind: PeerKind, name: &str, user: &str) -> Result<(), ControlError> {
         if !self.exists(kind, name) {
-            return Err(ControlError::NotFound(
-                format!("no {kind:?} named '{name}'").to_lowercase(),
-            ));
+            return Err(ControlError::NotFound(format!(
+                "no {} named '{name}'",
+                kind.as_str()
+            )));
         }
         self.archive
             .peers()
