@@ -512,3 +512,52 @@ fn the_worklist_page_works_in_chromium() {
     let urgent = &get_json(&d, "/api/worklist", ADMIN)["studies"][0];
     assert_eq!(urgent["acknowledged_by"], "ada", "{urgent}");
 }
+
+/// The quick start has no destination: reports are made but go nowhere,
+/// and the viewer still shows the heatmaps (kept in the outbox folder).
+#[test]
+fn heatmaps_show_without_any_destination() {
+    let d = Daemon::start(
+        "",
+        &format!(
+            "[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n\n{}",
+            repo_root().join("models").display(),
+            users()
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (uid, files) = phantom_study(
+        dir.path(),
+        5151,
+        vec![(phantom::Label::Pneumothorax, phantom::Grade::Severe)],
+        1,
+    );
+    let out = d.storescu(&[], &[files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("analysed", Duration::from_secs(30), || {
+        let (s, b) = http(&d, "GET", "/api/worklist?status=done", Some(READER), None);
+        s == 200 && serde_json::from_slice::<serde_json::Value>(&b).unwrap()["total"] == 1
+    });
+    let detail = get_json(&d, &format!("/api/studies/{uid}"), READER);
+    assert_eq!(detail["deliveries"], serde_json::json!([]), "{detail}");
+    let mapped = detail["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["heatmap_uid"].is_string())
+        .cloned()
+        .expect("a flagged finding with a heatmap");
+    let (s, png) = http(
+        &d,
+        "GET",
+        &format!(
+            "/api/instances/{}/heatmap.png?label={}",
+            mapped["sop_instance_uid"].as_str().unwrap(),
+            mapped["label"].as_str().unwrap()
+        ),
+        Some(READER),
+        None,
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&png));
+    assert_eq!(&png[..4], b"\x89PNG");
+}

@@ -33,6 +33,12 @@ pub struct NewObject {
     pub file: Vec<u8>,
 }
 
+/// Where `keep` puts the object with this SOP Instance UID (`None` for a
+/// UID that is not safe as a file name).
+pub(crate) fn kept_path(dir: &Path, sop_instance_uid: &str) -> Option<PathBuf> {
+    is_safe_uid(sop_instance_uid).then(|| dir.join(FOLDER).join(format!("{sop_instance_uid}.dcm")))
+}
+
 /// An object on disk in the outbox folder, not yet queued.
 #[derive(Debug, Clone)]
 pub struct Kept {

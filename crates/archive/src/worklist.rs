@@ -346,23 +346,27 @@ impl Worklist {
         Ok(p.map(|p| self.dir.join(p)))
     }
 
-    /// The heatmap capture (in the outbox folder) of `label` on instance
-    /// `sop`, from the latest analysis that made one.
+    /// The heatmap capture of `label` on instance `sop`, from the latest
+    /// analysis that made one. It is kept in the outbox folder whether or
+    /// not any destination is configured.
     pub async fn heatmap_file(
         &self,
         sop: &str,
         label: &str,
     ) -> Result<Option<PathBuf>, ArchiveError> {
-        let p: Option<String> = sqlx::query_scalar(
-            "SELECT o.file_path FROM findings f JOIN outbox o ON o.sop_instance_uid = f.heatmap_uid
-             WHERE f.sop_instance_uid = ? AND f.label = ? ORDER BY f.job_id DESC LIMIT 1",
+        let uid: Option<String> = sqlx::query_scalar(
+            "SELECT heatmap_uid FROM findings
+             WHERE sop_instance_uid = ? AND label = ? AND heatmap_uid IS NOT NULL
+             ORDER BY job_id DESC LIMIT 1",
         )
         .bind(sop)
         .bind(label)
         .fetch_optional(&self.read)
         .await
         .map_err(ArchiveError::db("finding a heatmap"))?;
-        Ok(p.map(|p| self.dir.join(p)))
+        Ok(uid
+            .and_then(|u| crate::outbox::kept_path(&self.dir, &u))
+            .filter(|p| p.is_file()))
     }
 
     /// The most recent problem: a failed job's reason or an undelivered
