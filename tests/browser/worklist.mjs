@@ -48,11 +48,12 @@ try {
   await page.screenshot({ path: out + "/heatmap.png" });
 
   await page.click("#ack");
-  await page.waitForFunction(() => document.querySelector("#ack").textContent.startsWith("Acknowledged"));
+  // The study panel is rebuilt after each action: wait for the new one.
+  await page.waitForFunction(() => document.querySelector("#ack")?.textContent.startsWith("Acknowledged"));
   seen.ack = await page.textContent("#ack");
 
   await page.click("#findings tbody tr:first-child button.agree");
-  await page.waitForFunction(() => document.querySelector("#findings tbody tr:first-child .verdict").textContent === "agree");
+  await page.waitForFunction(() => document.querySelector("#findings tbody tr:first-child .verdict")?.textContent === "agree");
   seen.verdict = await page.textContent("#findings tbody tr:first-child .verdict");
   await page.screenshot({ path: out + "/study.png" });
 
