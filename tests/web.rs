@@ -84,6 +84,24 @@ fn assert_rejected(
     assert!(e.starts_with(field), "{method} {path}: {e}");
 }
 
+/// The heatmap PNG of a finding (as the study details list it).
+fn heatmap_png(d: &Daemon, finding: &serde_json::Value) -> Vec<u8> {
+    let (s, png) = http(
+        d,
+        "GET",
+        &format!(
+            "/api/instances/{}/heatmap.png?label={}",
+            finding["sop_instance_uid"].as_str().unwrap(),
+            finding["label"].as_str().unwrap()
+        ),
+        Some(READER),
+        None,
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&png));
+    assert_eq!(&png[..4], b"\x89PNG");
+    png
+}
+
 /// A daemon with the bundled model, Orthanc as destination `pacs`, and
 /// six demo studies analysed and delivered.
 fn daemon_with_demo_studies() -> (Daemon, Orthanc) {
@@ -200,19 +218,7 @@ fn the_api_serves_the_worklist_to_the_right_people() {
         .iter()
         .find(|f| f["heatmap_uid"].is_string())
         .expect("a heatmap");
-    let (s, png) = http(
-        &d,
-        "GET",
-        &format!(
-            "/api/instances/{}/heatmap.png?label={}",
-            mapped["sop_instance_uid"].as_str().unwrap(),
-            mapped["label"].as_str().unwrap()
-        ),
-        Some(READER),
-        None,
-    );
-    assert_eq!(s, 200);
-    assert_eq!(&png[..4], b"\x89PNG");
+    heatmap_png(&d, mapped);
     assert_eq!(
         http(
             &d,
@@ -547,17 +553,5 @@ fn heatmaps_show_without_any_destination() {
         .find(|f| f["heatmap_uid"].is_string())
         .cloned()
         .expect("a flagged finding with a heatmap");
-    let (s, png) = http(
-        &d,
-        "GET",
-        &format!(
-            "/api/instances/{}/heatmap.png?label={}",
-            mapped["sop_instance_uid"].as_str().unwrap(),
-            mapped["label"].as_str().unwrap()
-        ),
-        Some(READER),
-        None,
-    );
-    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&png));
-    assert_eq!(&png[..4], b"\x89PNG");
+    heatmap_png(&d, &mapped);
 }

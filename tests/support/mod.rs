@@ -51,6 +51,24 @@ pub fn phantom_study(
     (phantom::dicom::Identity::of(&case).study_uid, files)
 }
 
+/// Every file under `dir`, recursively, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The data set bytes after the file meta group of a Part 10 file.
 pub fn data_set_bytes(path: &Path) -> Vec<u8> {
     let b = std::fs::read(path).unwrap();
@@ -261,20 +279,10 @@ impl Daemon {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Every `.dcm` file under the storage folder (instances and results).
     pub fn instance_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(dir).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "dcm") {
-                    out.push(p);
-                }
-            }
-        }
-        let mut v = Vec::new();
-        walk(&self.storage(), &mut v);
-        v.sort();
+        let mut v = files_under(&self.storage());
+        v.retain(|p| p.extension().is_some_and(|x| x == "dcm"));
         v
     }
 

@@ -55,10 +55,9 @@ pub(crate) async fn enqueue(
     kept: &Kept,
     destinations: &[String],
     job: Option<i64>,
-) -> Result<u64, ArchiveError> {
-    let mut added = 0;
+) -> Result<(), ArchiveError> {
     for d in destinations {
-        let r = sqlx::query(&format!(
+        sqlx::query(&format!(
             "INSERT OR IGNORE INTO outbox (sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, next_attempt_at, created_at, updated_at, job_id)
              VALUES (?, ?, ?, ?, ?, 'pending', {NOW}, {NOW}, {NOW}, ?)"
         ))
@@ -71,9 +70,8 @@ pub(crate) async fn enqueue(
         .execute(&mut *tx)
         .await
         .map_err(ArchiveError::db("queuing a result"))?;
-        added += r.rows_affected();
     }
-    Ok(added)
+    Ok(())
 }
 
 /// One outbox row.

@@ -395,12 +395,10 @@ fn parse_file(path: &Path, transfer_syntax: &str) -> Result<DefaultDicomObject, 
                 .map_err(ArchiveError::Unparsable)?
         }
         None => {
-            let mut deflated = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(&file, u64::MAX), &mut deflated)
-                .map_err(io)?;
-            let body = deflated.get(start as usize..).unwrap_or_default();
+            let mut body = vec![0u8; size.saturating_sub(start) as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut body, start).map_err(io)?;
             let inflated =
-                lengths::inflate(body, MAX_INFLATED).map_err(ArchiveError::Unparsable)?;
+                lengths::inflate(&body, MAX_INFLATED).map_err(ArchiveError::Unparsable)?;
             lengths::check(&inflated[..], true, true).map_err(ArchiveError::Unparsable)?
         }
     }

@@ -132,6 +132,35 @@ fn bilinear(src: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<
 }
 
 impl Image8 {
+    /// A grey plane (`height` x `width`, values 0..=255) as an 8-bit image
+    /// whose longer side is at most `max_side`, shrunk by area averaging:
+    /// what the viewer and the heatmap captures show.
+    pub fn grey_fitted(plane: &[f32], height: usize, width: usize, max_side: usize) -> Image8 {
+        let side = height.max(width);
+        let (h, w) = if side > max_side {
+            (
+                (height * max_side / side).max(1),
+                (width * max_side / side).max(1),
+            )
+        } else {
+            (height, width)
+        };
+        let small = if (h, w) == (height, width) {
+            plane.to_vec()
+        } else {
+            crate::area_resize(plane, height, width, h, w)
+        };
+        Image8 {
+            width: w,
+            height: h,
+            channels: 1,
+            data: small
+                .iter()
+                .map(|v| v.round().clamp(0.0, 255.0) as u8)
+                .collect(),
+        }
+    }
+
     /// Encode as PNG (8-bit grey or RGB).
     pub fn to_png(&self) -> Vec<u8> {
         let mut out = Vec::new();

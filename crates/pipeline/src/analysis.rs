@@ -68,17 +68,7 @@ fn model_view(frames: &imaging::Frames) -> Result<imaging::Image8, PipelineError
             grey.push(full.data[k..k + c].iter().map(|&v| v as f32).sum::<f32>() / c as f32);
         }
     }
-    let out = side.min(1024);
-    let small = imaging::area_resize(&grey, side, side, out, out);
-    Ok(imaging::Image8 {
-        width: out,
-        height: out,
-        channels: 1,
-        data: small
-            .iter()
-            .map(|v| v.round().clamp(0.0, 255.0) as u8)
-            .collect(),
-    })
+    Ok(imaging::Image8::grey_fitted(&grey, side, side, 1024))
 }
 
 /// Run `classifier` on the first frame of the instance in `path`.

@@ -141,13 +141,11 @@ impl Delivery {
             Err(e) => tracing::error!(error = %e, "outbox: cannot recover interrupted attempts"),
         }
         let mut stopping = shutdown.clone();
+        // Jobs a stop left `sending` whose rows were settled meanwhile.
+        self.settle().await;
         loop {
             if stopping.is_triggered() {
                 return;
-            }
-            // Jobs whose reports have all left the outbox are done (or failed).
-            if let Err(e) = self.jobs.settle().await {
-                tracing::error!(error = %e, "outbox: cannot settle delivered jobs");
             }
             let due = match self.outbox.claim_due(64).await {
                 Ok(d) => d,
@@ -172,14 +170,25 @@ impl Delivery {
             for (name, entries) in groups {
                 self.deliver_group(&config, &name, entries).await;
             }
+            // Only outcomes change a job's state: settle after a batch, not
+            // on every idle wake-up (the writer connection is ingest's too).
+            self.settle().await;
+        }
+    }
+
+    /// Jobs whose reports have all left the outbox are done (or failed).
+    async fn settle(&self) {
+        if let Err(e) = self.jobs.settle().await {
+            tracing::error!(error = %e, "outbox: cannot settle delivered jobs");
         }
     }
 
     async fn deliver_group(&self, config: &Config, name: &str, entries: Vec<OutboxEntry>) {
+        let policy = config.outbox.policy();
         let Some(dest) = config.destination(name) else {
             for e in &entries {
                 self.record(
-                    config,
+                    &policy,
                     e,
                     Outcome::Failed {
                         status: None,
@@ -201,7 +210,7 @@ impl Delivery {
                 }
                 Err(err) => {
                     self.record(
-                        config,
+                        &policy,
                         &e,
                         Outcome::Failed {
                             status: None,
@@ -218,13 +227,13 @@ impl Delivery {
         }
         let outcomes = send(&settings(config), &peer(dest), &items).await;
         for (e, o) in ready.iter().zip(outcomes) {
-            self.record(config, e, o).await;
+            self.record(&policy, e, o).await;
         }
     }
 
-    async fn record(&self, config: &Config, e: &OutboxEntry, outcome: Outcome) {
+    async fn record(&self, policy: &RetryPolicy, e: &OutboxEntry, outcome: Outcome) {
         use std::sync::atomic::Ordering::Relaxed;
-        let counter = match record(&self.outbox, &config.outbox.policy(), e, outcome).await {
+        let counter = match record(&self.outbox, policy, e, outcome).await {
             Some("delivered") => &self.stats.delivered,
             Some("dead") => &self.stats.dead,
             Some(_) => &self.stats.retried,

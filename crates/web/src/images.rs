@@ -17,8 +17,13 @@ use crate::AppState;
 
 const MAX_SIDE: usize = 1024;
 
-fn is_uid(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+/// A SOP Instance UID from the path, or a 400.
+fn checked_uid(s: &str) -> Result<&str, ApiError> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        Ok(s)
+    } else {
+        Err(ApiError::BadRequest(format!("'{s}' is not a UID")))
+    }
 }
 
 pub async fn image(
@@ -26,12 +31,9 @@ pub async fn image(
     State(s): State<AppState>,
     Path(sop): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !is_uid(&sop) {
-        return Err(ApiError::BadRequest(format!("'{sop}' is not a UID")));
-    }
     let file = s
         .worklist
-        .instance_file(&sop)
+        .instance_file(checked_uid(&sop)?)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no instance {sop}")))?;
     png(&s.cache_dir, &format!("{sop}.png"), file).await
@@ -48,12 +50,9 @@ pub async fn heatmap(
     Path(sop): Path<String>,
     Query(q): Query<HeatmapQuery>,
 ) -> Result<Response, ApiError> {
-    if !is_uid(&sop) {
-        return Err(ApiError::BadRequest(format!("'{sop}' is not a UID")));
-    }
     let file = s
         .worklist
-        .heatmap_file(&sop, &q.label)
+        .heatmap_file(checked_uid(&sop)?, &q.label)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no heatmap of {} on {sop}", q.label)))?;
     let key = format!("{:x}", Sha256::digest(file.to_string_lossy().as_bytes()));
@@ -96,20 +95,9 @@ fn render(file: &FsPath) -> Result<Vec<u8>, ApiError> {
     let mut img = frames
         .display(0)
         .map_err(|e| ApiError::BadRequest(format!("cannot display this image: {e}")))?;
-    let side = img.width.max(img.height);
-    if img.channels == 1 && side > MAX_SIDE {
-        let (h, w) = (img.height * MAX_SIDE / side, img.width * MAX_SIDE / side);
+    if img.channels == 1 {
         let grey: Vec<f32> = img.data.iter().map(|&v| v as f32).collect();
-        let small = imaging::area_resize(&grey, img.height, img.width, h.max(1), w.max(1));
-        img = imaging::Image8 {
-            width: w.max(1),
-            height: h.max(1),
-            channels: 1,
-            data: small
-                .iter()
-                .map(|v| v.round().clamp(0.0, 255.0) as u8)
-                .collect(),
-        };
+        img = imaging::Image8::grey_fitted(&grey, img.height, img.width, MAX_SIDE);
     }
     Ok(img.to_png())
 }
