@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 V=bench/.venv-torch
 if [ ! -x $V/bin/python ] || ! $V/bin/python -c "import torch, torchvision, onnx, onnxruntime" 2>/dev/null; then
   python3 -m venv $V
-  $V/bin/pip install -q torch==2.15.0 onnx onnxruntime numpy
+  $V/bin/pip install -q torch==2.15.0 onnx onnxruntime numpy pillow
   # torchvision's pinned torch differs; only its model definitions are used.
   $V/bin/pip install -q --no-deps torchvision==0.29.2
 fi

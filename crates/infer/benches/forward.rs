@@ -1,13 +1,20 @@
 //! Forward-pass time of DenseNet-121 and ResNet-50 (1 channel, 18 classes,
-//! formula weights) at a batch size; prints `model<TAB>batch<TAB>ms`
+//! formula weights) at a batch size and input size, on the fast path and on
+//! candle's ops; prints `model<TAB>size<TAB>batch<TAB>backend<TAB>ms`
 //! (median of RUNS after one warm-up). Threads: RAYON_NUM_THREADS.
+//! MODELS (default `densenet121,resnet50`), SIZE (default 224) and
+//! BACKENDS (default `fast,candle`) narrow the run.
 //!
 //!     RAYON_NUM_THREADS=2 BATCH=8 cargo bench -p triaged-infer --bench forward
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use infer::formula::uniform;
-use infer::{Architecture, DenseNetConfig, Model, ResNetConfig};
+use infer::{Architecture, Backend, DenseNetConfig, Model, ResNetConfig};
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
 
 fn main() {
     let runs: usize = std::env::var("RUNS")
@@ -18,6 +25,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let size: usize = var("SIZE", "224").parse().expect("SIZE");
+    let models = var("MODELS", "densenet121,resnet50");
+    let backends = var("BACKENDS", "fast,candle");
     for (name, arch) in [
         (
             "densenet121",
@@ -28,21 +38,30 @@ fn main() {
             Architecture::ResNet(ResNetConfig::resnet50(1, 18)),
         ),
     ] {
-        let model = Model::with_formula_weights(arch, &Device::Cpu).expect("model");
-        let data: Vec<f32> = uniform("input", batch * 224 * 224)
-            .iter()
-            .map(|v| v * 2048.0)
-            .collect();
-        let x = Tensor::from_vec(data, (batch, 1, 224, 224), &Device::Cpu).unwrap();
-        model.logits(&x).expect("warm-up");
-        let mut times: Vec<f64> = (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(model.logits(&x).unwrap());
-                t.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect();
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        println!("{name}\t{batch}\t{:.1}", times[runs / 2]);
+        if !models.split(',').any(|m| m == name) {
+            continue;
+        }
+        for (label, backend) in [("fast", Backend::Fast), ("candle", Backend::Candle)] {
+            if !backends.split(',').any(|b| b == label) {
+                continue;
+            }
+            let model =
+                Model::with_formula_weights_on(arch.clone(), &Device::Cpu, backend).expect("model");
+            let data: Vec<f32> = uniform("input", batch * size * size)
+                .iter()
+                .map(|v| v * 2048.0)
+                .collect();
+            let x = Tensor::from_vec(data, (batch, 1, size, size), &Device::Cpu).unwrap();
+            model.logits(&x).expect("warm-up");
+            let mut times: Vec<f64> = (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(model.logits(&x).unwrap());
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            println!("{name}\t{size}\t{batch}\t{label}\t{:.1}", times[runs / 2]);
+        }
     }
 }

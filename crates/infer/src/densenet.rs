@@ -165,9 +165,9 @@ impl DenseNet {
         self.classify(&maps)
     }
 
-    /// The linear head's weight, `classes x channels` (for class maps).
-    pub fn classifier_weight(&self) -> &Tensor {
-        self.classifier.weight()
+    /// The linear head (class maps weigh the feature maps with it).
+    pub fn head(&self) -> &Linear {
+        &self.classifier
     }
 
     /// Global average pooling and the linear classifier.

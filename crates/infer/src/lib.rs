@@ -12,6 +12,7 @@
 mod classifier;
 pub mod densenet;
 mod error;
+mod fast;
 pub mod formula;
 mod layers;
 pub mod manifest;
@@ -24,7 +25,7 @@ pub use classifier::{Classifier, ClassifierError, Finding, Prediction};
 pub use densenet::{DenseNet, DenseNetConfig};
 pub use error::InferError;
 pub use manifest::{Aggregation, Manifest, ManifestError};
-pub use model::{Architecture, ClassMaps, Model};
+pub use model::{Architecture, Backend, ClassMaps, Model};
 pub use resnet::{ResNet, ResNetConfig};
 pub use smallcnn::{SmallCnn, SmallCnnConfig};
 pub use train::Trainer;

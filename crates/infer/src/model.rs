@@ -7,8 +7,9 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Device, Shape, Tensor, D};
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
+use candle_nn::{Init, Linear, Module, VarBuilder};
 
+use crate::fast::FastNet;
 use crate::formula::FormulaBackend;
 use crate::{DenseNet, DenseNetConfig, InferError, ResNet, ResNetConfig, SmallCnn, SmallCnnConfig};
 
@@ -116,10 +117,59 @@ pub struct ClassMaps {
     pub maps: Vec<f32>,
 }
 
+/// How a model computes its forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The fast CPU path (`crate::fast`): the default. On a GPU device the
+    /// model runs on candle instead.
+    #[default]
+    Fast,
+    /// candle's generic operations: GPU devices, and the reference the fast
+    /// path is compared with (tests, `bench/infer.sh`).
+    Candle,
+}
+
+enum Engine {
+    Candle(Net),
+    Fast(FastNet),
+}
+
+impl Engine {
+    fn build(
+        arch: &Architecture,
+        vb: VarBuilder,
+        backend: Backend,
+        device: &Device,
+    ) -> candle_core::Result<Engine> {
+        Ok(match backend {
+            Backend::Fast if device.is_cpu() => Engine::Fast(FastNet::new(arch, vb)?),
+            _ => Engine::Candle(build(arch, vb)?),
+        })
+    }
+
+    fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Engine::Fast(n) => n.features(x),
+            Engine::Candle(Net::DenseNet(n)) => n.features(x),
+            Engine::Candle(Net::ResNet(n)) => n.features(x),
+            Engine::Candle(Net::SmallCnn(n)) => n.features(x),
+        }
+    }
+
+    fn head(&self) -> &Linear {
+        match self {
+            Engine::Fast(n) => n.head(),
+            Engine::Candle(Net::DenseNet(n)) => n.head(),
+            Engine::Candle(Net::ResNet(n)) => n.head(),
+            Engine::Candle(Net::SmallCnn(n)) => n.head(),
+        }
+    }
+}
+
 /// A classifier ready to run.
 pub struct Model {
     pub architecture: Architecture,
-    net: Net,
+    engine: Engine,
     device: Device,
 }
 
@@ -132,6 +182,16 @@ impl Model {
         weights: &Path,
         device: &Device,
     ) -> Result<Model, InferError> {
+        Self::load_with(architecture, weights, device, Backend::default())
+    }
+
+    /// [`Model::load`] on a chosen backend.
+    pub fn load_with(
+        architecture: Architecture,
+        weights: &Path,
+        device: &Device,
+        backend: Backend,
+    ) -> Result<Model, InferError> {
         let tensors =
             candle_core::safetensors::load(weights, device).map_err(|e| InferError::Weights {
                 path: weights.to_path_buf(),
@@ -143,10 +203,10 @@ impl Model {
             problems,
         })?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let net = build(&architecture, vb)?;
+        let engine = Engine::build(&architecture, vb, backend, device)?;
         Ok(Model {
             architecture,
-            net,
+            engine,
             device: device.clone(),
         })
     }
@@ -156,13 +216,30 @@ impl Model {
         architecture: Architecture,
         device: &Device,
     ) -> Result<Model, InferError> {
+        Self::with_formula_weights_on(architecture, device, Backend::default())
+    }
+
+    /// [`Model::with_formula_weights`] on a chosen backend.
+    pub fn with_formula_weights_on(
+        architecture: Architecture,
+        device: &Device,
+        backend: Backend,
+    ) -> Result<Model, InferError> {
         let vb = VarBuilder::from_backend(Box::new(FormulaBackend), DType::F32, device.clone());
-        let net = build(&architecture, vb)?;
+        let engine = Engine::build(&architecture, vb, backend, device)?;
         Ok(Model {
             architecture,
-            net,
+            engine,
             device: device.clone(),
         })
+    }
+
+    /// The backend actually in use (a GPU device always runs candle).
+    pub fn backend(&self) -> Backend {
+        match self.engine {
+            Engine::Fast(_) => Backend::Fast,
+            Engine::Candle(_) => Backend::Candle,
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -199,19 +276,15 @@ impl Model {
     }
 
     fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match &self.net {
-            Net::DenseNet(n) => n.features(x),
-            Net::ResNet(n) => n.features(x),
-            Net::SmallCnn(n) => n.features(x),
-        }
+        self.engine.features(x)
     }
 
+    /// Global average pooling and the linear head (the same for every
+    /// architecture and backend).
     fn classify(&self, maps: &Tensor) -> candle_core::Result<Tensor> {
-        match &self.net {
-            Net::DenseNet(n) => n.classify(maps),
-            Net::ResNet(n) => n.classify(maps),
-            Net::SmallCnn(n) => n.classify(maps),
-        }
+        self.engine
+            .head()
+            .forward(&maps.mean(D::Minus1)?.mean(D::Minus1)?)
     }
 
     /// Logits, `N x classes`, for a checked input.
@@ -227,11 +300,7 @@ impl Model {
         let maps = self.features(x)?;
         let logits = self.classify(&maps)?;
         let (n, c, h, w) = maps.dims4()?;
-        let weight = match &self.net {
-            Net::DenseNet(n) => n.classifier_weight(),
-            Net::ResNet(n) => n.classifier_weight(),
-            Net::SmallCnn(n) => n.classifier_weight(),
-        };
+        let weight = self.engine.head().weight();
         // classes x C times C x (h*w), per image.
         let mut out = Vec::with_capacity(n);
         for i in 0..n {

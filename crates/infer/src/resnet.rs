@@ -133,9 +133,9 @@ impl ResNet {
         Ok(x)
     }
 
-    /// The linear head's weight, `classes x channels` (for class maps).
-    pub fn classifier_weight(&self) -> &Tensor {
-        self.fc.weight()
+    /// The linear head (class maps weigh the feature maps with it).
+    pub fn head(&self) -> &Linear {
+        &self.fc
     }
 
     /// Global average pooling and the linear classifier.

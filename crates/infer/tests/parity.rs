@@ -77,21 +77,28 @@ fn formula_matches_the_python_generator() {
     }
 }
 
-/// Formula weights through `Model` (the path the daemon uses) against the
-/// committed PyTorch logits.
+/// Formula weights through `Model` (the path the daemon uses), on the
+/// fast path and on candle's ops, against the committed PyTorch logits.
+/// Returns the fast path's logits.
 fn assert_parity(file: &str, arch: infer::Architecture, classes: usize) -> Vec<Vec<f32>> {
     let r = reference(file);
-    let model = infer::Model::with_formula_weights(arch, &Device::Cpu).unwrap();
-    let logits = model.logits(&input(&r)).unwrap();
-    assert_eq!(logits.dims(), &[2, classes]);
-    let ours: Vec<Vec<f32>> = logits.to_vec2().unwrap();
-    let err = relative_error(&ours, &r["logits"]);
-    eprintln!("{file}: relative error {err:e} against PyTorch");
-    assert!(
-        err <= 1e-4,
-        "{file}: relative error {err:e} against PyTorch"
-    );
-    ours
+    let mut results = Vec::new();
+    for backend in [infer::Backend::Fast, infer::Backend::Candle] {
+        let model =
+            infer::Model::with_formula_weights_on(arch.clone(), &Device::Cpu, backend).unwrap();
+        assert_eq!(model.backend(), backend);
+        let logits = model.logits(&input(&r)).unwrap();
+        assert_eq!(logits.dims(), &[2, classes]);
+        let ours: Vec<Vec<f32>> = logits.to_vec2().unwrap();
+        let err = relative_error(&ours, &r["logits"]);
+        eprintln!("{file} ({backend:?}): relative error {err:e} against PyTorch");
+        assert!(
+            err <= 1e-4,
+            "{file} ({backend:?}): relative error {err:e} against PyTorch"
+        );
+        results.push(ours);
+    }
+    results.swap_remove(0)
 }
 
 #[test]

@@ -1,0 +1,171 @@
+//! The fast CPU path: DenseNet, ResNet and the small CNN run by a
+//! model-specific executor instead of candle's generic ops, with the same
+//! weights (read through the same `VarBuilder` paths) and the same results
+//! to float rounding (the PyTorch parity tests run against both paths).
+//!
+//! Why not candle's ops: its CPU convolution copies the whole im2col
+//! matrix, multiplies, then copies the result into NCHW; BatchNorm and
+//! ReLU are separate passes over memory, and DenseNet's concatenations
+//! copy every earlier feature map again at every layer. Here:
+//! - maps are channel-major (`C x N x H x W`), so a convolution over a
+//!   whole batch is one matrix product and a channel is one contiguous row;
+//! - convolutions build their im2col columns one cache-sized chunk at a
+//!   time (1x1 ones read their input in place) and finish BatchNorm, bias,
+//!   residual and ReLU on the chunk before the next (`conv.rs`);
+//! - BatchNorm is folded into the weights where it follows a convolution
+//!   (ResNet, the small CNN) and fused into the product's input or output
+//!   where it precedes one (DenseNet);
+//! - each dense block writes its layers into one pre-allocated buffer, so
+//!   concatenation costs nothing.
+//!
+//! Matrix products use the `gemm` crate (pure Rust, runtime-dispatched
+//! AVX2 / AVX-512 kernels); threads are rayon's (`RAYON_NUM_THREADS`).
+
+mod conv;
+mod densenet;
+mod gemm;
+mod pool;
+mod resnet;
+mod smallcnn;
+
+use candle_core::{Device, Result, Tensor};
+use candle_nn::{linear, Linear, VarBuilder};
+
+use crate::Architecture;
+use conv::{Affine, Conv};
+
+/// The shape of channel-major feature maps: each channel is one row of
+/// `n * h * w` values (image, then row, then column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Geometry {
+    /// Values per channel row.
+    pub fn cols(&self) -> usize {
+        self.n * self.h * self.w
+    }
+}
+
+/// Channel-major feature maps.
+pub(crate) struct Maps {
+    pub data: Vec<f32>,
+    pub channels: usize,
+    pub g: Geometry,
+}
+
+impl Maps {
+    pub fn zeros(channels: usize, g: Geometry) -> Maps {
+        Maps {
+            data: vec![0.0; channels * g.cols()],
+            channels,
+            g,
+        }
+    }
+}
+
+enum Body {
+    DenseNet(densenet::DenseNet),
+    ResNet(resnet::ResNet),
+    SmallCnn(smallcnn::SmallCnn),
+}
+
+/// A network on the fast path: its feature extractor and linear head.
+pub(crate) struct FastNet {
+    body: Body,
+    head: Linear,
+}
+
+impl FastNet {
+    pub fn new(arch: &Architecture, vb: VarBuilder) -> Result<FastNet> {
+        let (body, channels, head) = match arch {
+            Architecture::DenseNet(c) => {
+                let net = densenet::DenseNet::new(c, vb.pp("features"))?;
+                (Body::DenseNet(net.0), net.1, "classifier")
+            }
+            Architecture::ResNet(c) => {
+                let net = resnet::ResNet::new(c, vb.clone())?;
+                (Body::ResNet(net.0), net.1, "fc")
+            }
+            Architecture::SmallCnn(c) => {
+                let net = smallcnn::SmallCnn::new(c, vb.pp("features"))?;
+                (Body::SmallCnn(net.0), net.1, "classifier")
+            }
+        };
+        let head = linear(channels, arch.num_classes(), vb.pp(head))?;
+        Ok(FastNet { body, head })
+    }
+
+    /// The final feature maps, `N x C x h x w` (as candle's path returns).
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let nchw = x.flatten_all()?.to_vec1::<f32>()?;
+        let input = Maps {
+            data: transpose(&nchw, n, c, h * w),
+            channels: c,
+            g: Geometry { n, h, w },
+        };
+        let maps = match &self.body {
+            Body::DenseNet(net) => net.features(input),
+            Body::ResNet(net) => net.features(input),
+            Body::SmallCnn(net) => net.features(input),
+        };
+        let Geometry { n, h, w } = maps.g;
+        let data = transpose(&maps.data, maps.channels, n, h * w);
+        Tensor::from_vec(data, (n, maps.channels, h, w), &Device::Cpu)
+    }
+
+    pub fn head(&self) -> &Linear {
+        &self.head
+    }
+}
+
+/// `a x b` blocks of `plane` values to `b x a` (NCHW <-> CNHW).
+fn transpose(data: &[f32], a: usize, b: usize, plane: usize) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    for i in 0..a {
+        for j in 0..b {
+            out[(j * a + i) * plane..][..plane]
+                .copy_from_slice(&data[(i * b + j) * plane..][..plane]);
+        }
+    }
+    out
+}
+
+fn values(t: Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// A bias-free convolution's weights from `vb` (PyTorch's `weight`).
+pub(crate) fn conv(
+    input: usize,
+    out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    vb: VarBuilder,
+) -> Result<Conv> {
+    Ok(Conv {
+        out,
+        input,
+        k,
+        stride,
+        pad,
+        weight: values(vb.get((out, input, k, k), "weight")?)?,
+    })
+}
+
+/// BatchNorm2d (epsilon 1e-5, as in `layers::bn`) as a scale and shift.
+pub(crate) fn bn(channels: usize, vb: VarBuilder) -> Result<Affine> {
+    let get = |name: &str| values(vb.get(channels, name)?);
+    Ok(Affine::from_batch_norm(
+        &get("weight")?,
+        &get("bias")?,
+        &get("running_mean")?,
+        &get("running_var")?,
+        1e-5,
+    ))
+}
