@@ -24,6 +24,7 @@ pub mod train;
 pub use classifier::{Classifier, ClassifierError, Finding, Prediction};
 pub use densenet::{DenseNet, DenseNetConfig};
 pub use error::InferError;
+pub use fast::profile;
 pub use manifest::{Aggregation, Manifest, ManifestError};
 pub use model::{Architecture, Backend, ClassMaps, Model};
 pub use resnet::{ResNet, ResNetConfig};

@@ -16,6 +16,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{Out, View};
+use super::profile::{self, Part};
 use super::Geometry;
 
 /// BatchNorm in inference mode: `y = x * scale + shift` per channel.
@@ -92,6 +93,52 @@ pub(crate) enum Epilogue<'a> {
     },
 }
 
+/// How an operation is cut into tasks: `chunks` column ranges of `chunk`
+/// columns (the last may be shorter) times `row_parts` ranges of
+/// `rows_per` output channels.
+struct Plan {
+    chunk: usize,
+    chunks: usize,
+    row_parts: usize,
+    rows_per: usize,
+}
+
+/// Columns below which a chunk is not worth its own task.
+const MIN_CHUNK: usize = 64;
+
+impl Plan {
+    fn new(cols: usize, rows: usize, max_chunk: usize, threads: usize) -> Plan {
+        let mut chunks = cols.div_ceil(max_chunk).max(1);
+        // Equal shares for every thread where the columns allow it.
+        let even = chunks.next_multiple_of(threads);
+        if cols / even >= MIN_CHUNK {
+            chunks = even;
+        }
+        let chunk = cols.div_ceil(chunks).max(1);
+        let chunks = cols.div_ceil(chunk);
+        // Too few columns to share: split the output channels too.
+        let row_parts = if chunks >= threads {
+            1
+        } else {
+            (threads / chunks).clamp(1, rows.div_ceil(16).max(1))
+        };
+        Plan {
+            chunk,
+            chunks,
+            row_parts,
+            rows_per: rows.div_ceil(row_parts),
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's im2col chunk, kept between operations: a chunk is at
+    /// most `chunk_floats()` floats (or one 4096-column chunk of a deep
+    /// layer), so this stays small, and nothing is allocated or zeroed per
+    /// task.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A bias-free square convolution, weights `out x (input * k * k)` in
 /// PyTorch's order (a BatchNorm after it may be folded in as a bias).
 #[derive(Debug, Clone)]
@@ -104,9 +151,13 @@ pub(crate) struct Conv {
     pub weight: Vec<f32>,
 }
 
-/// Floats of `col` one chunk may hold: about 512 KB, inside a core's L2
-/// next to the weights' working set.
+/// Floats of `col` one chunk may hold: 512 KiB, inside a core's L2 next to
+/// the weights' working set (measured: 64 Ki and 256 Ki floats were both
+/// slower for DenseNet-121).
 const CHUNK_FLOATS: usize = 128 * 1024;
+
+/// Columns of a chunk when a 1x1 convolution reads its input in place.
+const DIRECT_CHUNK: usize = 2048;
 
 impl Conv {
     /// Folds a following BatchNorm into the weights; returns the bias.
@@ -164,23 +215,35 @@ impl Conv {
         }
         let direct = self.k == 1 && self.stride == 1 && self.pad == 0;
         let direct = direct && matches!(prologue, Prologue::None);
-        let chunk = if direct {
-            2048
+        let max_chunk = if direct {
+            DIRECT_CHUNK
         } else {
-            (CHUNK_FLOATS / depth).clamp(64, 4096) / 16 * 16
+            (CHUNK_FLOATS / depth).clamp(64, 4096)
         };
-        let chunks = cols.div_ceil(chunk);
-        let threads = rayon::current_num_threads();
-        let row_parts = if chunks >= threads {
-            1
-        } else {
-            threads.div_ceil(chunks).min(self.out.div_ceil(16)).max(1)
+        // Every chunk reads all the weights: where they outweigh a chunk's
+        // columns (deep late layers), fewer and longer chunks.
+        let max_chunk = max_chunk.max(self.out);
+        let Plan {
+            chunk,
+            chunks,
+            row_parts,
+            rows_per,
+        } = Plan::new(cols, self.out, max_chunk, rayon::current_num_threads());
+        let kind = || {
+            let what = match prologue {
+                Prologue::None => "",
+                Prologue::BnRelu(_) => " after BN+ReLU",
+                Prologue::BnReluPool(_) => " after BN+ReLU+avg pool",
+            };
+            format!(
+                "conv {0}x{0} stride {1}{what} @{2}",
+                self.k, self.stride, og.h
+            )
         };
-        let rows_per = self.out.div_ceil(row_parts);
-        let dst = Out::new(out);
-        (0..chunks * row_parts)
-            .into_par_iter()
-            .for_each_init(Vec::new, |col, task| {
+        let macs = (self.out * cols * depth) as u64;
+        profile::op(kind, macs, |parts| {
+            let dst = Out::new(out);
+            (0..chunks * row_parts).into_par_iter().for_each(|task| {
                 let (c, p) = (task / row_parts, task % row_parts);
                 let j0 = c * chunk;
                 let len = chunk.min(cols - j0);
@@ -189,52 +252,43 @@ impl Conv {
                 if rows == 0 {
                     return;
                 }
-                let rhs = if direct {
-                    View {
-                        data: &input[j0..],
-                        stride: in_cols,
-                    }
-                } else {
-                    col.resize(depth * len, 0.0);
-                    self.columns(input, g, og, prologue, j0, len, col);
-                    View {
-                        data: &col[..],
-                        stride: len,
-                    }
-                };
-                let lhs = View {
-                    data: &self.weight[r0 * depth..],
-                    stride: depth,
-                };
-                // SAFETY: tasks cover disjoint (rows, columns) rectangles.
-                let mut rect = unsafe { dst.rows(r0 * cols + j0, rows, len, cols) };
-                rect.assign_product(lhs, rhs, depth);
-                for r in 0..rows {
-                    let o = r0 + r;
-                    let y = rect.row(r);
-                    match epilogue {
-                        Epilogue::None => {}
-                        Epilogue::BnRelu(a) => a.relu_in_place(o, y),
-                        Epilogue::Bias {
-                            bias,
-                            residual,
-                            relu,
-                        } => {
-                            let b = bias[o];
-                            match residual {
-                                Some(res) => {
-                                    let res = &res[o * cols + j0..][..len];
-                                    y.iter_mut().zip(res).for_each(|(v, r)| *v += b + r);
-                                }
-                                None => y.iter_mut().for_each(|v| *v += b),
-                            }
-                            if relu {
-                                y.iter_mut().for_each(|v| *v = v.max(0.0));
-                            }
+                SCRATCH.with_borrow_mut(|col| {
+                    let rhs = if direct {
+                        View {
+                            data: &input[j0..],
+                            stride: in_cols,
                         }
-                    }
-                }
+                    } else {
+                        // Every element is written by `columns`: growing
+                        // is the only reason to touch the buffer here.
+                        if col.len() < depth * len {
+                            col.resize(depth * len, 0.0);
+                        }
+                        let col = &mut col[..depth * len];
+                        parts.time(Part::Columns, || {
+                            self.columns(input, g, og, prologue, j0, len, col)
+                        });
+                        View {
+                            data: col,
+                            stride: len,
+                        }
+                    };
+                    let lhs = View {
+                        data: &self.weight[r0 * depth..],
+                        stride: depth,
+                    };
+                    // SAFETY: tasks cover disjoint (rows, columns) rectangles.
+                    let mut rect = unsafe { dst.rows(r0 * cols + j0, rows, len, cols) };
+                    parts.time(Part::Gemm, || rect.assign_product(lhs, rhs, depth));
+                    parts.time(Part::Epilogue, || {
+                        for r in 0..rows {
+                            let o = r0 + r;
+                            finish(epilogue, o, rect.row(r), o * cols + j0);
+                        }
+                    });
+                });
             });
+        });
     }
 
     /// Builds columns `j0 .. j0 + len` of the `col` matrix into `col`
@@ -280,6 +334,9 @@ impl Conv {
             Prologue::None => {}
         }
         let (k, s, p) = (self.k, self.stride, self.pad);
+        if s == 1 && 2 * p + 1 == k {
+            return self.columns_same(input, g, j0, len, col);
+        }
         for_each_segment(og, j0, len, |t, img, oy, ox0, seg| {
             for c in 0..self.input {
                 let plane = &input[c * in_cols + img * g.h * g.w..][..g.h * g.w];
@@ -294,21 +351,30 @@ impl Conv {
                             continue;
                         }
                         let src = &plane[iy as usize * g.w..][..g.w];
-                        // Output x in [lo, hi) reads inside the row.
-                        let first = |ox: usize| (ox * s + kx) as isize - p as isize;
-                        let lo = (0..seg).find(|&i| first(ox0 + i) >= 0).unwrap_or(seg);
-                        let hi = (lo..seg)
-                            .find(|&i| first(ox0 + i) >= g.w as isize)
-                            .unwrap_or(seg);
+                        // Output x = ox0 + i reads input x = (ox0 + i) * s + kx - p,
+                        // inside the row for i in [lo, hi).
+                        let base = (ox0 * s + kx) as isize - p as isize;
+                        let lo = if base >= 0 {
+                            0
+                        } else {
+                            ((-base) as usize).div_ceil(s).min(seg)
+                        };
+                        let room = g.w as isize - base; // x < w  <=>  i * s < room
+                        let hi = if room <= 0 {
+                            lo
+                        } else {
+                            (room as usize).div_ceil(s).clamp(lo, seg)
+                        };
                         dst[..lo].fill(0.0);
                         dst[hi..].fill(0.0);
                         if hi > lo {
-                            let x0 = first(ox0 + lo) as usize;
+                            let x0 = (base + (lo * s) as isize) as usize;
                             if s == 1 {
                                 dst[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
                             } else {
-                                for (i, d) in dst[lo..hi].iter_mut().enumerate() {
-                                    *d = src[x0 + i * s];
+                                let src = src[x0..].iter().step_by(s);
+                                for (d, v) in dst[lo..hi].iter_mut().zip(src) {
+                                    *d = *v;
                                 }
                             }
                         }
@@ -316,6 +382,98 @@ impl Conv {
                 }
             }
         });
+    }
+}
+
+impl Conv {
+    /// `columns` for a stride-1 convolution whose output is the input's
+    /// size ("same" padding, DenseNet's and ResNet's 3x3 ones). Within one
+    /// image, output position `q` (row-major) reads input `q + offset` for
+    /// each tap, so a tap's row of `col` is one copy per image in the
+    /// chunk, then zeros where the tap falls off the top, bottom, left or
+    /// right edge: far fewer and longer copies than one per output row,
+    /// which mattered at 14x14 and 7x7.
+    fn columns_same(&self, input: &[f32], g: Geometry, j0: usize, len: usize, col: &mut [f32]) {
+        let (k, p) = (self.k, self.pad as isize);
+        let (h, w) = (g.h as isize, g.w as isize);
+        let plane = g.h * g.w;
+        let mut j = j0;
+        while j < j0 + len {
+            let (img, q0) = (j / plane, j % plane);
+            let n = (plane - q0).min(j0 + len - j);
+            let t = j - j0;
+            for c in 0..self.input {
+                let src = &input[c * g.cols() + img * plane..][..plane];
+                for ky in 0..k {
+                    let dy = ky as isize - p;
+                    for kx in 0..k {
+                        let dx = kx as isize - p;
+                        let row = (c * k + ky) * k + kx;
+                        let dst = &mut col[row * len + t..][..n];
+                        // Output q reads src[q + off]: where its row plus dy
+                        // is inside the image and the index inside the plane
+                        // (a tap one column off the edge reads the next or
+                        // previous row's end: the column zeroing clears it).
+                        let off = dy * w + dx;
+                        let lo = ((-dy).max(0) * w).max(-off).max(q0 as isize);
+                        let hi = ((h - dy.max(0)) * w)
+                            .min(plane as isize - off)
+                            .min((q0 + n) as isize);
+                        let (a, b) = ((lo as usize - q0).min(n), (hi.max(lo) as usize - q0).min(n));
+                        dst[..a].fill(0.0);
+                        dst[b..].fill(0.0);
+                        if b > a {
+                            let from = (q0 as isize + a as isize + off) as usize;
+                            dst[a..b].copy_from_slice(&src[from..from + (b - a)]);
+                        }
+                        // Columns whose x + dx leaves the row.
+                        if dx != 0 {
+                            let bad = if dx < 0 {
+                                0..(-dx) as usize
+                            } else {
+                                (w - dx) as usize..g.w
+                            };
+                            let first_row = q0 / g.w;
+                            let last_row = (q0 + n - 1) / g.w;
+                            for y in first_row..=last_row {
+                                for x in bad.clone() {
+                                    let q = y * g.w + x;
+                                    if q >= q0 && q < q0 + n {
+                                        dst[q - q0] = 0.0;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            j += n;
+        }
+    }
+}
+
+/// The epilogue on output channel `o`'s values `y`, which lie at `at` in
+/// the output (and the residual).
+fn finish(epilogue: Epilogue, o: usize, y: &mut [f32], at: usize) {
+    match epilogue {
+        Epilogue::None => {}
+        Epilogue::BnRelu(a) => a.relu_in_place(o, y),
+        Epilogue::Bias {
+            bias,
+            residual: res,
+            relu,
+        } => {
+            // One pass over the values, whichever parts apply.
+            let b = bias[o];
+            let r = |v: f32| if relu { v.max(0.0) } else { v };
+            match res {
+                Some(res) => {
+                    let res = &res[at..][..y.len()];
+                    y.iter_mut().zip(res).for_each(|(v, x)| *v = r(*v + b + x));
+                }
+                None => y.iter_mut().for_each(|v| *v = r(*v + b)),
+            }
+        }
     }
 }
 

@@ -6,8 +6,9 @@
 use candle_core::Result;
 use candle_nn::VarBuilder;
 
+use super::buffers::Buffers;
 use super::conv::{Affine, Conv, Epilogue, Prologue};
-use super::{bn, conv, pool, Maps};
+use super::{bn, conv, pooling, profile, Maps};
 use crate::DenseNetConfig;
 
 struct Layer {
@@ -71,9 +72,9 @@ impl DenseNet {
     }
 
     /// The maps after `norm5` and ReLU.
-    pub fn features(&self, x: Maps) -> Maps {
+    pub fn features<'a>(&self, x: Maps<'a>, b: &'a Buffers) -> Maps<'a> {
         let g = self.conv0.output(x.g, Prologue::None);
-        let mut stem = Maps::zeros(self.conv0.out, g);
+        let mut stem = Maps::new(b, self.conv0.out, g);
         self.conv0.run(
             &x.data,
             x.g,
@@ -89,13 +90,13 @@ impl DenseNet {
             h: (g.h - 1) / 2 + 1,
             w: (g.w - 1) / 2 + 1,
         };
-        let mut block = Maps::zeros(channels + self.growth(0), g);
-        pool::max_3x3_s2(&stem, &mut block.data[..channels * g.cols()]);
+        let mut block = Maps::new(b, channels + self.growth(0), g);
+        pooling::max_3x3_s2(&stem, &mut block.data[..channels * g.cols()]);
         drop(stem);
-        for (b, layers) in self.blocks.iter().enumerate() {
+        for (i, layers) in self.blocks.iter().enumerate() {
             let cols = g.cols();
             let width = layers.first().map_or(0, |l| l.conv1.out);
-            let mut bottleneck = vec![0.0; width * cols];
+            let mut bottleneck = b.take(width * cols);
             for l in layers {
                 l.conv1.run(
                     &block.data[..channels * cols],
@@ -109,12 +110,12 @@ impl DenseNet {
                     .run(&bottleneck, g, Prologue::None, new, Epilogue::None);
                 channels += l.conv2.out;
             }
-            let Some((norm, tconv)) = self.transitions.get(b) else {
+            let Some((norm, tconv)) = self.transitions.get(i) else {
                 break;
             };
             let pro = Prologue::BnReluPool(norm);
             let next_g = tconv.output(g, pro);
-            let mut next = Maps::zeros(tconv.out + self.growth(b + 1), next_g);
+            let mut next = Maps::new(b, tconv.out + self.growth(i + 1), next_g);
             tconv.run(
                 &block.data,
                 g,
@@ -127,9 +128,15 @@ impl DenseNet {
             g = next_g;
         }
         let cols = g.cols();
-        for (c, row) in block.data.chunks_mut(cols).enumerate() {
-            self.norm5.relu_in_place(c, row);
-        }
+        profile::op(
+            || "BN+ReLU (norm5)".into(),
+            0,
+            |_| {
+                for (c, row) in block.data.chunks_mut(cols).enumerate() {
+                    self.norm5.relu_in_place(c, row);
+                }
+            },
+        );
         block
     }
 

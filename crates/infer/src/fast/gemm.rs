@@ -71,46 +71,63 @@ impl Rows {
 
     /// `self = lhs * rhs` where lhs is `rows x k` and rhs `k x cols`.
     pub fn assign_product(&mut self, lhs: View, rhs: View, k: usize) {
-        let (m, n) = (self.rows, self.cols);
-        if m == 0 || n == 0 {
+        if self.rows == 0 || self.cols == 0 {
             return;
         }
-        if k == 0 {
-            (0..m).for_each(|r| self.row(r).fill(0.0));
-            return;
-        }
-        assert!(
-            (m - 1) * lhs.stride + k <= lhs.data.len(),
-            "lhs out of bounds"
-        );
-        assert!(
-            (k - 1) * rhs.stride + n <= rhs.data.len(),
-            "rhs out of bounds"
-        );
-        // SAFETY: every element read or written lies inside the slices
-        // checked above (row-major, unit column stride); `self` is exclusive.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                self.ptr,
-                1,
-                self.stride as isize,
-                false,
-                lhs.data.as_ptr(),
-                1,
-                lhs.stride as isize,
-                rhs.data.as_ptr(),
-                1,
-                rhs.stride as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
-        }
+        // SAFETY: `Out::rows` checked the rectangle; it is exclusive.
+        unsafe { product(self.ptr, self.stride, self.rows, self.cols, lhs, rhs, k) }
     }
+}
+
+/// `dst = lhs * rhs`, `m x n` by `k`.
+///
+/// # Safety
+/// `dst` must be valid for writes of `m x n` at row `stride`, and not
+/// aliased. `lhs` and `rhs` are checked here.
+unsafe fn product(
+    dst: *mut f32,
+    stride: usize,
+    m: usize,
+    n: usize,
+    lhs: View,
+    rhs: View,
+    k: usize,
+) {
+    if k == 0 {
+        for r in 0..m {
+            std::slice::from_raw_parts_mut(dst.add(r * stride), n).fill(0.0);
+        }
+        return;
+    }
+    assert!(
+        (m - 1) * lhs.stride + k <= lhs.data.len(),
+        "lhs out of bounds"
+    );
+    assert!(
+        (k - 1) * rhs.stride + n <= rhs.data.len(),
+        "rhs out of bounds"
+    );
+    // Every element read lies inside the slices checked above (row-major,
+    // unit column stride).
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        stride as isize,
+        false,
+        lhs.data.as_ptr(),
+        1,
+        lhs.stride as isize,
+        rhs.data.as_ptr(),
+        1,
+        rhs.stride as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
 }

@@ -5,8 +5,9 @@
 use candle_core::Result;
 use candle_nn::VarBuilder;
 
+use super::buffers::Buffers;
 use super::conv::{Conv, Epilogue, Prologue};
-use super::{bn, conv, pool, Geometry, Maps};
+use super::{bn, conv, pooling, Geometry, Maps};
 use crate::ResNetConfig;
 
 /// A convolution with its BatchNorm folded in.
@@ -31,9 +32,9 @@ impl Folded {
         Ok(Folded { conv, bias })
     }
 
-    fn run(&self, x: &Maps, residual: Option<&[f32]>, relu: bool) -> Maps {
+    fn run<'a>(&self, x: &Maps, b: &'a Buffers, residual: Option<&[f32]>, relu: bool) -> Maps<'a> {
         let g = self.conv.output(x.g, Prologue::None);
-        let mut out = Maps::zeros(self.conv.out, g);
+        let mut out = Maps::new(b, self.conv.out, g);
         let epilogue = Epilogue::Bias {
             bias: &self.bias,
             residual,
@@ -101,23 +102,23 @@ impl ResNet {
     }
 
     /// The last stage's maps.
-    pub fn features(&self, x: Maps) -> Maps {
-        let stem = self.stem.run(&x, None, true);
+    pub fn features<'a>(&self, x: Maps<'a>, b: &'a Buffers) -> Maps<'a> {
+        let stem = self.stem.run(&x, b, None, true);
         drop(x);
         let g = Geometry {
             n: stem.g.n,
             h: (stem.g.h - 1) / 2 + 1,
             w: (stem.g.w - 1) / 2 + 1,
         };
-        let mut x = Maps::zeros(stem.channels, g);
-        pool::max_3x3_s2(&stem, &mut x.data);
+        let mut x = Maps::new(b, stem.channels, g);
+        pooling::max_3x3_s2(&stem, &mut x.data);
         drop(stem);
         for block in self.stages.iter().flatten() {
-            let y = block.conv1.run(&x, None, true);
-            let y = block.conv2.run(&y, None, true);
-            let identity = block.downsample.as_ref().map(|d| d.run(&x, None, false));
+            let y = block.conv1.run(&x, b, None, true);
+            let y = block.conv2.run(&y, b, None, true);
+            let identity = block.downsample.as_ref().map(|d| d.run(&x, b, None, false));
             let residual = identity.as_ref().map_or(&x.data, |m| &m.data);
-            x = block.conv3.run(&y, Some(residual), true);
+            x = block.conv3.run(&y, b, Some(residual), true);
         }
         x
     }

@@ -4,6 +4,7 @@
 use candle_core::Result;
 use candle_nn::VarBuilder;
 
+use super::buffers::Buffers;
 use super::conv::{Conv, Epilogue, Prologue};
 use super::{bn, conv, Maps};
 use crate::SmallCnnConfig;
@@ -32,10 +33,10 @@ impl SmallCnn {
         Ok((SmallCnn { layers }, input))
     }
 
-    pub fn features(&self, mut x: Maps) -> Maps {
+    pub fn features<'a>(&self, mut x: Maps<'a>, b: &'a Buffers) -> Maps<'a> {
         for (conv, bias) in &self.layers {
             let g = conv.output(x.g, Prologue::None);
-            let mut out = Maps::zeros(conv.out, g);
+            let mut out = Maps::new(b, conv.out, g);
             let epilogue = Epilogue::Bias {
                 bias,
                 residual: None,
