@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Forward pass, 1 x 224 x 224, DenseNet-121 and ResNet-50 (1 channel, 18
-# classes), same formula weights everywhere: candle (crates/infer) against
-# PyTorch CPU and onnxruntime, batch 1 and 8, 1 and 2 threads. Installs
-# PyTorch, torchvision and onnxruntime into bench/.venv-torch (large).
+# Forward-pass time of DenseNet-121 (224²) and ResNet-50 (224² and 512²),
+# 1 channel, 18 classes, the same formula weights everywhere: triaged's fast
+# CPU path and candle's own ops (crates/infer/benches/forward.rs) against
+# PyTorch CPU and onnxruntime; batch 1 and 8, 1 and 2 threads. Prints a
+# Markdown table (median of RUNS passes after a warm-up; RUNS=5 at batch 1,
+# 3 at batch 8 unless set). Installs PyTorch, torchvision and onnxruntime
+# into bench/.venv-torch (large, once).
 #
-#   bench/infer.sh          # RUNS=5
+#   bench/infer.sh
+#   THREADS="2" BATCHES="1" bench/infer.sh     # a quicker subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V=bench/.venv-torch
@@ -14,18 +18,25 @@ if [ ! -x $V/bin/python ] || ! $V/bin/python -c "import torch, torchvision, onnx
   # torchvision's pinned torch differs; only its model definitions are used.
   $V/bin/pip install -q --no-deps torchvision==0.29.2
 fi
-export RUNS=${RUNS:-5}
-printf '%-12s %6s %8s %10s %10s %12s %14s %14s\n' model batch threads "candle ms" "torch ms" "onnxrt ms" "candle/torch" "candle/onnxrt"
-for threads in 1 2; do
-  for batch in 1 8; do
-    candle=$(RAYON_NUM_THREADS=$threads BATCH=$batch cargo bench -q -p triaged-infer --bench forward)
-    py=$(OMP_NUM_THREADS=$threads $V/bin/python bench/infer_python.py "$threads" "$batch" 2>/dev/null)
-    for model in densenet121 resnet50; do
-      c=$(echo "$candle" | awk -v m=$model '$1==m {print $3}')
-      t=$(echo "$py" | awk -v m=$model '$1=="pytorch" && $2==m {print $4}')
-      o=$(echo "$py" | awk -v m=$model '$1=="onnxruntime" && $2==m {print $4}')
-      printf '%-12s %6s %8s %10s %10s %12s %14s %14s\n' $model $batch $threads "$c" "$t" "$o" \
-        "$(python3 -c "print(f'{$c/$t:.2f}')")" "$(python3 -c "print(f'{$c/$o:.2f}')")"
+cargo bench -q -p triaged-infer --bench forward --no-run 2>/dev/null
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+echo "| model | size | batch | threads | candle ms | fast ms | PyTorch ms | onnxruntime ms | fast / PyTorch | fast / onnxruntime | candle / fast |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for threads in ${THREADS:-1 2}; do
+  for batch in ${BATCHES:-1 8}; do
+    runs=${RUNS:-$([ "$batch" = 1 ] && echo 5 || echo 3)}
+    for case in "densenet121 224" "resnet50 224" "resnet50 512"; do
+      set -- $case
+      model=$1 size=$2
+      ours=$(RUNS=$runs RAYON_NUM_THREADS=$threads BATCH=$batch SIZE=$size MODELS=$model \
+        cargo bench -q -p triaged-infer --bench forward)
+      py=$(RUNS=$runs OMP_NUM_THREADS=$threads $V/bin/python bench/infer_python.py \
+        "$threads" "$batch" "$size" "$model" 2>/dev/null)
+      f=$(echo "$ours" | awk '$4=="fast" {print $5}')
+      c=$(echo "$ours" | awk '$4=="candle" {print $5}')
+      t=$(echo "$py" | awk '$1=="pytorch" {print $5}')
+      o=$(echo "$py" | awk '$1=="onnxruntime" {print $5}')
+      echo "| $model | $size² | $batch | $threads | $c | $f | $t | $o | $(ratio $f $t) | $(ratio $f $o) | $(ratio $c $f) |"
     done
   done
 done

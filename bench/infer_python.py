@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch and onnxruntime forward-pass times for the same models and
 weights as crates/infer/benches/forward.rs (formula weights from
-tools/infer_reference.py). Prints `runtime<TAB>model<TAB>batch<TAB>ms`.
-Usage: infer_python.py THREADS BATCH"""
+tools/infer_reference.py). Prints `runtime<TAB>model<TAB>size<TAB>batch<TAB>ms`
+(median of RUNS after one warm-up).
+Usage: infer_python.py THREADS BATCH SIZE MODEL[,MODEL]"""
 import os
 import statistics
 import sys
@@ -16,6 +17,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 from infer_reference import densenet121_xrv, resnet50_xrv, uniform  # noqa: E402
 
+BUILD = {"densenet121": densenet121_xrv, "resnet50": resnet50_xrv}
+
 
 def timed(f, runs):
     f()
@@ -28,16 +31,17 @@ def timed(f, runs):
 
 
 def main():
-    threads, batch = int(sys.argv[1]), int(sys.argv[2])
+    threads, batch, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    models = sys.argv[4].split(",")
     runs = int(os.environ.get("RUNS", "5"))
     torch.set_num_threads(threads)
-    x = uniform("input", batch * 224 * 224).reshape(batch, 1, 224, 224) * np.float32(2048)
-    for name, build in (("densenet121", densenet121_xrv), ("resnet50", resnet50_xrv)):
-        model = build()
+    x = uniform("input", batch * size * size).reshape(batch, 1, size, size) * np.float32(2048)
+    for name in models:
+        model = BUILD[name]()
         xt = torch.from_numpy(x)
         with torch.no_grad():
             ms = timed(lambda: model(xt), runs)
-        print(f"pytorch\t{name}\t{batch}\t{ms:.1f}")
+        print(f"pytorch\t{name}\t{size}\t{batch}\t{ms:.1f}")
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "m.onnx")
             torch.onnx.export(model, xt, path, input_names=["x"], output_names=["y"],
@@ -47,7 +51,7 @@ def main():
             opts.inter_op_num_threads = 1
             sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
             ms = timed(lambda: sess.run(None, {"x": x}), runs)
-        print(f"onnxruntime\t{name}\t{batch}\t{ms:.1f}")
+        print(f"onnxruntime\t{name}\t{size}\t{batch}\t{ms:.1f}")
 
 
 if __name__ == "__main__":

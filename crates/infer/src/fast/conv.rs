@@ -372,9 +372,10 @@ impl Conv {
                             if s == 1 {
                                 dst[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
                             } else {
-                                let src = src[x0..].iter().step_by(s);
-                                for (d, v) in dst[lo..hi].iter_mut().zip(src) {
-                                    *d = *v;
+                                let n = hi - lo;
+                                let src = &src[x0..x0 + (n - 1) * s + 1];
+                                for (i, d) in dst[lo..hi].iter_mut().enumerate() {
+                                    *d = src[i * s];
                                 }
                             }
                         }

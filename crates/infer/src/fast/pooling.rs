@@ -22,18 +22,23 @@ pub(crate) fn max_3x3_s2(x: &Maps, out: &mut [f32]) -> Geometry {
         |_| {
             out.par_chunks_mut(oplane)
                 .zip(x.data.par_chunks(plane))
-                .for_each(|(o, p)| {
+                .for_each_init(Vec::new, |rows, (o, p)| {
                     for oy in 0..og.h {
+                        // The max of the (up to) three input rows, then of three
+                        // neighbours along it: both passes run along rows.
                         let ys = (2 * oy).saturating_sub(1)..(2 * oy + 2).min(g.h);
-                        for ox in 0..og.w {
-                            let xs = (2 * ox).saturating_sub(1)..(2 * ox + 2).min(g.w);
-                            let mut m = f32::NEG_INFINITY;
-                            for y in ys.clone() {
-                                for v in &p[y * g.w + xs.start..y * g.w + xs.end] {
-                                    m = m.max(*v);
-                                }
+                        rows.clear();
+                        rows.extend_from_slice(&p[ys.start * g.w..][..g.w]);
+                        for y in ys.start + 1..ys.end {
+                            for (m, v) in rows.iter_mut().zip(&p[y * g.w..][..g.w]) {
+                                *m = m.max(*v);
                             }
-                            o[oy * og.w + ox] = m;
+                        }
+                        for (ox, m) in o[oy * og.w..][..og.w].iter_mut().enumerate() {
+                            let x = 2 * ox;
+                            let left = rows[x.saturating_sub(1)];
+                            let right = rows[(x + 1).min(g.w - 1)];
+                            *m = rows[x].max(left).max(right);
                         }
                     }
                 })
