@@ -2,7 +2,9 @@
 # Install everything the test suite needs, idempotently:
 #   - Debian packages: DCMTK and Orthanc (real DICOM peers), dicom3tools,
 #     SQLite (linked by sqlx), clang (sqlx's SQLite bindings), CharLS
-#     (JPEG-LS) and OpenJPEG (JPEG 2000), linked by crates/imaging; curl;
+#     (JPEG-LS) and OpenJPEG (JPEG 2000), linked by crates/imaging; OpenSSL
+#     (DICOM over TLS, linked by crates/dimse; the CLI makes the TLS test's
+#     certificates); curl;
 #     Chromium and a font for the browser test of the worklist page;
 #   - playwright-core from npm (tests/browser; it drives Debian's Chromium
 #     and downloads no browser of its own);
@@ -12,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(dcmtk orthanc dicom3tools libsqlite3-dev libcharls-dev libopenjp2-7-dev pkg-config libclang-dev curl python3-venv procps
+DEBS=(dcmtk orthanc dicom3tools libsqlite3-dev libcharls-dev libopenjp2-7-dev libssl-dev openssl pkg-config libclang-dev curl python3-venv procps
       chromium fonts-dejavu-core sqlite3)
 command -v npm >/dev/null || DEBS+=(nodejs npm)
 missing=()

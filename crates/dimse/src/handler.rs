@@ -25,10 +25,13 @@ use crate::sink::{StorageSink, StoreRequest};
 use crate::sop;
 use crate::status::Status;
 use crate::store::StoreOp;
+use crate::tls::TlsAcceptor;
 
 pub(crate) struct Handler<S> {
     pub id: u64,
     pub peer: SocketAddr,
+    /// Arrived on the TLS port.
+    pub secure: bool,
     pub config: Arc<ListenerConfig>,
     pub sink: Arc<S>,
     pub shutdown: Shutdown,
@@ -65,6 +68,39 @@ struct Session<'a, S: StorageSink> {
 }
 
 impl<S: StorageSink> Handler<S> {
+    /// A connection to the TLS port: the handshake (within the idle
+    /// timeout), then the association over the decrypted stream.
+    pub async fn run_tls(self, socket: TcpStream, acceptor: &TlsAcceptor) {
+        let t = match acceptor
+            .terminate(socket, self.peer, self.config.idle_timeout)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                ListenerStats::add(&self.config.stats.associations_rejected);
+                tracing::warn!(
+                    assoc = self.id,
+                    peer = %self.peer,
+                    error = %e,
+                    "TLS handshake failed: connection closed"
+                );
+                return;
+            }
+        };
+        let mut pump = t.pump;
+        let run = self.run(t.stream);
+        tokio::pin!(run);
+        tokio::select! {
+            // The association is over: let the last bytes and the TLS
+            // close reach the peer, briefly.
+            _ = &mut run => {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut pump).await;
+            }
+            // The peer went away: the handler sees the stream end.
+            _ = &mut pump => run.await,
+        }
+    }
+
     pub async fn run(self, socket: TcpStream) {
         let verdict = Arc::new(Mutex::new(None));
         let policy = self.config.policy.current();
@@ -122,6 +158,7 @@ impl<S: StorageSink> Handler<S> {
         tracing::info!(
             assoc = self.id,
             peer = %self.peer,
+            tls = self.secure,
             calling_ae = %calling_ae,
             called_ae = %assoc.called_ae_title().trim(),
             source = %source,

@@ -26,9 +26,11 @@ pub mod sop;
 pub mod status;
 mod storage_classes;
 mod store;
+mod tls;
 
 pub use listener::{Listener, ListenerConfig, ListenerStats};
 pub use policy::{AssociationPolicy, HostPattern, HostPatternError, LivePolicy, SourceRule};
 pub use shutdown::Shutdown;
 pub use sink::{InstanceWriter, StorageSink, StoreFailure, StoreOutcome, StoreRequest};
 pub use status::Status;
+pub use tls::{TlsAcceptor, TlsError, TlsSettings};

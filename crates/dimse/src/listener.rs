@@ -14,6 +14,7 @@ use crate::handler::Handler;
 use crate::policy::LivePolicy;
 use crate::shutdown::Shutdown;
 use crate::sink::StorageSink;
+use crate::tls::TlsAcceptor;
 
 /// Settings of the SCP.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ impl ListenerStats {
 
 pub struct Listener<S> {
     tcp: TcpListener,
+    /// The DICOM-over-TLS port, when configured.
+    tls: Option<(TcpListener, TlsAcceptor)>,
     config: Arc<ListenerConfig>,
     sink: Arc<S>,
     shutdown: Shutdown,
@@ -68,14 +71,31 @@ impl<S: StorageSink> Listener<S> {
         let tcp = TcpListener::bind(addr).await?;
         Ok(Listener {
             tcp,
+            tls: None,
             config: Arc::new(config),
             sink,
             shutdown,
         })
     }
 
+    /// Also serve DICOM over TLS on `addr`: same policy, sink, limits and
+    /// shutdown as the plain port (one pool of association slots).
+    pub async fn with_tls(
+        mut self,
+        addr: SocketAddr,
+        acceptor: TlsAcceptor,
+    ) -> std::io::Result<Self> {
+        self.tls = Some((TcpListener::bind(addr).await?, acceptor));
+        Ok(self)
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.tcp.local_addr()
+    }
+
+    /// The TLS port's address, when there is one.
+    pub fn tls_local_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.tls.as_ref().map(|(l, _)| l.local_addr())
     }
 
     /// Serve until shutdown is triggered, then wait for open associations
@@ -83,6 +103,7 @@ impl<S: StorageSink> Listener<S> {
     pub async fn run(self) {
         let Listener {
             tcp,
+            tls,
             config,
             sink,
             mut shutdown,
@@ -93,18 +114,23 @@ impl<S: StorageSink> Listener<S> {
         let mut accept_backoff = Duration::from_millis(10);
         loop {
             while tasks.try_join_next().is_some() {}
-            let (socket, peer) = tokio::select! {
+            let (accepted, secure) = tokio::select! {
                 _ = shutdown.wait() => break,
-                accepted = tcp.accept() => match accepted {
-                    Ok(pair) => { accept_backoff = Duration::from_millis(10); pair }
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::error!(error = %e, "accept failed");
-                        tokio::time::sleep(accept_backoff).await;
-                        accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
-                        continue;
-                    }
-                },
+                accepted = tcp.accept() => (accepted, false),
+                accepted = accept_on(tls.as_ref().map(|(l, _)| l)) => (accepted, true),
+            };
+            let (socket, peer) = match accepted {
+                Ok(pair) => {
+                    accept_backoff = Duration::from_millis(10);
+                    pair
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::time::sleep(accept_backoff).await;
+                    accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
             };
             set_nodelay(&socket, peer);
             match slots.clone().try_acquire_owned() {
@@ -112,12 +138,17 @@ impl<S: StorageSink> Listener<S> {
                     let handler = Handler {
                         id: ids.fetch_add(1, Ordering::Relaxed),
                         peer,
+                        secure,
                         config: config.clone(),
                         sink: sink.clone(),
                         shutdown: shutdown.clone(),
                     };
+                    let acceptor = tls.as_ref().filter(|_| secure).map(|(_, a)| a.clone());
                     tasks.spawn(async move {
-                        handler.run(socket).await;
+                        match acceptor {
+                            None => handler.run(socket).await,
+                            Some(acceptor) => handler.run_tls(socket, &acceptor).await,
+                        }
                         drop(permit);
                     });
                 }
@@ -144,6 +175,14 @@ impl<S: StorageSink> Listener<S> {
             );
             tasks.shutdown().await;
         }
+    }
+}
+
+/// The next connection on `listener`; never, when there is none.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -170,6 +170,30 @@ pub struct DicomConfig {
     pub shutdown_grace_secs: u64,
     /// Timeout for associations triaged opens (echo, sending results).
     pub scu_timeout_secs: u64,
+    /// DICOM over TLS on a second port, beside the plain one.
+    pub tls: Option<DicomTlsConfig>,
+}
+
+/// `[dicom.tls]`: the TLS port (DICOM's registered one is 2762) and its
+/// certificate; `client_ca` makes client certificates required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DicomTlsConfig {
+    pub listen: String,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl DicomTlsConfig {
+    pub fn settings(&self) -> dimse::TlsSettings {
+        dimse::TlsSettings {
+            certificate: self.certificate.clone(),
+            private_key: self.private_key.clone(),
+            client_ca: self.client_ca.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +244,7 @@ impl Default for DicomConfig {
             max_associations: 32,
             shutdown_grace_secs: 30,
             scu_timeout_secs: 30,
+            tls: None,
         }
     }
 }
@@ -381,6 +406,23 @@ impl Config {
         }
         if self.dicom.scu_timeout_secs == 0 {
             p.push("dicom.scu_timeout_secs: must be at least 1".into());
+        }
+        if let Some(tls) = &self.dicom.tls {
+            if let Err(e) = tls.listen.parse::<SocketAddr>() {
+                p.push(format!(
+                    "dicom.tls.listen: '{}' is not an address:port ({e})",
+                    tls.listen
+                ));
+            } else if tls.listen == self.dicom.listen {
+                p.push("dicom.tls.listen: the same address as dicom.listen".into());
+            }
+            // Loading them now catches a missing file, a key that does not
+            // match its certificate, or an empty CA file at start-up.
+            match dimse::TlsAcceptor::new(&tls.settings()) {
+                Ok(_) => {}
+                Err(e @ dimse::TlsError::File { .. }) => p.push(format!("dicom.tls.{e}")),
+                Err(e) => p.push(format!("dicom.tls: {e}")),
+            }
         }
         if self.storage.dir.as_os_str().is_empty() {
             p.push("storage.dir: must not be empty".into());

@@ -39,7 +39,26 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     )
     .await
     .with_context(|| format!("cannot listen on {} (dicom.listen)", config.dicom.listen))?;
+    let listener = match &config.dicom.tls {
+        None => listener,
+        Some(tls) => {
+            let acceptor = dimse::TlsAcceptor::new(&tls.settings())
+                .with_context(|| "dicom.tls".to_string())?;
+            let addr = tls.listen.parse().expect("validated at load");
+            listener
+                .with_tls(addr, acceptor)
+                .await
+                .with_context(|| format!("cannot listen on {} (dicom.tls.listen)", tls.listen))?
+        }
+    };
     let addr = listener.local_addr()?;
+    if let Some(tls) = listener.tls_local_addr() {
+        tracing::info!(
+            listen = %tls?,
+            client_certificates = config.dicom.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            "DICOM over TLS"
+        );
+    }
     if live.config().sources.is_empty() {
         tracing::warn!(
             "no [[sources]] configured: accepting any calling AE title from loopback only"

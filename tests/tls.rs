@@ -1,0 +1,272 @@
+//! DICOM over TLS against DCMTK's `storescu` and `echoscu` (Debian's are
+//! built with OpenSSL), with certificates made here by `openssl`: a client
+//! with a certificate from the configured CA stores; one without a
+//! certificate, one from another CA, and a plain-TCP client on the TLS port
+//! are refused and leave nothing behind; the plain port keeps working; a key
+//! that does not match its certificate stops the start naming the key.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::{free_port, phantom_study, run, text, Daemon};
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+}
+
+/// A CA, a server certificate for 127.0.0.1 signed by it, a client
+/// certificate signed by it, and a client certificate from another CA.
+fn certificates(dir: &Path) {
+    let days = ["-days", "2"];
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-subj",
+                &format!("/CN=triaged test {ca}"),
+                days[0],
+                days[1],
+            ],
+        );
+    }
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    for (name, ca, ext) in [
+        ("server", "ca", Some("server.ext")),
+        ("client", "ca", None),
+        ("stranger", "other-ca", None),
+    ] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN=triaged test {name}"),
+            ],
+        );
+        let mut args = vec![
+            "x509".to_string(),
+            "-req".into(),
+            "-in".into(),
+            format!("{name}.csr"),
+            "-CA".into(),
+            format!("{ca}.pem"),
+            "-CAkey".into(),
+            format!("{ca}.key"),
+            "-CAcreateserial".into(),
+            "-out".into(),
+            format!("{name}.pem"),
+            days[0].into(),
+            days[1].into(),
+        ];
+        if let Some(ext) = ext {
+            args.extend(["-extfile".into(), ext.into()]);
+        }
+        openssl(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
+fn tls_table(port: u16, certs: &Path, client_ca: bool) -> String {
+    let p = |f: &str| certs.join(f).display().to_string();
+    let mut t = format!(
+        "\n[dicom.tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+        p("server.pem"),
+        p("server.key")
+    );
+    if client_ca {
+        t += &format!("client_ca = \"{}\"\n", p("ca.pem"));
+    }
+    t
+}
+
+/// `storescu` over TLS to the daemon's TLS port; `identity` is the
+/// client's key and certificate, or none (anonymous TLS client).
+fn storescu_tls(port: u16, certs: &Path, identity: Option<&str>, files: &[&Path]) -> Output {
+    let mut a: Vec<String> = match identity {
+        Some(name) => vec![
+            "+tls".into(),
+            certs.join(format!("{name}.key")).display().to_string(),
+            certs.join(format!("{name}.pem")).display().to_string(),
+        ],
+        None => vec!["+tla".into()],
+    };
+    // Trust the server through the test CA.
+    a.extend(["+cf".into(), certs.join("ca.pem").display().to_string()]);
+    a.extend([
+        "-aec".into(),
+        "TRIAGED".into(),
+        "127.0.0.1".into(),
+        port.to_string(),
+    ]);
+    a.extend(files.iter().map(|f| f.display().to_string()));
+    run(
+        "storescu",
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+}
+
+fn study(dir: &Path, n: u32) -> Vec<PathBuf> {
+    phantom_study(dir, 7, vec![], n).1
+}
+
+#[test]
+fn tls_with_client_certificates_stores_and_refuses_strangers() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let tls_port = free_port();
+    let d = Daemon::start(&tls_table(tls_port, certs.path(), true), "");
+    let files_dir = tempfile::tempdir().unwrap();
+    let files = study(files_dir.path(), 3);
+    let all: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+
+    // A client with a certificate from the CA: stored, over TLS.
+    let out = storescu_tls(tls_port, certs.path(), Some("client"), &all[..2]);
+    assert!(out.status.success(), "storescu +tls failed: {}", text(&out));
+    assert_eq!(d.instance_files().len(), 2);
+    let log = d.log();
+    assert!(log.contains("DICOM over TLS"), "{log}");
+    assert!(
+        log.contains("tls=true"),
+        "association not marked TLS: {log}"
+    );
+
+    // No certificate, a certificate from another CA, plain TCP: refused,
+    // nothing stored.
+    let out = storescu_tls(tls_port, certs.path(), None, &all[2..]);
+    assert!(
+        !out.status.success(),
+        "anonymous client was served: {}",
+        text(&out)
+    );
+    let out = storescu_tls(tls_port, certs.path(), Some("stranger"), &all[2..]);
+    assert!(
+        !out.status.success(),
+        "foreign certificate was served: {}",
+        text(&out)
+    );
+    let plain = run(
+        "storescu",
+        &[
+            "-to",
+            "5",
+            "-aec",
+            "TRIAGED",
+            "127.0.0.1",
+            &tls_port.to_string(),
+            all[2].to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !plain.status.success(),
+        "plain TCP on the TLS port was served"
+    );
+    assert_eq!(d.instance_files().len(), 2);
+    let refusals = d.log().matches("TLS handshake failed").count();
+    assert!(
+        refusals >= 3,
+        "expected 3 refusals in the log:\n{}",
+        d.log()
+    );
+
+    // The plain port is unaffected.
+    let out = d.storescu(&[], &all[2..]);
+    assert!(
+        out.status.success(),
+        "plain storescu failed: {}",
+        text(&out)
+    );
+    assert_eq!(d.instance_files().len(), 3);
+    let echo = run(
+        "echoscu",
+        &[
+            "+tls",
+            certs.path().join("client.key").to_str().unwrap(),
+            certs.path().join("client.pem").to_str().unwrap(),
+            "+cf",
+            certs.path().join("ca.pem").to_str().unwrap(),
+            "-aec",
+            "TRIAGED",
+            "127.0.0.1",
+            &tls_port.to_string(),
+        ],
+    );
+    assert!(
+        echo.status.success(),
+        "echoscu +tls failed: {}",
+        text(&echo)
+    );
+}
+
+#[test]
+fn tls_without_client_ca_serves_clients_without_certificates() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let tls_port = free_port();
+    let d = Daemon::start(&tls_table(tls_port, certs.path(), false), "");
+    let files_dir = tempfile::tempdir().unwrap();
+    let files = study(files_dir.path(), 1);
+    let out = storescu_tls(tls_port, certs.path(), None, &[files[0].as_path()]);
+    assert!(out.status.success(), "storescu +tla failed: {}", text(&out));
+    assert_eq!(d.instance_files().len(), 1);
+}
+
+#[test]
+fn a_key_that_does_not_match_its_certificate_stops_the_start() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("triaged.toml");
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[dicom]\nlisten = \"127.0.0.1:{}\"\n[dicom.tls]\nlisten = \"127.0.0.1:{}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\n[storage]\ndir = \"{}\"\n[http]\nenabled = false\n",
+            free_port(),
+            free_port(),
+            p("server.pem"),
+            p("client.key"),
+            dir.path().join("storage").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("dicom.tls.private_key"), "{said}");
+    assert!(said.contains("does not match the certificate"), "{said}");
+    assert!(
+        !dir.path().join("storage").exists(),
+        "storage created before the check"
+    );
+}
