@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 
 use crate::manifest::{Manifest, ManifestError};
-use crate::{InferError, Model};
+use crate::{Backend, InferError, Model};
 
 /// One label's result for one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +46,15 @@ impl Classifier {
     /// Load: manifest, weights checksum, tensor check, and a warm-up pass
     /// so the first real study does not pay for allocation.
     pub fn load(manifest: Manifest, device: &Device) -> Result<Classifier, ClassifierError> {
+        Self::load_with(manifest, device, Backend::default())
+    }
+
+    /// [`Classifier::load`] on a chosen backend.
+    pub fn load_with(
+        manifest: Manifest,
+        device: &Device,
+        backend: Backend,
+    ) -> Result<Classifier, ClassifierError> {
         manifest.verify()?;
         let architecture = manifest
             .architecture()
@@ -53,7 +62,7 @@ impl Classifier {
                 path: manifest.path.clone(),
                 problems,
             })?;
-        let model = Model::load(architecture, &manifest.weights_path(), device)?;
+        let model = Model::load_with(architecture, &manifest.weights_path(), device, backend)?;
         let c = Classifier { manifest, model };
         let size = c.manifest.input.size;
         let warm = Tensor::zeros(

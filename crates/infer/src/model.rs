@@ -118,7 +118,8 @@ pub struct ClassMaps {
 }
 
 /// How a model computes its forward pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The fast CPU path (`crate::fast`): the default. On a GPU device the
     /// model runs on candle instead.

@@ -148,6 +148,9 @@ pub struct ModelsConfig {
     pub dir: PathBuf,
     /// CPU threads for inference; 0 = one per core.
     pub threads: usize,
+    /// `fast` (triaged's own CPU path, the default) or `candle` (candle's
+    /// generic operations: slower, kept as a fallback and a reference).
+    pub backend: infer::Backend,
 }
 
 impl Default for ModelsConfig {
@@ -155,6 +158,7 @@ impl Default for ModelsConfig {
         ModelsConfig {
             dir: PathBuf::from("models"),
             threads: 0,
+            backend: infer::Backend::Fast,
         }
     }
 }
@@ -621,6 +625,15 @@ mod tests {
         let text = include_str!("../../../config/triaged.example.toml");
         let c = Config::parse(text).unwrap();
         assert!(c.problems().is_empty(), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn the_inference_backend_is_fast_unless_set() {
+        assert_eq!(Config::default().models.backend, infer::Backend::Fast);
+        let c = Config::parse("[models]\nbackend = \"candle\"\n").unwrap();
+        assert_eq!(c.models.backend, infer::Backend::Candle);
+        let e = Config::parse("[models]\nbackend = \"gpu\"\n").unwrap_err();
+        assert!(e.contains("backend") && e.contains("fast"), "{e}");
     }
 
     #[test]

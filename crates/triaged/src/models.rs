@@ -17,7 +17,8 @@ pub fn load_all(
             let loaded = Manifest::load(&path)
                 .map_err(anyhow::Error::from)
                 .and_then(|m| {
-                    Classifier::load(m, &candle_core::Device::Cpu).map_err(anyhow::Error::from)
+                    Classifier::load_with(m, &candle_core::Device::Cpu, config.models.backend)
+                        .map_err(anyhow::Error::from)
                 });
             (path, loaded)
         })

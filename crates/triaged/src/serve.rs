@@ -225,7 +225,7 @@ fn load_manifests(config: &Config) -> Vec<Arc<infer::Classifier>> {
     for (path, loaded) in found {
         match loaded {
             Ok(c) => {
-                tracing::info!(model = %c.manifest.name, version = %c.manifest.version, validated = c.manifest.validated, "model loaded");
+                tracing::info!(model = %c.manifest.name, version = %c.manifest.version, validated = c.manifest.validated, backend = ?c.model.backend(), "model loaded");
                 models.push(Arc::new(c));
             }
             Err(e) => tracing::error!(manifest = %path.display(), error = %e, "model not loaded"),
