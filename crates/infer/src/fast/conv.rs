@@ -213,6 +213,11 @@ impl Conv {
         {
             assert_eq!(r.len(), out.len(), "residual size");
         }
+        if cols == 0 || self.out == 0 {
+            // Maps pooled down to nothing (inputs far below a model's
+            // size): nothing to compute, and no task to plan.
+            return;
+        }
         let direct = self.k == 1 && self.stride == 1 && self.pad == 0;
         let direct = direct && matches!(prologue, Prologue::None);
         let max_chunk = if direct {
