@@ -3,6 +3,7 @@
 # single-image chest CR/DX study to its SR being stored in a real PACS
 # (Orthanc), minus the configured quiet period; and the daemon's peak RSS.
 # Prints a table. Usage: bench/e2e.sh [STUDIES] [PITCH_MM]
+# BACKEND=candle runs the models on candle's ops instead of the fast path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 studies=${1:-10}

@@ -28,6 +28,7 @@ quiet_secs = $quiet
 listen = "127.0.0.1:0"
 [models]
 dir = "$models"
+backend = "${BACKEND:-fast}"
 [[destinations]]
 name = "pacs"
 ae_title = "BENCHPACS"
