@@ -172,7 +172,6 @@ impl DenseNet {
 
     /// Global average pooling and the linear classifier.
     pub fn classify(&self, maps: &Tensor) -> Result<Tensor> {
-        self.classifier
-            .forward(&maps.mean(D::Minus1)?.mean(D::Minus1)?)
+        crate::layers::classify(&self.classifier, maps)
     }
 }

@@ -1,7 +1,7 @@
 //! The building blocks both networks share, with PyTorch's defaults.
 
-use candle_core::Result;
-use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder};
 
 /// BatchNorm2d with PyTorch's epsilon (1e-5); used in inference mode.
 pub(crate) fn bn(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
@@ -28,4 +28,10 @@ pub(crate) fn conv(
         },
         vb,
     )
+}
+
+/// Global average pooling of `N x C x h x w` maps, then the linear head:
+/// every architecture's classifier, on either backend.
+pub(crate) fn classify(head: &Linear, maps: &Tensor) -> Result<Tensor> {
+    head.forward(&maps.mean(D::Minus1)?.mean(D::Minus1)?)
 }

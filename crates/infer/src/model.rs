@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Device, Shape, Tensor, D};
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, Linear, Module, VarBuilder};
+use candle_nn::{Init, Linear, VarBuilder};
 
 use crate::fast::FastNet;
 use crate::formula::FormulaBackend;
@@ -283,9 +283,7 @@ impl Model {
     /// Global average pooling and the linear head (the same for every
     /// architecture and backend).
     fn classify(&self, maps: &Tensor) -> candle_core::Result<Tensor> {
-        self.engine
-            .head()
-            .forward(&maps.mean(D::Minus1)?.mean(D::Minus1)?)
+        crate::layers::classify(self.engine.head(), maps)
     }
 
     /// Logits, `N x classes`, for a checked input.

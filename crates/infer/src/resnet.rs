@@ -140,7 +140,7 @@ impl ResNet {
 
     /// Global average pooling and the linear classifier.
     pub fn classify(&self, maps: &Tensor) -> Result<Tensor> {
-        self.fc.forward(&maps.mean(D::Minus1)?.mean(D::Minus1)?)
+        crate::layers::classify(&self.fc, maps)
     }
 
     /// Logits, `N x num_classes`.

@@ -6,7 +6,7 @@
 //! `features.1.running_mean`, ..., `classifier.weight`), defined in
 //! tools/infer_reference.py.
 
-use candle_core::{Module, ModuleT, Result, Tensor, D};
+use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{linear, BatchNorm, Conv2d, Linear, VarBuilder};
 
 use crate::layers::{bn, conv};
@@ -84,8 +84,7 @@ impl SmallCnn {
 
     /// Global average pooling and the linear classifier.
     pub fn classify(&self, maps: &Tensor) -> Result<Tensor> {
-        self.classifier
-            .forward(&maps.mean(D::Minus1)?.mean(D::Minus1)?)
+        crate::layers::classify(&self.classifier, maps)
     }
 
     /// Logits, `N x num_classes`.

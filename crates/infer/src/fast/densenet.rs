@@ -85,11 +85,7 @@ impl DenseNet {
         drop(x);
         // The block's input goes straight into its buffer's first rows.
         let mut channels = self.conv0.out;
-        let mut g = super::Geometry {
-            n: g.n,
-            h: (g.h - 1) / 2 + 1,
-            w: (g.w - 1) / 2 + 1,
-        };
+        let mut g = pooling::max_3x3_s2_output(g);
         let mut block = Maps::new(b, channels + self.growth(0), g);
         pooling::max_3x3_s2(&stem, &mut block.data[..channels * g.cols()]);
         drop(stem);

@@ -5,15 +5,20 @@ use rayon::prelude::*;
 use super::profile;
 use super::{Geometry, Maps};
 
-/// MaxPool(3, stride 2, padding 1), the DenseNet and ResNet stems, into
-/// `out` (`channels x output cols`); returns the output geometry.
-pub(crate) fn max_3x3_s2(x: &Maps, out: &mut [f32]) -> Geometry {
-    let g = x.g;
-    let og = Geometry {
+/// The geometry `max_3x3_s2` produces from `g`.
+pub(crate) fn max_3x3_s2_output(g: Geometry) -> Geometry {
+    Geometry {
         n: g.n,
         h: (g.h - 1) / 2 + 1,
         w: (g.w - 1) / 2 + 1,
-    };
+    }
+}
+
+/// MaxPool(3, stride 2, padding 1), the DenseNet and ResNet stems, into
+/// `out` (`channels x output cols`).
+pub(crate) fn max_3x3_s2(x: &Maps, out: &mut [f32]) {
+    let g = x.g;
+    let og = max_3x3_s2_output(g);
     let (plane, oplane) = (g.h * g.w, og.h * og.w);
     assert_eq!(out.len(), x.channels * og.cols());
     profile::op(
@@ -44,5 +49,4 @@ pub(crate) fn max_3x3_s2(x: &Maps, out: &mut [f32]) -> Geometry {
                 })
         },
     );
-    og
 }

@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 
 use super::buffers::Buffers;
 use super::conv::{Conv, Epilogue, Prologue};
-use super::{bn, conv, pooling, Geometry, Maps};
+use super::{bn, conv, pooling, Maps};
 use crate::ResNetConfig;
 
 /// A convolution with its BatchNorm folded in.
@@ -105,12 +105,7 @@ impl ResNet {
     pub fn features<'a>(&self, x: Maps<'a>, b: &'a Buffers) -> Maps<'a> {
         let stem = self.stem.run(&x, b, None, true);
         drop(x);
-        let g = Geometry {
-            n: stem.g.n,
-            h: (stem.g.h - 1) / 2 + 1,
-            w: (stem.g.w - 1) / 2 + 1,
-        };
-        let mut x = Maps::new(b, stem.channels, g);
+        let mut x = Maps::new(b, stem.channels, pooling::max_3x3_s2_output(stem.g));
         pooling::max_3x3_s2(&stem, &mut x.data);
         drop(stem);
         for block in self.stages.iter().flatten() {
