@@ -131,19 +131,39 @@ fn storescu_tls(port: u16, certs: &Path, identity: Option<&str>, files: &[&Path]
     )
 }
 
-fn study(dir: &Path, n: u32) -> Vec<PathBuf> {
-    phantom_study(dir, 7, vec![], n).1
+/// A daemon with a TLS port (`client_ca` or not), the test certificates,
+/// and `n` instances of a phantom study to send.
+struct Setup {
+    certs: tempfile::TempDir,
+    port: u16,
+    daemon: Daemon,
+    _files_dir: tempfile::TempDir,
+    files: Vec<PathBuf>,
+}
+
+impl Setup {
+    fn start(client_ca: bool, n: u32) -> Setup {
+        let certs = tempfile::tempdir().unwrap();
+        certificates(certs.path());
+        let port = free_port();
+        let daemon = Daemon::start(&tls_table(port, certs.path(), client_ca), "");
+        let files_dir = tempfile::tempdir().unwrap();
+        let files = phantom_study(files_dir.path(), 7, vec![], n).1;
+        Setup {
+            certs,
+            port,
+            daemon,
+            _files_dir: files_dir,
+            files,
+        }
+    }
 }
 
 #[test]
 fn tls_with_client_certificates_stores_and_refuses_strangers() {
-    let certs = tempfile::tempdir().unwrap();
-    certificates(certs.path());
-    let tls_port = free_port();
-    let d = Daemon::start(&tls_table(tls_port, certs.path(), true), "");
-    let files_dir = tempfile::tempdir().unwrap();
-    let files = study(files_dir.path(), 3);
-    let all: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let s = Setup::start(true, 3);
+    let (certs, tls_port, d) = (&s.certs, s.port, &s.daemon);
+    let all: Vec<&Path> = s.files.iter().map(PathBuf::as_path).collect();
 
     // A client with a certificate from the CA: stored, over TLS.
     let out = storescu_tls(tls_port, certs.path(), Some("client"), &all[..2]);
@@ -225,15 +245,10 @@ fn tls_with_client_certificates_stores_and_refuses_strangers() {
 
 #[test]
 fn tls_without_client_ca_serves_clients_without_certificates() {
-    let certs = tempfile::tempdir().unwrap();
-    certificates(certs.path());
-    let tls_port = free_port();
-    let d = Daemon::start(&tls_table(tls_port, certs.path(), false), "");
-    let files_dir = tempfile::tempdir().unwrap();
-    let files = study(files_dir.path(), 1);
-    let out = storescu_tls(tls_port, certs.path(), None, &[files[0].as_path()]);
+    let s = Setup::start(false, 1);
+    let out = storescu_tls(s.port, s.certs.path(), None, &[s.files[0].as_path()]);
     assert!(out.status.success(), "storescu +tla failed: {}", text(&out));
-    assert_eq!(d.instance_files().len(), 1);
+    assert_eq!(s.daemon.instance_files().len(), 1);
 }
 
 #[test]

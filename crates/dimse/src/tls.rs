@@ -75,49 +75,37 @@ impl TlsAcceptor {
     /// match its certificate stops the daemon at start-up, naming the file.
     pub fn new(settings: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
         let setup = |e: openssl::error::ErrorStack| TlsError::Setup(e.to_string());
-        readable("certificate", &settings.certificate)?;
-        readable("private_key", &settings.private_key)?;
         // Mozilla's "intermediate" settings: TLS 1.2 and 1.3, forward-secret
         // AES-GCM and ChaCha20 suites; what BCP 195 asks of DICOM nodes.
         let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(setup)?;
         b.set_min_proto_version(Some(SslVersion::TLS1_2))
             .map_err(setup)?;
-        b.set_certificate_chain_file(&settings.certificate)
-            .map_err(|e| file_error("certificate", &settings.certificate, e))?;
-        let key = std::fs::read(&settings.private_key)
-            .map_err(|e| file_error("private_key", &settings.private_key, e))
+        // The server's chain, leaf first, and the leaf's key.
+        let (cert_path, key_path) = (&settings.certificate, &settings.private_key);
+        let chain = certificates("certificate", cert_path)?;
+        let leaf = &chain[0];
+        b.set_certificate(leaf)
+            .map_err(|e| file_error("certificate", cert_path, e))?;
+        for intermediate in &chain[1..] {
+            b.add_extra_chain_cert(intermediate.clone())
+                .map_err(|e| file_error("certificate", cert_path, e))?;
+        }
+        let key = std::fs::read(key_path)
+            .map_err(|e| file_error("private_key", key_path, e))
             .and_then(|pem| {
-                PKey::private_key_from_pem(&pem)
-                    .map_err(|e| file_error("private_key", &settings.private_key, e))
+                PKey::private_key_from_pem(&pem).map_err(|e| file_error("private_key", key_path, e))
             })?;
-        // The leaf is the file's first certificate (loaded above, so it
-        // parses).
-        let leaf = std::fs::read(&settings.certificate)
-            .ok()
-            .and_then(|pem| X509::from_pem(&pem).ok())
-            .and_then(|c| c.public_key().ok());
-        if !leaf.is_some_and(|public| public.public_eq(&key)) {
-            return Err(file_error(
-                "private_key",
-                &settings.private_key,
-                format!(
-                    "does not match the certificate {}",
-                    settings.certificate.display()
-                ),
-            ));
+        if !leaf.public_key().is_ok_and(|public| public.public_eq(&key)) {
+            let detail = format!("does not match the certificate {}", cert_path.display());
+            return Err(file_error("private_key", key_path, detail));
         }
         b.set_private_key(&key)
-            .map_err(|e| file_error("private_key", &settings.private_key, e))?;
+            .map_err(|e| file_error("private_key", key_path, e))?;
         if let Some(ca) = &settings.client_ca {
-            let pem = std::fs::read(ca).map_err(|e| file_error("client_ca", ca, e))?;
-            let certs = X509::stack_from_pem(&pem).map_err(|e| file_error("client_ca", ca, e))?;
-            if certs.is_empty() {
-                return Err(file_error("client_ca", ca, "no PEM certificate in it"));
-            }
             // Trusted for verifying clients, and named in the request so a
             // client with several certificates picks the right one.
             let mut names = Stack::new().map_err(setup)?;
-            for cert in certs {
+            for cert in certificates("client_ca", ca)? {
                 names
                     .push(cert.subject_name().to_owned().map_err(setup)?)
                     .map_err(setup)?;
@@ -192,10 +180,14 @@ async fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
     }
 }
 
-fn readable(field: &'static str, path: &Path) -> Result<(), TlsError> {
-    std::fs::metadata(path)
-        .map(|_| ())
-        .map_err(|e| file_error(field, path, e))
+/// The PEM certificates in the file `settings.<field>` names; at least one.
+fn certificates(field: &'static str, path: &Path) -> Result<Vec<X509>, TlsError> {
+    let pem = std::fs::read(path).map_err(|e| file_error(field, path, e))?;
+    let certs = X509::stack_from_pem(&pem).map_err(|e| file_error(field, path, e))?;
+    if certs.is_empty() {
+        return Err(file_error(field, path, "no PEM certificate in it"));
+    }
+    Ok(certs)
 }
 
 fn file_error(field: &'static str, path: &Path, e: impl std::fmt::Display) -> TlsError {
