@@ -101,6 +101,14 @@ impl Jobs {
         }
     }
 
+    /// The database's clock, in the form the index's timestamps take.
+    pub async fn now(&self) -> Result<String, ArchiveError> {
+        sqlx::query_scalar(&format!("SELECT {NOW}"))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ArchiveError::db("reading the clock"))
+    }
+
     /// Jobs a crash left analysing or reporting become ready again (what
     /// they had produced was not committed); `sending` jobs are the
     /// outbox's.
@@ -152,7 +160,18 @@ impl Jobs {
     /// latest instance. Counted across all associations and callers, from
     /// the index alone, so nothing waits in memory and a restart loses
     /// nothing. Returns the new jobs' ids.
-    pub async fn assemble(&self, quiet: &QuietPeriods) -> Result<Vec<i64>, ArchiveError> {
+    ///
+    /// `watching_since` is when this assembler started watching (from
+    /// [`Jobs::now`]): quiet time is counted from it at the earliest, so
+    /// a study that was waiting when the daemon stopped gets a whole new
+    /// quiet period after the restart. Its sender may have been cut off
+    /// mid-transfer by the stop and be about to send the rest; time the
+    /// daemon was down proves nothing about the study being complete.
+    pub async fn assemble(
+        &self,
+        quiet: &QuietPeriods,
+        watching_since: Option<&str>,
+    ) -> Result<Vec<i64>, ArchiveError> {
         let shortest = quiet
             .by_calling_ae
             .values()
@@ -162,14 +181,15 @@ impl Jobs {
             .unwrap_or_default();
         let candidates: Vec<(String, String, f64, Option<String>)> = sqlx::query_as(
             "SELECT st.study_instance_uid, st.last_received_at,
-                    (julianday('now') - julianday(st.last_received_at)) * 86400.0,
+                    (julianday('now') - julianday(COALESCE(max(st.last_received_at, ?1), st.last_received_at))) * 86400.0,
                     (SELECT i.calling_ae_title FROM instances i WHERE i.study_instance_uid = st.study_instance_uid
                      ORDER BY i.received_at DESC LIMIT 1)
              FROM studies st INDEXED BY studies_waiting
              WHERE (st.analysed_at IS NULL OR st.analysed_at < st.last_received_at)
-               AND st.last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+               AND st.last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
              ORDER BY st.last_received_at",
         )
+        .bind(watching_since)
         .bind(format!("-{:.3} seconds", shortest.as_secs_f64()))
         .fetch_all(&self.pool)
         .await

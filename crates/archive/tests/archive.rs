@@ -266,10 +266,13 @@ async fn a_job_follows_its_reports_through_the_outbox() {
     .unwrap();
     let jobs = a.jobs();
     assert_eq!(
-        jobs.assemble(&archive::QuietPeriods::uniform(std::time::Duration::ZERO))
-            .await
-            .unwrap()
-            .len(),
+        jobs.assemble(
+            &archive::QuietPeriods::uniform(std::time::Duration::ZERO),
+            None
+        )
+        .await
+        .unwrap()
+        .len(),
         1
     );
     let job = jobs.claim().await.unwrap().unwrap();
@@ -356,12 +359,55 @@ async fn a_slow_senders_studies_wait_for_its_own_quiet_period() {
         .by_calling_ae
         .insert("SLOWMOD".into(), std::time::Duration::from_secs(3600));
     let jobs = a.jobs();
-    assert_eq!(jobs.assemble(&quiet).await.unwrap().len(), 1);
+    assert_eq!(jobs.assemble(&quiet, None).await.unwrap().len(), 1);
     let job = jobs.claim().await.unwrap().unwrap();
     assert_eq!(job.study_instance_uid, "2.25.21");
     assert!(jobs.claim().await.unwrap().is_none());
     // Once its period is over, the slow sender's study is assembled too.
     quiet.by_calling_ae.clear();
-    assert_eq!(jobs.assemble(&quiet).await.unwrap().len(), 1);
+    assert_eq!(jobs.assemble(&quiet, None).await.unwrap().len(), 1);
+    a.close().await;
+}
+
+/// A study that was waiting when the daemon stopped gets a whole quiet
+/// period from the restart: the time the daemon was down is not quiet
+/// time (its sender may resend what the stop cut off).
+#[tokio::test]
+async fn quiet_time_counts_from_the_restart_at_the_earliest() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    store(
+        &a,
+        "2.25.43",
+        &data_set("2.25.41", "2.25.42", "2.25.43", 10),
+    )
+    .await
+    .unwrap();
+    // The instance arrived an hour ago; the daemon was down since.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("triaged.db").display()
+    ))
+    .await
+    .unwrap();
+    for q in [
+        "UPDATE studies SET last_received_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3600 seconds')",
+        "UPDATE instances SET received_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3600 seconds')",
+    ] {
+        sqlx::query(q).execute(&db).await.unwrap();
+    }
+    db.close().await;
+    let jobs = a.jobs();
+    let restarted = jobs.now().await.unwrap();
+    let quiet = archive::QuietPeriods::uniform(std::time::Duration::from_secs(60));
+    assert!(
+        jobs.assemble(&quiet, Some(&restarted))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a study must not be assembled less than a quiet period after the restart"
+    );
+    // Counted from its last instance alone, it would have been.
+    assert_eq!(jobs.assemble(&quiet, None).await.unwrap().len(), 1);
     a.close().await;
 }

@@ -114,7 +114,10 @@ async fn a_first_release_database_is_not_analysed_retroactively() {
     assert_eq!(archive.instance_count().await.unwrap(), 1);
     let made = archive
         .jobs()
-        .assemble(&archive::QuietPeriods::uniform(std::time::Duration::ZERO))
+        .assemble(
+            &archive::QuietPeriods::uniform(std::time::Duration::ZERO),
+            None,
+        )
         .await
         .unwrap();
     assert!(made.is_empty(), "{made:?}");

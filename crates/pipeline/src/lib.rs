@@ -110,6 +110,15 @@ impl Pipeline {
             Ok(n) => tracing::info!(jobs = n, "resuming jobs interrupted by a stop"),
             Err(e) => tracing::error!(error = %e, "cannot resume interrupted jobs"),
         }
+        // Studies that were waiting when the daemon stopped wait a whole
+        // quiet period again: their senders may resend what the stop cut.
+        let watching_since = match jobs.now().await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the clock; quiet periods count from each study's last instance");
+                None
+            }
+        };
         let me = Arc::new(self);
         let ready = Arc::new(Notify::new());
         let (stopping, stopped) = watch::channel(false);
@@ -125,7 +134,7 @@ impl Pipeline {
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            match jobs.assemble(&quiet).await {
+            match jobs.assemble(&quiet, watching_since.as_deref()).await {
                 Ok(made) if !made.is_empty() => {
                     metrics::Metrics::add(&me.settings.metrics.jobs_created, made.len() as u64);
                     ready.notify_waiters();
