@@ -39,6 +39,17 @@ def blocks(plane, n):
     return [[float(plane[ey[i]:ey[i + 1], ex[j]:ex[j + 1]].mean()) for j in range(n)] for i in range(n)]
 
 
+def grid(frame, n=16):
+    """Decoded samples of frame 0 (after palette and YBR conversion, every
+    channel) at an n x n grid of pixels, row-major, channels interleaved:
+    pixel-level evidence for lossy and colour files, whose whole-frame hash
+    cannot match."""
+    h, w, _ = frame.shape
+    ys = sorted({int(round(v)) for v in np.linspace(0, h - 1, min(n, h))})
+    xs = sorted({int(round(v)) for v in np.linspace(0, w - 1, min(n, w))})
+    return {"rows": ys, "columns": xs, "values": frame[np.ix_(ys, xs)].astype(int).ravel().tolist()}
+
+
 def stats(plane, n):
     plane = np.asarray(plane, dtype=np.float64)
     return {"mean": float(plane.mean()), "min": float(plane.min()), "max": float(plane.max()),
@@ -89,18 +100,18 @@ def reference(path):
         arr = apply_color_lut(arr, ds)
         pi, spp, bits_stored = "RGB", 3, arr.dtype.itemsize * 8
     if pi.startswith("YBR") and spp == 3:
-        # pydicom leaves uncompressed YBR as is; the crate converts to RGB.
+        # pydicom 3's pixel_array already converts YBR to RGB (as_rgb), for
+        # uncompressed data too, as the crate does.
         if ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5"):
-            from pydicom.pixels import convert_color_space
-            arr = convert_color_space(arr, pi, "RGB")
-            # Rounding conventions differ (float32 in pydicom): compare
-            # within a grey level, like a lossy decode.
+            # Rounding conventions may differ (float32 in pydicom): not a
+            # bit-exact comparison, like a lossy decode.
             out["lossy"] = True
         pi = "RGB"
     a = arr.reshape(frames, int(ds.Rows), int(ds.Columns), spp).astype(np.int64)
     out.update(rows=int(ds.Rows), columns=int(ds.Columns), frames=frames, samples_per_pixel=spp,
                photometric=pi, bits_stored=bits_stored)
     out["samples_sha256"] = hashlib.sha256(a.astype("<i4").tobytes()).hexdigest()
+    out["grid"] = grid(a[0])
     f0 = a[0].astype(np.float64)
     grey = f0.mean(axis=2) if spp == 3 else f0[:, :, 0]
     out["raw"] = stats(grey, 8)
@@ -119,6 +130,9 @@ def reference(path):
             mod = frame0.astype(np.float64) * float(seq.RescaleSlope) + float(seq.RescaleIntercept)
         out["modality"] = stats(mod, 8)
         unit = voi_unit(ds, mod)
+        gain = voi_gain(ds, mod)
+        if gain is not None:
+            out["voi_gain"] = gain
         if unit is not None:
             if pi == "MONOCHROME1":
                 unit = 1.0 - unit
@@ -135,6 +149,21 @@ def frame_groups(ds, keyword):
         if seq in ds and len(ds[seq].value) > 0 and keyword in ds[seq].value[0]:
             return ds[seq].value[0][keyword].value[0]
     return None
+
+
+def voi_gain(ds, mod):
+    """How far the VOI output in [0, 1] moves per stored grey level (the
+    slope of a linear window, or of the min-max stretch), so a tolerance in
+    grey levels becomes one in VOI units; None for a VOI LUT table."""
+    if "VOILUTSequence" in ds or frame_groups(ds, "FrameVOILUTSequence") is not None:
+        return None
+    slope = float(ds.get("RescaleSlope", 1.0))
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        width = ds.WindowWidth
+        width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
+        return abs(slope) / max(width - 1.0, 1.0)
+    lo, hi = float(mod.min()), float(mod.max())
+    return abs(slope) / (hi - lo) if hi > lo else None
 
 
 def voi_unit(ds, mod):

@@ -13,6 +13,50 @@ use sha2::{Digest, Sha256};
 /// match with pydicom.
 const KNOWN_GAPS: &[(&str, &str)] = &[];
 
+/// Float rounding: our planes are f32 (about 7 significant digits), the
+/// reference float64; values reach a few thousand (HU, xrv units).
+const FLOAT: f64 = 2e-3;
+
+/// How far, in stored grey levels, a lossy file's decoded samples may be
+/// from pydicom's (pylibjpeg's libjpeg, OpenJPEG and pyjpegls), and why.
+/// Each bound is the largest difference over the whole frame, measured
+/// once (decoders are deterministic, so it does not drift). Files not
+/// listed must match exactly: every lossless file, and the lossy ones both
+/// sides decode with the same library (JPEG 2000: OpenJPEG; JPEG-LS
+/// near-lossless: CharLS) or convert the same way (uncompressed YBR).
+const LOSSY_TOLERANCE: &[(&str, f64, &str)] = &[
+    (
+        "JPGExtended.dcm",
+        1.0,
+        "12-bit JPEG: the crate's own decoder (jpeg12.rs) against libjpeg's islow IDCT; \
+         rounding differs by 1 on 1.3 % of samples",
+    ),
+    (
+        "SC_rgb_jpeg_dcmtk.dcm",
+        1.0,
+        "baseline JPEG, YBR_FULL 4:4:4: jpeg-decoder's IDCT and colour conversion \
+         against libjpeg's; 1 on 1 % of samples",
+    ),
+    (
+        "examples_ybr_color.dcm",
+        3.0,
+        "baseline JPEG, YBR_FULL_422: chroma upsampling (libjpeg's triangular \
+         filter against jpeg-decoder's) adds to the IDCT rounding at colour edges; \
+         1 on 0.4 %, 2 on 0.08 %, 3 on 10 of 921 600 samples",
+    ),
+];
+
+/// The tolerance of one file (0 for an exact match).
+fn grey_tolerance(name: &str, lossy: bool) -> f64 {
+    match LOSSY_TOLERANCE.iter().find(|(n, ..)| *n == name) {
+        Some((_, tol, _)) => {
+            assert!(lossy, "{name} is lossless: it must match exactly");
+            *tol
+        }
+        None => 0.0,
+    }
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -53,10 +97,10 @@ fn blocks(plane: &[f64], h: usize, w: usize, n: usize) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Compare mean, min, max and block means; `tol` is absolute, scaled by
-/// the magnitude of values above 1.
+/// Compare mean, min, max and block means, each within `tol` (absolute,
+/// in the plane's own units).
 fn compare(what: &str, plane: &[f64], h: usize, w: usize, n: usize, r: &Value, tol: f64) {
-    let close = |a: f64, b: f64| (a - b).abs() <= tol * b.abs().max(1.0);
+    let close = |a: f64, b: f64| (a - b).abs() <= tol;
     let mean = plane.iter().sum::<f64>() / plane.len() as f64;
     let min = plane.iter().cloned().fold(f64::MAX, f64::min);
     let max = plane.iter().cloned().fold(f64::MIN, f64::max);
@@ -64,7 +108,7 @@ fn compare(what: &str, plane: &[f64], h: usize, w: usize, n: usize, r: &Value, t
         let theirs = r[name].as_f64().unwrap();
         assert!(
             close(ours, theirs),
-            "{what}: {name} {ours} vs pydicom {theirs}"
+            "{what}: {name} {ours} vs pydicom {theirs} (tolerance {tol})"
         );
     }
     let ours = blocks(plane, h, w, n);
@@ -73,11 +117,47 @@ fn compare(what: &str, plane: &[f64], h: usize, w: usize, n: usize, r: &Value, t
             let theirs = v.as_f64().unwrap();
             assert!(
                 close(ours[i][j], theirs),
-                "{what}: block ({i},{j}) {} vs pydicom {theirs}",
+                "{what}: block ({i},{j}) {} vs pydicom {theirs} (tolerance {tol})",
                 ours[i][j]
             );
         }
     }
+}
+
+/// The largest difference, in stored grey levels, between our decoded
+/// samples of frame 0 and pydicom's on the reference's pixel grid (every
+/// channel: a colour conversion or channel order error shows here).
+fn grid_difference(name: &str, frame: &[i32], columns: usize, spp: usize, g: &Value) -> f64 {
+    let rows: Vec<usize> = g["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let cols: Vec<usize> = g["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let theirs = g["values"].as_array().unwrap();
+    assert_eq!(
+        theirs.len(),
+        rows.len() * cols.len() * spp,
+        "{name}: grid size"
+    );
+    let mut worst = 0.0f64;
+    let mut k = 0;
+    for &y in &rows {
+        for &x in &cols {
+            for c in 0..spp {
+                let ours = frame[(y * columns + x) * spp + c] as f64;
+                worst = worst.max((ours - theirs[k].as_f64().unwrap()).abs());
+                k += 1;
+            }
+        }
+    }
+    worst
 }
 
 fn to_f64(v: &[f32]) -> Vec<f64> {
@@ -164,7 +244,12 @@ fn every_reference_file_matches_pydicom() {
         assert_eq!(pi, r["photometric"].as_str().unwrap(), "{name}");
 
         let (h, w, spp) = (frames.rows, frames.columns, frames.samples_per_pixel);
-        if !lossy {
+        // Files whose decoders agree exactly (every lossless file, and the
+        // lossy ones decoded by the same library on both sides) match
+        // sample for sample, every frame; the others within their
+        // tolerance, on the grid below.
+        let tol = grey_tolerance(name, lossy);
+        if tol == 0.0 {
             let mut hasher = Sha256::new();
             for f in 0..frames.frames {
                 for v in frames.frame(f).unwrap() {
@@ -175,10 +260,15 @@ fn every_reference_file_matches_pydicom() {
             assert_eq!(
                 ours,
                 r["samples_sha256"].as_str().unwrap(),
-                "{name}: lossless samples differ from pydicom's"
+                "{name}: samples differ from pydicom's"
             );
         }
         let f0 = frames.frame(0).unwrap();
+        let worst = grid_difference(name, &f0, w, spp, &r["grid"]);
+        assert!(
+            worst <= tol,
+            "{name}: a decoded sample differs from pydicom's by {worst} grey levels (tolerance {tol})"
+        );
         let grey: Vec<f64> = if spp == 3 {
             f0.chunks_exact(3)
                 .map(|p| (p[0] + p[1] + p[2]) as f64 / 3.0)
@@ -186,17 +276,24 @@ fn every_reference_file_matches_pydicom() {
         } else {
             f0.iter().map(|&v| v as f64).collect()
         };
-        // Lossy codecs may differ by a grey level or two between libraries.
-        let maxval = ((1u64 << frames.bits_stored) - 1) as f64;
-        let raw_tol = if lossy { 2.0 } else { 1e-9 };
-        compare(&format!("{name} raw"), &grey, h, w, 8, &r["raw"], raw_tol);
+        // Statistics of the decoded values move at most as far as the
+        // samples; float rounding adds FLOAT in each derived unit.
+        compare(
+            &format!("{name} raw"),
+            &grey,
+            h,
+            w,
+            8,
+            &r["raw"],
+            tol + FLOAT,
+        );
 
+        let maxval = ((1u64 << frames.bits_stored) - 1) as f64;
         let xrv = InputSpec::Xrv { size: xrv_size }.apply(&frames, 0).unwrap();
         assert_eq!(
             (xrv.channels, xrv.height, xrv.width),
             (1, xrv_size, xrv_size)
         );
-        let xrv_tol = if lossy { 2.0 * 2048.0 / maxval } else { 1e-4 };
         compare(
             &format!("{name} xrv"),
             &to_f64(&xrv.data),
@@ -204,11 +301,22 @@ fn every_reference_file_matches_pydicom() {
             xrv_size,
             16,
             &r["xrv"],
-            xrv_tol,
+            tol * 2048.0 / maxval + FLOAT,
         );
 
         if let Some(m) = r.get("modality") {
-            let tol = if lossy { 2.0 } else { 1e-4 };
+            // Every lossy file here has no rescale (slope 1): a grey level
+            // is a modality unit.
+            assert!(
+                tol == 0.0
+                    || frames
+                        .modality(0)
+                        .unwrap()
+                        .iter()
+                        .zip(f0.iter())
+                        .all(|(m, s)| *m == *s as f32),
+                "{name}: a lossy file with a rescale needs its slope in the tolerance"
+            );
             compare(
                 &format!("{name} modality"),
                 &to_f64(&frames.modality(0).unwrap()),
@@ -216,11 +324,15 @@ fn every_reference_file_matches_pydicom() {
                 w,
                 8,
                 m,
-                tol,
+                tol + FLOAT,
             );
         }
         if let Some(v) = r.get("voi_unit") {
-            let tol = if lossy { 0.01 } else { 1e-4 };
+            let gain = r.get("voi_gain").and_then(Value::as_f64);
+            assert!(
+                tol == 0.0 || gain.is_some(),
+                "{name}: a lossy file with a VOI LUT table needs a tolerance of its own"
+            );
             compare(
                 &format!("{name} voi"),
                 &to_f64(&frames.voi_unit(0).unwrap()),
@@ -228,7 +340,7 @@ fn every_reference_file_matches_pydicom() {
                 w,
                 8,
                 v,
-                tol,
+                tol * gain.unwrap_or(0.0) + 1e-5,
             );
         }
         if let Some(cw) = r.get("ct_window") {
@@ -248,7 +360,7 @@ fn every_reference_file_matches_pydicom() {
                     ct_size,
                     8,
                     rc,
-                    1e-4,
+                    1e-5,
                 );
             }
         }
