@@ -5,16 +5,23 @@ Builds torchvision's DenseNet-121 and ResNet-50 as torchxrayvision uses
 them (1 input channel, 18 classes), fills every parameter and buffer with
 the deterministic formula of crates/infer/src/formula.rs (reproduced here
 bit for bit), runs a formula input, and writes the logits to
-fixtures/infer/{densenet121,resnet50}_parity.json (small, committed).
+fixtures/infer/{densenet121,resnet50,smallcnn}_parity.json (small,
+committed); the bundled model's trained weights on the same input go to
+fixtures/infer/demo_cxr_parity.json. Formula weights use a per-architecture
+`gain` (see crates/infer/src/formula.rs) chosen so the two images of the
+batch give clearly different outputs.
 
 Needs torch and torchvision (a venv of its own; they are large):
 
-    python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch torchvision
-    /tmp/torch/bin/python tools/infer_reference.py
+    python3 -m venv bench/.venv-torch
+    bench/.venv-torch/bin/pip install torch==2.15.0 numpy safetensors pillow
+    bench/.venv-torch/bin/pip install --no-deps torchvision==0.29.2
+    bench/.venv-torch/bin/python tools/infer_reference.py
 """
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import torch
@@ -47,7 +54,7 @@ def uniform(name, n):
     return (k.astype(np.float32) / np.float32(1 << 20) - np.float32(0.5)).astype(np.float32)
 
 
-def values(name, dims):
+def values(name, dims, gain=0):
     n = int(np.prod(dims))
     u = uniform(name, n)
     leaf = name.rsplit(".", 1)[-1]
@@ -61,30 +68,30 @@ def values(name, dims):
         v = np.float32(1) + u / np.float32(4)
     else:
         fan_in = max(n // max(dims[0], 1), 1)
-        e = math.ceil(math.log2(fan_in) / 2) + 1
+        e = math.ceil(math.log2(fan_in) / 2) + 1 - gain
         v = u * np.float32(2.0 ** -e)
     return v.astype(np.float32).reshape(dims)
 
 
-def fill(model):
+def fill(model, gain=0):
     state = model.state_dict()
     for name, t in state.items():
         if name.endswith("num_batches_tracked"):
             continue
-        t.copy_(torch.from_numpy(values(name, list(t.shape))))
+        t.copy_(torch.from_numpy(values(name, list(t.shape), gain)))
     return model
 
 
-def densenet121_xrv():
+def densenet121_xrv(gain):
     m = torchvision.models.densenet121(weights=None, num_classes=18)
     m.features.conv0 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    return fill(m).eval()
+    return fill(m, gain).eval()
 
 
-def resnet50_xrv():
+def resnet50_xrv(gain):
     m = torchvision.models.resnet50(weights=None, num_classes=18)
     m.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    return fill(m).eval()
+    return fill(m, gain).eval()
 
 
 class SmallCnn(torch.nn.Module):
@@ -106,15 +113,32 @@ class SmallCnn(torch.nn.Module):
         return self.classifier(self.features(x).mean((2, 3)))
 
 
-def write(root, name, model, description, probe_name, probe_dims, dims):
-    x = torch.from_numpy(uniform("input", int(np.prod(dims))).reshape(dims) * np.float32(2048))
+# The two images of every parity batch: formula noise at full xrv range,
+# and quieter noise on a bright offset (a different mean and spread, as
+# two radiographs differ). Image n is `uniform * scale[n] + offset[n]`,
+# exact in float32 on both sides.
+SCALES, OFFSETS = [2048, 512], [0, 700]
+GAINS = {"densenet121": 2, "resnet50": 2, "smallcnn": 3}
+
+
+def parity_input(dims):
+    u = uniform("input", int(np.prod(dims))).reshape(dims)
+    x = np.empty_like(u)
+    for n in range(dims[0]):
+        x[n] = u[n] * np.float32(SCALES[n]) + np.float32(OFFSETS[n])
+    return torch.from_numpy(x)
+
+
+def write(root, name, model, description, probe_name, probe_dims, dims, gain):
+    x = parity_input(dims)
     with torch.no_grad():
         logits = model(x)
     out = {
         "generator": "tools/infer_reference.py",
         "torch": torch.__version__,
         "model": description,
-        "input": {"name": "input", "dims": dims, "scale": 2048},
+        "gain": gain,
+        "input": {"name": "input", "dims": dims, "scale": SCALES, "offset": OFFSETS},
         "logits": logits.numpy().astype(float).tolist(),
         "probe": {probe_name: values(probe_name, probe_dims).ravel()[:4].tolist()},
     }
@@ -145,7 +169,7 @@ def converted(root):
     with tempfile.TemporaryDirectory() as tmp:
         pt = os.path.join(tmp, "tiny.pt")
         torch.save(m, pt)  # the whole module, as torchxrayvision ships
-        subprocess.run(["python", os.path.join(root, "tools/convert_weights.py"), pt, out,
+        subprocess.run([sys.executable, os.path.join(root, "tools/convert_weights.py"), pt, out,
                         "--name", "tiny-densenet", "--architecture", "densenet", "--input-size", "64",
                         "--densenet", json.dumps({"growth_rate": 4, "block_config": [2, 2],
                                                   "num_init_features": 8, "bn_size": 2})], check=True)
@@ -166,19 +190,49 @@ def converted(root):
                    "recalibrated": recalibrated.numpy().astype(float).tolist()}, f, indent=1)
 
 
+def bundled(root):
+    """The bundled model's trained weights (models/demo-cxr) on the parity
+    input: its logits and probabilities, for the fast path, candle and this
+    file to agree on."""
+    import hashlib
+    from safetensors.torch import load_file
+    path = os.path.join(root, "models/demo-cxr/weights.safetensors")
+    m = SmallCnn()
+    m.load_state_dict(load_file(path))
+    m.eval()
+    dims = [2, 1, 96, 96]
+    with torch.no_grad():
+        logits = m(parity_input(dims))
+    out = {
+        "generator": "tools/infer_reference.py",
+        "torch": torch.__version__,
+        "model": "models/demo-cxr (smallcnn, trained weights)",
+        "weights_sha256": hashlib.sha256(open(path, "rb").read()).hexdigest(),
+        "input": {"name": "input", "dims": dims, "scale": SCALES, "offset": OFFSETS},
+        "logits": logits.numpy().astype(float).tolist(),
+        "probabilities": torch.sigmoid(logits).numpy().astype(float).tolist(),
+    }
+    dest = os.path.join(root, "fixtures/infer/demo_cxr_parity.json")
+    with open(dest, "w") as f:
+        json.dump(out, f, indent=1)
+    print("wrote", dest)
+
+
 def main():
     torch.set_num_threads(1)
     root = os.path.join(os.path.dirname(__file__), "..")
     converted(root)
-    write(root, "densenet121_parity.json", densenet121_xrv(),
+    gains = GAINS
+    write(root, "densenet121_parity.json", densenet121_xrv(gains["densenet121"]),
           "densenet121, 1 channel, 18 classes, formula weights",
-          "features.conv0.weight", [64, 1, 7, 7], [2, 1, 224, 224])
-    write(root, "resnet50_parity.json", resnet50_xrv(),
+          "features.conv0.weight", [64, 1, 7, 7], [2, 1, 224, 224], gains["densenet121"])
+    write(root, "resnet50_parity.json", resnet50_xrv(gains["resnet50"]),
           "resnet50, 1 channel, 18 classes, formula weights",
-          "conv1.weight", [64, 1, 7, 7], [2, 1, 224, 224])
-    write(root, "smallcnn_parity.json", fill(SmallCnn()).eval(),
+          "conv1.weight", [64, 1, 7, 7], [2, 1, 224, 224], gains["resnet50"])
+    write(root, "smallcnn_parity.json", fill(SmallCnn(), gains["smallcnn"]).eval(),
           "smallcnn, 1 channel, 5 classes, widths 16..256, formula weights",
-          "features.0.weight", [16, 1, 3, 3], [2, 1, 256, 256])
+          "features.0.weight", [16, 1, 3, 3], [2, 1, 256, 256], gains["smallcnn"])
+    bundled(root)
 
 
 if __name__ == "__main__":

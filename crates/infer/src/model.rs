@@ -226,7 +226,18 @@ impl Model {
         device: &Device,
         backend: Backend,
     ) -> Result<Model, InferError> {
-        let vb = VarBuilder::from_backend(Box::new(FormulaBackend), DType::F32, device.clone());
+        Self::with_formula(architecture, device, backend, FormulaBackend::default())
+    }
+
+    /// Formula weights of a chosen gain (see [`crate::formula`]) on a
+    /// chosen backend.
+    pub fn with_formula(
+        architecture: Architecture,
+        device: &Device,
+        backend: Backend,
+        formula: FormulaBackend,
+    ) -> Result<Model, InferError> {
+        let vb = VarBuilder::from_backend(Box::new(formula), DType::F32, device.clone());
         let engine = Engine::build(&architecture, vb, backend, device)?;
         Ok(Model {
             architecture,

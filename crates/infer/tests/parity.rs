@@ -14,6 +14,9 @@ fn reference(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
+/// The fixture's input: formula values, image `n` scaled by `scale[n]`
+/// and shifted by `offset[n]` (or one `scale` for every image), as
+/// tools/infer_reference.py makes it.
 fn input(r: &Value) -> Tensor {
     let dims: Vec<usize> = r["input"]["dims"]
         .as_array()
@@ -21,14 +24,38 @@ fn input(r: &Value) -> Tensor {
         .iter()
         .map(|v| v.as_u64().unwrap() as usize)
         .collect();
-    let scale = r["input"]["scale"].as_f64().unwrap() as f32;
-    let n = dims.iter().product();
+    let per_image = |key: &str, default: f64| -> Vec<f32> {
+        match &r["input"][key] {
+            Value::Array(a) => a.iter().map(|v| v.as_f64().unwrap() as f32).collect(),
+            Value::Null => vec![default as f32; dims[0]],
+            v => vec![v.as_f64().unwrap() as f32; dims[0]],
+        }
+    };
+    let (scale, offset) = (per_image("scale", 1.0), per_image("offset", 0.0));
+    let n: usize = dims.iter().product();
+    let image = n / dims[0];
     let data: Vec<f32> = uniform(r["input"]["name"].as_str().unwrap(), n)
         .iter()
-        .map(|v| v * scale)
+        .enumerate()
+        .map(|(i, v)| v * scale[i / image] + offset[i / image])
         .collect();
     Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
 }
+
+/// How far apart the fixture's two images' outputs are, as a share of the
+/// largest output: what a model blind to its input would fail.
+fn spread(theirs: &Value) -> f64 {
+    let m = matrix(theirs);
+    let scale = m.iter().flatten().fold(0f64, |a, v| a.max(v.abs()));
+    let apart = m[0]
+        .iter()
+        .zip(&m[1])
+        .fold(0f64, |a, (x, y)| a.max((x - y).abs()));
+    apart / scale
+}
+
+/// Parity is checked at this relative error.
+const TOLERANCE: f64 = 1e-4;
 
 /// A JSON array of arrays of numbers.
 fn matrix(v: &Value) -> Vec<Vec<f64>> {
@@ -82,10 +109,21 @@ fn formula_matches_the_python_generator() {
 /// Returns the fast path's logits.
 fn assert_parity(file: &str, arch: infer::Architecture, classes: usize) -> Vec<Vec<f32>> {
     let r = reference(file);
+    // The check can fail: the two images' outputs are far further apart
+    // than the tolerance, so a model that ignored its input would not pass.
+    let apart = spread(&r["logits"]);
+    eprintln!("{file}: the two images' logits differ by {apart:e} of the largest");
+    assert!(
+        apart >= 100.0 * TOLERANCE,
+        "{file}: input-blind fixture ({apart:e})"
+    );
+    let formula = infer::formula::FormulaBackend {
+        gain: r["gain"].as_i64().unwrap() as i32,
+    };
     let mut results = Vec::new();
     for backend in [infer::Backend::Fast, infer::Backend::Candle] {
         let model =
-            infer::Model::with_formula_weights_on(arch.clone(), &Device::Cpu, backend).unwrap();
+            infer::Model::with_formula(arch.clone(), &Device::Cpu, backend, formula).unwrap();
         assert_eq!(model.backend(), backend);
         let logits = model.logits(&input(&r)).unwrap();
         assert_eq!(logits.dims(), &[2, classes]);
@@ -93,7 +131,7 @@ fn assert_parity(file: &str, arch: infer::Architecture, classes: usize) -> Vec<V
         let err = relative_error(&ours, &r["logits"]);
         eprintln!("{file} ({backend:?}): relative error {err:e} against PyTorch");
         assert!(
-            err <= 1e-4,
+            err <= TOLERANCE,
             "{file} ({backend:?}): relative error {err:e} against PyTorch"
         );
         results.push(ours);
@@ -129,6 +167,47 @@ fn smallcnn_matches_pytorch() {
         infer::Architecture::SmallCnn(infer::SmallCnnConfig::new(1, 5)),
         5,
     );
+}
+
+/// The bundled model's trained weights (models/demo-cxr) on both backends
+/// against PyTorch: logits and probabilities, on two images whose results
+/// differ far more than the tolerance.
+#[test]
+fn the_bundled_trained_model_matches_pytorch_on_both_backends() {
+    use sha2::{Digest, Sha256};
+    let r = reference("demo_cxr_parity.json");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let weights = root.join("models/demo-cxr/weights.safetensors");
+    assert_eq!(
+        format!("{:x}", Sha256::digest(std::fs::read(&weights).unwrap())),
+        r["weights_sha256"].as_str().unwrap(),
+        "the weights changed: rerun tools/infer_reference.py"
+    );
+    let apart = spread(&r["probabilities"]);
+    eprintln!("demo-cxr: the two images' probabilities differ by {apart:e} of the largest");
+    assert!(
+        apart >= 100.0 * TOLERANCE,
+        "input-blind fixture ({apart:e})"
+    );
+    let arch = infer::Architecture::SmallCnn(infer::SmallCnnConfig::new(1, 5));
+    let theirs = matrix(&r["probabilities"]);
+    for backend in [infer::Backend::Fast, infer::Backend::Candle] {
+        let model = infer::Model::load_with(arch.clone(), &weights, &Device::Cpu, backend).unwrap();
+        let ours: Vec<Vec<f32>> = model.logits(&input(&r)).unwrap().to_vec2().unwrap();
+        let err = relative_error(&ours, &r["logits"]);
+        assert!(err <= TOLERANCE, "{backend:?}: logits {err:e} from PyTorch");
+        let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let worst = ours
+            .iter()
+            .flatten()
+            .zip(theirs.iter().flatten())
+            .fold(0f64, |m, (a, b)| m.max((sig(*a as f64) - b).abs()));
+        eprintln!("demo-cxr ({backend:?}): logits {err:e} relative, probabilities {worst:e} absolute from PyTorch");
+        assert!(
+            worst <= TOLERANCE,
+            "{backend:?}: probabilities {worst:e} from PyTorch"
+        );
+    }
 }
 
 /// tools/convert_weights.py turned a pickled torchxrayvision-style module
