@@ -81,42 +81,108 @@ fn series_max(
     out: &mut ModelRun,
 ) -> Vec<Analysed> {
     let labels = classifier.manifest.labels.len();
-    let mut best: Vec<Option<(f32, Rc<Analysed>)>> = vec![None; labels];
-    for a in analysed(classifier, series, out) {
-        let a = Rc::new(a);
-        for (k, l) in a.labels.iter().enumerate().take(labels) {
-            if best[k].as_ref().is_none_or(|(p, _)| l.probability > *p) {
-                best[k] = Some((l.probability, a.clone()));
+    let slices = analysed(classifier, series, out);
+    strongest(slices, labels, |a, k| {
+        a.labels.get(k).map(|l| l.probability)
+    })
+    .into_iter()
+    .map(|(a, ks)| {
+        let keep: Vec<&str> = ks.iter().map(|&k| a.labels[k].label.as_str()).collect();
+        let heatmaps = a
+            .heatmaps
+            .iter()
+            .filter(|h| keep.contains(&h.0.as_str()))
+            .cloned()
+            .collect();
+        let labels = ks.iter().map(|&k| a.labels[k].clone()).collect();
+        Analysed {
+            labels,
+            heatmaps,
+            ..a
+        }
+    })
+    .collect()
+}
+
+/// For each of `labels` labels, the item that scores highest (the earlier
+/// one on a tie; `score` gives an item's score for a label, if it has
+/// one). Each winning item is returned once, with the labels it won, in
+/// the order of those labels. Items are consumed one at a time and dropped
+/// unless they lead some label, so only the winners are ever held.
+fn strongest<T: Clone>(
+    items: impl Iterator<Item = T>,
+    labels: usize,
+    score: impl Fn(&T, usize) -> Option<f32>,
+) -> Vec<(T, Vec<usize>)> {
+    let mut best: Vec<Option<(f32, Rc<T>)>> = vec![None; labels];
+    for item in items {
+        let item = Rc::new(item);
+        for (k, b) in best.iter_mut().enumerate() {
+            let Some(p) = score(&item, k) else { continue };
+            if b.as_ref().is_none_or(|(q, _)| p > *q) {
+                *b = Some((p, item.clone()));
             }
         }
-        // `a` is dropped here unless it leads some label.
+        // `item` is dropped here unless it leads some label.
     }
-    let mut winners: Vec<(Rc<Analysed>, Vec<usize>)> = Vec::new();
+    let mut winners: Vec<(Rc<T>, Vec<usize>)> = Vec::new();
     for (k, b) in best.iter().enumerate() {
-        let Some((_, a)) = b else { continue };
-        match winners.iter_mut().find(|(w, _)| Rc::ptr_eq(w, a)) {
+        let Some((_, item)) = b else { continue };
+        match winners.iter_mut().find(|(w, _)| Rc::ptr_eq(w, item)) {
             Some((_, ks)) => ks.push(k),
-            None => winners.push((a.clone(), vec![k])),
+            None => winners.push((item.clone(), vec![k])),
         }
     }
     drop(best);
     winners
         .into_iter()
-        .map(|(a, ks)| {
-            let a = Rc::try_unwrap(a).unwrap_or_else(|shared| (*shared).clone());
-            let keep: Vec<&str> = ks.iter().map(|&k| a.labels[k].label.as_str()).collect();
-            let heatmaps = a
-                .heatmaps
-                .iter()
-                .filter(|h| keep.contains(&h.0.as_str()))
-                .cloned()
-                .collect();
-            let labels = ks.iter().map(|&k| a.labels[k].clone()).collect();
-            Analysed {
-                labels,
-                heatmaps,
-                ..a
-            }
+        .map(|(item, ks)| {
+            let item = Rc::try_unwrap(item).unwrap_or_else(|shared| (*shared).clone());
+            (item, ks)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strongest;
+
+    /// (slice name, probability per label)
+    fn pick(slices: &[(&'static str, Vec<f32>)], labels: usize) -> Vec<(&'static str, Vec<usize>)> {
+        strongest(slices.iter().cloned(), labels, |s, k| s.1.get(k).copied())
+            .into_iter()
+            .map(|(s, ks)| (s.0, ks))
+            .collect()
+    }
+
+    #[test]
+    fn each_label_goes_to_the_slice_where_it_scores_highest() {
+        let slices = vec![
+            ("s1", vec![0.1, 0.9, 0.2]),
+            ("s2", vec![0.7, 0.1, 0.3]),
+            ("s3", vec![0.2, 0.4, 0.8]),
+            ("s4", vec![0.6, 0.95, 0.1]),
+        ];
+        assert_eq!(
+            pick(&slices, 3),
+            vec![("s2", vec![0]), ("s4", vec![1]), ("s3", vec![2])]
+        );
+    }
+
+    #[test]
+    fn a_slice_that_wins_several_labels_is_reported_once() {
+        let slices = vec![
+            ("s1", vec![0.1, 0.2]),
+            ("s2", vec![0.9, 0.8]),
+            ("s3", vec![0.5, 0.5]),
+        ];
+        assert_eq!(pick(&slices, 2), vec![("s2", vec![0, 1])]);
+    }
+
+    #[test]
+    fn ties_go_to_the_earlier_slice_and_missing_scores_are_skipped() {
+        let slices = vec![("s1", vec![0.5]), ("s2", vec![0.5, 0.3]), ("s3", vec![])];
+        assert_eq!(pick(&slices, 2), vec![("s1", vec![0]), ("s2", vec![1])]);
+        assert!(pick(&[], 2).is_empty());
+    }
 }
