@@ -29,6 +29,10 @@ pub struct AnalyzeArgs {
     /// Send them to this configured destination.
     #[arg(long)]
     pub send: Option<String>,
+    /// Print the results as JSON (one array, an entry per file, every
+    /// probability at full precision) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// This daemon as the observer of its reports: the device UID is derived
@@ -44,22 +48,41 @@ pub fn device(config: &Config) -> Device {
 
 pub async fn run(config: &Config, args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load(&args.model.join("model.toml"))?;
-    let classifier = Classifier::load(manifest, &CandleDevice::Cpu)?;
+    // The daemon's backend, so a case checked here scores as it will there.
+    let classifier = Classifier::load_with(manifest, &CandleDevice::Cpu, config.models.backend)?;
     let mut studies: BTreeMap<String, Vec<Analysed>> = BTreeMap::new();
+    let mut json = Vec::new();
     for f in &args.files {
         let a = analysis::analyse_file(&classifier, f)?;
-        println!("{}:", f.display());
-        for r in &a.labels {
-            println!(
-                "  {:<16} {:.3} (threshold {:.3}){}",
-                r.label,
-                r.probability,
-                r.threshold,
-                if r.flagged { "  FLAGGED" } else { "" }
-            );
-        }
         let study = report::attribute(&a.source, tags::STUDY_INSTANCE_UID).unwrap_or_default();
+        if args.json {
+            json.push(serde_json::json!({
+                "file": f,
+                "study_instance_uid": study,
+                "sop_instance_uid": a.image.sop_instance_uid,
+                "labels": a.labels.iter().map(|r| serde_json::json!({
+                    "label": r.label,
+                    "probability": r.probability,
+                    "threshold": r.threshold,
+                    "flagged": r.flagged,
+                })).collect::<Vec<_>>(),
+            }));
+        } else {
+            println!("{}:", f.display());
+            for r in &a.labels {
+                println!(
+                    "  {:<16} {:.6} (threshold {:.6}){}",
+                    r.label,
+                    r.probability,
+                    r.threshold,
+                    if r.flagged { "  FLAGGED" } else { "" }
+                );
+            }
+        }
         studies.entry(study).or_default().push(a);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
     }
     if args.out.is_none() && args.send.is_none() {
         return Ok(ExitCode::SUCCESS);
@@ -87,7 +110,12 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> anyhow::Result<ExitCode
                 .to_string();
             let path = dir.join(format!("{uid}.dcm"));
             o.write_to_file(&path)?;
-            println!("wrote {}", path.display());
+            // stdout stays one JSON document with --json.
+            if args.json {
+                eprintln!("wrote {}", path.display());
+            } else {
+                println!("wrote {}", path.display());
+            }
             written.push(path);
         }
     }
