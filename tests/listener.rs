@@ -460,7 +460,10 @@ fn orthanc_as_the_router_pushes_a_study() {
 
 #[test]
 fn association_limit_and_idle_timeout() {
-    let d = Daemon::start("max_associations = 1\nidle_timeout_secs = 2", "");
+    // The idle timeout leaves the second association a generous window to
+    // be refused in while the slot is held; the holder waits much longer
+    // than the timeout for the abort.
+    let d = Daemon::start("max_associations = 1\nidle_timeout_secs = 10", "");
     let holder = {
         let port = d.port;
         let py = python();
@@ -468,7 +471,7 @@ fn association_limit_and_idle_timeout() {
         std::thread::spawn(move || {
             std::process::Command::new(py)
                 .arg(script)
-                .args(["hold", &port.to_string(), "TRIAGED", "6"])
+                .args(["hold", &port.to_string(), "TRIAGED", "120"])
                 .output()
                 .unwrap()
         })
@@ -488,7 +491,7 @@ fn association_limit_and_idle_timeout() {
         text(&out)
     );
 
-    // The idle association is aborted after 2 s, freeing the slot.
+    // The idle association is aborted by the timeout, freeing the slot.
     let out = holder.join().unwrap();
     let held: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
@@ -584,24 +587,22 @@ fn shutdown_ends_idle_associations_and_exits_cleanly() {
     wait_until("the held association", Duration::from_secs(20), || {
         d.log().contains("calling_ae=PYPEER")
     });
-    let started = std::time::Instant::now();
     let status = d.stop();
     assert!(status.success(), "{status}");
-    // Not the 120 s idle timeout, nor the 30 s grace period.
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "shutdown took {:?}",
-        started.elapsed()
-    );
     let out = holder.join().unwrap();
     let held: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
     assert_eq!(held["aborted_by_peer"], true, "{held}");
+    // Ended by the shutdown itself: not by the 120 s idle timeout, nor
+    // by the end of the 30 s grace period.
     let log = d.log();
     assert!(
-        log.contains("daemon shutting down") && log.contains("triaged stopped"),
+        log.contains("association aborted") && log.contains("reason=daemon shutting down"),
         "{log}"
     );
+    assert!(!log.contains("shutdown grace period over"), "{log}");
+    assert!(!log.contains("idle timeout"), "{log}");
+    assert!(log.contains("triaged stopped"), "{log}");
 }
 
 #[test]

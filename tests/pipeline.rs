@@ -149,17 +149,25 @@ fn one_study_over_three_associations_is_one_job_and_a_late_image_supersedes() {
     let dir = tempfile::tempdir().unwrap();
     let (uid, files) = phantom_study(dir.path(), 4343, vec![(Label::Effusion, Grade::Severe)], 4);
     let port = free_port();
-    let d = daemon_with_pacs(port, "quiet_secs = 2", "");
+    // Three associations one after the other, well inside the quiet period.
+    let d = daemon_with_pacs(port, "quiet_secs = 5", "");
     let pacs = Orthanc::start_with(port, &[], true);
     for f in &files[..3] {
         let out = d.storescu(&[], &[f.as_path()]);
         assert!(out.status.success(), "{}", text(&out));
-        std::thread::sleep(Duration::from_millis(600));
     }
-    wait_until("the first report", Duration::from_secs(30), || {
-        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
-    });
-    std::thread::sleep(Duration::from_secs(3));
+    wait_until(
+        "the first report delivered",
+        Duration::from_secs(60),
+        || study_row(&d, &uid).is_some_and(|r| r["status"] == "done"),
+    );
+    // Every instance was there before the job was made: nothing is left
+    // to assemble, so these counts are final.
+    assert_eq!(
+        sql(&d, "SELECT group_concat(instances) FROM jobs"),
+        "3",
+        "one job"
+    );
     assert_eq!(
         pacs_sop_classes(&pacs, &uid)
             .iter()
@@ -219,7 +227,9 @@ fn a_study_no_model_applies_to_is_recorded_without_a_report() {
         Duration::from_secs(20),
         || study_row(&d, &uid).is_some_and(|r| r["status"] == "not_applicable"),
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Not applicable is recorded in the transaction that would have queued
+    // reports: nothing is queued, so nothing can reach the PACS later.
+    assert_eq!(sql(&d, "SELECT COUNT(*) FROM outbox"), "0");
     assert!(pacs_sop_classes(&pacs, &uid).is_empty());
     assert!(d.log().contains("no applicable model"), "{}", d.log());
 }
@@ -248,10 +258,12 @@ fn a_crash_while_analysing_still_delivers_exactly_one_report() {
     wait_until("the report in the PACS", Duration::from_secs(60), || {
         pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
     });
-    wait_until("the job done", Duration::from_secs(10), || {
+    // Done: every queued object has left the outbox, so the PACS holds
+    // all it will ever get from this job.
+    wait_until("the job done", Duration::from_secs(30), || {
         study_row(&d, &uid).is_some_and(|r| r["status"] == "done")
     });
-    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(sql(&d, "SELECT COUNT(*) FROM jobs"), "1");
     assert_eq!(
         pacs_sop_classes(&pacs, &uid)
             .iter()
@@ -368,10 +380,9 @@ fn reports_waiting_for_a_pacs_that_is_down_survive_a_crash() {
     wait_until("the report in the PACS", Duration::from_secs(60), || {
         pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
     });
-    wait_until("the job done", Duration::from_secs(10), || {
+    wait_until("the job done", Duration::from_secs(30), || {
         study_row(&d, &uid).is_some_and(|r| r["status"] == "done")
     });
-    std::thread::sleep(Duration::from_secs(2));
     let classes = pacs_sop_classes(&pacs, &uid);
     assert_eq!(
         classes.iter().filter(|c| *c == SR).count(),
@@ -404,9 +415,37 @@ fn a_ct_series_is_reported_once_with_its_strongest_slices() {
         "",
     );
     let pacs = Orthanc::start_with(port, &[], true);
-    // A 20-slice series: the same head CT slice with fresh SOP Instance UIDs.
-    let ct = fixture("ct-693.dcm");
-    let out = d.storescu(&["--repeat", "20", "+II"], &[ct.as_path()]);
+    // A 20-slice series made from one head CT slice: each slice's pixels
+    // scaled and shifted differently, so each scores differently.
+    let slices = tempfile::tempdir().unwrap();
+    let script = r#"
+import sys, numpy as np, pydicom
+from pydicom.uid import generate_uid
+src, out = sys.argv[1], sys.argv[2]
+series = generate_uid()
+for n in range(20):
+    ds = pydicom.dcmread(src)
+    a = ds.pixel_array.astype(np.int32)
+    a = np.roll(a, 9 * n, axis=1) * (0.55 + 0.05 * n) + 40 * (n % 7)
+    info = np.iinfo(ds.pixel_array.dtype)
+    ds.PixelData = np.clip(a, info.min, info.max).astype(ds.pixel_array.dtype).tobytes()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesInstanceUID = series
+    ds.InstanceNumber = n + 1
+    ds.save_as(f"{out}/slice{n:02}.dcm")
+"#;
+    let made = std::process::Command::new(python())
+        .args(["-c", script])
+        .arg(fixture("ct-693.dcm"))
+        .arg(slices.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let files = files_under(slices.path());
+    assert_eq!(files.len(), 20);
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let out = d.storescu(&[], &refs);
     assert!(out.status.success(), "{}", text(&out));
     let uid = d.studies()[0]["study_instance_uid"]
         .as_str()
@@ -430,8 +469,97 @@ fn a_ct_series_is_reported_once_with_its_strongest_slices() {
     );
     let id = found[0].as_str().unwrap();
     let tags = pacs.get(&format!("/instances/{id}/tags?simplify")).unwrap();
-    let evidence = &tags["CurrentRequestedProcedureEvidenceSequence"][0]
-        ["ReferencedSeriesSequence"][0]["ReferencedSOPSequence"];
-    assert_eq!(evidence.as_array().map(Vec::len), Some(8), "{tags}");
+    let evidence: Vec<String> = tags["CurrentRequestedProcedureEvidenceSequence"][0]
+        ["ReferencedSeriesSequence"][0]["ReferencedSOPSequence"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{tags}"))
+        .iter()
+        .map(|r| r["ReferencedSOPInstanceUID"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(evidence.len(), 8, "{tags}");
+    // The same model on the analysed slices, one by one: for each label
+    // the daemon reported the slice where it scores highest.
+    let analysed: Vec<String> = files
+        .iter()
+        .filter(|f| evidence.iter().any(|e| sop_uid(f) == *e))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert_eq!(analysed.len(), 8);
+    let mut args = vec!["analyze", "--json", "--model", ct_model.to_str().unwrap()];
+    args.extend(analysed.iter().map(String::as_str));
+    let scored = d.cli(&args);
+    assert!(scored.status.success(), "{}", text(&scored));
+    let scored: serde_json::Value = serde_json::from_slice(&scored.stdout).unwrap();
+    let labels: Vec<String> = scored[0]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["label"].as_str().unwrap().to_string())
+        .collect();
+    let mut winners = std::collections::BTreeSet::new();
+    for (k, label) in labels.iter().enumerate() {
+        let p = |i: &serde_json::Value| i["labels"][k]["probability"].as_f64().unwrap();
+        let images = scored.as_array().unwrap();
+        let best = images.iter().max_by(|a, b| p(a).total_cmp(&p(b))).unwrap();
+        let runner_up = images
+            .iter()
+            .filter(|i| i["sop_instance_uid"] != best["sop_instance_uid"])
+            .map(p)
+            .fold(f64::MIN, f64::max);
+        assert!(
+            p(best) > runner_up,
+            "{label}: a tie proves nothing: {scored}"
+        );
+        assert_eq!(
+            sql(
+                &d,
+                &format!("SELECT sop_instance_uid FROM findings WHERE label = '{label}'")
+            ),
+            best["sop_instance_uid"].as_str().unwrap(),
+            "{label}: {scored}"
+        );
+        winners.insert(best["sop_instance_uid"].as_str().unwrap().to_string());
+    }
+    eprintln!(
+        "{} labels won by {} different slices",
+        labels.len(),
+        winners.len()
+    );
     assert!(d.log().contains("study analysed"), "{}", d.log());
+}
+
+/// The sender was cut off mid-study by a stop and the daemon stayed down
+/// longer than the quiet period: after the restart the study waits a whole
+/// quiet period again, so the rest, sent after the restart, joins it and
+/// the study is analysed once, complete.
+#[test]
+fn a_study_cut_by_a_stop_waits_a_fresh_quiet_period_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uid, files) = phantom_study(dir.path(), 5151, vec![], 3);
+    let mut d = daemon_with_pacs(free_port(), "quiet_secs = 3", "");
+    let out = d.storescu(&[], &[files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    d.kill();
+    assert_eq!(
+        sql(&d, "SELECT COUNT(*) FROM jobs"),
+        "0",
+        "no job before the stop"
+    );
+    // Down for longer than the quiet period: this pause is the scenario.
+    std::thread::sleep(Duration::from_secs(4));
+    d.restart();
+    let refs: Vec<&Path> = files[1..].iter().map(PathBuf::as_path).collect();
+    let out = d.storescu(&[], &refs);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until(
+        "a job over the whole study",
+        Duration::from_secs(60),
+        || sql(&d, "SELECT COUNT(*) FROM jobs WHERE instances = 3") == "1",
+    );
+    assert_eq!(
+        sql(&d, "SELECT group_concat(instances) FROM jobs"),
+        "3",
+        "the study was analysed before its sender had finished"
+    );
+    assert_eq!(study_row(&d, &uid).unwrap()["instances"], 3);
 }

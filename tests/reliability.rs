@@ -52,16 +52,6 @@ fn statuses(child: std::process::Child, n: usize) -> Vec<Option<u16>> {
     s
 }
 
-fn sop_uid(path: &Path) -> String {
-    let obj = dicom_object::open_file(path).unwrap();
-    obj.element(dicom_dictionary_std::tags::SOP_INSTANCE_UID)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .trim_end_matches('\0')
-        .to_string()
-}
-
 fn job_state(d: &Daemon, uid: &str) -> Option<String> {
     d.studies()
         .into_iter()
@@ -84,6 +74,7 @@ fn kill_9_at_any_moment_loses_nothing_that_was_acknowledged() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
+    assert!(trials > 0, "TRIAGED_CHAOS_TRIALS=0 would prove nothing");
     let pacs_port = free_port();
     let mut d = Daemon::start(
         "",
@@ -168,12 +159,21 @@ fn kill_9_at_any_moment_loses_nothing_that_was_acknowledged() {
         });
         studies.push(uid);
     }
-    // Nothing more arrives late: one report per study, no duplicates.
-    std::thread::sleep(Duration::from_secs(3));
+    // Every job done: each queued object has left the outbox, so the PACS
+    // holds all it will get. One report per study, no duplicates.
+    for uid in &studies {
+        wait_until("the job done", Duration::from_secs(60), || {
+            job_state(&d, uid).as_deref() == Some("done")
+        });
+    }
     for uid in &studies {
         assert_eq!(sr_count(&pacs, uid), 1, "{uid}");
-        assert_eq!(job_state(&d, uid).as_deref(), Some("done"), "{uid}");
     }
+    assert_eq!(
+        moments.len() as u64,
+        trials.min(4),
+        "every moment tried: {moments:?}"
+    );
     let instances = pacs.get("/statistics").unwrap()["CountInstances"].clone();
     eprintln!(
         "chaos: {trials} trials {moments:?}, {acknowledged_before_kill} instances acknowledged before a kill, 0 lost; {} studies, one report each; PACS holds {instances} instances",
@@ -390,7 +390,8 @@ fn network_abuse_is_refused_and_others_are_served() {
             repo_root().join("tests/peers/abuse.py").to_str().unwrap(),
             &d.port.to_string(),
             "TRIAGED",
-            "12",
+            // A deadline, not a bound: each attack ends when the listener acts.
+            "180",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -401,7 +402,7 @@ fn network_abuse_is_refused_and_others_are_served() {
     let ct = fixture("ct-small.dcm");
     let started = Instant::now();
     let mut during = None;
-    while started.elapsed() < Duration::from_secs(30) {
+    while started.elapsed() < Duration::from_secs(120) {
         let out = d.storescu(&["+II"], &[&ct]);
         if out.status.success() {
             during = Some(started.elapsed());
@@ -414,6 +415,7 @@ fn network_abuse_is_refused_and_others_are_served() {
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     for (attack, r) in report.as_object().unwrap() {
+        assert_eq!(r["connected"], r["connections"], "{attack}: {report}");
         assert_eq!(r["handled"], r["connections"], "{attack}: {report}");
     }
     assert!(during.is_some(), "no store succeeded during the attack");

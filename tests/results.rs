@@ -324,7 +324,7 @@ fn an_outage_and_crashes_delay_delivery_but_lose_and_duplicate_nothing() {
     d.restart();
     let pacs = Orthanc::start_with(pacs_port, &[], true);
     wait_until("both delivered", Duration::from_secs(60), || {
-        outbox(&d).iter().all(|r| r["state"] == "delivered")
+        every(&outbox(&d), |r| r["state"] == "delivered")
     });
     assert_eq!(pacs_instances(&pacs, &o.study).len(), 2);
     // Queuing the same objects again sends nothing new.
@@ -357,7 +357,7 @@ fn a_refusing_destination_ends_in_dead_letter_and_can_be_retried() {
     let out = d.cli(&["outbox", "add", "--to", "pacs", o.sr.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     wait_until("dead letter", Duration::from_secs(30), || {
-        outbox(&d).iter().all(|r| r["state"] == "dead")
+        every(&outbox(&d), |r| r["state"] == "dead")
     });
     let row = &outbox(&d)[0];
     assert_eq!(row["attempts"], 3, "{row}");
@@ -368,12 +368,18 @@ fn a_refusing_destination_ends_in_dead_letter_and_can_be_retried() {
     let list = d.cli(&["outbox", "list"]);
     assert!(text(&list).contains("dead"), "{}", text(&list));
     assert!(pacs_instances(&pacs, &o.study).is_empty());
+    // A retry starts the attempts over: three more refusals, then dead
+    // letter again.
+    let refusals = || d.log().matches("result not delivered").count();
+    let before = refusals();
+    assert_eq!(before, 3, "{}", d.log());
     let id = row["id"].as_i64().unwrap().to_string();
     let out = d.cli(&["outbox", "retry", &id]);
     assert!(out.status.success(), "{}", text(&out));
-    wait_until("retried", Duration::from_secs(10), || {
-        outbox(&d)[0]["attempts"].as_i64().unwrap() >= 1 && outbox(&d)[0]["state"] != "sending"
+    wait_until("three more attempts", Duration::from_secs(30), || {
+        refusals() == before + 3 && outbox(&d)[0]["state"] == "dead"
     });
+    assert_eq!(outbox(&d)[0]["attempts"], 3);
     let out = d.cli(&["outbox", "retry", "999"]);
     assert!(!out.status.success());
 }

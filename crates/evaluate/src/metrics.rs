@@ -250,7 +250,39 @@ mod tests {
         assert_eq!(c.ppv(), Some(1.0));
         let (ece, bins) = calibration(&[0.05, 0.95], &[false, true], 10);
         assert!((ece - 0.05).abs() < 1e-6 && bins.len() == 2);
-        let (lo, hi) = auroc_interval(&s, &t, 200, 7).unwrap();
-        assert!(lo <= hi && hi <= 1.0);
+    }
+
+    /// The bootstrap interval against the Hanley-McNeil normal
+    /// approximation on a sample whose AUROC is known in closed form; a
+    /// separable sample has no spread at all.
+    #[test]
+    fn auroc_interval_matches_the_normal_approximation() {
+        // 200 negatives scored i/200, 200 positives scored i/200 + 0.3:
+        // AUROC = 1 - 0.7^2 / 2 = 0.755 (ties count half).
+        let n = 200;
+        let mut s: Vec<f32> = (0..n).map(|i| i as f32 / n as f32).collect();
+        s.extend((0..n).map(|i| i as f32 / n as f32 + 0.3));
+        let t: Vec<bool> = (0..2 * n).map(|i| i >= n).collect();
+        let a = auroc(&s, &t).unwrap();
+        assert!((a - 0.755).abs() < 2e-3, "{a}");
+        let (q1, q2) = (a / (2.0 - a), 2.0 * a * a / (1.0 + a));
+        let nf = n as f64;
+        let se = ((a * (1.0 - a) + (nf - 1.0) * (q1 - a * a) + (nf - 1.0) * (q2 - a * a))
+            / (nf * nf))
+            .sqrt();
+        let (lo, hi) = auroc_interval(&s, &t, 1000, 7).unwrap();
+        assert!(lo < a && a < hi, "{lo} {a} {hi}");
+        let width = hi - lo;
+        let expected = 2.0 * 1.96 * se;
+        assert!(
+            (width / expected - 1.0).abs() < 0.25,
+            "bootstrap width {width}, normal approximation {expected}"
+        );
+        // Centred: each side within a third of the other.
+        assert!(((a - lo) / (hi - a) - 1.0).abs() < 0.35, "{lo} {a} {hi}");
+        assert_eq!(
+            auroc_interval(&[0.9, 0.8, 0.2, 0.1], &[true, true, false, false], 200, 7),
+            Some((1.0, 1.0))
+        );
     }
 }
