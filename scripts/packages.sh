@@ -1,0 +1,33 @@
+# Every Debian 12 package triaged needs, in one place. Sourced by
+# scripts/serve.sh (build and run), scripts/setup.sh (the test suite) and
+# deploy/docker/Dockerfile; deploy/systemd/README.md names RUN_PACKAGES.
+#
+#   BUILD_PACKAGES  compile and link the binary: a C compiler and linker
+#                   (rustc links with cc; cargo compiles SQLite's
+#                   amalgamation), OpenSSL (DICOM TLS), CharLS (JPEG-LS) and
+#                   OpenJPEG (JPEG 2000) with pkg-config to find them;
+#   RUN_PACKAGES    the shared libraries the built binary loads;
+#   TEST_PACKAGES   the real peers and tools of the test suite: DCMTK,
+#                   Orthanc, dicom3tools, sqlite3, Chromium and a font, curl,
+#                   Python's venv, procps, openssl (the TLS test's
+#                   certificates). Node.js for the browser test's driver
+#                   comes from PyPI into .venv (scripts/setup.sh): Debian
+#                   12's nodejs 18 is older than playwright-core supports.
+
+BUILD_PACKAGES=(gcc libc6-dev pkg-config libssl-dev libcharls-dev libopenjp2-7-dev ca-certificates)
+RUN_PACKAGES=(libssl3 libcharls2 libopenjp2-7)
+TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl)
+
+# install_missing PACKAGE...: apt-get install those not installed yet.
+install_missing() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing from Debian: ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
