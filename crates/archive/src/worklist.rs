@@ -114,12 +114,17 @@ pub struct ReviewRow {
 
 /// One study in full.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+/// Serialised flat: the worklist line's fields, then `images` and
+/// `results` (named so that they do not repeat the line's `instances`
+/// count and `findings` summary: a JSON object's keys must be unique).
 pub struct StudyDetail {
     #[serde(flatten)]
     pub entry: WorklistEntry,
+    #[serde(rename = "images")]
     pub instances: Vec<InstanceRow>,
     pub jobs: Vec<JobRow>,
     /// The findings of the latest analysis that produced a report.
+    #[serde(rename = "results")]
     pub findings: Vec<FindingView>,
     pub deliveries: Vec<DeliveryRow>,
     pub reviews: Vec<ReviewRow>,
@@ -176,7 +181,8 @@ impl Worklist {
         );
         q.push_bind(per_page as i64);
         q.push(" OFFSET ");
-        q.push_bind(((page - 1) * per_page) as i64);
+        // In i64: (page - 1) * per_page overflows u32 for a large page.
+        q.push_bind((page as i64 - 1) * per_page as i64);
         let rows = q
             .build()
             .fetch_all(&self.read)

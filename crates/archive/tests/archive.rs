@@ -411,3 +411,29 @@ async fn quiet_time_counts_from_the_restart_at_the_earliest() {
     assert_eq!(jobs.assemble(&quiet, None).await.unwrap().len(), 1);
     a.close().await;
 }
+
+/// A page far past the end is empty, not an overflow: (page - 1) *
+/// per_page exceeds u32 for large pages (the API contract test found it).
+#[tokio::test]
+async fn a_worklist_page_past_the_end_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    store(
+        &a,
+        "2.25.53",
+        &data_set("2.25.51", "2.25.52", "2.25.53", 10),
+    )
+    .await
+    .unwrap();
+    let mut f = archive::WorklistFilter {
+        page: 1,
+        per_page: 50,
+        ..Default::default()
+    };
+    let first = a.worklist().page(&f).await.unwrap();
+    assert_eq!((first.total, first.studies.len()), (1, 1));
+    f.page = u32::MAX;
+    let far = a.worklist().page(&f).await.unwrap();
+    assert_eq!((far.total, far.studies.len()), (1, 0));
+    a.close().await;
+}

@@ -29,11 +29,21 @@ impl FromStr for HostPattern {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || HostPatternError(s.to_string());
+        // Canonical forms only: no spaces, a prefix of plain digits
+        // without a sign or leading zeros.
         let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| err())?)),
+            Some((a, p)) => {
+                let plain = !p.is_empty()
+                    && p.bytes().all(|b| b.is_ascii_digit())
+                    && (p == "0" || !p.starts_with('0'));
+                if !plain {
+                    return Err(err());
+                }
+                (a, Some(p.parse::<u8>().map_err(|_| err())?))
+            }
             None => (s, None),
         };
-        let network: IpAddr = addr.trim().parse().map_err(|_| err())?;
+        let network: IpAddr = addr.parse().map_err(|_| err())?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
         if prefix > max {
@@ -234,6 +244,16 @@ mod tests {
         assert!(v6.matches(ip("fd12::1")) && !v6.matches(ip("fe80::1")));
         assert!("10.0.0.0/33".parse::<HostPattern>().is_err());
         assert!("pacs.local".parse::<HostPattern>().is_err());
+        // Canonical forms only (the API's schema says the same).
+        for bad in [
+            "10.0.0.0/+8",
+            "10.0.0.0/08",
+            "10.0.0.0/",
+            " 10.0.0.1",
+            "10.0.0.1 ",
+        ] {
+            assert!(bad.parse::<HostPattern>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -466,8 +466,8 @@ impl Config {
             if let Err(e) = check_ae_title(&d.ae_title) {
                 p.push(format!("destinations[{i}].ae_title: {e}"));
             }
-            if d.host.trim().is_empty() {
-                p.push(format!("destinations[{i}].host: must not be empty"));
+            if let Err(e) = check_host(&d.host) {
+                p.push(format!("destinations[{i}].host: {e}"));
             }
             if d.port == 0 {
                 p.push(format!("destinations[{i}].port: must be 1..=65535"));
@@ -560,6 +560,24 @@ impl Config {
 
 /// AE titles: 1 to 16 characters of the default repertoire, no backslash or
 /// control characters, not only spaces (PS3.5 6.2).
+/// A destination's host: a DNS name or an IP address literal, 1 to 253
+/// characters of ASCII letters, digits, '.', '-', '_' and ':'.
+pub fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if host.len() > 253
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+    {
+        return Err(format!(
+            "'{host}' is not a host name or IP address (letters, digits, '.', '-', '_', ':'; at most 253)"
+        ));
+    }
+    Ok(())
+}
+
 pub fn check_ae_title(ae: &str) -> Result<(), String> {
     if ae.trim().is_empty() {
         return Err("must not be empty".into());

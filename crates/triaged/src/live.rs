@@ -135,7 +135,7 @@ fn default_destinations(c: &Config) -> Vec<String> {
 }
 
 fn check_name(name: &str) -> Result<(), ControlError> {
-    if name.trim().is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(|c| c.is_control()) {
         return Err(ControlError::Invalid(
             "name: 1 to 64 printable characters".into(),
         ));

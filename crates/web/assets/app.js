@@ -118,8 +118,8 @@ async function openStudy(uid) {
   d.append(el("div", { class: "row" }, ack, el("span", { class: "dim" }, "state: " + (s.status || "received"))));
 
   // Viewer: the first analysed image, with a heatmap toggle when a flagged finding has one.
-  const withMap = s.findings.filter((f) => f.heatmap_uid);
-  const first = (withMap[0] || s.findings[0] || {}).sop_instance_uid || (s.instances[0] || {}).sop_instance_uid;
+  const withMap = s.results.filter((f) => f.heatmap_uid);
+  const first = (withMap[0] || s.results[0] || {}).sop_instance_uid || (s.images[0] || {}).sop_instance_uid;
   if (first) {
     const img = el("img", { id: "image", alt: "study image" });
     const viewer = el("div", { id: "viewer", dataset: { showing: "image" } }, img);
@@ -143,7 +143,7 @@ async function openStudy(uid) {
   d.append(el("h2", {}, "Findings"));
   const ft = el("table", { id: "findings" }, el("thead", {}, el("tr", {}, ...["model", "finding", "probability", "threshold", "", "your verdict"].map((h) => el("th", {}, h)))));
   const fb = el("tbody"); ft.append(fb);
-  for (const f of s.findings) {
+  for (const f of s.results) {
     const verdict = s.reviews.find((r) => r.kind === "feedback" && r.label === f.label && r.user_name === me.name);
     const say = (v) => async () => {
       await api("/api/studies/" + encodeURIComponent(uid) + "/feedback", { method: "POST", body: JSON.stringify({ label: f.label, verdict: v }) });

@@ -62,7 +62,21 @@ pub struct SourceInput {
 pub struct DestinationInput {
     pub ae_title: String,
     pub host: String,
+    #[serde(deserialize_with = "whole_u16")]
     pub port: u16,
+}
+
+/// A JSON integer in 0..=65535, also when written with a zero fraction
+/// (`104.0` is an integer in JSON Schema, as the API's document says).
+fn whole_u16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.fract() == 0.0 && (0.0..=65535.0).contains(&v) {
+        Ok(v as u16)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{v} is not an integer in 0..=65535"
+        )))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

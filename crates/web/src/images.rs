@@ -5,13 +5,13 @@
 
 use std::path::{Path as FsPath, PathBuf};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::api::ApiError;
+use crate::api::{ApiError, Path, Query};
 use crate::auth::Authed;
 use crate::AppState;
 

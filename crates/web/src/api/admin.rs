@@ -1,11 +1,11 @@
 //! The admin console: sources, destinations, echo, outbox, models.
 
 use archive::OutboxEntry;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::{ApiError, Body};
+use super::{ApiError, Body, Path};
 use crate::auth::{Admin, Authed};
 use crate::{AppState, DestinationInput, DestinationView, ModelView, SourceInput, SourceView};
 

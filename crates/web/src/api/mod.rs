@@ -1,4 +1,8 @@
-//! The JSON API. Errors are `{"error": "..."}` with the matching status.
+//! The JSON API. Errors are `{"error": "..."}` with the matching status,
+//! request parsing errors included: the extractors below replace axum's
+//! own, whose rejections are plain text. `crates/web/openapi.json` states
+//! every status, content type and constraint; a contract test
+//! (schemathesis, tests/web.rs) holds the two together.
 
 pub mod admin;
 pub mod ops;
@@ -62,6 +66,50 @@ impl IntoResponse for ApiError {
             );
         }
         r
+    }
+}
+
+/// Query parameters, with a JSON 400 when they do not parse (an unknown
+/// parameter, a value of the wrong type, a missing required one).
+pub struct Query<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+/// Path parameters, with a JSON 400 when they do not parse (an outbox id
+/// that is not an integer).
+pub struct Path<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        }
     }
 }
 

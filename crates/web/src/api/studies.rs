@@ -1,11 +1,11 @@
 //! The worklist, one study, and what radiologists say about it.
 
 use archive::{Feedback, WorklistFilter};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 
-use super::{ApiError, Body};
+use super::{ApiError, Body, Path, Query};
 use crate::auth::Authed;
 use crate::AppState;
 
@@ -26,23 +26,45 @@ pub struct WorklistQuery {
     per_page: Option<u32>,
 }
 
+/// A calendar date, exactly YYYY-MM-DD (years 0001-9999), as OpenAPI's
+/// `format: date` means it.
 fn day(name: &str, v: &Option<String>) -> Result<Option<String>, ApiError> {
-    match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(d)
-            if d.len() == 10
-                && d.bytes().enumerate().all(|(i, b)| {
-                    if i == 4 || i == 7 {
-                        b == b'-'
-                    } else {
-                        b.is_ascii_digit()
-                    }
-                }) =>
-        {
-            Ok(Some(d.to_string()))
-        }
-        Some(d) => Err(ApiError::BadRequest(format!(
-            "{name}: '{d}' is not a date (YYYY-MM-DD)"
+    let Some(d) = v.as_deref() else {
+        return Ok(None);
+    };
+    let bad = || ApiError::BadRequest(format!("{name}: '{d}' is not a date (YYYY-MM-DD)"));
+    let b = d.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        });
+    if !shaped {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| d[r].parse::<u32>().map_err(|_| bad());
+    let (y, m, dd) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if y == 0 || dd == 0 || dd > days {
+        return Err(bad());
+    }
+    Ok(Some(d.to_string()))
+}
+
+/// `page` from 1, `per_page` 1..=500 (the worklist's largest page).
+fn range(name: &str, v: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::BadRequest(format!(
+            "{name}: {n} is outside 1..={max}"
         ))),
     }
 }
@@ -64,8 +86,8 @@ pub async fn worklist(
         flagged: q.flagged,
         acknowledged: q.acknowledged,
         accession: text(q.accession),
-        page: q.page.unwrap_or(1),
-        per_page: q.per_page.unwrap_or(50),
+        page: range("page", q.page, 1, u32::MAX)?,
+        per_page: range("per_page", q.per_page, 50, 500)?,
     };
     Ok(Json(s.worklist.page(&filter).await?))
 }
@@ -119,10 +141,15 @@ pub async fn feedback(
             )))
         }
     };
-    if b.label.trim().is_empty() {
-        return Err(ApiError::BadRequest("label: must not be empty".into()));
+    if b.label.trim().is_empty() || b.label.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "label: must not be empty or hold control characters".into(),
+        ));
     }
-    if b.comment.as_deref().is_some_and(|c| c.len() > 4000) {
+    if b.comment
+        .as_deref()
+        .is_some_and(|c| c.chars().count() > 4000)
+    {
         return Err(ApiError::BadRequest(
             "comment: at most 4000 characters".into(),
         ));
