@@ -7,9 +7,11 @@
 //! PPV and NPV at the model's threshold, calibration (ECE and a
 //! reliability curve), the same per subgroup with a flag where a subgroup
 //! falls well below the whole, and draws ROC curves and reliability
-//! diagrams as PNG. It knows nothing of DICOM or of models: the caller
-//! runs the model.
+//! diagrams as PNG; and, where ground-truth masks exist, how well the
+//! heatmaps point at the finding ([`localisation`]). It knows nothing of
+//! DICOM or of models: the caller runs the model.
 
+pub mod localisation;
 pub mod metrics;
 pub mod plots;
 mod report;

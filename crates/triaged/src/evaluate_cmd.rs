@@ -1,7 +1,9 @@
 //! `triaged evaluate`: a model against a labelled data set (a folder of
 //! DICOM or PNG files and a CSV of labels): AUROC with bootstrap
 //! intervals, operating-point metrics, calibration, per-grade and
-//! per-subgroup tables, as JSON and PNG plots.
+//! per-subgroup tables, as JSON and PNG plots; heatmap localisation
+//! (the pointing game) where masks lie beside the images, as
+//! `triaged phantom --masks` writes them (`<stem>-<label>.png`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -112,6 +114,29 @@ fn read_csv(
     Ok(rows)
 }
 
+/// An 8-bit greyscale PNG as (width, height, pixels).
+fn read_grey_png(path: &Path) -> anyhow::Result<(usize, usize, Vec<u8>)> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
+    let mut reader = decoder.read_info()?;
+    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
+    let info = reader.next_frame(&mut buf)?;
+    anyhow::ensure!(
+        info.color_type == png::ColorType::Grayscale && info.bit_depth == png::BitDepth::Eight,
+        "{}: a mask must be an 8-bit greyscale PNG",
+        path.display()
+    );
+    let (w, h) = (info.width as usize, info.height as usize);
+    buf.truncate(w * h);
+    Ok((w, h, buf))
+}
+
+/// The mask of `label` beside an image (`<stem>-<label>.png`), if any.
+fn mask_of(image: &Path, label: &str) -> Option<PathBuf> {
+    let stem = image.file_stem()?.to_str()?;
+    let p = image.with_file_name(format!("{stem}-{label}.png"));
+    p.is_file().then_some(p)
+}
+
 /// The model input for a PNG (8- or 16-bit grey), scaled as the xrv spec
 /// scales a MONOCHROME2 instance.
 fn png_input(path: &Path, size: usize) -> anyhow::Result<Vec<f32>> {
@@ -179,6 +204,8 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let channels = classifier.model.architecture.in_channels();
     let mut samples = Vec::new();
     let mut failed = Vec::new();
+    // Per label: (strongest cell touched?, share of cells touched).
+    let mut pointing: Vec<Vec<(Vec<f32>, Vec<bool>)>> = vec![Vec::new(); m.labels.len()];
     for chunk in rows.chunks(32) {
         let mut data = Vec::new();
         let mut ok = Vec::new();
@@ -199,6 +226,34 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         }
         let x = Tensor::from_vec(data, (ok.len(), channels, size, size), &Device::Cpu)?;
         let prediction = classifier.predict(&x, false)?;
+        let masked: Vec<Vec<(usize, PathBuf)>> = ok
+            .iter()
+            .map(|row| {
+                (0..m.labels.len())
+                    .filter(|&k| row.truth[k] == Some(true))
+                    .filter_map(|k| mask_of(&row.file, &m.labels[k]).map(|p| (k, p)))
+                    .collect()
+            })
+            .collect();
+        if masked.iter().any(|v| !v.is_empty()) {
+            let (_, maps) = classifier.model.logits_and_maps(&x)?;
+            for (cams, masks) in maps.iter().zip(&masked) {
+                for (k, path) in masks {
+                    let (w, h, pixels) = read_grey_png(path)?;
+                    let mask: Vec<bool> = pixels.iter().map(|&v| v > 127).collect();
+                    let crop = imaging::centre_crop(h, w);
+                    let touched = evaluate::localisation::touched_cells(
+                        &mask,
+                        w,
+                        crop,
+                        cams.height,
+                        cams.width,
+                    );
+                    let plane = cams.height * cams.width;
+                    pointing[*k].push((cams.maps[k * plane..(k + 1) * plane].to_vec(), touched));
+                }
+            }
+        }
         for (row, findings) in ok.iter().zip(prediction.findings) {
             samples.push(Sample {
                 scores: findings.iter().map(|f| f.probability).collect(),
@@ -218,6 +273,19 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         ..Setup::default()
     };
     let report = evaluate::evaluate(&setup, &samples);
+    let localisation: Vec<_> = m
+        .labels
+        .iter()
+        .zip(&pointing)
+        .filter(|(_, images)| !images.is_empty())
+        .map(|(label, images)| {
+            let evidence: Vec<_> = images
+                .iter()
+                .map(|(map, touched)| evaluate::localisation::Pointing { map, touched })
+                .collect();
+            evaluate::localisation::pointing_game(label, &evidence)
+        })
+        .collect();
     let out = args
         .out
         .clone()
@@ -227,6 +295,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         "model": {"name": m.name, "version": m.version, "sha256": m.sha256, "validated": m.validated},
         "data": {"folder": args.data, "labels": csv_path, "images": samples.len(), "failed": failed},
         "report": report,
+        "localisation": localisation,
     });
     std::fs::write(
         out.join("evaluation.json"),
@@ -239,9 +308,11 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         &format!("Reliability: {title}"),
         &out.join("reliability.png"),
     )?;
-    print!("{}", table(&report));
+    let tables = summary_tables(&report) + &localisation_table(&localisation);
+    std::fs::write(out.join("tables.md"), &tables)?;
+    print!("{tables}{}", subgroup_table(&report));
     eprintln!(
-        "wrote evaluation.json, roc.png and reliability.png to {}",
+        "wrote evaluation.json, tables.md, roc.png and reliability.png to {}",
         out.display()
     );
     Ok(if failed.is_empty() {
@@ -260,8 +331,30 @@ fn ci(v: Option<(f64, f64)>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// The report as Markdown tables (whole set, grades, flagged subgroups).
-pub fn table(r: &Report) -> String {
+/// The pointing game as a Markdown table (empty without masks).
+fn localisation_table(games: &[evaluate::localisation::PointingGame]) -> String {
+    if games.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\nHeatmap localisation (pointing game: the heatmap's strongest cell touches the finding's mask):\n\n| label | images | hits | hit rate | 95 % CI | random cell |\n|---|---|---|---|---|---|\n",
+    );
+    for g in games {
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            g.label,
+            g.images,
+            g.hits,
+            f(g.hit_rate),
+            ci(g.hit_rate_ci95),
+            f(g.chance)
+        );
+    }
+    s
+}
+
+/// The whole set and the grades as Markdown tables.
+pub fn summary_tables(r: &Report) -> String {
     let mut s = String::from(
         "| label | n | pos | AUROC | 95 % CI | threshold | sens | spec | PPV | NPV | ECE |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -297,7 +390,12 @@ pub fn table(r: &Report) -> String {
             );
         }
     }
-    s += "\nBy subgroup (! = well below the whole):\n\n| label | subgroup | n | pos | AUROC | 95 % CI | sens | spec |\n|---|---|---|---|---|---|---|---|\n";
+    s
+}
+
+/// Every subgroup as a Markdown table (! = well below the whole).
+pub fn subgroup_table(r: &Report) -> String {
+    let mut s = String::from("\nBy subgroup (! = well below the whole):\n\n| label | subgroup | n | pos | AUROC | 95 % CI | sens | spec |\n|---|---|---|---|---|---|---|---|\n");
     for l in &r.labels {
         for g in &l.subgroups {
             let m = &g.metrics;
