@@ -563,3 +563,66 @@ fn a_study_cut_by_a_stop_waits_a_fresh_quiet_period_after_the_restart() {
     );
     assert_eq!(study_row(&d, &uid).unwrap()["instances"], 3);
 }
+
+/// `[models] backend = "candle"` (candle's own ops, the fallback an admin
+/// may choose) runs a study end to end, and scores it as the default fast
+/// path does (`triaged analyze` on the default backend).
+#[test]
+fn the_candle_backend_analyses_a_study_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uid, files) = phantom_study(
+        dir.path(),
+        5252,
+        vec![(Label::Pneumothorax, Grade::Severe)],
+        1,
+    );
+    let port = free_port();
+    let d = daemon_with_pacs(port, "quiet_secs = 1", "backend = \"candle\"\n");
+    assert!(
+        d.log().contains("model loaded") && d.log().contains("backend=Candle"),
+        "{}",
+        d.log()
+    );
+    let pacs = Orthanc::start_with(port, &[], true);
+    let out = d.storescu(&[], &[files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("the report in the PACS", Duration::from_secs(60), || {
+        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+    });
+    let row = study_row(&d, &uid).unwrap();
+    assert_eq!(row["priority"], "urgent", "{row}");
+    // The same image on the fast path (a configuration without the key).
+    let fast_config = d.dir.path().join("fast.toml");
+    std::fs::write(
+        &fast_config,
+        format!(
+            "[models]\ndir = \"{}\"\n",
+            repo_root().join("models").display()
+        ),
+    )
+    .unwrap();
+    let scored = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(["analyze", "--json", "--model"])
+        .arg(repo_root().join("models/demo-cxr"))
+        .arg(&files[0])
+        .arg("--config")
+        .arg(&fast_config)
+        .output()
+        .unwrap();
+    assert!(scored.status.success(), "{}", text(&scored));
+    let scored: serde_json::Value = serde_json::from_slice(&scored.stdout).unwrap();
+    for l in scored[0]["labels"].as_array().unwrap() {
+        let label = l["label"].as_str().unwrap();
+        let candle: f64 = sql(
+            &d,
+            &format!("SELECT probability FROM findings WHERE label = '{label}'"),
+        )
+        .parse()
+        .unwrap();
+        let fast = l["probability"].as_f64().unwrap();
+        assert!(
+            (candle - fast).abs() <= 1e-4,
+            "{label}: candle {candle}, fast path {fast}"
+        );
+    }
+}
