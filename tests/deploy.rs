@@ -118,12 +118,44 @@ fn the_compose_wiring_routes_a_study_through_orthanc_and_back() {
     wait_until("the report in the PACS", Duration::from_secs(60), || {
         reports() == 1
     });
+    // Every result delivered (the job is done once the SR and the heatmap
+    // are both stored in Orthanc).
+    wait_until("the job done", Duration::from_secs(60), || {
+        d.studies()
+            .iter()
+            .any(|s| s["study_instance_uid"] == study && s["status"] == "done")
+    });
     // Orthanc does not send triaged's own results back to it: no loop.
-    std::thread::sleep(Duration::from_secs(5));
+    // Orthanc runs its Lua events one after the other, in order: once a
+    // study sent after the results has been forwarded, any forwarding of
+    // the results would have happened.
+    let (marker, marker_files) = phantom_study(cases.path(), 7172, vec![], 1);
+    let out = run(
+        "storescu",
+        &[
+            "-aet",
+            "MODALITY",
+            "-aec",
+            "ORTHANC",
+            "127.0.0.1",
+            &port,
+            marker_files[0].to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("the later study forwarded", Duration::from_secs(60), || {
+        d.studies()
+            .iter()
+            .any(|s| s["study_instance_uid"] == marker)
+    });
     assert_eq!(reports(), 1, "{}", pacs.log());
     let studies = d.studies();
-    assert_eq!(studies.len(), 1, "{studies:?}");
-    assert_eq!(studies[0]["instances"], 1, "{studies:?}");
-    assert_eq!(studies[0]["priority"], "urgent", "{studies:?}");
+    let first = studies
+        .iter()
+        .find(|s| s["study_instance_uid"] == study)
+        .unwrap();
+    assert_eq!(studies.len(), 2, "{studies:?}");
+    assert_eq!(first["instances"], 1, "{studies:?}");
+    assert_eq!(first["priority"], "urgent", "{studies:?}");
     assert!(d.log().contains("calling_ae=ORTHANC"), "{}", d.log());
 }
