@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use phantom::{Grade, Label};
@@ -100,19 +101,22 @@ fn the_compose_wiring_routes_a_study_through_orthanc_and_back() {
         1,
     );
     let port = pacs_dicom.to_string();
-    let out = run(
-        "storescu",
-        &[
-            "-aet",
-            "MODALITY",
-            "-aec",
-            "ORTHANC",
-            "127.0.0.1",
-            &port,
-            files[0].to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    let modality_sends = |file: &Path| {
+        let out = run(
+            "storescu",
+            &[
+                "-aet",
+                "MODALITY",
+                "-aec",
+                "ORTHANC",
+                "127.0.0.1",
+                &port,
+                file.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    modality_sends(&files[0]);
 
     let reports = || pacs.count(&study, "SR");
     wait_until("the report in the PACS", Duration::from_secs(60), || {
@@ -130,19 +134,7 @@ fn the_compose_wiring_routes_a_study_through_orthanc_and_back() {
     // study sent after the results has been forwarded, any forwarding of
     // the results would have happened.
     let (marker, marker_files) = phantom_study(cases.path(), 7172, vec![], 1);
-    let out = run(
-        "storescu",
-        &[
-            "-aet",
-            "MODALITY",
-            "-aec",
-            "ORTHANC",
-            "127.0.0.1",
-            &port,
-            marker_files[0].to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    modality_sends(&marker_files[0]);
     wait_until("the later study forwarded", Duration::from_secs(60), || {
         d.studies()
             .iter()

@@ -69,49 +69,44 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Query parameters, with a JSON 400 when they do not parse (an unknown
-/// parameter, a value of the wrong type, a missing required one).
-pub struct Query<T>(pub T);
+/// An axum extractor of request parts whose rejection becomes a JSON 400.
+macro_rules! json_rejection {
+    ($(#[$doc:meta])* $name:ident, $inner:path) => {
+        $(#[$doc])*
+        pub struct $name<T>(pub T);
 
-impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+        impl<T, S> axum::extract::FromRequestParts<S> for $name<T>
+        where
+            T: serde::de::DeserializeOwned + Send,
+            S: Send + Sync,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(v)) => Ok(Query(v)),
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &S,
+            ) -> Result<Self, ApiError> {
+                match <$inner>::from_request_parts(parts, state).await {
+                    Ok(v) => Ok($name(v.0)),
+                    Err(e) => Err(ApiError::BadRequest(e.body_text())),
+                }
+            }
         }
-    }
+    };
 }
 
-/// Path parameters, with a JSON 400 when they do not parse (an outbox id
-/// that is not an integer).
-pub struct Path<T>(pub T);
-
-impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
-where
-    T: serde::de::DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(v)) => Ok(Path(v)),
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
-        }
-    }
-}
+json_rejection!(
+    /// Query parameters, with a JSON 400 when they do not parse (an
+    /// unknown parameter, a value of the wrong type, a missing required one).
+    Query,
+    axum::extract::Query<T>
+);
+json_rejection!(
+    /// Path parameters, with a JSON 400 when they do not parse (an outbox
+    /// id that is not an integer).
+    Path,
+    axum::extract::Path<T>
+);
 
 /// A JSON body, with a clear 400 when it does not parse (axum's own
 /// rejection would be plain text).
