@@ -626,3 +626,63 @@ fn the_candle_backend_analyses_a_study_end_to_end() {
         );
     }
 }
+
+/// A label the manifest lists as not predicted reaches neither the
+/// findings, the worklist nor the report, even where its output is over
+/// its threshold (the bundled model flags Nodule on most studies).
+#[test]
+fn a_label_the_model_does_not_predict_is_never_reported() {
+    let models = tempfile::tempdir().unwrap();
+    let dir = models.path().join("demo-cxr");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(
+        repo_root().join("models/demo-cxr/weights.safetensors"),
+        dir.join("weights.safetensors"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(repo_root().join("models/demo-cxr/model.toml"))
+        .unwrap()
+        .replace("labels = [", "not_predicted = [\"Nodule\"]\nlabels = [");
+    std::fs::write(dir.join("model.toml"), manifest).unwrap();
+    let cases = tempfile::tempdir().unwrap();
+    let (uid, files) = phantom_study(
+        cases.path(),
+        5353,
+        vec![
+            (Label::Nodule, Grade::Severe),
+            (Label::Effusion, Grade::Severe),
+        ],
+        1,
+    );
+    let port = free_port();
+    let d = daemon_with_models(port, models.path(), "quiet_secs = 1", "");
+    let pacs = Orthanc::start_with(port, &[], true);
+    let out = d.storescu(&[], &[files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("the report in the PACS", Duration::from_secs(60), || {
+        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+    });
+    assert_eq!(
+        sql(
+            &d,
+            "SELECT group_concat(label, ',') FROM (SELECT label FROM findings ORDER BY label)"
+        ),
+        "Cardiomegaly,Consolidation,Effusion,Pneumothorax"
+    );
+    let row = study_row(&d, &uid).unwrap();
+    assert!(!row["findings"].to_string().contains("Nodule"), "{row}");
+    assert!(row["findings"].to_string().contains("Effusion"), "{row}");
+    let found = pacs.post(
+        "/tools/find",
+        &format!(
+            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{uid}","Modality":"SR"}}}}"#
+        ),
+    );
+    let id = found[0].as_str().unwrap();
+    let content = pacs
+        .get(&format!("/instances/{id}/tags?simplify"))
+        .unwrap()
+        .to_string();
+    assert!(content.contains("Effusion"), "{content}");
+    assert!(!content.contains("Nodule"), "{content}");
+}

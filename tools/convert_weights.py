@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import os
+import sys
 import struct
 
 import torch
@@ -78,9 +79,21 @@ def main():
     labels = [str(p) for p in getattr(obj, "pathologies", [])]
     op = getattr(obj, "op_threshs", None)
     thresholds = [] if op is None else [float(t) for t in torch.as_tensor(op).flatten()]
-    if any(t != t for t in thresholds):  # torchxrayvision uses NaN for labels it does not predict
-        print("warning: NaN operating thresholds replaced by 0.5; review them")
-        thresholds = [0.5 if t != t else t for t in thresholds]
+    # torchxrayvision marks the labels a model does not predict with a NaN
+    # operating threshold (its output there is an untrained head, often
+    # with an empty name): they go to not_predicted, which triaged never
+    # reports; their threshold is a placeholder.
+    not_predicted = []
+    for i, t in enumerate(thresholds):
+        if t != t:
+            if i < len(labels) and not labels[i].strip():
+                labels[i] = f"unused-{i}"
+            if i < len(labels):
+                not_predicted.append(labels[i])
+            thresholds[i] = 0.5
+    empty = [i for i, l in enumerate(labels) if not l.strip()]
+    if empty:
+        sys.exit(f"labels {empty} have no name and a real threshold: name them (the manifest's labels)")
     first_conv = next(v for v in state.values() if v.dim() == 4)
     lines = [
         f"name = {toml_str(a.name)}",
@@ -90,6 +103,7 @@ def main():
         'weights = "weights.safetensors"',
         f'sha256 = "{sha}"',
         f"labels = [{', '.join(toml_str(l) for l in labels)}]",
+        f"not_predicted = [{', '.join(toml_str(l) for l in not_predicted)}]",
         f"thresholds = [{', '.join(repr(t) for t in thresholds)}]",
         f"recalibrate = {'true' if op is not None else 'false'}",
         "validated = false",

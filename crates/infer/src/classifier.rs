@@ -75,8 +75,11 @@ impl Classifier {
         Ok(c)
     }
 
-    /// Findings for a batch `N x C x size x size`.
+    /// Findings for a batch `N x C x size x size`: one per label the model
+    /// predicts (labels in the manifest's `not_predicted` never appear), in
+    /// label order.
     pub fn predict(&self, input: &Tensor, heatmaps: bool) -> Result<Prediction, InferError> {
+        let reported = self.manifest.reported();
         let started = Instant::now();
         let (logits, maps) = if heatmaps {
             let (l, m) = self.model.logits_and_maps(input)?;
@@ -89,9 +92,10 @@ impl Classifier {
             .iter()
             .enumerate()
             .map(|(n, row)| {
-                row.iter()
-                    .enumerate()
-                    .map(|(i, &z)| {
+                reported
+                    .iter()
+                    .filter_map(|&i| row.get(i).map(|&z| (i, z)))
+                    .map(|(i, z)| {
                         let p = self.manifest.recalibrated(i, 1.0 / (1.0 + (-z).exp()));
                         let threshold = self.manifest.decision_threshold(i);
                         let flagged = p >= threshold;

@@ -42,6 +42,11 @@ pub struct Manifest {
     pub weights: String,
     pub sha256: String,
     pub labels: Vec<String>,
+    /// Labels the network has an output for but does not predict (an
+    /// untrained head: torchxrayvision marks them with a NaN operating
+    /// threshold). Never reported, flagged, evaluated or shown.
+    #[serde(default)]
+    pub not_predicted: Vec<String>,
     #[serde(default)]
     pub thresholds: Vec<f32>,
     #[serde(default)]
@@ -164,6 +169,27 @@ impl Manifest {
         if self.labels.is_empty() {
             p.push("labels: at least one label is needed".into());
         }
+        if let Some(i) = self.labels.iter().position(|l| l.trim().is_empty()) {
+            p.push(format!(
+                "labels: label {i} has no name (name it, and list it in not_predicted if the model does not predict it)"
+            ));
+        }
+        if let Some((i, l)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(i, l)| self.labels[..*i].contains(l))
+        {
+            p.push(format!("labels: '{l}' is named twice (label {i})"));
+        }
+        for l in &self.not_predicted {
+            if !self.labels.contains(l) {
+                p.push(format!("not_predicted: '{l}' is not one of the labels"));
+            }
+        }
+        if !self.labels.is_empty() && self.reported().is_empty() {
+            p.push("not_predicted: every label is listed; at least one must be predicted".into());
+        }
         if !self.thresholds.is_empty() && self.thresholds.len() != self.labels.len() {
             p.push(format!(
                 "thresholds: {} values for {} labels",
@@ -263,6 +289,14 @@ impl Manifest {
             });
         }
         Ok(())
+    }
+
+    /// The indices of the labels the model predicts (every label but those
+    /// in `not_predicted`), in label order: the only ones reported.
+    pub fn reported(&self) -> Vec<usize> {
+        (0..self.labels.len())
+            .filter(|&i| !self.not_predicted.contains(&self.labels[i]))
+            .collect()
     }
 
     /// The operating threshold of label `i` (0.5 if none is given).

@@ -168,3 +168,65 @@ fn recalibrated_probabilities_match_pytorch() {
         }
     }
 }
+
+/// A label the model does not predict (an untrained head) is listed in
+/// `not_predicted` and never reported; the others keep their own outputs,
+/// thresholds and heatmaps.
+#[test]
+fn labels_the_model_does_not_predict_are_never_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["model.toml", "weights.safetensors"] {
+        std::fs::copy(tiny().join(f), dir.path().join(f)).unwrap();
+    }
+    let p = dir.path().join("model.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let all = Classifier::load(Manifest::load(&p).unwrap(), &Device::Cpu).unwrap();
+    std::fs::write(
+        &p,
+        text.replace(
+            "labels = [",
+            "not_predicted = [\"Pneumothorax\"]\nlabels = [",
+        ),
+    )
+    .unwrap();
+    let m = Manifest::load(&p).unwrap();
+    assert_eq!(m.reported(), [0, 2]);
+    let some = Classifier::load(m, &Device::Cpu).unwrap();
+    let (a, b) = (
+        all.predict(&input(2), true).unwrap(),
+        some.predict(&input(2), true).unwrap(),
+    );
+    for (every, reported) in a.findings.iter().zip(&b.findings) {
+        let labels: Vec<&str> = reported.iter().map(|f| f.label.as_str()).collect();
+        assert_eq!(labels, ["Effusion", "Cardiomegaly"]);
+        assert_eq!(reported[0], every[0]);
+        assert_eq!(reported[1], every[2]);
+    }
+
+    // What the manifest must get right about it, each named.
+    for (labels, not_predicted, problem) in [
+        (
+            r#"["A", "B"]"#,
+            r#"["C"]"#,
+            "not_predicted: 'C' is not one of the labels",
+        ),
+        (
+            r#"["A", "B"]"#,
+            r#"["A", "B"]"#,
+            "at least one must be predicted",
+        ),
+        (r#"["A", ""]"#, "[]", "labels: label 1 has no name"),
+        (r#"["A", "A"]"#, "[]", "labels: 'A' is named twice"),
+    ] {
+        std::fs::write(
+            &p,
+            format!(
+                "name = \"x\"\nversion = \"1\"\narchitecture = \"smallcnn\"\nweights = \"w\"\nsha256 = \"{}\"\nlabels = {labels}\nnot_predicted = {not_predicted}\n[input]\nspec = \"xrv\"\nsize = 64\n",
+                "0".repeat(64)
+            ),
+        )
+        .unwrap();
+        let e = Manifest::load(&p).unwrap_err().to_string();
+        assert!(e.contains(problem), "'{problem}' not in {e}");
+    }
+}

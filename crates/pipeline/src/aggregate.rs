@@ -80,7 +80,7 @@ fn series_max(
     series: &[StudyInstance],
     out: &mut ModelRun,
 ) -> Vec<Analysed> {
-    let labels = classifier.manifest.labels.len();
+    let labels = classifier.manifest.reported().len();
     let slices = analysed(classifier, series, out);
     strongest(slices, labels, |a, k| {
         a.labels.get(k).map(|l| l.probability)

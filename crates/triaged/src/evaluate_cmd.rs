@@ -194,18 +194,22 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load(&args.model.join("model.toml"))?;
     let classifier = Classifier::load(manifest, &Device::Cpu)?;
     let m = &classifier.manifest;
+    // Only the labels the model predicts are evaluated (findings come in
+    // this order); `reported[k]` is label k's output in the network's head.
+    let reported = m.reported();
+    let labels: Vec<String> = reported.iter().map(|&i| m.labels[i].clone()).collect();
     let csv_path = args
         .labels
         .clone()
         .unwrap_or_else(|| args.data.join("labels.csv"));
-    let rows = read_csv(&csv_path, &args.data, &m.labels, &args.subgroups)?;
+    let rows = read_csv(&csv_path, &args.data, &labels, &args.subgroups)?;
     anyhow::ensure!(!rows.is_empty(), "{}: no rows", csv_path.display());
     let size = m.input.size;
     let channels = classifier.model.architecture.in_channels();
     let mut samples = Vec::new();
     let mut failed = Vec::new();
     // Per label: (strongest cell touched?, share of cells touched).
-    let mut pointing: Vec<Vec<(Vec<f32>, Vec<bool>)>> = vec![Vec::new(); m.labels.len()];
+    let mut pointing: Vec<Vec<(Vec<f32>, Vec<bool>)>> = vec![Vec::new(); labels.len()];
     for chunk in rows.chunks(32) {
         let mut data = Vec::new();
         let mut ok = Vec::new();
@@ -229,9 +233,9 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         let masked: Vec<Vec<(usize, PathBuf)>> = ok
             .iter()
             .map(|row| {
-                (0..m.labels.len())
+                (0..labels.len())
                     .filter(|&k| row.truth[k] == Some(true))
-                    .filter_map(|k| mask_of(&row.file, &m.labels[k]).map(|p| (k, p)))
+                    .filter_map(|k| mask_of(&row.file, &labels[k]).map(|p| (k, p)))
                     .collect()
             })
             .collect();
@@ -250,7 +254,11 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
                         cams.width,
                     );
                     let plane = cams.height * cams.width;
-                    pointing[*k].push((cams.maps[k * plane..(k + 1) * plane].to_vec(), touched));
+                    let head = reported[*k];
+                    pointing[*k].push((
+                        cams.maps[head * plane..(head + 1) * plane].to_vec(),
+                        touched,
+                    ));
                 }
             }
         }
@@ -265,16 +273,13 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     }
     anyhow::ensure!(!samples.is_empty(), "no image could be read");
     let setup = Setup {
-        labels: m.labels.clone(),
-        thresholds: (0..m.labels.len())
-            .map(|i| m.decision_threshold(i))
-            .collect(),
+        labels: labels.clone(),
+        thresholds: reported.iter().map(|&i| m.decision_threshold(i)).collect(),
         bootstrap_rounds: args.bootstrap,
         ..Setup::default()
     };
     let report = evaluate::evaluate(&setup, &samples);
-    let localisation: Vec<_> = m
-        .labels
+    let localisation: Vec<_> = labels
         .iter()
         .zip(&pointing)
         .filter(|(_, images)| !images.is_empty())

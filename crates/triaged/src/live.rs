@@ -380,7 +380,11 @@ pub fn model_view(c: &infer::Classifier) -> ModelView {
         name: m.name.clone(),
         version: m.version.clone(),
         architecture: m.architecture.clone(),
-        labels: m.labels.clone(),
+        labels: m
+            .reported()
+            .into_iter()
+            .map(|i| m.labels[i].clone())
+            .collect(),
         validated: m.validated,
         intended_use: m.intended_use.clone(),
         input: format!("{} {}x{}", m.input.spec, m.input.size, m.input.size),

@@ -46,14 +46,19 @@ pub fn list(config: &Config) -> anyhow::Result<ExitCode> {
     for path in found {
         match Manifest::load(&path) {
             Ok(m) => println!(
-                "{} {} ({}, {} {}x{}): {} labels, {}{}",
+                "{} {} ({}, {} {}x{}): {} labels{}, {}{}",
                 m.name,
                 m.version,
                 m.architecture,
                 m.input.spec,
                 m.input.size,
                 m.input.size,
-                m.labels.len(),
+                m.reported().len(),
+                if m.not_predicted.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (not predicted: {})", m.not_predicted.join(", "))
+                },
                 if m.validated {
                     "validated"
                 } else {
