@@ -75,3 +75,158 @@ fn a_missing_models_folder_names_the_key() {
     assert!(!out.status.success());
     assert!(text(&out).contains("models.dir"), "{}", text(&out));
 }
+
+/// `python tools/convert_weights.py FILE OUT --name NAME [extra]` with the
+/// test venv's Python (numpy only: the converter reads .pt files without
+/// PyTorch), then the manifest it wrote.
+fn convert(fixture: &str, out: &std::path::Path, extra: &[&str]) -> (std::process::Output, String) {
+    let run = std::process::Command::new(python())
+        .arg(repo_root().join("tools/convert_weights.py"))
+        .arg(repo_root().join("fixtures/infer/xrv").join(fixture))
+        .arg(out)
+        .args(["--name", "converted"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let manifest = std::fs::read_to_string(out.join("model.toml")).unwrap_or_default();
+    (run, manifest)
+}
+
+fn xrv_expected() -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("fixtures/infer/xrv/expected.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The parity input of expected.json, as tools/infer_reference.py makes it.
+fn parity_input(e: &serde_json::Value) -> candle_core::Tensor {
+    let dims: Vec<usize> = e["input"]["dims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let n: usize = dims.iter().product();
+    let image = n / dims[0];
+    let f = |k: &str, i: usize| e["input"][k][i].as_f64().unwrap() as f32;
+    let data: Vec<f32> = infer::formula::uniform("input", n)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * f("scale", i / image) + f("offset", i / image))
+        .collect();
+    candle_core::Tensor::from_vec(data, dims, &candle_core::Device::Cpu).unwrap()
+}
+
+/// A model the converter wrote, loaded as the daemon loads it.
+fn classifier(dir: &std::path::Path) -> infer::Classifier {
+    let m = infer::Manifest::load(&dir.join("model.toml")).unwrap();
+    infer::Classifier::load(m, &candle_core::Device::Cpu).unwrap()
+}
+
+/// Real torchxrayvision modules (fixtures/infer/xrv, from
+/// tools/infer_reference.py) convert with one command each: a DenseNet
+/// saved whole needs no flag but its name; its plain state dict is refused
+/// without labels and converts with --xrv-weights; a pretrained-style
+/// instance brings its labels, operating thresholds (removed from the
+/// weights) and the labels it does not predict. Each passes `models check`
+/// and gives PyTorch's outputs.
+#[test]
+fn torchxrayvision_models_convert_with_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let expected = xrv_expected();
+    let x = parity_input(&expected);
+
+    // Saved whole, weights=None: labels from the class, chest applicability.
+    let whole = models.join("whole");
+    let (run, manifest) = convert("densenet-whole.pt", &whole, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    for line in [
+        "architecture = \"densenet\"",
+        "\"Atelectasis\", \"Consolidation\"",
+        "\"Enlarged Cardiomediastinum\"]",
+        "not_predicted = []",
+        "size = 224",
+        "growth_rate = 4",
+        "block_config = [2, 2]",
+        "modalities = [\"CR\", \"DX\"]",
+        "body_parts = [\"CHEST\"]",
+    ] {
+        assert!(manifest.contains(line), "'{line}' not in {manifest}");
+    }
+    let c = classifier(&whole);
+    let ours: Vec<Vec<f32>> = c.model.logits(&x).unwrap().to_vec2().unwrap();
+    let theirs = &expected["densenet"]["logits"];
+    for (n, row) in ours.iter().enumerate() {
+        for (k, v) in row.iter().enumerate() {
+            let t = theirs[n][k].as_f64().unwrap();
+            assert!(
+                (*v as f64 - t).abs() <= 1e-4 * t.abs().max(1.0),
+                "image {n} label {k}: {v} vs {t}"
+            );
+        }
+    }
+
+    // The plain state dict carries no labels: refused, saying what to pass.
+    let state = models.join("state");
+    let (run, _) = convert("densenet-state.pt", &state, &[]);
+    assert!(!run.status.success());
+    assert!(text(&run).contains("--xrv-weights"), "{}", text(&run));
+    let (run, manifest) = convert(
+        "densenet-state.pt",
+        &state,
+        &["--xrv-weights", "densenet121-res224-all"],
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(manifest.contains("thresholds = [0.07422872"), "{manifest}");
+    assert!(manifest.contains("recalibrate = true"), "{manifest}");
+    let (run, _) = convert(
+        "densenet-state.pt",
+        &models.join("bad"),
+        &["--xrv-weights", "densenet121-res999"],
+    );
+    assert!(
+        !run.status.success() && text(&run).contains("densenet121-res224-nih"),
+        "{}",
+        text(&run)
+    );
+
+    // Pretrained-style: xrv's labels (four empty) and op_threshs buffer.
+    let nih = models.join("nih");
+    let (run, manifest) = convert("densenet-nih-whole.pt", &nih, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        manifest.contains(
+            "not_predicted = [\"unused-14\", \"unused-15\", \"unused-16\", \"unused-17\"]"
+        ),
+        "{manifest}"
+    );
+    let c = classifier(&nih);
+    assert!(
+        c.model.logits(&x).is_ok(),
+        "op_threshs must not be among the weights"
+    );
+    let p = c.predict(&x, false).unwrap();
+    let theirs = &expected["densenet-nih"]["op_norm"];
+    for (n, findings) in p.findings.iter().enumerate() {
+        assert_eq!(findings.len(), 14, "only the labels it predicts");
+        for (k, f) in findings.iter().enumerate() {
+            let t = theirs[n][k].as_f64().unwrap();
+            assert!(
+                (f.probability as f64 - t).abs() <= 1e-4,
+                "image {n} {}: {} vs torchxrayvision {t}",
+                f.label,
+                f.probability
+            );
+        }
+    }
+    let cfg = config_for(dir.path());
+    let out = triaged(&["models", "check"], &cfg);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("3 model(s) checked, 0 failed"),
+        "{}",
+        text(&out)
+    );
+}

@@ -1,45 +1,58 @@
 #!/usr/bin/env python3
-"""Convert PyTorch weights (a torchxrayvision `.pt`, which pickles the whole
-module, or a plain state dict / checkpoint) into what triaged loads: a
-safetensors file of float32 tensors named as in the state dict, and a model
-manifest (TOML) with the file's SHA-256 and, when the module carries them,
-torchxrayvision's labels (`pathologies`) and operating thresholds
-(`op_threshs`).
+"""Convert PyTorch weights into what triaged loads: a safetensors file of
+float32 tensors named as in the state dict, and a model manifest (TOML).
 
-Unpickling runs code from the file: convert only weights you trust.
+Reads the .pt file without PyTorch (tools/ptfile.py: numpy only; nothing in
+the file is executed). For a whole pickled torchxrayvision module no other
+flag than --name is needed: the architecture (and a DenseNet's layout) comes
+from the tensors; labels from the module (`pathologies`, else its class's
+`targets`); operating thresholds from its `op_threshs` buffer (removed from
+the weights; NaN marks a label the model does not predict: listed in
+`not_predicted`, named `unused-<i>` if it has no name); the input size from
+its weights' table entry or class (DenseNet 224, ResNet 512); ResNet's
+`model.` key prefix is dropped; and a chest radiograph applicability
+(CR/DX, CHEST, PA/AP). A plain state dict carries none of that: name the
+torchxrayvision weights it came from (--xrv-weights, looked up in
+tools/xrv_weights.json) or give --labels. Review the manifest before use.
 
-    python tools/convert_weights.py MODEL.pt OUT_DIR --name NAME --architecture densenet121 \\
-        [--version V] [--input-spec xrv] [--input-size 224]
+    python tools/convert_weights.py MODEL.pt OUT_DIR --name NAME
+        [--xrv-weights densenet121-res224-all] [--labels '["A", "B"]']
+        [--architecture densenet121|resnet50|densenet] [--densenet JSON]
+        [--input-spec xrv] [--input-size 224] [--version V]
 """
 import argparse
 import hashlib
 import json
+import math
 import os
-import sys
 import struct
+import sys
 
-import torch
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ptfile  # noqa: E402
+
+XRV = "torchxrayvision.models."
+CHEST = ['[applicability]', 'modalities = ["CR", "DX"]', 'body_parts = ["CHEST"]', 'view_positions = ["PA", "AP"]']
 
 
-def state_dict_of(obj):
-    """The state dict inside whatever torch.load returned."""
-    if isinstance(obj, torch.nn.Module):
-        return obj.state_dict()
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if key in obj:
-                return state_dict_of(obj[key])
-        if all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return obj
-    raise SystemExit(f"no state dict found in a {type(obj).__name__}")
+def fail(message):
+    sys.exit(f"convert_weights: {message}")
+
+
+def xrv_table():
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "xrv_weights.json")) as f:
+        return json.load(f)
 
 
 def write_safetensors(tensors, path):
     """The safetensors format: u64 header length, JSON header, raw data."""
     header, offset, blobs = {}, 0, []
     for name in sorted(tensors):
-        data = tensors[name].detach().to(torch.float32).contiguous().cpu().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
+        a = np.ascontiguousarray(tensors[name], dtype="<f4")
+        data = a.tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
         blobs.append(data)
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -55,69 +68,150 @@ def toml_str(s):
     return json.dumps(str(s))
 
 
+def densenet_layout(state):
+    """growth_rate, block_config, num_init_features, bn_size from a
+    torchvision-style DenseNet state dict."""
+    blocks = []
+    b = 1
+    while any(k.startswith(f"features.denseblock{b}.") for k in state):
+        layers = {k.split(".")[2] for k in state if k.startswith(f"features.denseblock{b}.")}
+        blocks.append(len(layers))
+        b += 1
+    first = "features.denseblock1.denselayer1"
+    growth = state[f"{first}.conv2.weight"].shape[0]
+    return {"growth_rate": int(growth), "block_config": blocks,
+            "num_init_features": int(state["features.conv0.weight"].shape[0]),
+            "bn_size": int(state[f"{first}.conv1.weight"].shape[0] // growth)}
+
+
+def architecture_of(state, given, densenet):
+    """(architecture, [densenet] table or None) for the manifest."""
+    if given:
+        return given, json.loads(densenet) if densenet else None
+    if "features.denseblock1.denselayer1.conv1.weight" in state:
+        layout = densenet_layout(state)
+        if layout == {"growth_rate": 32, "block_config": [6, 12, 24, 16], "num_init_features": 64, "bn_size": 4}:
+            return "densenet121", None
+        return "densenet", layout
+    if "layer1.0.conv1.weight" in state and "fc.weight" in state:
+        counts = [len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
+        if counts == [3, 4, 6, 3] and "layer1.0.conv3.weight" in state:
+            return "resnet50", None
+        fail(f"a ResNet with blocks {counts}: triaged builds ResNet-50 (3, 4, 6, 3 bottleneck blocks)")
+    fail("cannot tell the architecture from the tensors (not a torchvision DenseNet or ResNet-50): pass --architecture")
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights")
     ap.add_argument("out_dir")
     ap.add_argument("--name", required=True)
     ap.add_argument("--version", default="1")
-    ap.add_argument("--architecture", required=True, help="densenet121, resnet50, ...")
+    ap.add_argument("--architecture", help="densenet121, resnet50 or densenet (default: from the tensors)")
+    ap.add_argument("--labels", help='JSON list of label names, in output order')
+    ap.add_argument("--xrv-weights", help="the torchxrayvision weights a state dict came from "
+                    "(e.g. densenet121-res224-all): labels, thresholds and input size")
     ap.add_argument("--input-spec", default="xrv")
-    ap.add_argument("--input-size", type=int, default=224)
-    ap.add_argument("--densenet", help='JSON for architecture "densenet": '
+    ap.add_argument("--input-size", type=int, help="default: torchxrayvision's for the model, else 224")
+    ap.add_argument("--densenet", help='JSON for architecture "densenet" (default: from the tensors): '
                     '{"growth_rate":..,"block_config":[..],"num_init_features":..,"bn_size":..}')
     a = ap.parse_args()
 
-    obj = torch.load(a.weights, map_location="cpu", weights_only=False)
-    state = {k: v for k, v in state_dict_of(obj).items() if not k.endswith("num_batches_tracked")}
+    table = xrv_table()
+    try:
+        obj = ptfile.load(a.weights)
+        state = {k: np.asarray(v) for k, v in ptfile.state_dict(obj).items()}
+    except (OSError, ValueError) as e:
+        fail(f"{a.weights}: {e}")
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    module = obj if ptfile.is_module(obj) else None
+    cls = module.qualname if module is not None else None
+    is_xrv = cls is not None and cls.startswith(XRV)
+    weights_name = a.xrv_weights or (getattr(module, "weights", None) if module is not None else None)
+    entry = None
+    if weights_name:
+        entry = table["weights"].get(weights_name)
+        if entry is None:
+            fail(f"--xrv-weights {weights_name!r} is not one of: {', '.join(table['weights'])}")
+    class_entry = table["classes"].get(cls) if cls else None
+
+    # torchxrayvision's ResNet wraps torchvision's as `self.model`.
+    if state and all(k.startswith("model.") or k == "op_threshs" for k in state):
+        state = {k[len("model."):] if k.startswith("model.") else k: v for k, v in state.items()}
+    # Operating thresholds: a buffer in xrv's modules (not a weight).
+    op = state.pop("op_threshs", None)
+    if op is None and module is not None and getattr(module, "op_threshs", None) is not None:
+        op = np.asarray(module.op_threshs)
+    thresholds = [float(t) for t in np.asarray(op, dtype=np.float64).ravel()] if op is not None else None
+    if thresholds is None and entry is not None:
+        thresholds = [math.nan if t is None else float(t) for t in entry["op_threshs"]]
+
+    if a.labels:
+        labels = [str(l) for l in json.loads(a.labels)]
+    elif module is not None and getattr(module, "pathologies", None):
+        labels = [str(l) for l in module.pathologies]
+    elif entry is not None:
+        labels = list(entry["labels"])
+    elif class_entry is not None:
+        labels = list(class_entry["labels"])
+    else:
+        fail("no label names: this file carries none. Pass --xrv-weights NAME (the torchxrayvision "
+             "weights it came from, e.g. densenet121-res224-all) or --labels '[\"A\", \"B\", ...]'")
+    if thresholds is not None and len(thresholds) != len(labels):
+        fail(f"{len(thresholds)} operating thresholds for {len(labels)} labels")
+
+    # NaN thresholds: labels the model does not predict.
+    not_predicted = []
+    for i, t in enumerate(thresholds or []):
+        if t != t:
+            if not labels[i].strip():
+                labels[i] = f"unused-{i}"
+            not_predicted.append(labels[i])
+            thresholds[i] = 0.5
+    empty = [i for i, l in enumerate(labels) if not l.strip()]
+    if empty:
+        fail(f"labels {empty} have no name: name them with --labels")
+
+    architecture, layout = architecture_of(state, a.architecture, a.densenet)
+    head = next((state[k] for k in ("classifier.weight", "fc.weight") if k in state), None)
+    if head is not None and head.shape[0] != len(labels):
+        fail(f"the classifier has {head.shape[0]} outputs for {len(labels)} labels")
+    size = a.input_size or (entry or {}).get("input_resolution") or (class_entry or {}).get("input_resolution") or 224
+
     os.makedirs(a.out_dir, exist_ok=True)
     weights = os.path.join(a.out_dir, "weights.safetensors")
     write_safetensors(state, weights)
     with open(weights, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
-
-    labels = [str(p) for p in getattr(obj, "pathologies", [])]
-    op = getattr(obj, "op_threshs", None)
-    thresholds = [] if op is None else [float(t) for t in torch.as_tensor(op).flatten()]
-    # torchxrayvision marks the labels a model does not predict with a NaN
-    # operating threshold (its output there is an untrained head, often
-    # with an empty name): they go to not_predicted, which triaged never
-    # reports; their threshold is a placeholder.
-    not_predicted = []
-    for i, t in enumerate(thresholds):
-        if t != t:
-            if i < len(labels) and not labels[i].strip():
-                labels[i] = f"unused-{i}"
-            if i < len(labels):
-                not_predicted.append(labels[i])
-            thresholds[i] = 0.5
-    empty = [i for i, l in enumerate(labels) if not l.strip()]
-    if empty:
-        sys.exit(f"labels {empty} have no name and a real threshold: name them (the manifest's labels)")
-    first_conv = next(v for v in state.values() if v.dim() == 4)
+    first_conv = next(v for v in state.values() if v.ndim == 4)
     lines = [
         f"name = {toml_str(a.name)}",
         f"version = {toml_str(a.version)}",
-        f"architecture = {toml_str(a.architecture)}",
+        f"architecture = {toml_str(architecture)}",
         f"in_channels = {first_conv.shape[1]}",
         'weights = "weights.safetensors"',
         f'sha256 = "{sha}"',
         f"labels = [{', '.join(toml_str(l) for l in labels)}]",
         f"not_predicted = [{', '.join(toml_str(l) for l in not_predicted)}]",
-        f"thresholds = [{', '.join(repr(t) for t in thresholds)}]",
-        f"recalibrate = {'true' if op is not None else 'false'}",
+    ]
+    if thresholds is not None:
+        lines.append(f"thresholds = [{', '.join(repr(t) for t in thresholds)}]")
+    lines += [
+        f"recalibrate = {'true' if thresholds is not None else 'false'}",
         "validated = false",
         'intended_use = "converted from PyTorch; state the intended use before enabling"',
         "[input]",
         f"spec = {toml_str(a.input_spec)}",
-        f"size = {a.input_size}",
+        f"size = {size}",
     ]
-    if a.densenet:
-        d = json.loads(a.densenet)
-        lines += ["[densenet]"] + [f"{k} = {json.dumps(v)}" for k, v in d.items()]
+    if layout:
+        lines += ["[densenet]"] + [f"{k} = {json.dumps(v)}" for k, v in layout.items()]
+    if is_xrv or a.xrv_weights:
+        lines += CHEST
     with open(os.path.join(a.out_dir, "model.toml"), "w") as f:
         f.write("# Written by tools/convert_weights.py; review before use.\n" + "\n".join(lines) + "\n")
-    print(f"{len(state)} tensors -> {weights} (sha256 {sha[:16]}...)")
+    print(f"{len(state)} tensors -> {weights} (sha256 {sha[:16]}...); {architecture}, "
+          f"{len(labels)} labels ({len(not_predicted)} not predicted), input {size}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Needs torch and torchvision (a venv of its own; they are large):
     python3 -m venv bench/.venv-torch
     bench/.venv-torch/bin/pip install torch==2.15.0 numpy safetensors pillow
     bench/.venv-torch/bin/pip install --no-deps torchvision==0.29.2
+    bench/.venv-torch/bin/pip install torchxrayvision==1.5.7
     bench/.venv-torch/bin/python tools/infer_reference.py
 """
 import json
@@ -119,6 +120,9 @@ class SmallCnn(torch.nn.Module):
 # exact in float32 on both sides.
 SCALES, OFFSETS = [2048, 512], [0, 700]
 GAINS = {"densenet121": 2, "resnet50": 2, "smallcnn": 3}
+# The small torchxrayvision DenseNets of the converter fixtures: outputs
+# spread across the sigmoid, none saturated.
+XRV_GAIN = 0
 
 
 def parity_input(dims):
@@ -218,11 +222,56 @@ def bundled(root):
     print("wrote", dest)
 
 
+def xrv_fixtures(root):
+    """Real torchxrayvision modules, small, for tools/convert_weights.py in
+    the suite (fixtures/infer/xrv/): a DenseNet saved whole as a user has it
+    (`weights=None`), its plain state dict, and a pretrained-style instance
+    as xrv builds one for `densenet121-res224-nih` (its labels, some empty,
+    and its op_threshs buffer, NaN where it predicts nothing). Formula
+    weights (gain XRV_GAIN) stand in for trained ones: xrv's random init
+    saturates every output. expected.json holds PyTorch's logits on the
+    parity input and, for the pretrained-style one, xrv's own forward
+    (sigmoid, then op_norm; 0.5 where it predicts nothing)."""
+    import torchxrayvision as xrv
+    out = os.path.join(root, "fixtures/infer/xrv")
+    os.makedirs(out, exist_ok=True)
+    small = dict(growth_rate=4, block_config=(2, 2), num_init_features=8)
+    dims = [2, 1, 64, 64]
+    x = parity_input(dims)
+    expected = {"generator": "tools/infer_reference.py", "torch": torch.__version__,
+                "torchxrayvision": xrv.__version__,
+                "input": {"name": "input", "dims": dims, "scale": SCALES, "offset": OFFSETS}}
+
+    plain = fill(xrv.models.DenseNet(weights=None, **small), XRV_GAIN).eval()
+    torch.save(plain, os.path.join(out, "densenet-whole.pt"))
+    torch.save(plain.state_dict(), os.path.join(out, "densenet-state.pt"))
+    with torch.no_grad():
+        expected["densenet"] = {"logits": plain(x).numpy().astype(float).tolist()}
+
+    table = xrv.models.model_urls["densenet121-res224-nih"]
+    nih = xrv.models.DenseNet(weights=None, op_threshs=torch.tensor(table["op_threshs"]), **small)
+    fill(nih, XRV_GAIN)
+    nih.op_threshs.copy_(torch.tensor(table["op_threshs"]))  # fill() overwrote the buffer
+    nih.pathologies = list(table["labels"])
+    nih.weights = "densenet121-res224-nih"
+    nih.eval()
+    torch.save(nih, os.path.join(out, "densenet-nih-whole.pt"))
+    with torch.no_grad():
+        logits = nih.classifier(nih.features2(x))
+        normed = nih(x)  # xrv's own forward: sigmoid, then op_norm
+    expected["densenet-nih"] = {"logits": logits.numpy().astype(float).tolist(),
+                                "op_norm": [[None if v != v else v for v in row] for row in normed.numpy().astype(float).tolist()]}
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+    print("wrote", out)
+
+
 def main():
     torch.set_num_threads(1)
     root = os.path.join(os.path.dirname(__file__), "..")
     converted(root)
     gains = GAINS
+    xrv_fixtures(root)
     write(root, "densenet121_parity.json", densenet121_xrv(gains["densenet121"]),
           "densenet121, 1 channel, 18 classes, formula weights",
           "features.conv0.weight", [64, 1, 7, 7], [2, 1, 224, 224], gains["densenet121"])

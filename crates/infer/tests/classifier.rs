@@ -181,6 +181,11 @@ fn labels_the_model_does_not_predict_are_never_reported() {
     let p = dir.path().join("model.toml");
     let text = std::fs::read_to_string(&p).unwrap();
     let all = Classifier::load(Manifest::load(&p).unwrap(), &Device::Cpu).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("not_predicted"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(
         &p,
         text.replace(
