@@ -148,6 +148,7 @@ fn torchxrayvision_models_convert_with_one_command() {
         "\"Enlarged Cardiomediastinum\"]",
         "not_predicted = []",
         "size = 224",
+        "resize = \"skimage\"",
         "growth_rate = 4",
         "block_config = [2, 2]",
         "modalities = [\"CR\", \"DX\"]",
@@ -229,4 +230,98 @@ fn torchxrayvision_models_convert_with_one_command() {
         "{}",
         text(&out)
     );
+
+    // Two radiographs through triaged (analyze: DICOM decoding, the xrv
+    // scaling, XRayCenterCrop, scikit-image's resize, the model) against
+    // torchxrayvision's own read_xray_dcm, crop, resize and forward: a
+    // 1955 x 1841 MONOCHROME1 CR, and a 1000 x 777 crop of it (even height,
+    // odd side: where the two crops differ).
+    let cases = dir.path().join("cases");
+    let made = std::process::Command::new(python())
+        .arg(repo_root().join("scripts/xrv_cases.py"))
+        .arg(&cases)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let scored = triaged(
+        &[
+            "analyze",
+            "--json",
+            "--model",
+            nih.to_str().unwrap(),
+            cases.join("rg1.dcm").to_str().unwrap(),
+            cases.join("rg1-odd.dcm").to_str().unwrap(),
+        ],
+        &cfg,
+    );
+    assert!(scored.status.success(), "{}", text(&scored));
+    let scored: serde_json::Value = serde_json::from_slice(&scored.stdout).unwrap();
+    let mut worst = 0f64;
+    for (image, case) in scored
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["rg1.dcm", "rg1-odd.dcm"])
+    {
+        let theirs = &expected["preprocessed"][case];
+        let labels = image["labels"].as_array().unwrap();
+        assert_eq!(labels.len(), 14, "{image}");
+        for (k, l) in labels.iter().enumerate() {
+            let (ours, t) = (
+                l["probability"].as_f64().unwrap(),
+                theirs[k].as_f64().unwrap(),
+            );
+            worst = worst.max((ours - t).abs());
+            assert!(
+                (ours - t).abs() <= 1e-4,
+                "{case} {}: {ours} vs torchxrayvision {t}",
+                l["label"]
+            );
+        }
+    }
+    eprintln!("torchxrayvision preprocessing + forward: largest difference {worst:e}");
+
+    // The check can fail: the same model with the project's own crop and
+    // area resize is far from torchxrayvision on the odd crop.
+    let area = models.join("nih-area");
+    std::fs::create_dir_all(&area).unwrap();
+    std::fs::copy(
+        nih.join("weights.safetensors"),
+        area.join("weights.safetensors"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(nih.join("model.toml")).unwrap();
+    std::fs::write(
+        area.join("model.toml"),
+        manifest.replace("resize = \"skimage\"", "resize = \"area\""),
+    )
+    .unwrap();
+    let other = triaged(
+        &[
+            "analyze",
+            "--json",
+            "--model",
+            area.to_str().unwrap(),
+            cases.join("rg1-odd.dcm").to_str().unwrap(),
+        ],
+        &cfg,
+    );
+    assert!(other.status.success(), "{}", text(&other));
+    let other: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    let apart = other[0]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            (l["probability"].as_f64().unwrap()
+                - expected["preprocessed"]["rg1-odd.dcm"][k].as_f64().unwrap())
+            .abs()
+        })
+        .fold(0f64, f64::max);
+    assert!(
+        apart >= 10.0 * 1e-4,
+        "area resize only {apart:e} from torchxrayvision"
+    );
+    eprintln!("the same model with the area resize: {apart:e} from torchxrayvision");
 }

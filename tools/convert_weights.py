@@ -9,7 +9,8 @@ from the tensors; labels from the module (`pathologies`, else its class's
 `targets`); operating thresholds from its `op_threshs` buffer (removed from
 the weights; NaN marks a label the model does not predict: listed in
 `not_predicted`, named `unused-<i>` if it has no name); the input size from
-its weights' table entry or class (DenseNet 224, ResNet 512); ResNet's
+its weights' table entry or class (DenseNet 224, ResNet 512) with xrv's
+own crop and resize (`resize = "skimage"`); ResNet's
 `model.` key prefix is dropped; and a chest radiograph applicability
 (CR/DX, CHEST, PA/AP). A plain state dict carries none of that: name the
 torchxrayvision weights it came from (--xrv-weights, looked up in
@@ -204,6 +205,9 @@ def main():
         f"spec = {toml_str(a.input_spec)}",
         f"size = {size}",
     ]
+    if (is_xrv or a.xrv_weights) and a.input_spec == "xrv":
+        # torchxrayvision's own crop and resize, which its models learnt on.
+        lines.append('resize = "skimage"')
     if layout:
         lines += ["[densenet]"] + [f"{k} = {json.dumps(v)}" for k, v in layout.items()]
     if is_xrv or a.xrv_weights:

@@ -72,6 +72,10 @@ pub fn pixels(data: &[u8]) {
     };
     if let Ok(frames) = imaging::Frames::decode(&obj) {
         let _ = frames.display(0);
-        let _ = imaging::InputSpec::Xrv { size: 32 }.apply(&frames, 0);
+        let _ = imaging::InputSpec::Xrv {
+            size: 32,
+            resize: imaging::Resize::Area,
+        }
+        .apply(&frames, 0);
     }
 }

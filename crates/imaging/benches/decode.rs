@@ -17,7 +17,12 @@ fn main() {
             let start = Instant::now();
             let obj = dicom_object::open_file(&path).expect("open");
             let frames = Frames::decode(&obj).expect("decode");
-            let t = InputSpec::Xrv { size: 224 }.apply(&frames, 0).expect("xrv");
+            let t = InputSpec::Xrv {
+                size: 224,
+                resize: imaging::Resize::Area,
+            }
+            .apply(&frames, 0)
+            .expect("xrv");
             std::hint::black_box(t);
             times.push(start.elapsed().as_secs_f64() * 1000.0);
         }

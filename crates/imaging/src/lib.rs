@@ -12,7 +12,8 @@
 //!   [0, 1], MONOCHROME1 inverted;
 //! - [`InputSpec`] builds a model's input tensor: torchxrayvision's `xrv`
 //!   convention, stacked CT windows, or VOI-applied unit values, each
-//!   centre-cropped and area-resized;
+//!   centre-cropped and area-resized, or for torchxrayvision models cropped
+//!   and resized exactly as its own preprocessing does ([`Resize`]);
 //! - [`Frames::display`], [`overlay`] and [`Image8::to_png`] render what
 //!   people look at: the windowed image and a heatmap over it.
 //!
@@ -37,6 +38,6 @@ pub use error::ImagingError;
 pub use frames::{Frames, Photometric};
 pub use jpeg2k::set_threads as set_jpeg2000_threads;
 pub use render::{overlay, Image8};
-pub use resize::{area_resize, centre_crop};
-pub use spec::{CtWindow, InputSpec, Tensor};
+pub use resize::{area_resize, centre_crop, skimage_resize, xrv_centre_crop};
+pub use spec::{CtWindow, InputSpec, Resize, Tensor};
 pub use voi::VoiFunction;

@@ -1,7 +1,7 @@
 //! Model input specifications: how a frame becomes a model's tensor.
 
 use crate::frames::{Frames, Photometric};
-use crate::resize::{area_resize, centre_crop};
+use crate::resize::{area_resize, centre_crop, skimage_resize, xrv_centre_crop};
 use crate::voi::{window, VoiFunction};
 use crate::ImagingError;
 
@@ -20,12 +20,25 @@ pub enum InputSpec {
     /// Modality or VOI LUT) scaled by `(2 * x / maxval - 1) * 1024`, where
     /// maxval = 2^BitsStored - 1; MONOCHROME1 inverted (`maxval - x`); RGB
     /// averaged to grey.
-    Xrv { size: usize },
+    Xrv { size: usize, resize: Resize },
     /// Hounsfield units through each window (LINEAR_EXACT, to [0, 1]), one
     /// channel per window: e.g. brain 40/80, subdural 80/200, bone 600/2800.
     CtWindow { windows: Vec<CtWindow>, size: usize },
     /// The image's own VOI (window or VOI LUT) scaled to [0, 1], white = 1.
     Unit { size: usize },
+}
+
+/// How the `xrv` spec crops and resizes a frame to the model's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resize {
+    /// The largest centred square (an odd margin's extra row or column
+    /// after it), area-averaged: the project's own models' convention.
+    #[default]
+    Area,
+    /// torchxrayvision's defaults, which its models were trained with:
+    /// `XRayCenterCrop` and scikit-image's resize (Gaussian anti-aliasing,
+    /// linear interpolation) as its `XRayResizer` calls it.
+    Skimage,
 }
 
 /// A model-ready tensor, channels x height x width, and where it came from.
@@ -60,7 +73,7 @@ impl InputSpec {
 
     pub fn size(&self) -> usize {
         match self {
-            InputSpec::Xrv { size }
+            InputSpec::Xrv { size, .. }
             | InputSpec::CtWindow { size, .. }
             | InputSpec::Unit { size } => *size,
         }
@@ -99,6 +112,36 @@ impl InputSpec {
         Ok(())
     }
 
+    fn resize_mode(&self) -> Resize {
+        match self {
+            InputSpec::Xrv { resize, .. } => *resize,
+            _ => Resize::Area,
+        }
+    }
+
+    /// The square of an `h` x `w` frame the model sees: (top, left, side).
+    pub fn crop(&self, h: usize, w: usize) -> (usize, usize, usize) {
+        match self.resize_mode() {
+            Resize::Area => centre_crop(h, w),
+            Resize::Skimage => xrv_centre_crop(h, w),
+        }
+    }
+
+    /// One row-major `h` x `w` plane cropped and resized to the model's
+    /// size, as [`InputSpec::apply`] does each channel.
+    pub fn fit(&self, plane: &[f32], h: usize, w: usize) -> Vec<f32> {
+        let (top, left, side) = self.crop(h, w);
+        let size = self.size();
+        let mut square = Vec::with_capacity(side * side);
+        for y in top..top + side {
+            square.extend_from_slice(&plane[y * w + left..y * w + left + side]);
+        }
+        match self.resize_mode() {
+            Resize::Area => area_resize(&square, side, side, size, size),
+            Resize::Skimage => skimage_resize(&square, side, side, size, size),
+        }
+    }
+
     /// Build the tensor for one frame.
     pub fn apply(&self, frames: &Frames, frame: usize) -> Result<Tensor, ImagingError> {
         self.validate()?;
@@ -120,15 +163,11 @@ impl InputSpec {
             InputSpec::Unit { .. } => vec![frames.voi_unit(frame)?],
         };
         let (h, w) = (frames.rows, frames.columns);
-        let (top, left, side) = centre_crop(h, w);
+        let (_, _, side) = self.crop(h, w);
         let size = self.size();
         let mut data = Vec::with_capacity(planes.len() * size * size);
         for plane in &planes {
-            let mut square = Vec::with_capacity(side * side);
-            for y in top..top + side {
-                square.extend_from_slice(&plane[y * w + left..y * w + left + side]);
-            }
-            data.extend(area_resize(&square, side, side, size, size));
+            data.extend(self.fit(plane, h, w));
         }
         let scale = side as f64 / size as f64;
         Ok(Tensor {

@@ -141,7 +141,11 @@ fn bits_that_do_not_fit() {
 fn specs_refuse_what_they_cannot_do() {
     let frames = Frames::decode(&ct_small()).unwrap();
     assert!(matches!(
-        InputSpec::Xrv { size: 0 }.apply(&frames, 0),
+        InputSpec::Xrv {
+            size: 0,
+            resize: imaging::Resize::Area
+        }
+        .apply(&frames, 0),
         Err(ImagingError::Spec(_))
     ));
     assert!(matches!(
@@ -240,7 +244,13 @@ fn random_headers_never_panic() {
         ));
         if let Ok(f) = Frames::decode_with_limit(&obj, 1 << 22) {
             // Whatever decodes must be usable end to end.
-            for spec in [InputSpec::Xrv { size: 16 }, InputSpec::Unit { size: 16 }] {
+            for spec in [
+                InputSpec::Xrv {
+                    size: 16,
+                    resize: imaging::Resize::Area,
+                },
+                InputSpec::Unit { size: 16 },
+            ] {
                 let _ = spec.apply(&f, 0);
             }
         }

@@ -289,7 +289,12 @@ fn every_reference_file_matches_pydicom() {
         );
 
         let maxval = ((1u64 << frames.bits_stored) - 1) as f64;
-        let xrv = InputSpec::Xrv { size: xrv_size }.apply(&frames, 0).unwrap();
+        let xrv = InputSpec::Xrv {
+            size: xrv_size,
+            resize: imaging::Resize::Area,
+        }
+        .apply(&frames, 0)
+        .unwrap();
         assert_eq!(
             (xrv.channels, xrv.height, xrv.width),
             (1, xrv_size, xrv_size)

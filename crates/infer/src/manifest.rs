@@ -84,6 +84,16 @@ pub struct InputSection {
     /// For `ct-window`: (center, width) pairs in HU.
     #[serde(default)]
     pub windows: Vec<[f64; 2]>,
+    /// For `xrv`: how the frame is cropped and resized. `area` (default):
+    /// the centred square, area-averaged; `skimage`: torchxrayvision's
+    /// own preprocessing (XRayCenterCrop, scikit-image's resize), which
+    /// its models were trained with.
+    #[serde(default = "area")]
+    pub resize: String,
+}
+
+fn area() -> String {
+    "area".into()
 }
 
 /// How a model's per-image results become findings.
@@ -213,6 +223,17 @@ impl Manifest {
             p.push(format!(
                 "input.size: {} is outside 32..=4096",
                 self.input.size
+            ));
+        }
+        if !["area", "skimage"].contains(&self.input.resize.as_str()) {
+            p.push(format!(
+                "input.resize: '{}' is not area or skimage",
+                self.input.resize
+            ));
+        } else if self.input.resize != "area" && self.input.spec != "xrv" {
+            p.push(format!(
+                "input.resize: '{}' applies to the xrv spec only",
+                self.input.resize
             ));
         }
         if self.input.spec == "ct-window" && self.input.windows.is_empty() {

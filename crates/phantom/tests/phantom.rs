@@ -87,9 +87,12 @@ fn instances_decode_through_the_imaging_pipeline() {
             case.subject.vendor.monochrome1
         );
         assert_eq!(frames.pixel_spacing, Some([1.0, 1.0]));
-        let t = imaging::InputSpec::Xrv { size: 64 }
-            .apply(&frames, 0)
-            .unwrap();
+        let t = imaging::InputSpec::Xrv {
+            size: 64,
+            resize: imaging::Resize::Area,
+        }
+        .apply(&frames, 0)
+        .unwrap();
         assert!(t.data.iter().all(|v| v.is_finite() && v.abs() <= 1024.0));
         // Display convention: the mediastinum (centre column) is brighter
         // than the lungs beside it in the xrv tensor, whatever the vendor's

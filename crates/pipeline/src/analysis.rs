@@ -32,7 +32,13 @@ pub struct Analysed {
 pub fn input_spec(m: &Manifest) -> Result<imaging::InputSpec, PipelineError> {
     let size = m.input.size;
     Ok(match m.input.spec.as_str() {
-        "xrv" => imaging::InputSpec::Xrv { size },
+        "xrv" => imaging::InputSpec::Xrv {
+            size,
+            resize: match m.input.resize.as_str() {
+                "skimage" => imaging::Resize::Skimage,
+                _ => imaging::Resize::Area,
+            },
+        },
         "unit" => imaging::InputSpec::Unit { size },
         "ct-window" => imaging::InputSpec::CtWindow {
             windows: m
@@ -56,10 +62,13 @@ fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
     report::attribute(obj, tag).unwrap_or_default()
 }
 
-/// The centre square the model saw, grey, at most 1024 pixels a side.
-fn model_view(frames: &imaging::Frames) -> Result<imaging::Image8, PipelineError> {
+/// The square the model saw, grey, at most 1024 pixels a side.
+fn model_view(
+    frames: &imaging::Frames,
+    spec: &imaging::InputSpec,
+) -> Result<imaging::Image8, PipelineError> {
     let full = frames.display(0)?;
-    let (top, left, side) = imaging::centre_crop(full.height, full.width);
+    let (top, left, side) = spec.crop(full.height, full.width);
     let c = full.channels;
     let mut grey = Vec::with_capacity(side * side);
     for y in top..top + side {
@@ -86,7 +95,7 @@ pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, Pi
     .map_err(|e| PipelineError::Model(e.to_string()))?;
     let prediction = classifier.predict(&x, true)?;
     let findings = &prediction.findings[0];
-    let display = model_view(&frames)?;
+    let display = model_view(&frames, &spec)?;
     drop(frames);
     let mut source = obj.into_inner();
     source.remove_element(tags::PIXEL_DATA);

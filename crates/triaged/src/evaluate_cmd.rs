@@ -139,7 +139,7 @@ fn mask_of(image: &Path, label: &str) -> Option<PathBuf> {
 
 /// The model input for a PNG (8- or 16-bit grey), scaled as the xrv spec
 /// scales a MONOCHROME2 instance.
-fn png_input(path: &Path, size: usize) -> anyhow::Result<Vec<f32>> {
+fn png_input(path: &Path, spec: &imaging::InputSpec) -> anyhow::Result<Vec<f32>> {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
     let mut reader = decoder.read_info()?;
     let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
@@ -161,32 +161,26 @@ fn png_input(path: &Path, size: usize) -> anyhow::Result<Vec<f32>> {
         ),
         other => anyhow::bail!("{}: {other:?}-bit PNG is not supported", path.display()),
     };
-    let (top, left, side) = imaging::centre_crop(h, w);
-    let mut square = Vec::with_capacity(side * side);
-    for y in top..top + side {
-        square.extend(
-            grey[y * w + left..y * w + left + side]
-                .iter()
-                .map(|&x| ((2.0 * x / maxval - 1.0) * 1024.0) as f32),
-        );
-    }
-    Ok(imaging::area_resize(&square, side, side, size, size))
+    let plane: Vec<f32> = grey
+        .iter()
+        .map(|&x| ((2.0 * x / maxval - 1.0) * 1024.0) as f32)
+        .collect();
+    Ok(spec.fit(&plane, h, w))
 }
 
-fn input(path: &Path, manifest: &Manifest) -> anyhow::Result<Vec<f32>> {
+fn input(path: &Path, spec: &imaging::InputSpec) -> anyhow::Result<Vec<f32>> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"))
     {
         anyhow::ensure!(
-            manifest.input.spec == "xrv",
+            spec.name() == "xrv",
             "PNG input needs a model with the xrv input spec"
         );
-        return png_input(path, manifest.input.size);
+        return png_input(path, spec);
     }
     let obj = dicom_object::open_file(path)?;
     let frames = imaging::Frames::decode(&obj)?;
-    let spec = pipeline::analysis::input_spec(manifest)?;
     Ok(spec.apply(&frames, 0)?.data)
 }
 
@@ -198,6 +192,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     // this order); `reported[k]` is label k's output in the network's head.
     let reported = m.reported();
     let labels: Vec<String> = reported.iter().map(|&i| m.labels[i].clone()).collect();
+    let spec = pipeline::analysis::input_spec(m)?;
     let csv_path = args
         .labels
         .clone()
@@ -214,7 +209,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         let mut data = Vec::new();
         let mut ok = Vec::new();
         for row in chunk {
-            match input(&row.file, m) {
+            match input(&row.file, &spec) {
                 Ok(d) => {
                     data.extend(d);
                     ok.push(row);
@@ -245,7 +240,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
                 for (k, path) in masks {
                     let (w, h, pixels) = read_grey_png(path)?;
                     let mask: Vec<bool> = pixels.iter().map(|&v| v > 127).collect();
-                    let crop = imaging::centre_crop(h, w);
+                    let crop = spec.crop(h, w);
                     let touched = evaluate::localisation::touched_cells(
                         &mask,
                         w,

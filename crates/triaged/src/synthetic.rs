@@ -20,7 +20,11 @@ pub fn input(case: &Case, size: usize) -> anyhow::Result<imaging::Tensor> {
     let image = case.render(pitch, false);
     let obj = phantom::dicom::instance(case, &image, 1)?;
     let frames = imaging::Frames::decode(&obj)?;
-    Ok(imaging::InputSpec::Xrv { size }.apply(&frames, 0)?)
+    Ok(imaging::InputSpec::Xrv {
+        size,
+        resize: imaging::Resize::Area,
+    }
+    .apply(&frames, 0)?)
 }
 
 /// A batch of cases as one `N x 1 x size x size` buffer and their targets.
