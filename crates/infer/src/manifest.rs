@@ -10,19 +10,23 @@
 //! weights = "weights.safetensors"
 //! sha256 = "…"                  # of the weights file; checked at load
 //! labels = ["Atelectasis", …]
+//! not_predicted = ["unused-14"]  # outputs the model does not predict: never reported
 //! thresholds = [0.31, …]         # per label; the operating point
 //! recalibrate = true             # torchxrayvision: threshold maps to 0.5
 //! validated = false
 //! intended_use = "…"
+//! aggregation = "image"          # image | series-max (CT: one result per series)
 //! [input]
 //! spec = "xrv"                   # an imaging input spec: xrv | ct-window | unit
 //! size = 224
-//! aggregation = "image"          # image | series-max (CT: one result per series)
+//! resize = "skimage"             # area (default) | skimage (torchxrayvision's own)
 //! [applicability]
 //! modalities = ["CR", "DX"]
 //! body_parts = ["CHEST"]
 //! view_positions = ["PA", "AP"]
 //! ```
+//!
+//! docs/models.md documents every key for admins.
 
 use std::path::{Path, PathBuf};
 
