@@ -385,3 +385,63 @@ fn a_refusing_destination_ends_in_dead_letter_and_can_be_retried() {
     let out = d.cli(&["outbox", "retry", "999"]);
     assert!(!out.status.success());
 }
+
+/// A destination that answers with a command set that never ends is cut
+/// off once it passes 1 MiB, with a clear error, instead of being buffered
+/// without bound (tests/peers/endless_scp.py, raw sockets).
+#[test]
+fn a_destination_that_never_ends_its_response_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = objects(dir.path());
+    let port = free_port();
+    let mut peer = std::process::Command::new(python())
+        .arg(repo_root().join("tests/peers/endless_scp.py"))
+        .args([&port.to_string(), "ENDLESS"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let d = Daemon::start("", &destination("endless", "ENDLESS", port));
+    wait_until("the peer listening", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let mut send = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(["send", "--to", "endless"])
+        .arg(&o.sr)
+        .arg("--config")
+        .arg(&d.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for it to give up (a generous deadline); a send that never does
+    // is killed before failing the test, as its buffer would grow on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while send.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let gave_up = send.try_wait().unwrap().is_some();
+    if !gave_up {
+        let _ = send.kill();
+    }
+    let out = send.wait_with_output().unwrap();
+    let _ = peer.kill();
+    let peer_out = peer.wait_with_output().unwrap();
+    assert!(
+        gave_up,
+        "the send never gave up: its response buffer grew without bound"
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("response command set larger than 1 MiB"),
+        "{}",
+        text(&out)
+    );
+    // It really sent more than the cap before the caller hung up.
+    let sent: u64 = String::from_utf8_lossy(&peer_out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["sent"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(sent > 1 << 20, "the peer sent only {sent} bytes");
+}

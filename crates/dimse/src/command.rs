@@ -209,6 +209,11 @@ pub fn request(
     encode(obj)
 }
 
+/// The largest command set accepted from a peer, calling or called (real
+/// ones are a few hundred bytes): a peer that never ends one is cut off
+/// instead of growing our memory.
+pub const MAX_COMMAND_SET: usize = 1 << 20;
+
 /// Read the Status of a response command set.
 pub fn response_status(bytes: &[u8]) -> Result<(u16, Status), CommandError> {
     let obj = parse(bytes)?;

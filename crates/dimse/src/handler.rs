@@ -292,7 +292,7 @@ impl<S: StorageSink> Session<'_, S> {
                 }
                 self.command_context = Some(pdv.presentation_context_id);
                 self.command_buf.extend_from_slice(&pdv.data);
-                if self.command_buf.len() > 1 << 20 {
+                if self.command_buf.len() > command::MAX_COMMAND_SET {
                     return Err("command set larger than 1 MiB".into());
                 }
                 if pdv.is_last {

@@ -128,6 +128,12 @@ pub(crate) async fn read_response(
                         done |= pdv.is_last;
                     }
                 }
+                // A peer that never ends its response is cut off, not
+                // buffered without bound (data set fragments, which no
+                // response of ours has, are not kept at all).
+                if buf.len() > command::MAX_COMMAND_SET {
+                    return Err(protocol("response command set larger than 1 MiB".into()));
+                }
                 if done {
                     return command::response_status(&buf).map_err(|e| protocol(e.to_string()));
                 }
