@@ -643,3 +643,62 @@ fn a_misbehaving_peer_does_not_affect_others() {
     let out = d.echoscu(&["-aec", "TRIAGED"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// A flood over the association limit is bounded: with the slot taken, at
+/// most 16 refusals wait for their requests at a time, and every further
+/// connection is closed at once, unanswered, and counted, instead of each
+/// getting a task of its own.
+#[test]
+fn a_flood_over_the_limit_is_closed_without_a_task_each() {
+    let d = Daemon::start("max_associations = 1\nidle_timeout_secs = 120", "");
+    let holder = {
+        let port = d.port;
+        let (py, script) = (python(), repo_root().join("tests/peers/dimse_peer.py"));
+        std::thread::spawn(move || {
+            std::process::Command::new(py)
+                .arg(script)
+                .args(["hold", &port.to_string(), "TRIAGED", "20"])
+                .output()
+                .unwrap()
+        })
+    };
+    wait_until("the held association", Duration::from_secs(20), || {
+        d.log().contains("calling_ae=PYPEER")
+    });
+    // 100 connections that never send a request.
+    let sockets: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap())
+        .collect();
+    for s in &sockets {
+        s.set_nonblocking(true).unwrap();
+    }
+    let closed = || {
+        sockets
+            .iter()
+            .filter(|s| matches!(s.peek(&mut [0u8; 1]), Ok(0)))
+            .count()
+    };
+    wait_until(
+        "84 connections closed unanswered",
+        Duration::from_secs(60),
+        || closed() == 84,
+    );
+    let metric = |name: &str| -> u64 {
+        let out = run(
+            "curl",
+            &["-s", &format!("http://127.0.0.1:{}/metrics", d.http_port)],
+        );
+        text(&out)
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics: {}", text(&out)))
+    };
+    assert_eq!(metric("triaged_connections_dropped_total"), 84);
+    assert_eq!(metric("triaged_associations_over_limit_total"), 16);
+    // The 16 refusals are still waiting for their requests, not closed.
+    assert_eq!(closed(), 84);
+    drop(sockets);
+    let _ = holder.join();
+}

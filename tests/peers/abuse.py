@@ -15,7 +15,8 @@ happened to by the deadline, is not handled.
               the oversize PDU refused)
   slowloris   50 connections trickling an A-ASSOCIATE-RQ one byte a second
   flood       300 simultaneous well-formed Verification association requests
-              (counted: answered with A-ASSOCIATE-AC or -RJ)
+              (counted: answered with A-ASSOCIATE-AC or -RJ, or closed by the
+              listener once its slots and refusals are all busy)
 """
 import json
 import os
@@ -141,13 +142,20 @@ def main(argv):
         return closed_within(s, deadline)
 
     def flood(s, i):
-        s.sendall(rq)
+        try:
+            s.sendall(rq)
+        except OSError:
+            return True  # reset by the listener while we wrote
         s.settimeout(max(0.1, deadline - time.time()))
         try:
             head = s.recv(6)
         except socket.timeout:
             return False
-        return bool(head) and head[0] in (0x02, 0x03)
+        except OSError:
+            return True  # reset: closed by the listener
+        # Answered (A-ASSOCIATE-AC or -RJ), or closed unanswered by the
+        # listener once its refusals are all busy (EOF).
+        return not head or head[0] in (0x02, 0x03)
 
     runs = [
         attack("junk", port, called, 20, deadline, junk),

@@ -40,6 +40,9 @@ pub struct ListenerStats {
     pub associations_rejected: AtomicU64,
     /// Refused because `max_associations` were open.
     pub associations_over_limit: AtomicU64,
+    /// Closed at once, unanswered, because `max_associations` were open and
+    /// as many refusals were already under way (a flood).
+    pub connections_dropped: AtomicU64,
 }
 
 impl ListenerStats {
@@ -109,6 +112,10 @@ impl<S: StorageSink> Listener<S> {
             mut shutdown,
         } = self;
         let slots = Arc::new(Semaphore::new(config.max_associations));
+        // Refusals (reading the request, answering A-ASSOCIATE-RJ) are tasks
+        // too: at most as many as associations (16 at least); past that a
+        // connection is closed unanswered, so a flood costs no memory.
+        let refusals = Arc::new(Semaphore::new(config.max_associations.max(16)));
         let mut tasks = JoinSet::new();
         let ids = AtomicU64::new(1);
         let mut accept_backoff = Duration::from_millis(10);
@@ -152,10 +159,22 @@ impl<S: StorageSink> Listener<S> {
                         drop(permit);
                     });
                 }
-                Err(_) => {
-                    ListenerStats::add(&config.stats.associations_over_limit);
-                    tasks.spawn(crate::limit::reject_busy(socket, peer, config.idle_timeout));
-                }
+                Err(_) => match refusals.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        ListenerStats::add(&config.stats.associations_over_limit);
+                        let timeout = config.idle_timeout;
+                        tasks.spawn(async move {
+                            crate::limit::reject_busy(socket, peer, timeout).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        // Debug, not warn: a flood must not flood the log.
+                        ListenerStats::add(&config.stats.connections_dropped);
+                        tracing::debug!(%peer, "over the association and refusal limits; connection closed");
+                        drop(socket);
+                    }
+                },
             }
         }
         drop(tcp);

@@ -95,6 +95,11 @@ impl Stats {
                 ListenerStats::get(&l.associations_over_limit),
             ),
             (
+                "triaged_connections_dropped_total",
+                "Connections closed unanswered: max_associations open and as many refusals under way.",
+                ListenerStats::get(&l.connections_dropped),
+            ),
+            (
                 "triaged_deliveries_total",
                 "Result objects delivered to a destination.",
                 d.delivered.load(Ordering::Relaxed),
