@@ -90,6 +90,9 @@ fn gaussian_axis(src: &[f32], h: usize, w: usize, sigma: f64, rows: bool) -> Vec
 /// For each of `n_out` samples, the input samples and weights of linear
 /// interpolation at `(o + 0.5) * factor - 0.5` (none outside the input).
 fn linear_taps(n_in: usize, n_out: usize, factor: f64) -> Vec<Vec<(usize, f64)>> {
+    if n_in == 0 {
+        return vec![Vec::new(); n_out];
+    }
     (0..n_out)
         .map(|o| {
             let x = (o as f64 + 0.5) * factor - 0.5;
@@ -201,5 +204,7 @@ mod tests {
         // Same size: no filter, interpolation at the samples themselves.
         let ramp: Vec<f32> = (0..12).map(|v| v as f32).collect();
         assert_eq!(skimage_resize(&ramp, 3, 4, 3, 4), ramp);
+        // An empty plane gives zeros, not a panic.
+        assert_eq!(skimage_resize(&[], 0, 0, 2, 2), vec![0.0; 4]);
     }
 }
