@@ -17,8 +17,15 @@ cargo_home=${CARGO_HOME:-$HOME/.cargo}
 command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
 command -v echoscu >/dev/null || apt-get install -y -qq dcmtk >/dev/null
 
+serve_pid=
 cleanup() {
-  pkill -f "$root/src/target/release/triaged" 2>/dev/null || true
+  # The daemon (cargo run's child, inside the chroot) is in serve.sh's
+  # process group: stop the whole group and wait for it before unmounting.
+  if [ -n "$serve_pid" ]; then
+    kill -TERM -- "-$serve_pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 -- "-$serve_pid" 2>/dev/null || break; sleep 1; done
+    kill -KILL -- "-$serve_pid" 2>/dev/null || true
+  fi
   for m in root/.cargo root/.rustup dev proc; do
     mountpoint -q "$root/$m" && umount "$root/$m"
   done
@@ -37,11 +44,12 @@ rm -rf "$root/src"
 git clone -q "$repo" "$root/src"
 echo "fresh root: Debian $(cat "$root/etc/debian_version"), $(chroot "$root" dpkg -l | grep -c '^ii') packages, C compiler: $(chroot "$root" sh -c 'command -v cc || echo none')"
 
-chroot "$root" /usr/bin/env -i PATH=/root/.cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+setsid chroot "$root" /usr/bin/env -i PATH=/root/.cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
   /bin/bash -c 'cd /src && exec scripts/serve.sh' >"$root/serve.log" 2>&1 &
+serve_pid=$!
 for _ in $(seq 1 3600); do
   grep -q "triaged ready" "$root/serve.log" 2>/dev/null && break
-  if ! kill -0 $! 2>/dev/null; then
+  if ! kill -0 "$serve_pid" 2>/dev/null; then
     tail -30 "$root/serve.log"
     echo "fresh-machine: scripts/serve.sh ended before the daemon was ready" >&2
     exit 1
