@@ -464,21 +464,7 @@ fn association_limit_and_idle_timeout() {
     // be refused in while the slot is held; the holder waits much longer
     // than the timeout for the abort.
     let d = Daemon::start("max_associations = 1\nidle_timeout_secs = 10", "");
-    let holder = {
-        let port = d.port;
-        let py = python();
-        let script = repo_root().join("tests/peers/dimse_peer.py");
-        std::thread::spawn(move || {
-            std::process::Command::new(py)
-                .arg(script)
-                .args(["hold", &port.to_string(), "TRIAGED", "120"])
-                .output()
-                .unwrap()
-        })
-    };
-    wait_until("the held association", Duration::from_secs(20), || {
-        d.log().contains("calling_ae=PYPEER")
-    });
+    let holder = hold_association(&d, 120);
     let out = d.echoscu(&["-aec", "TRIAGED"]);
     assert!(
         !out.status.success(),
@@ -573,20 +559,7 @@ fn studies_list_without_an_archive_says_so() {
 #[test]
 fn shutdown_ends_idle_associations_and_exits_cleanly() {
     let mut d = Daemon::start("idle_timeout_secs = 120", "");
-    let holder = {
-        let port = d.port;
-        let (py, script) = (python(), repo_root().join("tests/peers/dimse_peer.py"));
-        std::thread::spawn(move || {
-            std::process::Command::new(py)
-                .arg(script)
-                .args(["hold", &port.to_string(), "TRIAGED", "30"])
-                .output()
-                .unwrap()
-        })
-    };
-    wait_until("the held association", Duration::from_secs(20), || {
-        d.log().contains("calling_ae=PYPEER")
-    });
+    let holder = hold_association(&d, 30);
     let status = d.stop();
     assert!(status.success(), "{status}");
     let out = holder.join().unwrap();
@@ -651,20 +624,7 @@ fn a_misbehaving_peer_does_not_affect_others() {
 #[test]
 fn a_flood_over_the_limit_is_closed_without_a_task_each() {
     let d = Daemon::start("max_associations = 1\nidle_timeout_secs = 120", "");
-    let holder = {
-        let port = d.port;
-        let (py, script) = (python(), repo_root().join("tests/peers/dimse_peer.py"));
-        std::thread::spawn(move || {
-            std::process::Command::new(py)
-                .arg(script)
-                .args(["hold", &port.to_string(), "TRIAGED", "20"])
-                .output()
-                .unwrap()
-        })
-    };
-    wait_until("the held association", Duration::from_secs(20), || {
-        d.log().contains("calling_ae=PYPEER")
-    });
+    let holder = hold_association(&d, 20);
     // 100 connections that never send a request.
     let sockets: Vec<std::net::TcpStream> = (0..100)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap())
@@ -701,4 +661,26 @@ fn a_flood_over_the_limit_is_closed_without_a_task_each() {
     assert_eq!(closed(), 84);
     drop(sockets);
     let _ = holder.join();
+}
+
+/// The pynetdicom peer holds one idle association for up to `seconds`
+/// (it returns sooner when the daemon ends it); returns once the daemon has
+/// logged it. The thread's output says whether the daemon aborted it.
+fn hold_association(d: &Daemon, seconds: u32) -> std::thread::JoinHandle<std::process::Output> {
+    let (port, py, script) = (
+        d.port,
+        python(),
+        repo_root().join("tests/peers/dimse_peer.py"),
+    );
+    let holder = std::thread::spawn(move || {
+        std::process::Command::new(py)
+            .arg(script)
+            .args(["hold", &port.to_string(), "TRIAGED", &seconds.to_string()])
+            .output()
+            .unwrap()
+    });
+    wait_until("the held association", Duration::from_secs(20), || {
+        d.log().contains("calling_ae=PYPEER")
+    });
+    holder
 }
