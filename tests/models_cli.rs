@@ -76,7 +76,7 @@ fn a_missing_models_folder_names_the_key() {
     assert!(text(&out).contains("models.dir"), "{}", text(&out));
 }
 
-/// `python tools/convert_weights.py FILE OUT --name NAME [extra]` with the
+/// `python tools/convert_weights.py FILE OUT --name <OUT's name> [extra]` with the
 /// test venv's Python (numpy only: the converter reads .pt files without
 /// PyTorch), then the manifest it wrote.
 fn convert(fixture: &str, out: &std::path::Path, extra: &[&str]) -> (std::process::Output, String) {
@@ -84,7 +84,9 @@ fn convert(fixture: &str, out: &std::path::Path, extra: &[&str]) -> (std::proces
         .arg(repo_root().join("tools/convert_weights.py"))
         .arg(repo_root().join("fixtures/infer/xrv").join(fixture))
         .arg(out)
-        .args(["--name", "converted"])
+        // One model per folder: models of one name are versions of it.
+        .arg("--name")
+        .arg(out.file_name().unwrap())
         .args(extra)
         .output()
         .unwrap();
@@ -324,4 +326,99 @@ fn torchxrayvision_models_convert_with_one_command() {
         "area resize only {apart:e} from torchxrayvision"
     );
     eprintln!("the same model with the area resize: {apart:e} from torchxrayvision");
+}
+
+/// Two versions that are both active (or one version in two folders)
+/// fail `models check`, and the daemon refuses to start with them, naming
+/// the fix; a version in shadow beside the active one is fine.
+#[test]
+fn two_active_versions_of_a_model_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest =
+        std::fs::read_to_string(repo_root().join("fixtures/infer/tiny-densenet/model.toml"))
+            .unwrap();
+    assert!(manifest.contains("version = \"1\""));
+    let put = |folder: &str, text: &str| {
+        let model = dir.path().join("models").join(folder);
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::copy(
+            repo_root().join("fixtures/infer/tiny-densenet/weights.safetensors"),
+            model.join("weights.safetensors"),
+        )
+        .unwrap();
+        std::fs::write(model.join("model.toml"), text).unwrap();
+    };
+    put("v1", &manifest);
+    put(
+        "v2",
+        &manifest.replace("version = \"1\"", "version = \"2\""),
+    );
+    let cfg = dir.path().join("triaged.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage]\ndir = \"{}\"\n[dicom]\nlisten = \"127.0.0.1:{}\"\n[models]\ndir = \"{}\"\n",
+            dir.path().join("storage").display(),
+            free_port(),
+            dir.path().join("models").display()
+        ),
+    )
+    .unwrap();
+    let out = triaged(&["models", "check"], &cfg);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("tiny-densenet: versions 1, 2 are all active"),
+        "{}",
+        text(&out)
+    );
+    let out = triaged(&["serve"], &cfg);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("versions 1, 2 are all active")
+            && text(&out).contains("triaged models activate tiny-densenet VERSION"),
+        "{}",
+        text(&out)
+    );
+    // With the daemon's database made, the CLI settles it: activating 2
+    // disables 1.
+    let out = triaged(&["models", "activate", "tiny-densenet", "2"], &cfg);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("tiny-densenet 1: active -> disabled"),
+        "{}",
+        text(&out)
+    );
+    let out = triaged(&["models", "check"], &cfg);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = triaged(&["models", "list"], &cfg);
+    assert!(
+        text(&out).contains("disabled tiny-densenet 1"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("active   tiny-densenet 2"),
+        "{}",
+        text(&out)
+    );
+    // An unknown version is named with the versions present.
+    let out = triaged(&["models", "shadow", "tiny-densenet", "3"], &cfg);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("present: tiny-densenet 1, tiny-densenet 2"),
+        "{}",
+        text(&out)
+    );
+    // The same version in two folders.
+    put(
+        "v2-copy",
+        &manifest.replace("version = \"1\"", "version = \"2\""),
+    );
+    let out = triaged(&["models", "check"], &cfg);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("tiny-densenet 2 is in two folders"),
+        "{}",
+        text(&out)
+    );
 }

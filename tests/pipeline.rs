@@ -231,7 +231,7 @@ fn a_study_no_model_applies_to_is_recorded_without_a_report() {
     // reports: nothing is queued, so nothing can reach the PACS later.
     assert_eq!(sql(&d, "SELECT COUNT(*) FROM outbox"), "0");
     assert!(pacs_sop_classes(&pacs, &uid).is_empty());
-    assert!(d.log().contains("no applicable model"), "{}", d.log());
+    assert!(d.log().contains("no active model applies"), "{}", d.log());
 }
 
 #[test]

@@ -506,6 +506,8 @@ fn the_worklist_page_works_in_chromium() {
     );
     assert_eq!(seen["verdict"], "agree", "{seen}");
     assert!(seen["echo"].as_str().unwrap().starts_with('✓'), "{seen}");
+    assert_eq!(seen["model_state"], "shadow", "{seen}");
+    assert_eq!(get_json(&d, "/api/models", ADMIN)[0]["state"], "shadow");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     for shot in ["worklist.png", "heatmap.png", "study.png", "admin.png"] {
         let size = std::fs::metadata(out.join(shot)).unwrap().len();
@@ -613,4 +615,257 @@ fn the_api_keeps_its_openapi_contract() {
         );
     }
     assert!(!d.log().contains("panicked"), "{}", d.log());
+}
+
+/// The SR contents of a study in the PACS, as Orthanc's simplified tags.
+fn pacs_reports(pacs: &Orthanc, study: &str) -> Vec<String> {
+    let found = pacs.post(
+        "/tools/find",
+        &format!(
+            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}","Modality":"SR"}}}}"#
+        ),
+    );
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| {
+            pacs.get(&format!(
+                "/instances/{}/tags?simplify",
+                id.as_str().unwrap()
+            ))
+            .unwrap()
+            .to_string()
+        })
+        .collect()
+}
+
+/// Two versions of a model side by side: the one in shadow reads every
+/// study and its findings are recorded and compared, but only the active
+/// version flags, reports and reaches the worklist; the console and the
+/// CLI switch them on the running daemon.
+#[test]
+fn a_version_in_shadow_never_reports_and_versions_switch_without_a_restart() {
+    let models = tempfile::tempdir().unwrap();
+    let bundled = repo_root().join("models/demo-cxr");
+    let manifest = std::fs::read_to_string(bundled.join("model.toml")).unwrap();
+    for (folder, text) in [
+        ("v1", manifest.clone()),
+        // Version 2 flags every label (thresholds near 0), in shadow.
+        (
+            "v2",
+            manifest
+                .replace(
+                    "version = \"0.1.0-s1\"",
+                    "version = \"2\"\nstate = \"shadow\"",
+                )
+                .replace(
+                    "thresholds = [0.845989, 0.753694, 0.893841, 0.146440, 0.529429]",
+                    "thresholds = [1e-30, 1e-30, 1e-30, 1e-30, 1e-30]",
+                ),
+        ),
+    ] {
+        let dir = models.path().join(folder);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(
+            bundled.join("weights.safetensors"),
+            dir.join("weights.safetensors"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("model.toml"), text).unwrap();
+    }
+    assert!(std::fs::read_to_string(models.path().join("v2/model.toml"))
+        .unwrap()
+        .contains("1e-30, 1e-30"));
+    let pacs_port = free_port();
+    let d = Daemon::start(
+        "",
+        &format!(
+            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n\n{}",
+            Orthanc::AE,
+            models.path().display(),
+            users()
+        ),
+    );
+    let pacs = Orthanc::start_with(pacs_port, &[], true);
+    // (version, state) of every loaded version, in version order.
+    let states = |token: &str| -> Vec<(String, String)> {
+        let mut now: Vec<(String, String)> = get_json(&d, "/api/models", token)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["version"].as_str().unwrap().to_string(),
+                    m["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        now.sort();
+        now
+    };
+    let pairs = |a: &str, b: &str| {
+        vec![
+            ("0.1.0-s1".to_string(), a.to_string()),
+            ("2".to_string(), b.to_string()),
+        ]
+    };
+    assert_eq!(states(READER), pairs("active", "shadow"));
+    let cases = tempfile::tempdir().unwrap();
+    let send = |seed: u64| {
+        let (uid, files) = phantom_study(cases.path(), seed, vec![], 1);
+        let out = d.storescu(&[], &[files[0].as_path()]);
+        assert!(out.status.success(), "{}", text(&out));
+        wait_until("the report in the PACS", Duration::from_secs(60), || {
+            !pacs_reports(&pacs, &uid).is_empty()
+        });
+        uid
+    };
+    let compare = || -> Vec<serde_json::Value> {
+        let out = d.cli(&["models", "compare", "demo-cxr", "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+
+    // Study A: version 0.1.0-s1 reports; version 2 only records.
+    let a = send(7101);
+    wait_until("the shadow findings", Duration::from_secs(60), || {
+        compare().iter().any(|r| r["shadow"] == true)
+    });
+    let reports = pacs_reports(&pacs, &a);
+    assert_eq!(reports.len(), 1, "one report: the active version's");
+    assert!(reports[0].contains("0.1.0-s1"), "{}", reports[0]);
+    let detail = get_json(&d, &format!("/api/studies/{a}"), READER);
+    let results = detail["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5, "{detail}");
+    assert!(
+        every(results, |f| f["model_version"] == "0.1.0-s1"),
+        "{detail}"
+    );
+    let active_flags = results.iter().filter(|f| f["flagged"] == true).count();
+    let row = d
+        .studies()
+        .into_iter()
+        .find(|s| s["study_instance_uid"] == a)
+        .unwrap();
+    assert_eq!(
+        row["findings"].as_array().unwrap().len(),
+        active_flags,
+        "{row}"
+    );
+    let shadow: Vec<serde_json::Value> = compare()
+        .into_iter()
+        .filter(|r| r["shadow"] == true)
+        .collect();
+    assert_eq!(shadow.len(), 5, "{shadow:?}");
+    assert!(
+        every(&shadow, |r| r["version"] == "2"
+            && r["jobs"] == 1
+            && r["flagged"] == 1
+            && r["compared"] == 1),
+        "{shadow:?}"
+    );
+    let agreed: i64 = shadow.iter().map(|r| r["agreed"].as_i64().unwrap()).sum();
+    assert_eq!(agreed as usize, active_flags);
+
+    // The console switches: radiologists may not, a wrong state is named.
+    let put = |token: &str, version: &str, body: &str| {
+        http(
+            &d,
+            "PUT",
+            &format!("/api/models/demo-cxr/{version}/state"),
+            Some(token),
+            Some(body),
+        )
+    };
+    assert_eq!(put(READER, "2", r#"{"state":"active"}"#).0, 403);
+    assert_rejected(
+        &d,
+        "PUT",
+        "/api/models/demo-cxr/2/state",
+        ADMIN,
+        Some(r#"{"state":"live"}"#),
+        "state:",
+    );
+    assert_eq!(put(ADMIN, "9", r#"{"state":"active"}"#).0, 404);
+    let (s, body) = put(ADMIN, "2", r#"{"state":"active"}"#);
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(states(ADMIN), pairs("disabled", "active"));
+
+    // Study B: version 2 reports (and flags everything); 0.1.0-s1 reads nothing.
+    let b = send(7102);
+    let reports = pacs_reports(&pacs, &b);
+    assert_eq!(reports.len(), 1);
+    assert!(!reports[0].contains("0.1.0-s1"), "{}", reports[0]);
+    let detail = get_json(&d, &format!("/api/studies/{b}"), READER);
+    let results = detail["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5, "{detail}");
+    assert!(every(results, |f| f["model_version"] == "2"
+        && f["flagged"] == true));
+    let first: Vec<serde_json::Value> = compare()
+        .into_iter()
+        .filter(|r| r["version"] == "0.1.0-s1")
+        .collect();
+    assert_eq!(
+        first.len(),
+        5,
+        "the disabled version read study B: {first:?}"
+    );
+    assert!(
+        every(&first, |r| r["jobs"] == 1 && r["shadow"] == false),
+        "{first:?}"
+    );
+
+    // Roll back from the command line.
+    let out = d.cli(&["models", "activate", "demo-cxr", "0.1.0-s1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("demo-cxr 2: active -> disabled"),
+        "{}",
+        text(&out)
+    );
+    let out = d.cli(&["models", "list"]);
+    assert!(
+        text(&out).contains("active   demo-cxr 0.1.0-s1"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("disabled demo-cxr 2"), "{}", text(&out));
+    // A version copied in while the daemon runs is loaded when an admin
+    // puts it in shadow.
+    let v3 = models.path().join("v3");
+    std::fs::create_dir(&v3).unwrap();
+    std::fs::copy(
+        bundled.join("weights.safetensors"),
+        v3.join("weights.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(
+        v3.join("model.toml"),
+        manifest.replace("version = \"0.1.0-s1\"", "version = \"3\""),
+    )
+    .unwrap();
+    let out = d.cli(&["models", "shadow", "demo-cxr", "3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("demo-cxr 3: active -> shadow"),
+        "{}",
+        text(&out)
+    );
+    let c = send(7103);
+    assert!(pacs_reports(&pacs, &c)[0].contains("0.1.0-s1"));
+    wait_until(
+        "version 3's shadow findings",
+        Duration::from_secs(60),
+        || {
+            compare()
+                .iter()
+                .any(|r| r["version"] == "3" && r["shadow"] == true && r["jobs"] == 1)
+        },
+    );
+    assert!(d.log().contains("model loaded (an admin set it running)"));
 }

@@ -1,7 +1,7 @@
 // The worklist as a radiologist uses it, in Debian's Chromium (headless):
 // sign in, see the urgent study first, open it, toggle the heatmap,
-// acknowledge it, agree with a finding; then the admin tab's echo. Saves
-// a screenshot of each step. Prints one JSON line of what it saw; exits
+// acknowledge it, agree with a finding; then the admin tab's echo and a
+// model's state. Saves a screenshot of each step. Prints one JSON line of what it saw; exits
 // non-zero on the first thing that does not work.
 // Usage: node worklist.mjs BASE_URL TOKEN OUT_DIR
 import { chromium } from "playwright-core";
@@ -62,6 +62,10 @@ try {
   await page.click("#destinations tbody tr:first-child button.echo");
   await page.waitForFunction(() => /[✓✗]/.test(document.querySelector("#destinations .echo-result").textContent));
   seen.echo = await page.textContent("#destinations .echo-result");
+  // Put the model in shadow from its row; the table reloads with who set it.
+  await page.selectOption("#models tbody tr:first-child select.model-state", "shadow");
+  await page.waitForFunction(() => /ada,/.test(document.querySelector("#models tbody tr:first-child").textContent));
+  seen.model_state = await page.$eval("#models tbody tr:first-child select.model-state", (s) => s.value);
   await page.screenshot({ path: out + "/admin.png" });
   seen.errors = errors;
   console.log(JSON.stringify(seen));

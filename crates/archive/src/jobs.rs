@@ -45,8 +45,12 @@ pub struct FindingRow {
     pub label: String,
     pub probability: f64,
     pub threshold: f64,
+    /// What the model's threshold says (for a shadow model, what it
+    /// would have flagged).
     pub flagged: bool,
     pub heatmap_uid: Option<String>,
+    /// Recorded by a model in shadow: evaluated, never acted on.
+    pub shadow: bool,
 }
 
 /// How long a study must be quiet before it is analysed: per calling AE
@@ -319,7 +323,9 @@ impl Jobs {
     /// Record an analysed job in one transaction: its findings, the study's
     /// priority, and its report objects (kept by [`crate::Outbox::keep`])
     /// queued for their destinations. The job goes to `sending`, or `done`
-    /// when nothing was queued, or `not_applicable` without a priority.
+    /// when nothing was queued, or `not_applicable` without a priority
+    /// (no model applied, or only models in shadow, whose findings are
+    /// kept). Shadow findings never flag the study.
     pub async fn finish(
         &self,
         job: &Job,
@@ -338,27 +344,7 @@ impl Jobs {
             .execute(&mut *tx)
             .await
             .map_err(ArchiveError::db("recording findings"))?;
-        for f in findings {
-            sqlx::query(&format!(
-                "INSERT INTO findings (job_id, study_instance_uid, series_instance_uid, sop_instance_uid, model, model_version,
-                   label, probability, threshold, flagged, heatmap_uid, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})"
-            ))
-            .bind(job.id)
-            .bind(&job.study_instance_uid)
-            .bind(&f.series_instance_uid)
-            .bind(&f.sop_instance_uid)
-            .bind(&f.model)
-            .bind(&f.model_version)
-            .bind(&f.label)
-            .bind(f.probability)
-            .bind(f.threshold)
-            .bind(f.flagged as i64)
-            .bind(&f.heatmap_uid)
-            .execute(&mut *tx)
-            .await
-            .map_err(ArchiveError::db("recording findings"))?;
-        }
+        insert_findings(&mut tx, job, findings).await?;
         let mut rows = 0;
         for (kept, destinations) in queued {
             enqueue(&mut tx, kept, destinations, Some(job.id)).await?;
@@ -372,7 +358,11 @@ impl Jobs {
         sqlx::query(&format!("UPDATE jobs SET state = ?, report_uids = ?, reason = ?, updated_at = {NOW} WHERE id = ?"))
             .bind(state)
             .bind(if report_uids.is_empty() { None } else { Some(report_uids.join(",")) })
-            .bind(if priority.is_none() { Some("no applicable model") } else { None })
+            .bind(match priority {
+                Some(_) => None,
+                None if findings.is_empty() => Some("no applicable model"),
+                None => Some("only models in shadow apply"),
+            })
             .bind(job.id)
             .execute(&mut *tx)
             .await
@@ -382,7 +372,7 @@ impl Jobs {
                 "UPDATE studies SET priority = ?, flagged = ? WHERE study_instance_uid = ?",
             )
             .bind(p)
-            .bind(findings.iter().any(|f| f.flagged) as i64)
+            .bind(findings.iter().any(|f| f.flagged && !f.shadow) as i64)
             .bind(&job.study_instance_uid)
             .execute(&mut *tx)
             .await
@@ -392,6 +382,29 @@ impl Jobs {
             .await
             .map_err(ArchiveError::db("recording a job"))?;
         Ok(())
+    }
+
+    /// Add findings to a finished job (models in shadow, which run after
+    /// the report is queued), replacing any a previous attempt recorded.
+    pub async fn add_findings(
+        &self,
+        job: &Job,
+        findings: &[FindingRow],
+    ) -> Result<(), ArchiveError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(ArchiveError::db("recording findings"))?;
+        sqlx::query("DELETE FROM findings WHERE job_id = ? AND shadow = 1")
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(ArchiveError::db("recording findings"))?;
+        insert_findings(&mut tx, job, findings).await?;
+        tx.commit()
+            .await
+            .map_err(ArchiveError::db("recording findings"))
     }
 
     /// A job that cannot be done: failed with the reason (retried by a
@@ -407,4 +420,35 @@ impl Jobs {
         .map_err(ArchiveError::db("recording a failed job"))?;
         Ok(())
     }
+}
+
+/// Insert a job's findings.
+async fn insert_findings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job: &Job,
+    findings: &[FindingRow],
+) -> Result<(), ArchiveError> {
+    for f in findings {
+        sqlx::query(&format!(
+                "INSERT INTO findings (job_id, study_instance_uid, series_instance_uid, sop_instance_uid, model, model_version,
+                   label, probability, threshold, flagged, heatmap_uid, shadow, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})"
+            ))
+            .bind(job.id)
+            .bind(&job.study_instance_uid)
+            .bind(&f.series_instance_uid)
+            .bind(&f.sop_instance_uid)
+            .bind(&f.model)
+            .bind(&f.model_version)
+            .bind(&f.label)
+            .bind(f.probability)
+            .bind(f.threshold)
+            .bind(f.flagged as i64)
+            .bind(&f.heatmap_uid)
+            .bind(f.shadow as i64)
+            .execute(&mut **tx)
+            .await
+            .map_err(ArchiveError::db("recording findings"))?;
+    }
+    Ok(())
 }

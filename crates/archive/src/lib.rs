@@ -19,6 +19,7 @@ mod fsutil;
 mod index;
 mod jobs;
 mod lengths;
+mod models;
 mod outbox;
 mod peers;
 mod query;
@@ -31,6 +32,10 @@ use std::sync::Arc;
 pub use attributes::InstanceAttributes;
 pub use error::ArchiveError;
 pub use jobs::{instance_set, FindingRow, Job, Jobs, QuietPeriods, StudyInstance};
+pub use models::{
+    effective as effective_state, LabelComparison, ModelState, ModelStateRow, ModelStates,
+    StateChange, UnknownState,
+};
 pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy};
 pub use peers::{PeerKind, PeerOverride, Peers};
 pub use query::StudySummary;
@@ -153,6 +158,11 @@ impl Archive {
         Peers::new(self.inner.db.write.clone())
     }
 
+    /// The state of each model version (active, shadow, disabled).
+    pub fn models(&self) -> ModelStates {
+        ModelStates::new(self.inner.db.write.clone())
+    }
+
     /// The radiologists' worklist and reviews.
     pub fn worklist(&self) -> Worklist {
         Worklist::new(
@@ -196,6 +206,13 @@ impl ArchiveReader {
     pub async fn outbox(dir: &Path) -> Result<Outbox, ArchiveError> {
         let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
         Ok(Outbox::new(pool, dir.to_path_buf()))
+    }
+
+    /// Model states, for admin commands while the daemon runs (a write
+    /// connection of its own).
+    pub async fn models(dir: &Path) -> Result<ModelStates, ArchiveError> {
+        let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
+        Ok(ModelStates::new(pool))
     }
 
     pub async fn studies(&self) -> Result<Vec<StudySummary>, ArchiveError> {

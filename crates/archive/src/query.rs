@@ -57,7 +57,7 @@ pub(crate) const SUMMARY_COLUMNS: &str = "st.study_instance_uid,
     (SELECT state FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid ORDER BY id DESC LIMIT 1) AS status,
     st.priority, st.flagged,
     (SELECT GROUP_CONCAT(label || ' ' || printf('%.3f', probability), ', ') FROM findings f
-        WHERE f.flagged = 1 AND f.job_id = (SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid AND j.report_uids IS NOT NULL)) AS findings";
+        WHERE f.flagged = 1 AND f.shadow = 0 AND f.job_id = (SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid AND j.report_uids IS NOT NULL)) AS findings";
 
 impl From<Row> for StudySummary {
     fn from(r: Row) -> StudySummary {

@@ -249,7 +249,7 @@ impl Worklist {
         let findings = sqlx::query_as(&format!(
             "SELECT job_id, model, model_version, label, probability, threshold, flagged, series_instance_uid,
                     sop_instance_uid, heatmap_uid
-             FROM findings WHERE job_id = {LATEST_REPORTED_JOB} ORDER BY model, flagged DESC, probability DESC"
+             FROM findings WHERE job_id = {LATEST_REPORTED_JOB} AND shadow = 0 ORDER BY model, flagged DESC, probability DESC"
         ))
         .bind(uid)
         .fetch_all(&self.read)

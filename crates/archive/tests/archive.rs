@@ -1,6 +1,6 @@
 //! The archive on a real SQLite file in a temporary directory.
 
-use archive::{Archive, ArchiveError, ArchiveOptions, Incoming};
+use archive::{Archive, ArchiveError, ArchiveOptions, FindingRow, Incoming};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -250,7 +250,7 @@ async fn aborted_and_crashed_instances_leave_nothing() {
 /// failed when a destination gives up, sending again on a retry.
 #[tokio::test]
 async fn a_job_follows_its_reports_through_the_outbox() {
-    use archive::{FindingRow, NewObject, RetryPolicy};
+    use archive::{NewObject, RetryPolicy};
     let dir = tempfile::tempdir().unwrap();
     let a = open(dir.path(), 1 << 20).await;
     let state = |a: &Archive| {
@@ -299,6 +299,7 @@ async fn a_job_follows_its_reports_through_the_outbox() {
         threshold: 0.5,
         flagged: true,
         heatmap_uid: None,
+        shadow: false,
     };
     let dests = vec!["a".to_string(), "b".to_string()];
     jobs.finish(
@@ -436,4 +437,185 @@ async fn a_worklist_page_past_the_end_is_empty() {
     let far = a.worklist().page(&f).await.unwrap();
     assert_eq!((far.total, far.studies.len()), (1, 0));
     a.close().await;
+}
+
+/// Activating a version disables the one that was active, in one change
+/// recorded with who made it; setting a state twice changes nothing.
+#[tokio::test]
+async fn activating_a_version_disables_the_active_one() {
+    use archive::ModelState::{Active, Disabled, Shadow};
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    let states = a.models();
+    // As the manifests say: 1 active, 2 in shadow.
+    let versions = [("1".to_string(), Active), ("2".to_string(), Shadow)];
+    let changes = states
+        .set("cxr", "2", Active, &versions, "alice")
+        .await
+        .unwrap();
+    let summary: Vec<(&str, ModelStatePair)> = changes
+        .iter()
+        .map(|c| (c.version.as_str(), (c.previous, c.state)))
+        .collect();
+    assert_eq!(
+        summary,
+        [("1", (Active, Disabled)), ("2", (Shadow, Active))]
+    );
+    let rows = states.list().await.unwrap();
+    let now = |v: &str| archive::effective_state(&rows, "cxr", v, Shadow);
+    assert_eq!((now("1"), now("2")), (Disabled, Active));
+    assert!(rows.iter().all(|r| r.changed_by == "alice"));
+    assert!(states
+        .set("cxr", "2", Active, &versions, "alice")
+        .await
+        .unwrap()
+        .is_empty());
+    // Roll back.
+    let changes = states
+        .set("cxr", "1", Active, &versions, "bob")
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 2);
+    let rows = states.list().await.unwrap();
+    let now = |v: &str| archive::effective_state(&rows, "cxr", v, Shadow);
+    assert_eq!((now("1"), now("2")), (Active, Disabled));
+    a.close().await;
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM model_state_changes WHERE model = 'cxr'"
+        )
+        .await,
+        4
+    );
+}
+
+type ModelStatePair = (archive::ModelState, archive::ModelState);
+
+/// A shadow model's findings are kept and compared, but never flag the
+/// study or reach the worklist.
+#[tokio::test]
+async fn shadow_findings_never_flag_a_study_and_are_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    let quiet = archive::QuietPeriods::uniform(std::time::Duration::ZERO);
+    let jobs = a.jobs();
+    let finding = |version: &str, label: &str, flagged: bool, shadow: bool| FindingRow {
+        series_instance_uid: "2.25.42".into(),
+        sop_instance_uid: "2.25.43".into(),
+        model: "cxr".into(),
+        model_version: version.into(),
+        label: label.into(),
+        probability: if flagged { 0.9 } else { 0.1 },
+        threshold: 0.5,
+        flagged,
+        heatmap_uid: None,
+        shadow,
+    };
+    store(
+        &a,
+        "2.25.43",
+        &data_set("2.25.41", "2.25.42", "2.25.43", 10),
+    )
+    .await
+    .unwrap();
+    jobs.assemble(&quiet, None).await.unwrap();
+    let job = jobs.claim().await.unwrap().unwrap();
+    // Only a shadow model applied, and it would flag.
+    jobs.finish(
+        &job,
+        &[finding("2", "Effusion", true, true)],
+        &[],
+        None,
+        &[],
+    )
+    .await
+    .unwrap();
+    let study = &a.studies().await.unwrap()[0];
+    assert_eq!(study.status.as_deref(), Some("not_applicable"));
+    assert!(study.findings.is_empty(), "{study:?}");
+    assert_ne!(study.flagged, Some(true));
+    // A second instance: the active version reports, the shadow one
+    // disagrees on Effusion and agrees on Nodule.
+    store(
+        &a,
+        "2.25.44",
+        &data_set("2.25.41", "2.25.42", "2.25.44", 10),
+    )
+    .await
+    .unwrap();
+    jobs.assemble(&quiet, None).await.unwrap();
+    let job = jobs.claim().await.unwrap().unwrap();
+    let active = [
+        finding("1", "Effusion", false, false),
+        finding("1", "Nodule", true, false),
+    ];
+    jobs.finish(&job, &active, &["2.25.45".into()], Some("flagged"), &[])
+        .await
+        .unwrap();
+    let shadow = [
+        finding("2", "Effusion", true, true),
+        finding("2", "Nodule", true, true),
+    ];
+    jobs.add_findings(&job, &shadow).await.unwrap();
+    // Added twice (a re-run): replaced, not doubled.
+    jobs.add_findings(&job, &shadow).await.unwrap();
+    let detail = a.worklist().study("2.25.41").await.unwrap().unwrap();
+    let shown: Vec<(&str, &str)> = detail
+        .findings
+        .iter()
+        .map(|f| (f.model_version.as_str(), f.label.as_str()))
+        .collect();
+    assert_eq!(shown, [("1", "Nodule"), ("1", "Effusion")]);
+    let study = &a.studies().await.unwrap()[0];
+    assert_eq!(study.findings, ["Nodule 0.900"]);
+    // A radiologist says the active version missed the effusion.
+    a.worklist()
+        .feedback(
+            "2.25.41",
+            "dr",
+            &archive::Feedback {
+                label: "Effusion".into(),
+                agree: false,
+                comment: None,
+            },
+        )
+        .await
+        .unwrap();
+    let c = a.models().compare("cxr").await.unwrap();
+    let row = |version: &str, label: &str| {
+        c.iter()
+            .find(|r| r.version == version && r.label == label)
+            .unwrap_or_else(|| panic!("{version} {label} in {c:?}"))
+            .clone()
+    };
+    let e2 = row("2", "Effusion");
+    assert!(e2.shadow);
+    assert_eq!((e2.jobs, e2.flagged), (2, 2));
+    assert_eq!((e2.compared, e2.agreed), (1, 0));
+    assert_eq!((e2.present, e2.present_flagged, e2.absent), (1, 1, 0));
+    let n2 = row("2", "Nodule");
+    assert_eq!((n2.jobs, n2.compared, n2.agreed), (1, 1, 1));
+    assert_eq!(n2.present + n2.absent, 0, "no verdict on Nodule");
+    let e1 = row("1", "Effusion");
+    assert!(!e1.shadow);
+    assert_eq!(
+        (e1.jobs, e1.flagged, e1.present, e1.present_flagged),
+        (1, 0, 1, 0)
+    );
+    a.close().await;
+    assert_eq!(
+        count(dir.path(), "SELECT COUNT(*) FROM findings WHERE shadow = 1").await,
+        3
+    );
+}
+
+/// One number from the archive's database, read directly.
+async fn count(dir: &std::path::Path, sql: &str) -> i64 {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("triaged.db").display()))
+        .await
+        .unwrap();
+    let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
 }

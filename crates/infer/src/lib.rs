@@ -25,7 +25,7 @@ pub use classifier::{Classifier, ClassifierError, Finding, Prediction};
 pub use densenet::{DenseNet, DenseNetConfig};
 pub use error::InferError;
 pub use fast::profile;
-pub use manifest::{Aggregation, Manifest, ManifestError};
+pub use manifest::{Aggregation, Lifecycle, Manifest, ManifestError};
 pub use model::{Architecture, Backend, ClassMaps, Model};
 pub use resnet::{ResNet, ResNetConfig};
 pub use smallcnn::{SmallCnn, SmallCnnConfig};

@@ -14,6 +14,7 @@
 //! thresholds = [0.31, …]         # per label; the operating point
 //! recalibrate = true             # torchxrayvision: threshold maps to 0.5
 //! validated = false
+//! state = "shadow"               # active (default) | shadow | disabled, until an admin changes it
 //! intended_use = "…"
 //! aggregation = "image"          # image | series-max (CT: one result per series)
 //! [input]
@@ -59,6 +60,10 @@ pub struct Manifest {
     pub validated: bool,
     #[serde(default)]
     pub intended_use: String,
+    /// The state this version starts in, until an admin changes it
+    /// (`triaged models activate|shadow|disable`, the console).
+    #[serde(default)]
+    pub state: Lifecycle,
     pub input: InputSection,
     #[serde(default)]
     pub applicability: Applicability,
@@ -98,6 +103,22 @@ pub struct InputSection {
 
 fn area() -> String {
     "area".into()
+}
+
+/// What a version of a model does with live studies (the daemon keeps
+/// the state an admin sets; this is the manifest's initial one).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    /// Its findings set the priority and are reported (one version of a
+    /// model at a time).
+    #[default]
+    Active,
+    /// It reads live studies; its findings are recorded for evaluation,
+    /// never flagged, reported or shown.
+    Shadow,
+    /// It reads nothing.
+    Disabled,
 }
 
 /// How a model's per-image results become findings.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use archive::{FindingRow, Job, Kept, NewObject, StudyInstance};
+use archive::{FindingRow, Job, Kept, ModelState, NewObject, StudyInstance};
 use infer::Classifier;
 use report::{ImageRef, Priority, SrClass};
 
@@ -17,6 +17,8 @@ struct Work {
     model: Arc<Classifier>,
     images: Vec<StudyInstance>,
     destinations: Vec<String>,
+    /// Findings recorded for evaluation only.
+    shadow: bool,
 }
 
 fn uid_of(o: &dicom_object::FileDicomObject<dicom_object::InMemDicomObject>) -> (String, String) {
@@ -52,7 +54,7 @@ impl Pipeline {
                 ms = started.elapsed().as_millis() as u64, "study analysed"
             ),
             Ok(None) => {
-                tracing::info!(job = job.id, study_instance_uid = %study, "no applicable model: recorded, no report")
+                tracing::info!(job = job.id, study_instance_uid = %study, "no active model applies: recorded, no report")
             }
             Err(e) => {
                 tracing::error!(job = job.id, study_instance_uid = %study, error = %e, "analysis failed");
@@ -63,8 +65,13 @@ impl Pipeline {
         }
     }
 
-    /// Per model: the images it reads and the destinations of its report.
-    fn plan(&self, instances: &[StudyInstance]) -> Vec<Work> {
+    /// Per active or shadow model: the images it reads and the
+    /// destinations of its report.
+    fn plan(
+        &self,
+        instances: &[StudyInstance],
+        models: &[(Arc<Classifier>, ModelState)],
+    ) -> Vec<Work> {
         let defaults = self
             .settings
             .destinations
@@ -72,7 +79,12 @@ impl Pipeline {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut work = Vec::new();
-        for m in &self.models {
+        for (m, state) in models {
+            let shadow = match state {
+                ModelState::Active => false,
+                ModelState::Shadow => true,
+                ModelState::Disabled => continue,
+            };
             let mut images = Vec::new();
             let mut destinations: Vec<String> = Vec::new();
             for i in instances {
@@ -90,31 +102,81 @@ impl Pipeline {
                     model: m.clone(),
                     images: subsample(images, self.settings.max_images_per_series),
                     destinations,
+                    shadow,
                 });
             }
         }
         work
     }
 
+    /// One model over its images, off the async threads.
+    async fn run_model(&self, w: &Work) -> Result<ModelRun, PipelineError> {
+        let (model, images) = (w.model.clone(), w.images.clone());
+        let run = tokio::task::spawn_blocking(move || aggregate::run(&model, &images))
+            .await
+            .map_err(|e| PipelineError::Model(e.to_string()))?;
+        let m = &self.settings.metrics;
+        Metrics::add(&m.images_analysed, run.evidence.len() as u64);
+        Metrics::add(&m.images_skipped, run.skipped as u64);
+        Ok(run)
+    }
+
+    /// The findings of the models in shadow: what fails is logged, never
+    /// the job's failure.
+    async fn shadow_findings(&self, job: &Job, work: &[Work]) -> Vec<FindingRow> {
+        let mut rows = Vec::new();
+        for w in work {
+            let (name, version) = (&w.model.manifest.name, &w.model.manifest.version);
+            match self.run_model(w).await {
+                Ok(run) if run.results.is_empty() => tracing::warn!(
+                    job = job.id, model = %name, version = %version,
+                    "shadow model: no image of the study could be analysed"
+                ),
+                Ok(run) => rows.extend(finding_rows(&w.model, &run, &[], true)),
+                Err(e) => tracing::warn!(
+                    job = job.id, model = %name, version = %version, error = %e,
+                    "shadow model failed"
+                ),
+            }
+        }
+        rows
+    }
+
     /// Returns the priority and the number of objects queued, or `None`
-    /// when no model applies.
+    /// when no active model applies. Models in shadow run after the
+    /// active ones have reported, so they never delay a result.
     async fn analyse(&self, job: &Job) -> Result<Option<(Priority, usize)>, PipelineError> {
         let jobs = self.archive.jobs();
         let instances = jobs.instances(&job.study_instance_uid).await?;
-        let work = self.plan(&instances);
-        if work.is_empty() {
-            jobs.finish(job, &[], &[], None, &[]).await?;
+        let models = self.models.current(&self.archive).await?;
+        let (shadow, active): (Vec<Work>, Vec<Work>) = self
+            .plan(&instances, &models)
+            .into_iter()
+            .partition(|w| w.shadow);
+        if active.is_empty() {
+            let findings = self.shadow_findings(job, &shadow).await;
+            jobs.finish(job, &findings, &[], None, &[]).await?;
             return Ok(None);
         }
+        let outcome = self.report_active(job, active).await?;
+        if !shadow.is_empty() {
+            let findings = self.shadow_findings(job, &shadow).await;
+            jobs.add_findings(job, &findings).await?;
+        }
+        Ok(Some(outcome))
+    }
+
+    /// The active models' findings, the study's priority and the reports,
+    /// recorded and queued in one transaction.
+    async fn report_active(
+        &self,
+        job: &Job,
+        work: Vec<Work>,
+    ) -> Result<(Priority, usize), PipelineError> {
+        let jobs = self.archive.jobs();
         let mut runs = Vec::new();
         for w in work {
-            let (model, images) = (w.model.clone(), w.images);
-            let run = tokio::task::spawn_blocking(move || aggregate::run(&model, &images))
-                .await
-                .map_err(|e| PipelineError::Model(e.to_string()))?;
-            let m = &self.settings.metrics;
-            Metrics::add(&m.images_analysed, run.evidence.len() as u64);
-            Metrics::add(&m.images_skipped, run.skipped as u64);
+            let run = self.run_model(&w).await?;
             if run.results.is_empty() {
                 return Err(PipelineError::Model(format!(
                     "{}: no image of the study could be analysed",
@@ -144,7 +206,7 @@ impl Pipeline {
             let kept = self
                 .report(job, &model, &run, priority, predecessor.clone())
                 .await?;
-            findings.extend(finding_rows(&model, &run, &kept));
+            findings.extend(finding_rows(&model, &run, &kept, false));
             report_uids.push(kept[0].sop_instance_uid.clone());
             queued.extend(kept.into_iter().map(|k| (k, destinations.clone())));
         }
@@ -156,7 +218,7 @@ impl Pipeline {
         jobs.finish(job, &findings, &report_uids, Some(p), &queued)
             .await?;
         self.settings.queued.notify_one();
-        Ok(Some((study_priority, queued.len())))
+        Ok((study_priority, queued.len()))
     }
 
     /// Build one model's SR and heatmap captures and keep them in the
@@ -201,8 +263,14 @@ impl Pipeline {
 }
 
 /// The findings of one model's run; `kept` is its SR followed by the
-/// heatmap captures in the order of the results' heatmaps.
-fn finding_rows(model: &Classifier, run: &ModelRun, kept: &[Kept]) -> Vec<FindingRow> {
+/// heatmap captures in the order of the results' heatmaps (none for a
+/// model in shadow).
+fn finding_rows(
+    model: &Classifier,
+    run: &ModelRun,
+    kept: &[Kept],
+    shadow: bool,
+) -> Vec<FindingRow> {
     let mut captures = kept.iter().skip(1).map(|k| k.sop_instance_uid.clone());
     let mut heatmap_of = HashMap::new();
     for a in &run.results {
@@ -227,6 +295,7 @@ fn finding_rows(model: &Classifier, run: &ModelRun, kept: &[Kept]) -> Vec<Findin
                 heatmap_uid: heatmap_of
                     .get(&(a.image.sop_instance_uid.as_str(), l.label.as_str()))
                     .cloned(),
+                shadow,
             });
         }
     }

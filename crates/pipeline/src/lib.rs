@@ -11,12 +11,16 @@
 //!            `-------------+-> failed (reason) | not_applicable
 //! ```
 //!
-//! A bounded pool of workers claims ready jobs. A worker picks the images
-//! each model applies to ([`selection`], [`rules`]), runs the model
+//! A bounded pool of workers claims ready jobs. A worker reads each
+//! model version's state ([`lifecycle`]: active, shadow or disabled),
+//! picks the images each active or shadow model applies to ([`selection`],
+//! [`rules`]), runs the model
 //! ([`aggregate`]: every radiograph, or per CT series the slice where each
 //! label scores highest), and records the findings, the study's priority
 //! and its report objects queued for every destination in one transaction
-//! ([`job`]). The delivery loop settles the job once the outbox has sent
+//! ([`job`]). A model in shadow runs the same way, but only its findings
+//! are recorded (marked shadow): it never sets the priority, reports or
+//! fails a job. The delivery loop settles the job once the outbox has sent
 //! them. An instance arriving after a job makes a new job whose report
 //! names the previous one as its predecessor. Report UIDs are functions of
 //! their content, so a job re-run after a crash queues the same objects,
@@ -25,6 +29,7 @@
 pub mod aggregate;
 pub mod analysis;
 mod job;
+pub mod lifecycle;
 pub mod metrics;
 pub mod rules;
 pub mod selection;
@@ -33,7 +38,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use archive::Archive;
-use infer::Classifier;
 use report::Device;
 use tokio::sync::{watch, Notify};
 
@@ -87,12 +91,12 @@ pub struct Settings {
 /// The pipeline of one daemon.
 pub struct Pipeline {
     archive: Archive,
-    models: Vec<Arc<Classifier>>,
+    models: Arc<lifecycle::Registry>,
     settings: Settings,
 }
 
 impl Pipeline {
-    pub fn new(archive: Archive, models: Vec<Arc<Classifier>>, settings: Settings) -> Pipeline {
+    pub fn new(archive: Archive, models: Arc<lifecycle::Registry>, settings: Settings) -> Pipeline {
         Pipeline {
             archive,
             models,

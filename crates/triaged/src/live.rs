@@ -10,8 +10,8 @@ use std::time::Duration;
 use archive::{Archive, PeerKind, PeerOverride, QuietPeriods};
 use dimse::LivePolicy;
 use web::{
-    BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelView, Origin,
-    SourceInput, SourceView,
+    BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelStateInput,
+    ModelView, Origin, SourceInput, SourceView,
 };
 
 use crate::config::{Config, DestinationConfig, SourceConfig};
@@ -225,7 +225,7 @@ impl Live {
 /// What the HTTP layer asks of this daemon.
 pub struct Console {
     pub live: Arc<Live>,
-    pub models: Vec<ModelView>,
+    pub models: Arc<pipeline::lifecycle::Registry>,
     pub stats: crate::stats::Stats,
 }
 
@@ -357,8 +357,72 @@ impl Control for Console {
         })
     }
 
-    fn models(&self) -> Vec<ModelView> {
-        self.models.clone()
+    fn models(&self) -> BoxFuture<'_, Result<Vec<ModelView>, ControlError>> {
+        Box::pin(async move {
+            let failed = |e: archive::ArchiveError| ControlError::Failed(e.to_string());
+            let now = self
+                .models
+                .current(&self.live.archive)
+                .await
+                .map_err(failed)?;
+            let rows = self.live.archive.models().list().await.map_err(failed)?;
+            Ok(now
+                .iter()
+                .map(|(c, state)| {
+                    let row = rows
+                        .iter()
+                        .find(|r| r.model == c.manifest.name && r.version == c.manifest.version);
+                    ModelView {
+                        state: state.to_string(),
+                        state_changed_by: row.map(|r| r.changed_by.clone()),
+                        state_changed_at: row.map(|r| r.changed_at.clone()),
+                        ..model_view(c)
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn set_model_state<'a>(
+        &'a self,
+        name: &'a str,
+        version: &'a str,
+        input: ModelStateInput,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            let state: archive::ModelState = input
+                .state
+                .parse()
+                .map_err(|e: archive::UnknownState| ControlError::Invalid(format!("state: {e}")))?;
+            let manifests = crate::models::valid_manifests(&self.live.file)
+                .map_err(|e| ControlError::Failed(e.to_string()))?;
+            if !manifests
+                .iter()
+                .any(|m| m.name == name && m.version == version)
+            {
+                return Err(ControlError::NotFound(format!(
+                    "no model {name} version {version} in the models folder"
+                )));
+            }
+            if state != archive::ModelState::Disabled {
+                self.models.ensure(name, version).await.map_err(|e| {
+                    ControlError::Invalid(format!("{name} {version} cannot run: {e}"))
+                })?;
+            }
+            let refs: Vec<&infer::Manifest> = manifests.iter().collect();
+            pipeline::lifecycle::set(
+                &self.live.archive.models(),
+                &refs,
+                name,
+                version,
+                state,
+                user,
+            )
+            .await
+            .map_err(|e| ControlError::Failed(e.to_string()))?;
+            Ok(())
+        })
     }
 
     fn metrics(&self) -> String {
@@ -366,7 +430,7 @@ impl Control for Console {
     }
 
     fn ready(&self) -> Result<(), String> {
-        if self.models.is_empty() {
+        if self.models.loaded().is_empty() {
             return Err("no model is loaded: studies are stored but not analysed".into());
         }
         Ok(())
@@ -389,5 +453,8 @@ pub fn model_view(c: &infer::Classifier) -> ModelView {
         intended_use: m.intended_use.clone(),
         input: format!("{} {}x{}", m.input.spec, m.input.size, m.input.size),
         modalities: m.applicability.modalities.clone(),
+        state: pipeline::lifecycle::initial(m).to_string(),
+        state_changed_by: None,
+        state_changed_at: None,
     }
 }

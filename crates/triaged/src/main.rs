@@ -117,10 +117,28 @@ enum OutboxCommand {
 
 #[derive(Subcommand)]
 enum ModelsCommand {
-    /// List the models and what their manifests say.
+    /// List the models, every version, with its state (active, shadow,
+    /// disabled) and what its manifest says.
     List,
-    /// Verify every model: manifest, weights checksum, tensors, a test pass.
+    /// Verify every model: manifest, weights checksum, tensors, a test
+    /// pass; and that no two versions of a model are active.
     Check,
+    /// Make a version the one whose findings are reported (the version
+    /// that was active is disabled). The running daemon applies it from
+    /// the next study.
+    Activate { name: String, version: String },
+    /// Run a version on live studies for evaluation only: its findings are
+    /// recorded, never flagged, reported or shown on the worklist.
+    Shadow { name: String, version: String },
+    /// Stop a version reading studies.
+    Disable { name: String, version: String },
+    /// Compare a model's versions on the studies they read: agreement
+    /// with the active version, and with radiologists' verdicts.
+    Compare {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,12 +198,22 @@ fn main() -> ExitCode {
             Command::Studies {
                 command: StudiesCommand::List { json },
             } => studies::list(&config, json).await,
-            Command::Models {
-                command: ModelsCommand::List,
-            } => models::list(&config),
-            Command::Models {
-                command: ModelsCommand::Check,
-            } => models::check(&config),
+            Command::Models { command } => match command {
+                ModelsCommand::List => models::list(&config).await,
+                ModelsCommand::Check => models::check(&config).await,
+                ModelsCommand::Activate { name, version } => {
+                    models::set_state(&config, &name, &version, archive::ModelState::Active).await
+                }
+                ModelsCommand::Shadow { name, version } => {
+                    models::set_state(&config, &name, &version, archive::ModelState::Shadow).await
+                }
+                ModelsCommand::Disable { name, version } => {
+                    models::set_state(&config, &name, &version, archive::ModelState::Disabled).await
+                }
+                ModelsCommand::Compare { name, json } => {
+                    models::compare(&config, &name, json).await
+                }
+            },
             Command::Train(args) => train::run(&args),
             Command::Analyze(args) => analyze::run(&config, &args).await,
             Command::Evaluate(args) => evaluate_cmd::run(&args),

@@ -1,8 +1,11 @@
-//! `triaged models list|check`.
+//! `triaged models list|check|activate|shadow|disable|compare`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use archive::{Archive, ArchiveReader, ModelState, ModelStateRow};
 use infer::{Classifier, Manifest};
+use pipeline::lifecycle;
 
 use crate::config::Config;
 
@@ -33,7 +36,26 @@ fn manifests(config: &Config) -> anyhow::Result<Vec<std::path::PathBuf>> {
     Ok(infer::manifest::discover(dir)?)
 }
 
-pub fn list(config: &Config) -> anyhow::Result<ExitCode> {
+/// The states an admin set, or none when the daemon has not yet made its
+/// database.
+async fn state_rows(config: &Config) -> anyhow::Result<Vec<ModelStateRow>> {
+    if !config.storage.dir.join(archive::DATABASE_FILE).exists() {
+        return Ok(Vec::new());
+    }
+    let states = ArchiveReader::models(&config.storage.dir).await?;
+    Ok(states.list().await?)
+}
+
+/// The valid manifests in `[models] dir` (an invalid one is left out:
+/// `models list` and `models check` say why).
+pub fn valid_manifests(config: &Config) -> anyhow::Result<Vec<Manifest>> {
+    Ok(manifests(config)?
+        .iter()
+        .filter_map(|p| Manifest::load(p).ok())
+        .collect())
+}
+
+pub async fn list(config: &Config) -> anyhow::Result<ExitCode> {
     let found = manifests(config)?;
     if found.is_empty() {
         println!(
@@ -42,11 +64,13 @@ pub fn list(config: &Config) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let rows = state_rows(config).await?;
     let mut ok = true;
     for path in found {
         match Manifest::load(&path) {
             Ok(m) => println!(
-                "{} {} ({}, {} {}x{}): {} labels{}, {}{}",
+                "{:<8} {} {} ({}, {} {}x{}): {} labels{}, {}{}{}",
+                lifecycle::state(&rows, &m).as_str(),
                 m.name,
                 m.version,
                 m.architecture,
@@ -68,7 +92,11 @@ pub fn list(config: &Config) -> anyhow::Result<ExitCode> {
                     String::new()
                 } else {
                     format!(" - {}", m.intended_use)
-                }
+                },
+                rows.iter()
+                    .find(|r| r.model == m.name && r.version == m.version)
+                    .map(|r| format!(" [set by {} at {}]", r.changed_by, r.changed_at))
+                    .unwrap_or_default()
             ),
             Err(e) => {
                 ok = false;
@@ -83,8 +111,36 @@ pub fn list(config: &Config) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn check(config: &Config) -> anyhow::Result<ExitCode> {
+/// The lifecycle problems of these models with their states now.
+fn lifecycle_problems(manifests: &[&Manifest], rows: &[ModelStateRow]) -> Vec<String> {
+    let with_states: Vec<(&Manifest, ModelState)> = manifests
+        .iter()
+        .map(|m| (*m, lifecycle::state(rows, m)))
+        .collect();
+    lifecycle::problems(&with_states)
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+/// At start-up: the loaded models must not have two folders with one name
+/// and version, nor two active versions of a model.
+pub async fn check_lifecycle(archive: &Archive, models: &[Arc<Classifier>]) -> anyhow::Result<()> {
+    let rows = archive.models().list().await?;
+    let manifests: Vec<&Manifest> = models.iter().map(|c| &c.manifest).collect();
+    let problems = lifecycle_problems(&manifests, &rows);
+    if !problems.is_empty() {
+        anyhow::bail!("models: {}", problems.join("; "));
+    }
+    for m in manifests {
+        tracing::info!(model = %m.name, version = %m.version, state = %lifecycle::state(&rows, m), "model state");
+    }
+    Ok(())
+}
+
+pub async fn check(config: &Config) -> anyhow::Result<ExitCode> {
     let found = load_all(config)?;
+    let rows = state_rows(config).await?;
     let mut failures = 0;
     for (path, result) in &found {
         match result {
@@ -98,10 +154,126 @@ pub fn check(config: &Config) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let loaded: Vec<&Manifest> = found
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().map(|c| &c.manifest))
+        .collect();
+    for p in lifecycle_problems(&loaded, &rows) {
+        failures += 1;
+        println!("FAILED: {p}");
+    }
     println!("{} model(s) checked, {failures} failed", found.len());
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Who changes a state from the command line.
+fn cli_user() -> String {
+    match std::env::var("USER") {
+        Ok(u) if !u.is_empty() => format!("cli:{u}"),
+        _ => "cli".into(),
+    }
+}
+
+/// `triaged models activate|shadow|disable NAME VERSION`: the version is
+/// verified (weights, a test pass) before it is put to work; the running
+/// daemon applies the change to the next study.
+pub async fn set_state(
+    config: &Config,
+    name: &str,
+    version: &str,
+    state: ModelState,
+) -> anyhow::Result<ExitCode> {
+    let manifests = valid_manifests(config)?;
+    let Some(m) = manifests
+        .iter()
+        .find(|m| m.name == name && m.version == version)
+    else {
+        let present: Vec<String> = manifests
+            .iter()
+            .map(|m| format!("{} {}", m.name, m.version))
+            .collect();
+        anyhow::bail!(
+            "no valid model {name} version {version} in {} (present: {})",
+            config.models.dir.display(),
+            if present.is_empty() {
+                "none".into()
+            } else {
+                present.join(", ")
+            }
+        );
+    };
+    if state != ModelState::Disabled {
+        Classifier::load_with(m.clone(), &candle_core::Device::Cpu, config.models.backend)
+            .map_err(|e| anyhow::anyhow!("{name} {version} cannot run, state unchanged: {e}"))?;
+    }
+    let store = ArchiveReader::models(&config.storage.dir).await?;
+    let refs: Vec<&Manifest> = manifests.iter().collect();
+    let changes = lifecycle::set(&store, &refs, name, version, state, &cli_user()).await?;
+    if changes.is_empty() {
+        println!("{name} {version} is already {state}");
+    }
+    for c in changes {
+        println!("{name} {}: {} -> {}", c.version, c.previous, c.state);
+    }
+    println!("the running daemon applies this from the next study");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `triaged models compare NAME`: each version's findings, label by
+/// label, against the active version on the same studies and against the
+/// radiologists' verdicts.
+pub async fn compare(config: &Config, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let rows = ArchiveReader::models(&config.storage.dir)
+        .await?
+        .compare(name)
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no findings of a model named {name}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ratio = |n: i64, d: i64| {
+        if d == 0 {
+            "-".to_string()
+        } else {
+            format!("{n}/{d} ({:.0} %)", 100.0 * n as f64 / d as f64)
+        }
+    };
+    println!(
+        "{:<10} {:<7} {:<24} {:>6} {:>8}  {:<18} {:<18} {:<18}",
+        "VERSION",
+        "MODE",
+        "LABEL",
+        "JOBS",
+        "FLAGGED",
+        "AGREES WITH ACTIVE",
+        "SENSITIVITY*",
+        "SPECIFICITY*"
+    );
+    for r in &rows {
+        println!(
+            "{:<10} {:<7} {:<24} {:>6} {:>8}  {:<18} {:<18} {:<18}",
+            r.version,
+            if r.shadow { "shadow" } else { "active" },
+            r.label,
+            r.jobs,
+            r.flagged,
+            if r.shadow {
+                ratio(r.agreed, r.compared)
+            } else {
+                "(reference)".into()
+            },
+            ratio(r.present_flagged, r.present),
+            ratio(r.absent_clear, r.absent),
+        );
+    }
+    println!("* on the studies a radiologist gave a verdict on the active version's finding");
+    Ok(ExitCode::SUCCESS)
 }

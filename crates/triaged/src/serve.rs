@@ -23,6 +23,15 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     })?;
     let instances = archive.instance_count().await.unwrap_or(-1);
     let live = Live::open(config.clone(), archive.clone()).await?;
+    // Before the listener: a daemon that refuses its models never takes
+    // an association.
+    let models = load_models(&config);
+    crate::models::check_lifecycle(&archive, &models).await?;
+    let models = Arc::new(pipeline::lifecycle::Registry::new(
+        models,
+        Some(config.models.dir.clone()),
+        config.models.backend,
+    ));
     let stats = Stats::default();
     let shutdown = Shutdown::new();
     let mut listener_config = config.listener_config();
@@ -64,7 +73,6 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             "no [[sources]] configured: accepting any calling AE title from loopback only"
         );
     }
-    let models = load_models(&config);
     let http = if config.http.enabled {
         let users = http_users(&config)?;
         let bound = tokio::net::TcpListener::bind(&config.http.listen)
@@ -75,7 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             outbox: archive.outbox(),
             control: Arc::new(Console {
                 live: live.clone(),
-                models: models.iter().map(|m| crate::live::model_view(m)).collect(),
+                models: models.clone(),
                 stats: stats.clone(),
             }),
             users: Arc::new(users),

@@ -194,7 +194,16 @@ async function loadAdmin() {
       el("td", {}, o.state), el("td", {}, String(o.attempts)), el("td", {}, o.last_error || ""),
       el("td", {}, o.state === "dead" || o.state === "pending" ? el("button", { class: "act secondary", onclick: async () => { await api("/api/outbox/" + o.id + "/retry", { method: "POST", body: "{}" }); loadAdmin(); } }, "retry") : "")));
     const mb = $("#models tbody"); mb.replaceChildren();
-    for (const m of models) mb.append(el("tr", {}, el("td", {}, m.name), el("td", {}, m.version), el("td", {}, m.input), el("td", {}, m.labels.join(", ")), el("td", {}, m.validated ? "yes" : "NO — not for diagnosis")));
+    for (const m of models) {
+      // Active: reported; shadow: findings recorded for evaluation only; disabled: reads nothing.
+      const state = el("select", { class: "model-state", "aria-label": "state of " + m.name + " " + m.version }, ...["active", "shadow", "disabled"].map((v) => el("option", v === m.state ? { value: v, selected: "" } : { value: v }, v)));
+      state.onchange = async () => {
+        try { await api("/api/models/" + encodeURIComponent(m.name) + "/" + encodeURIComponent(m.version) + "/state", { method: "PUT", body: JSON.stringify({ state: state.value }) }); loadAdmin(); } catch (e) { fail(e); }
+      };
+      const since = m.state_changed_by ? m.state_changed_by + ", " + m.state_changed_at : "from the manifest";
+      mb.append(el("tr", { dataset: { name: m.name, version: m.version } }, el("td", {}, m.name), el("td", {}, m.version), el("td", {}, state, " ", el("span", { class: "dim" }, since)),
+        el("td", {}, m.input), el("td", {}, m.labels.join(", ")), el("td", {}, m.validated ? "yes" : "NO — not for diagnosis")));
+    }
   } catch (e) { fail(e); }
 }
 

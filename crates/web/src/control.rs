@@ -89,6 +89,19 @@ pub struct ModelView {
     pub intended_use: String,
     pub input: String,
     pub modalities: Vec<String>,
+    /// active, shadow or disabled.
+    pub state: String,
+    /// Who set the state, and when (none: the manifest's initial state).
+    pub state_changed_by: Option<String>,
+    pub state_changed_at: Option<String>,
+}
+
+/// A new state for one version of a model.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelStateInput {
+    /// active, shadow or disabled.
+    pub state: String,
 }
 
 /// The daemon, as the HTTP layer sees it. Changes to sources and
@@ -121,7 +134,17 @@ pub trait Control: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), ControlError>>;
     /// C-ECHO a destination; the answer in words.
     fn echo<'a>(&'a self, destination: &'a str) -> BoxFuture<'a, Result<String, ControlError>>;
-    fn models(&self) -> Vec<ModelView>;
+    /// Every loaded version of every model, with its state now.
+    fn models(&self) -> BoxFuture<'_, Result<Vec<ModelView>, ControlError>>;
+    /// Put one version of a model in a state (activating it disables the
+    /// version that was active); takes effect with the next study.
+    fn set_model_state<'a>(
+        &'a self,
+        name: &'a str,
+        version: &'a str,
+        input: ModelStateInput,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<(), ControlError>>;
     /// The daemon's counters in the Prometheus text format.
     fn metrics(&self) -> String;
     /// Whether the daemon takes work (listener bound, models loaded).

@@ -32,8 +32,8 @@ use axum::Router;
 
 pub use auth::{Role, User};
 pub use control::{
-    BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelView, Origin,
-    SourceInput, SourceView,
+    BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelStateInput,
+    ModelView, Origin, SourceInput, SourceView,
 };
 
 /// What the handlers share.
@@ -70,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/instances/{sop_uid}/image.png", get(images::image))
         .route("/api/instances/{sop_uid}/heatmap.png", get(images::heatmap))
         .route("/api/models", get(api::admin::models))
+        .route(
+            "/api/models/{name}/{version}/state",
+            put(api::admin::set_model_state),
+        )
         .route("/api/sources", get(api::admin::sources))
         .route(
             "/api/sources/{name}",

@@ -7,10 +7,30 @@ use axum::Json;
 
 use super::{ApiError, Body, Path};
 use crate::auth::{Admin, Authed};
-use crate::{AppState, DestinationInput, DestinationView, ModelView, SourceInput, SourceView};
+use crate::{
+    AppState, DestinationInput, DestinationView, ModelStateInput, ModelView, SourceInput,
+    SourceView,
+};
 
-pub async fn models(_user: Authed, State(s): State<AppState>) -> Json<Vec<ModelView>> {
-    Json(s.control.models())
+pub async fn models(
+    _user: Authed,
+    State(s): State<AppState>,
+) -> Result<Json<Vec<ModelView>>, ApiError> {
+    Ok(Json(s.control.models().await?))
+}
+
+pub async fn set_model_state(
+    Admin(user): Admin,
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    Body(input): Body<ModelStateInput>,
+) -> Result<Json<Vec<ModelView>>, ApiError> {
+    let state = input.state.clone();
+    s.control
+        .set_model_state(&name, &version, input, &user.name)
+        .await?;
+    tracing::info!(model = %name, version = %version, state = %state, user = %user.name, "model state changed");
+    Ok(Json(s.control.models().await?))
 }
 
 pub async fn sources(_admin: Admin, State(s): State<AppState>) -> Json<Vec<SourceView>> {
