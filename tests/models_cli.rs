@@ -131,8 +131,9 @@ fn classifier(dir: &std::path::Path) -> infer::Classifier {
 /// saved whole needs no flag but its name; its plain state dict is refused
 /// without labels and converts with --xrv-weights; a pretrained-style
 /// instance brings its labels, operating thresholds (removed from the
-/// weights) and the labels it does not predict. Each passes `models check`
-/// and gives PyTorch's outputs.
+/// weights) and the labels it does not predict; xrv's ResNet, whole and as
+/// a state dict, likewise. Each passes `models check` and gives PyTorch's
+/// outputs.
 #[test]
 fn torchxrayvision_models_convert_with_one_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,11 +225,78 @@ fn torchxrayvision_models_convert_with_one_command() {
             );
         }
     }
+    // xrv's ResNet saved whole (a narrow torchvision ResNet inside, keys
+    // under `model.`), and its state dict with --xrv-weights.
+    let resnet = models.join("resnet");
+    let (run, manifest) = convert("resnet-whole.pt", &resnet, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    for line in [
+        "architecture = \"resnet\"",
+        "[resnet]",
+        "layers = [1, 2, 1, 1]",
+        "widths = [4, 8, 16, 32]",
+        "size = 512",
+        "resize = \"skimage\"",
+        "not_predicted = [\"Lung Lesion\", \"Enlarged Cardiomediastinum\"]",
+        "body_parts = [\"CHEST\"]",
+    ] {
+        assert!(manifest.contains(line), "'{line}' not in {manifest}");
+    }
+    let resnet_state = models.join("resnet-state");
+    let (run, _) = convert("resnet-state.pt", &resnet_state, &[]);
+    assert!(
+        !run.status.success() && text(&run).contains("--xrv-weights"),
+        "{}",
+        text(&run)
+    );
+    let (run, state_manifest) = convert(
+        "resnet-state.pt",
+        &resnet_state,
+        &["--xrv-weights", "resnet50-res512-all"],
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(state_manifest.contains("size = 512"), "{state_manifest}");
+    assert!(
+        state_manifest.contains("thresholds = [0.515703"),
+        "{state_manifest}"
+    );
+    for folder in [&resnet, &resnet_state] {
+        let c = classifier(folder);
+        let ours: Vec<Vec<f32>> = c.model.logits(&x).unwrap().to_vec2().unwrap();
+        let theirs = &expected["resnet"]["logits"];
+        for (n, row) in ours.iter().enumerate() {
+            for (k, v) in row.iter().enumerate() {
+                let t = theirs[n][k].as_f64().unwrap();
+                assert!(
+                    (*v as f64 - t).abs() <= 1e-4 * t.abs().max(1.0),
+                    "{}: image {n} label {k}: {v} vs {t}",
+                    folder.display()
+                );
+            }
+        }
+        let p = c.predict(&x, false).unwrap();
+        let theirs = &expected["resnet"]["op_norm"];
+        let labels = &c.manifest.labels;
+        for (n, findings) in p.findings.iter().enumerate() {
+            assert_eq!(findings.len(), 16, "only the labels it predicts");
+            for f in findings {
+                let k = labels.iter().position(|l| *l == f.label).unwrap();
+                let t = theirs[n][k].as_f64().unwrap();
+                assert!(
+                    (f.probability as f64 - t).abs() <= 1e-4,
+                    "image {n} {}: {} vs torchxrayvision {t}",
+                    f.label,
+                    f.probability
+                );
+            }
+        }
+    }
+
     let cfg = config_for(dir.path());
     let out = triaged(&["models", "check"], &cfg);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("3 model(s) checked, 0 failed"),
+        text(&out).contains("5 model(s) checked, 0 failed"),
         "{}",
         text(&out)
     );

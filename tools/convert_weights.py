@@ -19,6 +19,8 @@ tools/xrv_weights.json) or give --labels. Review the manifest before use.
     python tools/convert_weights.py MODEL.pt OUT_DIR --name NAME
         [--xrv-weights densenet121-res224-all] [--labels '["A", "B"]']
         [--architecture densenet121|resnet50|densenet] [--densenet JSON]
+    (a DenseNet's or bottleneck ResNet's layout other than DenseNet-121 or
+    ResNet-50 is read from the tensors: `[densenet]` or `[resnet]`)
         [--input-spec xrv] [--input-size 224] [--version V]
 """
 import argparse
@@ -85,21 +87,35 @@ def densenet_layout(state):
             "bn_size": int(state[f"{first}.conv1.weight"].shape[0] // growth)}
 
 
+def resnet_layout(state):
+    """layers (blocks per stage) and widths (each stage's bottleneck width)
+    from a torchvision-style bottleneck ResNet state dict."""
+    stages = []
+    i = 1
+    while f"layer{i}.0.conv1.weight" in state:
+        stages.append(i)
+        i += 1
+    if any(f"layer{i}.0.conv3.weight" not in state for i in stages):
+        fail("a ResNet of basic blocks (ResNet-18/34): triaged builds bottleneck ResNets (ResNet-50 and kin)")
+    return {"layers": [len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in stages],
+            "widths": [int(state[f"layer{i}.0.conv1.weight"].shape[0]) for i in stages]}
+
+
 def architecture_of(state, given, densenet):
-    """(architecture, [densenet] table or None) for the manifest."""
+    """(architecture, (section name, table) or None) for the manifest."""
     if given:
-        return given, json.loads(densenet) if densenet else None
+        return given, ("densenet", json.loads(densenet)) if densenet else None
     if "features.denseblock1.denselayer1.conv1.weight" in state:
         layout = densenet_layout(state)
         if layout == {"growth_rate": 32, "block_config": [6, 12, 24, 16], "num_init_features": 64, "bn_size": 4}:
             return "densenet121", None
-        return "densenet", layout
+        return "densenet", ("densenet", layout)
     if "layer1.0.conv1.weight" in state and "fc.weight" in state:
-        counts = [len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
-        if counts == [3, 4, 6, 3] and "layer1.0.conv3.weight" in state:
+        layout = resnet_layout(state)
+        if layout == {"layers": [3, 4, 6, 3], "widths": [64, 128, 256, 512]}:
             return "resnet50", None
-        fail(f"a ResNet with blocks {counts}: triaged builds ResNet-50 (3, 4, 6, 3 bottleneck blocks)")
-    fail("cannot tell the architecture from the tensors (not a torchvision DenseNet or ResNet-50): pass --architecture")
+        return "resnet", ("resnet", layout)
+    fail("cannot tell the architecture from the tensors (not a torchvision DenseNet or ResNet): pass --architecture")
 
 
 def main():
@@ -209,7 +225,8 @@ def main():
         # torchxrayvision's own crop and resize, which its models learnt on.
         lines.append('resize = "skimage"')
     if layout:
-        lines += ["[densenet]"] + [f"{k} = {json.dumps(v)}" for k, v in layout.items()]
+        section, table = layout
+        lines += [f"[{section}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
     if is_xrv or a.xrv_weights:
         lines += CHEST
     with open(os.path.join(a.out_dir, "model.toml"), "w") as f:

@@ -17,7 +17,7 @@ Needs torch and torchvision (a venv of its own; they are large):
     bench/.venv-torch/bin/pip install torch==2.15.0 numpy safetensors pillow
     bench/.venv-torch/bin/pip install --no-deps torchvision==0.29.2
     bench/.venv-torch/bin/pip install torchxrayvision==1.5.7 pydicom==3.0.2
-    bench/.venv-torch/bin/python tools/infer_reference.py
+    bench/.venv-torch/bin/python tools/infer_reference.py [xrv]   # xrv: fixtures/infer/xrv only
 """
 import json
 import math
@@ -262,11 +262,43 @@ def xrv_fixtures(root):
         normed = nih(x)  # xrv's own forward: sigmoid, then op_norm
     expected["densenet-nih"] = {"logits": logits.numpy().astype(float).tolist(),
                                 "op_norm": [[None if v != v else v for v in row] for row in normed.numpy().astype(float).tolist()]}
+    # xrv's ResNet loads its weights file in __init__: a state dict of the
+    # right shapes, written locally under the name xrv looks for, stands in
+    # (nothing downloaded). Its torchvision network is then swapped for a
+    # narrow one (bottleneck widths 4..32; two blocks in stage 2) so the
+    # fixture stays small; the module keeps xrv's labels, op_threshs
+    # (NaN for two labels) and input_resolution.
+    import tempfile
+    from torchvision.models.resnet import Bottleneck
+    name = "resnet50-res512-all"
+    with tempfile.TemporaryDirectory() as cache:
+        stand_in = torchvision.models.resnet50(num_classes=18, weights=None)
+        stand_in.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        torch.save(stand_in.state_dict(),
+                   os.path.join(cache, os.path.basename(xrv.models.model_urls[name]["weights_url"])))
+        res = xrv.models.ResNet(weights=name, cache_dir=cache)
+    narrow = torchvision.models.resnet.ResNet(Bottleneck, [1, 1, 1, 1], num_classes=18)
+    narrow.inplanes = 4
+    narrow.conv1 = torch.nn.Conv2d(1, 4, kernel_size=7, stride=2, padding=3, bias=False)
+    narrow.bn1 = torch.nn.BatchNorm2d(4)
+    narrow.layer1 = narrow._make_layer(Bottleneck, 4, 1)
+    narrow.layer2 = narrow._make_layer(Bottleneck, 8, 2, stride=2)
+    narrow.layer3 = narrow._make_layer(Bottleneck, 16, 1, stride=2)
+    narrow.layer4 = narrow._make_layer(Bottleneck, 32, 1, stride=2)
+    narrow.fc = torch.nn.Linear(32 * Bottleneck.expansion, 18)
+    res.model = fill(narrow, XRV_GAIN)
+    res.eval()
+    torch.save(res, os.path.join(out, "resnet-whole.pt"))
+    torch.save(res.state_dict(), os.path.join(out, "resnet-state.pt"))
+    with torch.no_grad():
+        logits = res.model(x)
+        normed = xrv.models.op_norm(torch.sigmoid(logits), res.op_threshs)
+    expected["resnet"] = {"logits": logits.numpy().astype(float).tolist(),
+                          "op_norm": [[None if v != v else v for v in row] for row in normed.numpy().astype(float).tolist()]}
     # torchxrayvision's own preprocessing (read_xray_dcm: MONOCHROME1 fixed,
     # normalised; XRayCenterCrop; XRayResizer's default skimage engine) and
     # forward on two radiographs (scripts/xrv_cases.py), at 224.
     import subprocess
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, os.path.join(root, "scripts/xrv_cases.py"), tmp], check=True)
         expected["preprocessed"] = {}
@@ -284,6 +316,9 @@ def xrv_fixtures(root):
 def main():
     torch.set_num_threads(1)
     root = os.path.join(os.path.dirname(__file__), "..")
+    if sys.argv[1:] == ["xrv"]:  # only fixtures/infer/xrv
+        xrv_fixtures(root)
+        return
     converted(root)
     gains = GAINS
     xrv_fixtures(root)

@@ -5,7 +5,7 @@
 //! ```toml
 //! name = "xrv-densenet121-all"
 //! version = "1"
-//! architecture = "densenet121"   # densenet121 | resnet50 | densenet (+ [densenet]) | smallcnn
+//! architecture = "densenet121"   # densenet121 | resnet50 | densenet (+ [densenet]) | resnet (+ [resnet]) | smallcnn
 //! in_channels = 1
 //! weights = "weights.safetensors"
 //! sha256 = "…"                  # of the weights file; checked at load
@@ -73,6 +73,9 @@ pub struct Manifest {
     /// Hyper-parameters for `architecture = "densenet"`.
     #[serde(default)]
     pub densenet: Option<DenseNetSection>,
+    /// Blocks and widths for `architecture = "resnet"`.
+    #[serde(default)]
+    pub resnet: Option<ResNetSection>,
     /// Stage widths for `architecture = "smallcnn"` (default 16..256).
     #[serde(default)]
     pub smallcnn: Option<SmallCnnSection>,
@@ -153,6 +156,15 @@ pub struct DenseNetSection {
     pub block_config: Vec<usize>,
     pub num_init_features: usize,
     pub bn_size: usize,
+}
+
+/// A bottleneck ResNet other than ResNet-50: blocks per stage and each
+/// stage's bottleneck width (torchvision's `planes`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResNetSection {
+    pub layers: Vec<usize>,
+    pub widths: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -294,6 +306,26 @@ impl Manifest {
                 bn_size: d.bn_size,
             })),
             ("densenet", None) => Err("densenet: the [densenet] table is required".into()),
+            ("resnet", _) => {
+                let Some(r) = &self.resnet else {
+                    return Err("resnet: the [resnet] table is required".into());
+                };
+                if r.layers.is_empty()
+                    || r.layers.len() != r.widths.len()
+                    || r.layers.contains(&0)
+                    || r.widths.contains(&0)
+                {
+                    return Err(
+                        "resnet: layers and widths need one non-zero value per stage each".into(),
+                    );
+                }
+                Ok(Architecture::ResNet(ResNetConfig {
+                    in_channels: channels,
+                    num_classes: classes,
+                    layers: r.layers.clone(),
+                    widths: r.widths.clone(),
+                }))
+            }
             ("smallcnn", _) => {
                 let mut c = SmallCnnConfig::new(channels, classes);
                 if let Some(s) = &self.smallcnn {
@@ -305,7 +337,7 @@ impl Manifest {
                 Ok(Architecture::SmallCnn(c))
             }
             (other, _) => Err(format!(
-                "architecture: '{other}' is not densenet121, resnet50, densenet or smallcnn"
+                "architecture: '{other}' is not densenet121, resnet50, densenet, resnet or smallcnn"
             )),
         }
     }

@@ -14,6 +14,10 @@ pub struct ResNetConfig {
     pub num_classes: usize,
     /// Bottleneck blocks per stage.
     pub layers: Vec<usize>,
+    /// Each stage's bottleneck width (`planes` in torchvision; the stage
+    /// outputs four times as many channels); the stem has the first
+    /// stage's. ResNet-50: 64, 128, 256, 512.
+    pub widths: Vec<usize>,
 }
 
 impl ResNetConfig {
@@ -23,6 +27,7 @@ impl ResNetConfig {
             in_channels,
             num_classes,
             layers: vec![3, 4, 6, 3],
+            widths: vec![64, 128, 256, 512],
         }
     }
 }
@@ -87,12 +92,12 @@ pub struct ResNet {
 
 impl ResNet {
     pub fn new(config: ResNetConfig, vb: VarBuilder) -> Result<Self> {
-        let conv1 = conv(config.in_channels, 64, 7, 2, 3, vb.pp("conv1"))?;
-        let bn1 = bn(64, vb.pp("bn1"))?;
-        let mut input = 64;
+        let stem = config.widths[0];
+        let conv1 = conv(config.in_channels, stem, 7, 2, 3, vb.pp("conv1"))?;
+        let bn1 = bn(stem, vb.pp("bn1"))?;
+        let mut input = stem;
         let mut stages = Vec::new();
-        for (s, &blocks) in config.layers.iter().enumerate() {
-            let width = 64 << s;
+        for (s, (&blocks, &width)) in config.layers.iter().zip(&config.widths).enumerate() {
             let stride = if s == 0 { 1 } else { 2 };
             let vb_stage = vb.pp(format!("layer{}", s + 1));
             let mut stage = Vec::with_capacity(blocks);
@@ -117,7 +122,7 @@ impl ResNet {
         })
     }
 
-    /// The last stage's feature maps, `N x 2048 x h x w`.
+    /// The last stage's feature maps, `N x 4 widths[last] x h x w`.
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.bn1.forward_t(&self.conv1.forward(x)?, false)?.relu()?;
         // MaxPool(3, stride 2, padding 1) after ReLU: zero padding is exact.

@@ -107,6 +107,14 @@ fn resnet_fast_path_matches_candle() {
         2,
         SHAPES,
     );
+    // A narrow one, as torchvision builds with other stage widths.
+    let narrow = ResNetConfig {
+        in_channels: 1,
+        num_classes: 4,
+        layers: vec![1, 2, 1, 1],
+        widths: vec![8, 16, 32, 64],
+    };
+    compare(Architecture::ResNet(narrow), 2, &[(2, 64, 64), (1, 65, 47)]);
 }
 
 #[test]

@@ -153,6 +153,7 @@ fn class_maps_cover_the_feature_grid() {
             in_channels: 1,
             num_classes: 3,
             layers: vec![1, 1, 1, 1],
+            widths: vec![8, 16, 32, 64],
         }),
     ] {
         let model = Model::with_formula_weights(arch, &Device::Cpu).unwrap();

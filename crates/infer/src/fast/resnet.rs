@@ -64,11 +64,18 @@ impl ResNet {
     /// From a torchvision ResNet's state dict; returns the network and its
     /// output channels.
     pub fn new(c: &ResNetConfig, vb: VarBuilder) -> Result<(ResNet, usize)> {
-        let stem = Folded::new(c.in_channels, 64, 7, 2, 3, vb.pp("conv1"), vb.pp("bn1"))?;
-        let mut input = 64;
+        let stem = Folded::new(
+            c.in_channels,
+            c.widths[0],
+            7,
+            2,
+            3,
+            vb.pp("conv1"),
+            vb.pp("bn1"),
+        )?;
+        let mut input = c.widths[0];
         let mut stages = Vec::new();
-        for (s, &blocks) in c.layers.iter().enumerate() {
-            let width = 64 << s;
+        for (s, (&blocks, &width)) in c.layers.iter().zip(&c.widths).enumerate() {
             let out = width * EXPANSION;
             let vb = vb.pp(format!("layer{}", s + 1));
             let mut stage = Vec::with_capacity(blocks);
