@@ -868,4 +868,15 @@ fn a_version_in_shadow_never_reports_and_versions_switch_without_a_restart() {
         },
     );
     assert!(d.log().contains("model loaded (an admin set it running)"));
+    // The table an admin reads: version 2's shadow rows against study A.
+    let out = d.cli(&["models", "compare", "demo-cxr"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = text(&out);
+    assert!(table.contains("AGREES WITH ACTIVE"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("2 ") && l.contains("shadow") && l.contains("Effusion")),
+        "{table}"
+    );
 }
