@@ -126,6 +126,55 @@ fn classifier(dir: &std::path::Path) -> infer::Classifier {
     infer::Classifier::load(m, &candle_core::Device::Cpu).unwrap()
 }
 
+/// Every line is in the manifest the converter wrote.
+fn assert_manifest_has(manifest: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(manifest.contains(line), "'{line}' not in {manifest}");
+    }
+}
+
+/// The model's logits on `x` match PyTorch's (`theirs`: images x labels)
+/// within 1e-4, relative above 1.
+fn assert_logits_match(c: &infer::Classifier, x: &candle_core::Tensor, theirs: &serde_json::Value) {
+    let ours: Vec<Vec<f32>> = c.model.logits(x).unwrap().to_vec2().unwrap();
+    for (n, row) in ours.iter().enumerate() {
+        for (k, v) in row.iter().enumerate() {
+            let t = theirs[n][k].as_f64().unwrap();
+            assert!(
+                (*v as f64 - t).abs() <= 1e-4 * t.abs().max(1.0),
+                "{}: image {n} label {k}: {v} vs {t}",
+                c.manifest.path.display()
+            );
+        }
+    }
+}
+
+/// The reported probabilities on `x` match torchxrayvision's forward
+/// (`theirs`: images x all labels) within 1e-4; exactly `predicted`
+/// labels are reported.
+fn assert_probabilities_match(
+    c: &infer::Classifier,
+    x: &candle_core::Tensor,
+    theirs: &serde_json::Value,
+    predicted: usize,
+) {
+    let p = c.predict(x, false).unwrap();
+    let labels = &c.manifest.labels;
+    for (n, findings) in p.findings.iter().enumerate() {
+        assert_eq!(findings.len(), predicted, "only the labels it predicts");
+        for f in findings {
+            let k = labels.iter().position(|l| *l == f.label).unwrap();
+            let t = theirs[n][k].as_f64().unwrap();
+            assert!(
+                (f.probability as f64 - t).abs() <= 1e-4,
+                "image {n} {}: {} vs torchxrayvision {t}",
+                f.label,
+                f.probability
+            );
+        }
+    }
+}
+
 /// Real torchxrayvision modules (fixtures/infer/xrv, from
 /// tools/infer_reference.py) convert with one command each: a DenseNet
 /// saved whole needs no flag but its name; its plain state dict is refused
@@ -145,32 +194,22 @@ fn torchxrayvision_models_convert_with_one_command() {
     let whole = models.join("whole");
     let (run, manifest) = convert("densenet-whole.pt", &whole, &[]);
     assert!(run.status.success(), "{}", text(&run));
-    for line in [
-        "architecture = \"densenet\"",
-        "\"Atelectasis\", \"Consolidation\"",
-        "\"Enlarged Cardiomediastinum\"]",
-        "not_predicted = []",
-        "size = 224",
-        "resize = \"skimage\"",
-        "growth_rate = 4",
-        "block_config = [2, 2]",
-        "modalities = [\"CR\", \"DX\"]",
-        "body_parts = [\"CHEST\"]",
-    ] {
-        assert!(manifest.contains(line), "'{line}' not in {manifest}");
-    }
-    let c = classifier(&whole);
-    let ours: Vec<Vec<f32>> = c.model.logits(&x).unwrap().to_vec2().unwrap();
-    let theirs = &expected["densenet"]["logits"];
-    for (n, row) in ours.iter().enumerate() {
-        for (k, v) in row.iter().enumerate() {
-            let t = theirs[n][k].as_f64().unwrap();
-            assert!(
-                (*v as f64 - t).abs() <= 1e-4 * t.abs().max(1.0),
-                "image {n} label {k}: {v} vs {t}"
-            );
-        }
-    }
+    assert_manifest_has(
+        &manifest,
+        &[
+            "architecture = \"densenet\"",
+            "\"Atelectasis\", \"Consolidation\"",
+            "\"Enlarged Cardiomediastinum\"]",
+            "not_predicted = []",
+            "size = 224",
+            "resize = \"skimage\"",
+            "growth_rate = 4",
+            "block_config = [2, 2]",
+            "modalities = [\"CR\", \"DX\"]",
+            "body_parts = [\"CHEST\"]",
+        ],
+    );
+    assert_logits_match(&classifier(&whole), &x, &expected["densenet"]["logits"]);
 
     // The plain state dict carries no labels: refused, saying what to pass.
     let state = models.join("state");
@@ -211,37 +250,25 @@ fn torchxrayvision_models_convert_with_one_command() {
         c.model.logits(&x).is_ok(),
         "op_threshs must not be among the weights"
     );
-    let p = c.predict(&x, false).unwrap();
-    let theirs = &expected["densenet-nih"]["op_norm"];
-    for (n, findings) in p.findings.iter().enumerate() {
-        assert_eq!(findings.len(), 14, "only the labels it predicts");
-        for (k, f) in findings.iter().enumerate() {
-            let t = theirs[n][k].as_f64().unwrap();
-            assert!(
-                (f.probability as f64 - t).abs() <= 1e-4,
-                "image {n} {}: {} vs torchxrayvision {t}",
-                f.label,
-                f.probability
-            );
-        }
-    }
+    assert_probabilities_match(&c, &x, &expected["densenet-nih"]["op_norm"], 14);
     // xrv's ResNet saved whole (a narrow torchvision ResNet inside, keys
     // under `model.`), and its state dict with --xrv-weights.
     let resnet = models.join("resnet");
     let (run, manifest) = convert("resnet-whole.pt", &resnet, &[]);
     assert!(run.status.success(), "{}", text(&run));
-    for line in [
-        "architecture = \"resnet\"",
-        "[resnet]",
-        "layers = [1, 2, 1, 1]",
-        "widths = [4, 8, 16, 32]",
-        "size = 512",
-        "resize = \"skimage\"",
-        "not_predicted = [\"Lung Lesion\", \"Enlarged Cardiomediastinum\"]",
-        "body_parts = [\"CHEST\"]",
-    ] {
-        assert!(manifest.contains(line), "'{line}' not in {manifest}");
-    }
+    assert_manifest_has(
+        &manifest,
+        &[
+            "architecture = \"resnet\"",
+            "[resnet]",
+            "layers = [1, 2, 1, 1]",
+            "widths = [4, 8, 16, 32]",
+            "size = 512",
+            "resize = \"skimage\"",
+            "not_predicted = [\"Lung Lesion\", \"Enlarged Cardiomediastinum\"]",
+            "body_parts = [\"CHEST\"]",
+        ],
+    );
     let resnet_state = models.join("resnet-state");
     let (run, _) = convert("resnet-state.pt", &resnet_state, &[]);
     assert!(
@@ -262,34 +289,8 @@ fn torchxrayvision_models_convert_with_one_command() {
     );
     for folder in [&resnet, &resnet_state] {
         let c = classifier(folder);
-        let ours: Vec<Vec<f32>> = c.model.logits(&x).unwrap().to_vec2().unwrap();
-        let theirs = &expected["resnet"]["logits"];
-        for (n, row) in ours.iter().enumerate() {
-            for (k, v) in row.iter().enumerate() {
-                let t = theirs[n][k].as_f64().unwrap();
-                assert!(
-                    (*v as f64 - t).abs() <= 1e-4 * t.abs().max(1.0),
-                    "{}: image {n} label {k}: {v} vs {t}",
-                    folder.display()
-                );
-            }
-        }
-        let p = c.predict(&x, false).unwrap();
-        let theirs = &expected["resnet"]["op_norm"];
-        let labels = &c.manifest.labels;
-        for (n, findings) in p.findings.iter().enumerate() {
-            assert_eq!(findings.len(), 16, "only the labels it predicts");
-            for f in findings {
-                let k = labels.iter().position(|l| *l == f.label).unwrap();
-                let t = theirs[n][k].as_f64().unwrap();
-                assert!(
-                    (f.probability as f64 - t).abs() <= 1e-4,
-                    "image {n} {}: {} vs torchxrayvision {t}",
-                    f.label,
-                    f.probability
-                );
-            }
-        }
+        assert_logits_match(&c, &x, &expected["resnet"]["logits"]);
+        assert_probabilities_match(&c, &x, &expected["resnet"]["op_norm"], 16);
     }
 
     let cfg = config_for(dir.path());
