@@ -102,20 +102,27 @@ fn heatmap_png(d: &Daemon, finding: &serde_json::Value) -> Vec<u8> {
     png
 }
 
-/// A daemon with the bundled model, Orthanc as destination `pacs`, and
-/// six demo studies analysed and delivered.
-fn daemon_with_demo_studies() -> (Daemon, Orthanc) {
+/// A daemon with the test users, the models in `models`, a quiet period
+/// of 1 s, and Orthanc as destination `pacs`.
+fn daemon_and_pacs(models: &std::path::Path) -> (Daemon, Orthanc) {
     let pacs_port = free_port();
     let d = Daemon::start(
         "",
         &format!(
             "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n\n{}",
             Orthanc::AE,
-            repo_root().join("models").display(),
+            models.display(),
             users()
         ),
     );
     let pacs = Orthanc::start_with(pacs_port, &[], true);
+    (d, pacs)
+}
+
+/// A daemon with the bundled model, Orthanc as destination `pacs`, and
+/// six demo studies analysed and delivered.
+fn daemon_with_demo_studies() -> (Daemon, Orthanc) {
+    let (d, pacs) = daemon_and_pacs(&repo_root().join("models"));
     let to = format!("127.0.0.1:{}", d.port);
     let out = d.cli(&["demo", "--no-start", "--to", &to, "--studies", "6"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -677,17 +684,7 @@ fn a_version_in_shadow_never_reports_and_versions_switch_without_a_restart() {
     assert!(std::fs::read_to_string(models.path().join("v2/model.toml"))
         .unwrap()
         .contains("1e-30, 1e-30"));
-    let pacs_port = free_port();
-    let d = Daemon::start(
-        "",
-        &format!(
-            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n\n{}",
-            Orthanc::AE,
-            models.path().display(),
-            users()
-        ),
-    );
-    let pacs = Orthanc::start_with(pacs_port, &[], true);
+    let (d, pacs) = daemon_and_pacs(models.path());
     // (version, state) of every loaded version, in version order.
     let states = |token: &str| -> Vec<(String, String)> {
         let mut now: Vec<(String, String)> = get_json(&d, "/api/models", token)
