@@ -491,3 +491,71 @@ fn two_active_versions_of_a_model_are_refused() {
         text(&out)
     );
 }
+
+/// An ONNX classifier of an architecture triaged has no Rust code for
+/// (fixtures/infer/onnx/mini-convnext.onnx) passes `models check` and
+/// reads a radiograph with `analyze`, from DICOM to probabilities.
+#[test]
+fn an_onnx_model_is_checked_and_reads_a_radiograph() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("models/mini");
+    std::fs::create_dir_all(&model).unwrap();
+    let bytes = std::fs::read(repo_root().join("fixtures/infer/onnx/mini-convnext.onnx")).unwrap();
+    std::fs::write(model.join("model.onnx"), &bytes).unwrap();
+    std::fs::write(
+        model.join("model.toml"),
+        format!(
+            "name = \"mini\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"model.onnx\"\nsha256 = \"{:x}\"\nlabels = [\"A\", \"B\", \"C\", \"D\"]\noutput = \"probabilities\"\noutput_name = \"probabilities\"\n[input]\nspec = \"unit\"\nsize = 64\n",
+            Sha256::digest(&bytes)
+        ),
+    )
+    .unwrap();
+    let cfg = config_for(dir.path());
+    let out = triaged(&["models", "check"], &cfg);
+    assert!(
+        text(&out).contains("1 model(s) checked, 0 failed"),
+        "{}",
+        text(&out)
+    );
+    let out = triaged(&["models", "list"], &cfg);
+    assert!(
+        text(&out).contains("mini 1 (onnx, unit 64x64): 4 labels"),
+        "{}",
+        text(&out)
+    );
+    let data = dir.path().join("data");
+    let out = triaged(
+        &["phantom", "--out", data.to_str().unwrap(), "--count", "1"],
+        &cfg,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let image = files_under(&data)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .unwrap();
+    let scored = triaged(
+        &[
+            "analyze",
+            "--json",
+            "--model",
+            model.to_str().unwrap(),
+            image.to_str().unwrap(),
+        ],
+        &cfg,
+    );
+    assert!(scored.status.success(), "{}", text(&scored));
+    let scored: serde_json::Value = serde_json::from_slice(&scored.stdout).unwrap();
+    let labels = scored[0]["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 4, "{scored}");
+    assert!(every(labels, |l| l["probability"]
+        .as_f64()
+        .is_some_and(|p| p > 0.0 && p < 1.0)));
+    // A tampered graph is caught by its checksum.
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n - 8] ^= 0x55;
+    std::fs::write(model.join("model.onnx"), bad).unwrap();
+    let out = triaged(&["models", "check"], &cfg);
+    assert!(text(&out).contains("SHA-256"), "{}", text(&out));
+}

@@ -17,7 +17,8 @@ Needs torch and torchvision (a venv of its own; they are large):
     bench/.venv-torch/bin/pip install torch==2.15.0 numpy safetensors pillow
     bench/.venv-torch/bin/pip install --no-deps torchvision==0.29.2
     bench/.venv-torch/bin/pip install torchxrayvision==1.5.7 pydicom==3.0.2
-    bench/.venv-torch/bin/python tools/infer_reference.py [xrv]   # xrv: fixtures/infer/xrv only
+    bench/.venv-torch/bin/pip install onnx==1.23.2 onnxruntime==1.31.1 onnxscript==0.7.2
+    bench/.venv-torch/bin/python tools/infer_reference.py [xrv|onnx]   # only fixtures/infer/xrv or /onnx
 """
 import json
 import math
@@ -313,15 +314,83 @@ def xrv_fixtures(root):
     print("wrote", out)
 
 
+class MiniConvNeXt(torch.nn.Module):
+    """A small network of operators triaged has no Rust code for
+    (depthwise convolution, LayerNorm, GELU, SiLU), ConvNeXt-like, with two
+    outputs: the last feature maps and the labels' probabilities."""
+
+    def __init__(self, classes=4, width=8):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(1, width, 4, stride=4)
+        self.norm1 = torch.nn.LayerNorm(width)
+        self.dw = torch.nn.Conv2d(width, width, 7, padding=3, groups=width)
+        self.norm2 = torch.nn.LayerNorm(width)
+        self.up = torch.nn.Linear(width, 4 * width)
+        self.down = torch.nn.Linear(4 * width, width)
+        self.reduce = torch.nn.Conv2d(width, 2 * width, 2, stride=2)
+        self.head = torch.nn.Linear(2 * width, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.down(torch.nn.functional.gelu(self.up(self.norm2(y)))).permute(0, 3, 1, 2)
+        maps = torch.nn.functional.silu(self.reduce(x + y))
+        return maps, torch.sigmoid(self.head(maps.mean(dim=(2, 3))))
+
+
+def onnx_fixtures(root):
+    """Small ONNX classifiers and onnxruntime's outputs on the parity input
+    (fixtures/infer/onnx/): a torchvision DenseNet exported as logits, and
+    MiniConvNeXt with two outputs, its labels as probabilities."""
+    import onnxruntime
+    out = os.path.join(root, "fixtures/infer/onnx")
+    os.makedirs(out, exist_ok=True)
+    dims = [2, 1, 64, 64]
+    scales, offsets = [1, 2], [0.5, 0]
+    u = uniform("input", int(np.prod(dims))).reshape(dims)
+    x = np.stack([u[n] * np.float32(scales[n]) + np.float32(offsets[n]) for n in range(dims[0])])
+    expected = {"generator": "tools/infer_reference.py onnx", "torch": torch.__version__,
+                "onnxruntime": onnxruntime.__version__,
+                "input": {"name": "input", "dims": dims, "scale": scales, "offset": offsets}}
+    dense = torchvision.models.DenseNet(growth_rate=4, block_config=(2, 2), num_init_features=8, num_classes=3)
+    dense.features.conv0 = torch.nn.Conv2d(1, 8, kernel_size=7, stride=2, padding=3, bias=False)
+    torch.manual_seed(0)
+    mini = MiniConvNeXt()
+    models = {
+        "tiny-densenet": (fill(dense, XRV_GAIN).eval(), ["logits"]),
+        "mini-convnext": (mini.eval(), ["maps", "probabilities"]),
+    }
+    for name, (model, outputs) in models.items():
+        path = os.path.join(out, name + ".onnx")
+        torch.onnx.export(model, (torch.from_numpy(x[:1]),), path, input_names=["image"],
+                          output_names=outputs, opset_version=17, dynamo=False,
+                          dynamic_axes={"image": {0: "batch"}, **{o: {0: "batch"} for o in outputs}})
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        values = session.run(None, {"image": x})
+        with torch.no_grad():
+            theirs = model(torch.from_numpy(x))
+        theirs = theirs[-1] if isinstance(theirs, tuple) else theirs
+        assert np.abs(values[-1] - theirs.numpy()).max() < 1e-5, name
+        expected[name] = {"outputs": outputs, outputs[-1]: values[-1].astype(float).tolist()}
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+    print("wrote", out)
+
+
 def main():
     torch.set_num_threads(1)
     root = os.path.join(os.path.dirname(__file__), "..")
     if sys.argv[1:] == ["xrv"]:  # only fixtures/infer/xrv
         xrv_fixtures(root)
         return
+    if sys.argv[1:] == ["onnx"]:  # only fixtures/infer/onnx
+        onnx_fixtures(root)
+        return
     converted(root)
     gains = GAINS
     xrv_fixtures(root)
+    onnx_fixtures(root)
     write(root, "densenet121_parity.json", densenet121_xrv(gains["densenet121"]),
           "densenet121, 1 channel, 18 classes, formula weights",
           "features.conv0.weight", [64, 1, 7, 7], [2, 1, 224, 224], gains["densenet121"])

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::manifest::{Manifest, ManifestError};
+use crate::manifest::{Manifest, ManifestError, OutputKind};
 use crate::{Backend, InferError, Model};
 
 /// One label's result for one image.
@@ -96,18 +96,25 @@ impl Classifier {
                     .iter()
                     .filter_map(|&i| row.get(i).map(|&z| (i, z)))
                     .map(|(i, z)| {
-                        let p = self.manifest.recalibrated(i, 1.0 / (1.0 + (-z).exp()));
+                        let p = match self.manifest.output {
+                            OutputKind::Logits => 1.0 / (1.0 + (-z).exp()),
+                            OutputKind::Probabilities => z,
+                        };
+                        let p = self.manifest.recalibrated(i, p);
                         let threshold = self.manifest.decision_threshold(i);
                         let flagged = p >= threshold;
-                        let heatmap = maps.as_ref().filter(|_| flagged).map(|m| {
-                            let cm = &m[n];
-                            let plane = cm.height * cm.width;
-                            (
-                                cm.height,
-                                cm.width,
-                                cm.maps[i * plane..(i + 1) * plane].to_vec(),
-                            )
-                        });
+                        let heatmap = maps
+                            .as_ref()
+                            .filter(|_| flagged)
+                            .and_then(|m| m.get(n))
+                            .map(|cm| {
+                                let plane = cm.height * cm.width;
+                                (
+                                    cm.height,
+                                    cm.width,
+                                    cm.maps[i * plane..(i + 1) * plane].to_vec(),
+                                )
+                            });
                         Finding {
                             label: self.manifest.labels[i].clone(),
                             probability: p,

@@ -16,6 +16,10 @@ pub enum InferError {
     Input { dims: Vec<usize>, detail: String },
     #[error("input contains {count} NaN or infinite values")]
     NonFinite { count: usize },
+    /// An ONNX graph that cannot be loaded or run: the message names the
+    /// node and operator where tract does.
+    #[error("ONNX model {path}: {detail}")]
+    Onnx { path: PathBuf, detail: String },
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -5,6 +5,8 @@
 //! knows nothing of DICOM: it takes `N x C x H x W` tensors (from
 //! `crates/imaging`) and returns logits.
 //!
+//! Any other classifier runs as an ONNX graph on tract ([`onnx`]).
+//!
 //! [`formula`] makes deterministic weights that `tools/infer_reference.py`
 //! reproduces in PyTorch, which is how parity with PyTorch is tested
 //! without a weight file.
@@ -17,6 +19,7 @@ pub mod formula;
 mod layers;
 pub mod manifest;
 mod model;
+pub mod onnx;
 pub mod resnet;
 pub mod smallcnn;
 pub mod train;
@@ -27,6 +30,7 @@ pub use error::InferError;
 pub use fast::profile;
 pub use manifest::{Aggregation, Lifecycle, Manifest, ManifestError};
 pub use model::{Architecture, Backend, ClassMaps, Model};
+pub use onnx::{OnnxConfig, OnnxNet};
 pub use resnet::{ResNet, ResNetConfig};
 pub use smallcnn::{SmallCnn, SmallCnnConfig};
 pub use train::Trainer;

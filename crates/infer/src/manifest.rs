@@ -17,6 +17,8 @@
 //! state = "shadow"               # active (default) | shadow | disabled, until an admin changes it
 //! intended_use = "…"
 //! aggregation = "image"          # image | series-max (CT: one result per series)
+//! output = "logits"              # logits (default) | probabilities (what the labels' values are)
+//! output_name = "probs"          # ONNX: the graph output holding the labels (if it has several)
 //! [input]
 //! spec = "xrv"                   # an imaging input spec: xrv | ct-window | unit
 //! size = 224
@@ -34,7 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::{Architecture, DenseNetConfig, ResNetConfig, SmallCnnConfig};
+use crate::{Architecture, DenseNetConfig, OnnxConfig, ResNetConfig, SmallCnnConfig};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +72,13 @@ pub struct Manifest {
     /// How results over a series' images become findings.
     #[serde(default)]
     pub aggregation: Aggregation,
+    /// What the network's label outputs are.
+    #[serde(default)]
+    pub output: OutputKind,
+    /// ONNX: the graph output holding the labels (needed when it has
+    /// several).
+    #[serde(default)]
+    pub output_name: Option<String>,
     /// Hyper-parameters for `architecture = "densenet"`.
     #[serde(default)]
     pub densenet: Option<DenseNetSection>,
@@ -122,6 +131,17 @@ pub enum Lifecycle {
     Shadow,
     /// It reads nothing.
     Disabled,
+}
+
+/// What a network's label outputs are.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputKind {
+    /// Logits: a sigmoid makes them probabilities.
+    #[default]
+    Logits,
+    /// Probabilities already (a sigmoid in the graph): used as they are.
+    Probabilities,
 }
 
 /// How a model's per-image results become findings.
@@ -213,6 +233,9 @@ impl Manifest {
 
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if self.output_name.is_some() && self.architecture != "onnx" {
+            p.push("output_name: only for architecture = \"onnx\"".into());
+        }
         if self.labels.is_empty() {
             p.push("labels: at least one label is needed".into());
         }
@@ -306,6 +329,12 @@ impl Manifest {
                 bn_size: d.bn_size,
             })),
             ("densenet", None) => Err("densenet: the [densenet] table is required".into()),
+            ("onnx", _) => Ok(Architecture::Onnx(OnnxConfig {
+                in_channels: channels,
+                num_classes: classes,
+                size: self.input.size,
+                output: self.output_name.clone(),
+            })),
             ("resnet", _) => {
                 let Some(r) = &self.resnet else {
                     return Err("resnet: the [resnet] table is required".into());
@@ -337,7 +366,7 @@ impl Manifest {
                 Ok(Architecture::SmallCnn(c))
             }
             (other, _) => Err(format!(
-                "architecture: '{other}' is not densenet121, resnet50, densenet, resnet or smallcnn"
+                "architecture: '{other}' is not densenet121, resnet50, densenet, resnet, smallcnn or onnx"
             )),
         }
     }

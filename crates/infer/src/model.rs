@@ -11,6 +11,7 @@ use candle_nn::{Init, Linear, VarBuilder};
 
 use crate::fast::FastNet;
 use crate::formula::FormulaBackend;
+use crate::onnx::{OnnxConfig, OnnxNet};
 use crate::{DenseNet, DenseNetConfig, InferError, ResNet, ResNetConfig, SmallCnn, SmallCnnConfig};
 
 /// A supported network and its hyper-parameters.
@@ -19,6 +20,8 @@ pub enum Architecture {
     DenseNet(DenseNetConfig),
     ResNet(ResNetConfig),
     SmallCnn(SmallCnnConfig),
+    /// A graph run by tract (no candle network, no named tensors).
+    Onnx(OnnxConfig),
 }
 
 impl Architecture {
@@ -27,6 +30,7 @@ impl Architecture {
             Architecture::DenseNet(c) => format!("densenet{}", densenet_depth(c)),
             Architecture::ResNet(c) => format!("resnet{}", 2 + 3 * c.layers.iter().sum::<usize>()),
             Architecture::SmallCnn(_) => "smallcnn".into(),
+            Architecture::Onnx(_) => "onnx".into(),
         }
     }
 
@@ -35,6 +39,7 @@ impl Architecture {
             Architecture::DenseNet(c) => c.in_channels,
             Architecture::ResNet(c) => c.in_channels,
             Architecture::SmallCnn(c) => c.in_channels,
+            Architecture::Onnx(c) => c.in_channels,
         }
     }
 
@@ -43,6 +48,7 @@ impl Architecture {
             Architecture::DenseNet(c) => c.num_classes,
             Architecture::ResNet(c) => c.num_classes,
             Architecture::SmallCnn(c) => c.num_classes,
+            Architecture::Onnx(c) => c.num_classes,
         }
     }
 
@@ -73,6 +79,7 @@ fn build(arch: &Architecture, vb: VarBuilder) -> candle_core::Result<Net> {
         Architecture::DenseNet(c) => Net::DenseNet(DenseNet::new(c.clone(), vb)?),
         Architecture::ResNet(c) => Net::ResNet(ResNet::new(c.clone(), vb)?),
         Architecture::SmallCnn(c) => Net::SmallCnn(SmallCnn::new(c.clone(), vb)?),
+        Architecture::Onnx(_) => candle_core::bail!("an ONNX graph has no candle network"),
     })
 }
 
@@ -128,11 +135,16 @@ pub enum Backend {
     /// candle's generic operations: GPU devices, and the reference the fast
     /// path is compared with (tests, `bench/infer.sh`).
     Candle,
+    /// tract, for ONNX graphs (`architecture = "onnx"` chooses it; not a
+    /// configuration value).
+    #[serde(skip)]
+    Tract,
 }
 
 enum Engine {
     Candle(Net),
     Fast(FastNet),
+    Onnx(OnnxNet),
 }
 
 impl Engine {
@@ -150,6 +162,7 @@ impl Engine {
 
     fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
+            Engine::Onnx(_) => candle_core::bail!("an ONNX graph exposes no feature maps"),
             Engine::Fast(n) => n.features(x),
             Engine::Candle(Net::DenseNet(n)) => n.features(x),
             Engine::Candle(Net::ResNet(n)) => n.features(x),
@@ -157,13 +170,14 @@ impl Engine {
         }
     }
 
-    fn head(&self) -> &Linear {
-        match self {
+    fn head(&self) -> candle_core::Result<&Linear> {
+        Ok(match self {
+            Engine::Onnx(_) => candle_core::bail!("an ONNX graph exposes no linear head"),
             Engine::Fast(n) => n.head(),
             Engine::Candle(Net::DenseNet(n)) => n.head(),
             Engine::Candle(Net::ResNet(n)) => n.head(),
             Engine::Candle(Net::SmallCnn(n)) => n.head(),
-        }
+        })
     }
 }
 
@@ -193,6 +207,14 @@ impl Model {
         device: &Device,
         backend: Backend,
     ) -> Result<Model, InferError> {
+        if let Architecture::Onnx(c) = &architecture {
+            let net = OnnxNet::load(weights, c.clone())?;
+            return Ok(Model {
+                architecture,
+                engine: Engine::Onnx(net),
+                device: Device::Cpu,
+            });
+        }
         let tensors =
             candle_core::safetensors::load(weights, device).map_err(|e| InferError::Weights {
                 path: weights.to_path_buf(),
@@ -251,6 +273,7 @@ impl Model {
         match self.engine {
             Engine::Fast(_) => Backend::Fast,
             Engine::Candle(_) => Backend::Candle,
+            Engine::Onnx(_) => Backend::Tract,
         }
     }
 
@@ -294,23 +317,30 @@ impl Model {
     /// Global average pooling and the linear head (the same for every
     /// architecture and backend).
     fn classify(&self, maps: &Tensor) -> candle_core::Result<Tensor> {
-        crate::layers::classify(self.engine.head(), maps)
+        crate::layers::classify(self.engine.head()?, maps)
     }
 
     /// Logits, `N x classes`, for a checked input.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor, InferError> {
         self.check_input(x)?;
+        if let Engine::Onnx(n) = &self.engine {
+            return n.run(x);
+        }
         Ok(self.classify(&self.features(x)?)?)
     }
 
     /// Logits and, per image, class activation maps: for a global-average
     /// pool followed by a linear layer, CAM is exact and needs no gradient.
+    /// An ONNX graph gives no maps (none: no heatmaps).
     pub fn logits_and_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<ClassMaps>), InferError> {
+        if let Engine::Onnx(_) = &self.engine {
+            return Ok((self.logits(x)?, Vec::new()));
+        }
         self.check_input(x)?;
         let maps = self.features(x)?;
         let logits = self.classify(&maps)?;
         let (n, c, h, w) = maps.dims4()?;
-        let weight = self.engine.head().weight();
+        let weight = self.engine.head()?.weight();
         // classes x C times C x (h*w), per image.
         let mut out = Vec::with_capacity(n);
         for i in 0..n {

@@ -251,3 +251,129 @@ fn converted_weights_load_and_match_pytorch() {
     let err = relative_error(&ours, &expected["logits"]);
     assert!(err <= 1e-4, "relative error {err:e} against PyTorch");
 }
+
+/// An ONNX fixture (fixtures/infer/onnx, from `tools/infer_reference.py
+/// onnx`) behind a manifest written next to a copy of it.
+fn onnx_classifier(
+    dir: &std::path::Path,
+    file: &str,
+    labels: &[&str],
+    extra: &str,
+) -> Result<infer::Classifier, String> {
+    use sha2::{Digest, Sha256};
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/infer/onnx")
+        .join(file);
+    let bytes = std::fs::read(src).unwrap();
+    std::fs::write(dir.join("model.onnx"), &bytes).unwrap();
+    let labels: Vec<String> = labels.iter().map(|l| format!("\"{l}\"")).collect();
+    std::fs::write(
+        dir.join("model.toml"),
+        format!(
+            "name = \"m\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"model.onnx\"\nsha256 = \"{:x}\"\nlabels = [{}]\n{extra}\n[input]\nspec = \"unit\"\nsize = 64\n",
+            Sha256::digest(&bytes),
+            labels.join(", ")
+        ),
+    )
+    .unwrap();
+    let m = infer::Manifest::load(&dir.join("model.toml")).map_err(|e| e.to_string())?;
+    infer::Classifier::load(m, &Device::Cpu).map_err(|e| e.to_string())
+}
+
+/// ONNX graphs run on tract as onnxruntime runs them: a DenseNet's logits,
+/// and the probabilities output of a network triaged has no Rust code for
+/// (depthwise convolution, LayerNorm, GELU, SiLU; two outputs, the labels
+/// named by `output_name`).
+#[test]
+fn onnx_graphs_match_onnxruntime() {
+    let r = reference("onnx/expected.json");
+    let x = input(&r);
+    let dir = tempfile::tempdir().unwrap();
+    let dense = onnx_classifier(dir.path(), "tiny-densenet.onnx", &["A", "B", "C"], "").unwrap();
+    assert_eq!(dense.model.backend(), infer::Backend::Tract);
+    let theirs = &r["tiny-densenet"]["logits"];
+    assert!(spread(theirs) > 0.1, "the fixture's images must differ");
+    let ours: Vec<Vec<f32>> = dense.model.logits(&x).unwrap().to_vec2().unwrap();
+    let e = relative_error(&ours, theirs);
+    assert!(e <= TOLERANCE, "tiny-densenet: relative error {e:e}");
+    // Logits: probabilities by a sigmoid.
+    let p = dense.predict(&x, true).unwrap();
+    let z = theirs[1][2].as_f64().unwrap();
+    let f = &p.findings[1][2];
+    assert!((f.probability as f64 - 1.0 / (1.0 + (-z).exp())).abs() <= 1e-4);
+    assert!(f.heatmap.is_none(), "no heatmap from a graph without maps");
+
+    let mini = onnx_classifier(
+        dir.path(),
+        "mini-convnext.onnx",
+        &["A", "B", "C", "D"],
+        "output = \"probabilities\"\noutput_name = \"probabilities\"",
+    )
+    .unwrap();
+    let theirs = &r["mini-convnext"]["probabilities"];
+    let p = mini.predict(&x, false).unwrap();
+    for (n, findings) in p.findings.iter().enumerate() {
+        for (k, f) in findings.iter().enumerate() {
+            let t = theirs[n][k].as_f64().unwrap();
+            assert!(
+                (f.probability as f64 - t).abs() <= 1e-4,
+                "image {n} label {k}: {} vs onnxruntime {t}",
+                f.probability
+            );
+        }
+    }
+}
+
+/// A graph that does not fit its manifest is refused at load, naming what.
+#[test]
+fn an_onnx_graph_that_does_not_fit_its_manifest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = onnx_classifier(dir.path(), "tiny-densenet.onnx", &["A", "B"], "")
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("output 'logits' is [1, 3]") && e.contains("(2 labels)"),
+        "{e}"
+    );
+    let labels = ["A", "B", "C", "D"];
+    let e = onnx_classifier(dir.path(), "mini-convnext.onnx", &labels, "")
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("has 2 outputs (maps, probabilities)") && e.contains("output_name"),
+        "{e}"
+    );
+    let e = onnx_classifier(
+        dir.path(),
+        "mini-convnext.onnx",
+        &labels,
+        "output_name = \"scores\"",
+    )
+    .err()
+    .unwrap();
+    assert!(e.contains("no output 'scores'"), "{e}");
+    // The maps are not one value per label either.
+    let e = onnx_classifier(
+        dir.path(),
+        "mini-convnext.onnx",
+        &labels,
+        "output_name = \"maps\"",
+    )
+    .err()
+    .unwrap();
+    assert!(e.contains("output 'maps' is [1, 16, 8, 8]"), "{e}");
+    // Not an ONNX file at all.
+    std::fs::write(dir.path().join("junk.onnx"), b"not a graph").unwrap();
+    let bytes = b"not a graph";
+    let m = format!(
+        "name = \"m\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"junk.onnx\"\nsha256 = \"{:x}\"\nlabels = [\"A\"]\n[input]\nspec = \"unit\"\nsize = 64\n",
+        <sha2::Sha256 as sha2::Digest>::digest(bytes)
+    );
+    std::fs::write(dir.path().join("model.toml"), m).unwrap();
+    let m = infer::Manifest::load(&dir.path().join("model.toml")).unwrap();
+    let e = infer::Classifier::load(m, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("ONNX model") && e.contains("junk.onnx"), "{e}");
+}

@@ -99,6 +99,7 @@ impl FastNet {
                 let net = smallcnn::SmallCnn::new(c, vb.pp("features"))?;
                 (Body::SmallCnn(net.0), net.1, "classifier")
             }
+            Architecture::Onnx(_) => candle_core::bail!("an ONNX graph has no fast-path network"),
         };
         let head = linear(channels, arch.num_classes(), vb.pp(head))?;
         Ok(FastNet {
