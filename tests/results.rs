@@ -415,11 +415,9 @@ fn a_destination_that_never_ends_its_response_is_cut_off() {
         .unwrap();
     // Wait for it to give up (a generous deadline); a send that never does
     // is killed before failing the test, as its buffer would grow on.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while send.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let gave_up = send.try_wait().unwrap().is_some();
+    let gave_up = wait_for(Duration::from_secs(120), || {
+        send.try_wait().unwrap().is_some()
+    });
     if !gave_up {
         let _ = send.kill();
     }

@@ -125,15 +125,24 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+/// Whether `f` became true before `timeout` (polled every 25 ms): for a
+/// test that must clean up before it fails.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !f() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if start.elapsed() >= timeout {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(25));
     }
+    true
+}
+
+pub fn wait_until(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    assert!(
+        wait_for(timeout, f),
+        "timed out after {timeout:?} waiting for {what}"
+    );
 }
 
 /// True when there is at least one item and every item satisfies `f`

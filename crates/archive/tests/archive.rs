@@ -492,13 +492,28 @@ async fn activating_a_version_disables_the_active_one() {
 
 type ModelStatePair = (archive::ModelState, archive::ModelState);
 
+/// Store instance `sop` of study 2.25.41 (series 2.25.42) and claim the
+/// job it makes.
+async fn job_for(a: &Archive, sop: &str) -> archive::Job {
+    store(a, sop, &data_set("2.25.41", "2.25.42", sop, 10))
+        .await
+        .unwrap();
+    let jobs = a.jobs();
+    jobs.assemble(
+        &archive::QuietPeriods::uniform(std::time::Duration::ZERO),
+        None,
+    )
+    .await
+    .unwrap();
+    jobs.claim().await.unwrap().unwrap()
+}
+
 /// A shadow model's findings are kept and compared, but never flag the
 /// study or reach the worklist.
 #[tokio::test]
 async fn shadow_findings_never_flag_a_study_and_are_compared() {
     let dir = tempfile::tempdir().unwrap();
     let a = open(dir.path(), 1 << 20).await;
-    let quiet = archive::QuietPeriods::uniform(std::time::Duration::ZERO);
     let jobs = a.jobs();
     let finding = |version: &str, label: &str, flagged: bool, shadow: bool| FindingRow {
         series_instance_uid: "2.25.42".into(),
@@ -512,15 +527,7 @@ async fn shadow_findings_never_flag_a_study_and_are_compared() {
         heatmap_uid: None,
         shadow,
     };
-    store(
-        &a,
-        "2.25.43",
-        &data_set("2.25.41", "2.25.42", "2.25.43", 10),
-    )
-    .await
-    .unwrap();
-    jobs.assemble(&quiet, None).await.unwrap();
-    let job = jobs.claim().await.unwrap().unwrap();
+    let job = job_for(&a, "2.25.43").await;
     // Only a shadow model applied, and it would flag.
     jobs.finish(
         &job,
@@ -537,15 +544,7 @@ async fn shadow_findings_never_flag_a_study_and_are_compared() {
     assert_ne!(study.flagged, Some(true));
     // A second instance: the active version reports, the shadow one
     // disagrees on Effusion and agrees on Nodule.
-    store(
-        &a,
-        "2.25.44",
-        &data_set("2.25.41", "2.25.42", "2.25.44", 10),
-    )
-    .await
-    .unwrap();
-    jobs.assemble(&quiet, None).await.unwrap();
-    let job = jobs.claim().await.unwrap().unwrap();
+    let job = job_for(&a, "2.25.44").await;
     let active = [
         finding("1", "Effusion", false, false),
         finding("1", "Nodule", true, false),

@@ -164,7 +164,7 @@ impl OnnxNet {
             .map_err(|e| problem(path, e))?;
             let result = self
                 .plan
-                .run(tvec!(Tensor32::from(one).into()))
+                .run(tvec!(TractTensor::from(one).into()))
                 .map_err(|e| problem(path, chain(&e)))?;
             let values = result[0]
                 .to_plain_array_view::<f32>()
@@ -179,4 +179,4 @@ impl OnnxNet {
     }
 }
 
-type Tensor32 = tract_onnx::prelude::Tensor;
+type TractTensor = tract_onnx::prelude::Tensor;

@@ -148,9 +148,9 @@ impl Pipeline {
     async fn analyse(&self, job: &Job) -> Result<Option<(Priority, usize)>, PipelineError> {
         let jobs = self.archive.jobs();
         let instances = jobs.instances(&job.study_instance_uid).await?;
-        let models = self.models.current(&self.archive).await?;
+        let now = self.models.current(&self.archive).await?;
         let (shadow, active): (Vec<Work>, Vec<Work>) = self
-            .plan(&instances, &models)
+            .plan(&instances, &now.models)
             .into_iter()
             .partition(|w| w.shadow);
         if active.is_empty() {

@@ -39,7 +39,7 @@ pub enum LifecycleError {
     /// More than one version of a model is active.
     #[error("{name}: versions {versions} are all active; one version of a model is active at a time (set `state = \"shadow\"` in the others' manifests, or run `triaged models activate {name} VERSION`)")]
     SeveralActive { name: String, versions: String },
-    #[error("no model {name} version {version} in the models folder (present: {present})")]
+    #[error("no valid model {name} version {version} in the models folder (present: {present})")]
     NoSuchVersion {
         name: String,
         version: String,
@@ -88,6 +88,32 @@ pub fn problems(models: &[(&Manifest, ModelState)]) -> Vec<LifecycleError> {
     out
 }
 
+/// The manifest of version `version` of model `name`, or an error listing
+/// the versions present.
+pub fn find<'a>(
+    manifests: &[&'a Manifest],
+    name: &str,
+    version: &str,
+) -> Result<&'a Manifest, LifecycleError> {
+    manifests
+        .iter()
+        .find(|m| m.name == name && m.version == version)
+        .copied()
+        .ok_or_else(|| LifecycleError::NoSuchVersion {
+            name: name.to_string(),
+            version: version.to_string(),
+            present: if manifests.is_empty() {
+                "none".into()
+            } else {
+                manifests
+                    .iter()
+                    .map(|m| format!("{} {}", m.name, m.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+}
+
 /// Put version `version` of model `name` (one of `manifests`) in `state`;
 /// activating it disables the version that was active, in the same
 /// transaction. Returns what changed.
@@ -99,27 +125,19 @@ pub async fn set(
     state: ModelState,
     user: &str,
 ) -> Result<Vec<StateChange>, LifecycleError> {
+    find(manifests, name, version)?;
     let versions: Vec<(String, ModelState)> = manifests
         .iter()
         .filter(|m| m.name == name)
         .map(|m| (m.version.clone(), initial(m)))
         .collect();
-    if !versions.iter().any(|(v, _)| v == version) {
-        return Err(LifecycleError::NoSuchVersion {
-            name: name.to_string(),
-            version: version.to_string(),
-            present: if versions.is_empty() {
-                "no version of that model".into()
-            } else {
-                versions
-                    .iter()
-                    .map(|(v, _)| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-        });
-    }
     Ok(store.set(name, version, state, &versions, user).await?)
+}
+
+/// The loaded models with their states, and the admin's rows.
+pub struct Current {
+    pub models: Vec<(Arc<Classifier>, ModelState)>,
+    pub rows: Vec<ModelStateRow>,
 }
 
 /// The models a daemon has loaded, every version whatever its state.
@@ -151,14 +169,12 @@ impl Registry {
             .clone()
     }
 
-    /// The loaded models with their states now. When the admin's rows
-    /// have changed since the last call, a version they put in shadow or
-    /// activate that is not loaded is looked for in the models folder and
-    /// loaded (a failure is logged and the version stays unloaded).
-    pub async fn current(
-        &self,
-        archive: &Archive,
-    ) -> Result<Vec<(Arc<Classifier>, ModelState)>, archive::ArchiveError> {
+    /// The loaded models with their states now, and the admin's rows they
+    /// come from. When the rows have changed since the last call, a
+    /// version they put in shadow or activate that is not loaded is looked
+    /// for in the models folder and loaded (a failure is logged and the
+    /// version stays unloaded).
+    pub async fn current(&self, archive: &Archive) -> Result<Current, archive::ArchiveError> {
         let rows = archive.models().list().await?;
         let changed = {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -169,14 +185,15 @@ impl Registry {
         if changed {
             self.load_wanted(&rows).await;
         }
-        Ok(self
+        let models = self
             .loaded()
             .into_iter()
             .map(|c| {
                 let s = state(&rows, &c.manifest);
                 (c, s)
             })
-            .collect())
+            .collect();
+        Ok(Current { models, rows })
     }
 
     fn is_loaded(&self, name: &str, version: &str) -> bool {

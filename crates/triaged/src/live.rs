@@ -365,11 +365,12 @@ impl Control for Console {
                 .current(&self.live.archive)
                 .await
                 .map_err(failed)?;
-            let rows = self.live.archive.models().list().await.map_err(failed)?;
             Ok(now
+                .models
                 .iter()
                 .map(|(c, state)| {
-                    let row = rows
+                    let row = now
+                        .rows
                         .iter()
                         .find(|r| r.model == c.manifest.name && r.version == c.manifest.version);
                     ModelView {
@@ -397,20 +398,14 @@ impl Control for Console {
                 .map_err(|e: archive::UnknownState| ControlError::Invalid(format!("state: {e}")))?;
             let manifests = crate::models::valid_manifests(&self.live.file)
                 .map_err(|e| ControlError::Failed(e.to_string()))?;
-            if !manifests
-                .iter()
-                .any(|m| m.name == name && m.version == version)
-            {
-                return Err(ControlError::NotFound(format!(
-                    "no model {name} version {version} in the models folder"
-                )));
-            }
+            let refs: Vec<&infer::Manifest> = manifests.iter().collect();
+            pipeline::lifecycle::find(&refs, name, version)
+                .map_err(|e| ControlError::NotFound(e.to_string()))?;
             if state != archive::ModelState::Disabled {
                 self.models.ensure(name, version).await.map_err(|e| {
                     ControlError::Invalid(format!("{name} {version} cannot run: {e}"))
                 })?;
             }
-            let refs: Vec<&infer::Manifest> = manifests.iter().collect();
             pipeline::lifecycle::set(
                 &self.live.archive.models(),
                 &refs,

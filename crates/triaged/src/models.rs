@@ -188,30 +188,13 @@ pub async fn set_state(
     state: ModelState,
 ) -> anyhow::Result<ExitCode> {
     let manifests = valid_manifests(config)?;
-    let Some(m) = manifests
-        .iter()
-        .find(|m| m.name == name && m.version == version)
-    else {
-        let present: Vec<String> = manifests
-            .iter()
-            .map(|m| format!("{} {}", m.name, m.version))
-            .collect();
-        anyhow::bail!(
-            "no valid model {name} version {version} in {} (present: {})",
-            config.models.dir.display(),
-            if present.is_empty() {
-                "none".into()
-            } else {
-                present.join(", ")
-            }
-        );
-    };
+    let refs: Vec<&Manifest> = manifests.iter().collect();
+    let m = lifecycle::find(&refs, name, version)?;
     if state != ModelState::Disabled {
         Classifier::load_with(m.clone(), &candle_core::Device::Cpu, config.models.backend)
             .map_err(|e| anyhow::anyhow!("{name} {version} cannot run, state unchanged: {e}"))?;
     }
     let store = ArchiveReader::models(&config.storage.dir).await?;
-    let refs: Vec<&Manifest> = manifests.iter().collect();
     let changes = lifecycle::set(&store, &refs, name, version, state, &cli_user()).await?;
     if changes.is_empty() {
         println!("{name} {version} is already {state}");
