@@ -29,6 +29,10 @@ LOSSY = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.
 XRV_SIZE = 224
 CT_WINDOWS = [(40.0, 80.0), (80.0, 200.0), (600.0, 2800.0)]
 CT_SIZE = 64
+# The imagenet spec: torchvision's ImageNet statistics on the VOI grey.
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+IMAGENET_SIZE = 64
 
 
 def blocks(plane, n):
@@ -137,6 +141,8 @@ def reference(path):
             if pi == "MONOCHROME1":
                 unit = 1.0 - unit
             out["voi_unit"] = stats(unit, 8)
+            grey = crop_resize(unit, IMAGENET_SIZE)
+            out["imagenet"] = [stats((grey - m) / s, 8) for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
         if str(ds.get("Modality", "")) == "CT":
             out["ct_window"] = [stats(crop_resize(linear_exact(mod, c, w), CT_SIZE), 8) for c, w in CT_WINDOWS]
     return out
@@ -202,7 +208,9 @@ def main():
     root = os.path.join(os.path.dirname(__file__), "..")
     src = os.path.join(root, "fixtures/generated/imaging")
     result = {"generator": "scripts/imaging_reference.py", "pydicom": pydicom.__version__,
-              "xrv_size": XRV_SIZE, "ct_windows": CT_WINDOWS, "ct_size": CT_SIZE, "files": {}}
+              "xrv_size": XRV_SIZE, "ct_windows": CT_WINDOWS, "ct_size": CT_SIZE,
+              "imagenet_mean": IMAGENET_MEAN, "imagenet_std": IMAGENET_STD, "imagenet_size": IMAGENET_SIZE,
+              "files": {}}
     for name in IMAGING_FILES:
         result["files"][name] = reference(os.path.join(src, name))
         print(name, "error" if "error" in result["files"][name] else "ok", file=sys.stderr)

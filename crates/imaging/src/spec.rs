@@ -26,7 +26,16 @@ pub enum InputSpec {
     CtWindow { windows: Vec<CtWindow>, size: usize },
     /// The image's own VOI (window or VOI LUT) scaled to [0, 1], white = 1.
     Unit { size: usize },
+    /// An ordinary (ImageNet-trained) backbone's input: the `unit` grey
+    /// replicated to one channel per `mean`/`std` pair and normalised,
+    /// `(x - mean[c]) / std[c]` (torchvision's `ToTensor` + `Normalize`).
+    ImageNet {
+        size: usize,
+        mean: Vec<f64>,
+        std: Vec<f64>,
+    },
 }
+
 
 /// How the `xrv` spec crops and resizes a frame to the model's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,7 +59,7 @@ pub struct Tensor {
     pub data: Vec<f32>,
     pub sop_instance_uid: String,
     pub frame: usize,
-    /// The spec's name (`xrv`, `ct-window`, `unit`).
+    /// The spec's name (`xrv`, `ct-window`, `unit`, `imagenet`).
     pub spec: &'static str,
     /// Frames in the source instance (this tensor is one of them).
     pub source_frames: usize,
@@ -68,6 +77,7 @@ impl InputSpec {
             InputSpec::Xrv { .. } => "xrv",
             InputSpec::CtWindow { .. } => "ct-window",
             InputSpec::Unit { .. } => "unit",
+            InputSpec::ImageNet { .. } => "imagenet",
         }
     }
 
@@ -75,13 +85,15 @@ impl InputSpec {
         match self {
             InputSpec::Xrv { size, .. }
             | InputSpec::CtWindow { size, .. }
-            | InputSpec::Unit { size } => *size,
+            | InputSpec::Unit { size }
+            | InputSpec::ImageNet { size, .. } => *size,
         }
     }
 
     pub fn channels(&self) -> usize {
         match self {
             InputSpec::CtWindow { windows, .. } => windows.len(),
+            InputSpec::ImageNet { mean, .. } => mean.len(),
             _ => 1,
         }
     }
@@ -107,6 +119,22 @@ impl InputSpec {
                     "window {}/{} is invalid",
                     w.center, w.width
                 )));
+            }
+        }
+        if let InputSpec::ImageNet { mean, std, .. } = self {
+            if mean.is_empty() || mean.len() != std.len() {
+                return Err(ImagingError::Spec(format!(
+                    "imagenet needs one mean and one std per channel ({} and {} given)",
+                    mean.len(),
+                    std.len()
+                )));
+            }
+            if mean.iter().chain(std).any(|v| !v.is_finite())
+                || std.iter().any(|&s| s <= 0.0)
+            {
+                return Err(ImagingError::Spec(
+                    "imagenet: mean and std must be finite and std positive".into(),
+                ));
             }
         }
         Ok(())
@@ -160,18 +188,27 @@ impl InputSpec {
                     })
                     .collect()
             }
-            InputSpec::Unit { .. } => vec![frames.voi_unit(frame)?],
+            InputSpec::Unit { .. } | InputSpec::ImageNet { .. } => {
+                vec![frames.voi_unit(frame)?]
+            }
         };
         let (h, w) = (frames.rows, frames.columns);
         let (_, _, side) = self.crop(h, w);
         let size = self.size();
-        let mut data = Vec::with_capacity(planes.len() * size * size);
+        let mut data = Vec::with_capacity(self.channels() * size * size);
         for plane in &planes {
             data.extend(self.fit(plane, h, w));
         }
+        if let InputSpec::ImageNet { mean, std, .. } = self {
+            // One grey plane, normalised once per channel.
+            let grey = std::mem::take(&mut data);
+            for (m, s) in mean.iter().zip(std) {
+                data.extend(grey.iter().map(|&x| ((x as f64 - m) / s) as f32));
+            }
+        }
         let scale = side as f64 / size as f64;
         Ok(Tensor {
-            channels: planes.len(),
+            channels: self.channels(),
             height: size,
             width: size,
             data,

@@ -178,6 +178,19 @@ fn every_reference_file_matches_pydicom() {
             width: w[1].as_f64().unwrap(),
         })
         .collect();
+    let floats = |key: &str| -> Vec<f64> {
+        reference[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let imagenet = InputSpec::ImageNet {
+        size: reference["imagenet_size"].as_u64().unwrap() as usize,
+        mean: floats("imagenet_mean"),
+        std: floats("imagenet_std"),
+    };
     let mut checked = 0;
     for (name, r) in reference["files"].as_object().unwrap() {
         assert!(
@@ -347,6 +360,22 @@ fn every_reference_file_matches_pydicom() {
                 v,
                 tol * gain.unwrap_or(0.0) + 1e-5,
             );
+            // The same grey, resized, once per channel and normalised.
+            let t = imagenet.apply(&frames, 0).unwrap();
+            let size = imagenet.size();
+            let channels = r["imagenet"].as_array().unwrap();
+            assert_eq!((t.channels, channels.len()), (3, 3), "{name}");
+            for (c, rc) in channels.iter().enumerate() {
+                compare(
+                    &format!("{name} imagenet {c}"),
+                    &to_f64(&t.data[c * size * size..(c + 1) * size * size]),
+                    size,
+                    size,
+                    8,
+                    rc,
+                    (tol * gain.unwrap_or(0.0) + 1e-5) / 0.224,
+                );
+            }
         }
         if let Some(cw) = r.get("ct_window") {
             let t = InputSpec::CtWindow {

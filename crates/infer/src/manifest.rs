@@ -20,8 +20,10 @@
 //! output = "logits"              # logits (default) | probabilities (what the labels' values are)
 //! output_name = "probs"          # ONNX: the graph output holding the labels (if it has several)
 //! [input]
-//! spec = "xrv"                   # an imaging input spec: xrv | ct-window | unit
+//! spec = "xrv"                   # an imaging input spec: xrv | ct-window | unit | imagenet
 //! size = 224
+//! # mean = [0.485, 0.456, 0.406]  # imagenet: per channel (these are the defaults)
+//! # std = [0.229, 0.224, 0.225]
 //! resize = "skimage"             # area (default) | skimage (torchxrayvision's own)
 //! [applicability]
 //! modalities = ["CR", "DX"]
@@ -111,6 +113,34 @@ pub struct InputSection {
     /// its models were trained with.
     #[serde(default = "area")]
     pub resize: String,
+    /// For `imagenet`: one mean and one standard deviation per channel,
+    /// applied to the [0, 1] grey (default: torchvision's ImageNet
+    /// statistics, three channels).
+    #[serde(default)]
+    pub mean: Option<Vec<f64>>,
+    #[serde(default)]
+    pub std: Option<Vec<f64>>,
+}
+
+impl InputSection {
+    /// The `imagenet` spec's statistics: the manifest's or the defaults.
+    pub fn normalisation(&self) -> (Vec<f64>, Vec<f64>) {
+        const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+        const STD: [f64; 3] = [0.229, 0.224, 0.225];
+        (
+            self.mean.clone().unwrap_or_else(|| MEAN.to_vec()),
+            self.std.clone().unwrap_or_else(|| STD.to_vec()),
+        )
+    }
+
+    /// Channels the spec makes.
+    pub fn channels(&self, in_channels: usize) -> usize {
+        match self.spec.as_str() {
+            "ct-window" => self.windows.len(),
+            "imagenet" => self.normalisation().0.len(),
+            _ => in_channels,
+        }
+    }
 }
 
 fn area() -> String {
@@ -273,9 +303,9 @@ impl Manifest {
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             p.push("sha256: 64 hexadecimal digits expected".into());
         }
-        if !["xrv", "ct-window", "unit"].contains(&self.input.spec.as_str()) {
+        if !["xrv", "ct-window", "unit", "imagenet"].contains(&self.input.spec.as_str()) {
             p.push(format!(
-                "input.spec: '{}' is not xrv, ct-window or unit",
+                "input.spec: '{}' is not xrv, ct-window, unit or imagenet",
                 self.input.spec
             ));
         }
@@ -299,6 +329,21 @@ impl Manifest {
         if self.input.spec == "ct-window" && self.input.windows.is_empty() {
             p.push("input.windows: ct-window needs at least one [center, width]".into());
         }
+        if self.input.spec == "imagenet" {
+            let (mean, std) = self.input.normalisation();
+            if mean.is_empty() || mean.len() != std.len() {
+                p.push(format!(
+                    "input.mean, input.std: one value each per channel ({} and {} given)",
+                    mean.len(),
+                    std.len()
+                ));
+            }
+            if std.iter().any(|s| !(*s > 0.0 && s.is_finite())) || mean.iter().any(|m| !m.is_finite()) {
+                p.push("input.std: every value must be positive (and input.mean finite)".into());
+            }
+        } else if self.input.mean.is_some() || self.input.std.is_some() {
+            p.push("input.mean, input.std: apply to the imagenet spec only".into());
+        }
         if let Err(e) = self.architecture() {
             p.push(e);
         }
@@ -308,11 +353,7 @@ impl Manifest {
     /// The network this manifest describes.
     pub fn architecture(&self) -> Result<Architecture, String> {
         let classes = self.labels.len();
-        let channels = if self.input.spec == "ct-window" {
-            self.input.windows.len()
-        } else {
-            self.in_channels
-        };
+        let channels = self.input.channels(self.in_channels);
         match (self.architecture.as_str(), &self.densenet) {
             ("densenet121", _) => Ok(Architecture::DenseNet(DenseNetConfig::densenet121(
                 channels, classes,

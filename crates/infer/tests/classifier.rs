@@ -235,3 +235,30 @@ fn labels_the_model_does_not_predict_are_never_reported() {
         assert!(e.contains(problem), "'{problem}' not in {e}");
     }
 }
+
+#[test]
+fn imagenet_inputs_take_one_channel_per_mean_and_std() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("model.toml");
+    let base = "name = \"backbone\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"model.onnx\"\n\
+                sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n\
+                labels = [\"Effusion\", \"Pneumothorax\"]\n[input]\nspec = \"imagenet\"\nsize = 224\n";
+    std::fs::write(&p, base).unwrap();
+    let m = Manifest::load(&p).unwrap();
+    assert_eq!(m.architecture().unwrap().in_channels(), 3);
+    assert_eq!(m.input.normalisation().1, vec![0.229, 0.224, 0.225]);
+    std::fs::write(&p, format!("{base}mean = [0.5]\nstd = [0.25]\n")).unwrap();
+    let m = Manifest::load(&p).unwrap();
+    assert_eq!(m.architecture().unwrap().in_channels(), 1);
+    for (extra, key) in [
+        ("mean = [0.5, 0.5]\nstd = [0.25]\n", "input.mean, input.std: one value each"),
+        ("mean = [0.5]\nstd = [0.0]\n", "input.std: every value must be positive"),
+    ] {
+        std::fs::write(&p, format!("{base}{extra}")).unwrap();
+        let e = Manifest::load(&p).unwrap_err().to_string();
+        assert!(e.contains(key), "'{key}' not in {e}");
+    }
+    std::fs::write(&p, base.replace("imagenet", "unit") + "mean = [0.5]\n").unwrap();
+    let e = Manifest::load(&p).unwrap_err().to_string();
+    assert!(e.contains("apply to the imagenet spec only"), "{e}");
+}

@@ -40,6 +40,10 @@ pub fn input_spec(m: &Manifest) -> Result<imaging::InputSpec, PipelineError> {
             },
         },
         "unit" => imaging::InputSpec::Unit { size },
+        "imagenet" => {
+            let (mean, std) = m.input.normalisation();
+            imaging::InputSpec::ImageNet { size, mean, std }
+        }
         "ct-window" => imaging::InputSpec::CtWindow {
             windows: m
                 .input
