@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Forward-pass time of DenseNet-121 (224²) and ResNet-50 (224² and 512²),
 # 1 channel, 18 classes, the same formula weights everywhere: triaged's fast
-# CPU path and candle's own ops (crates/infer/benches/forward.rs) against
-# PyTorch CPU and onnxruntime; batch 1 and 8, 1 and 2 threads. Prints a
+# CPU path, candle's own ops and the ONNX export on tract
+# (crates/infer/benches/forward.rs) against PyTorch CPU and onnxruntime (the
+# same .onnx file as tract); batch 1 and 8, 1 and 2 threads. Prints a
 # Markdown table (median of RUNS passes after a warm-up; RUNS=5 at batch 1,
 # 3 at batch 8 unless set). Installs PyTorch, torchvision and onnxruntime
 # into bench/.venv-torch (large, once).
@@ -20,23 +21,28 @@ if [ ! -x $V/bin/python ] || ! $V/bin/python -c "import torch, torchvision, onnx
 fi
 cargo bench -q -p triaged-infer --bench forward --no-run 2>/dev/null
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-echo "| model | size | batch | threads | candle ms | fast ms | PyTorch ms | onnxruntime ms | fast / PyTorch | fast / onnxruntime | candle / fast |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+ONNX_DIR=$(mktemp -d)
+trap 'rm -rf "$ONNX_DIR"' EXIT
+export ONNX_DIR
+echo "| model | size | batch | threads | candle ms | fast ms | tract (ONNX) ms | PyTorch ms | onnxruntime ms | fast / PyTorch | fast / onnxruntime | tract / onnxruntime | candle / fast |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for threads in ${THREADS:-1 2}; do
   for batch in ${BATCHES:-1 8}; do
     runs=${RUNS:-$([ "$batch" = 1 ] && echo 5 || echo 3)}
     for case in "densenet121 224" "resnet50 224" "resnet50 512"; do
       set -- $case
       model=$1 size=$2
-      ours=$(RUNS=$runs RAYON_NUM_THREADS=$threads BATCH=$batch SIZE=$size MODELS=$model \
-        cargo bench -q -p triaged-infer --bench forward)
+      # Python first: it exports the graph tract then runs.
       py=$(RUNS=$runs OMP_NUM_THREADS=$threads $V/bin/python bench/infer_python.py \
         "$threads" "$batch" "$size" "$model" 2>/dev/null)
+      ours=$(RUNS=$runs RAYON_NUM_THREADS=$threads BATCH=$batch SIZE=$size MODELS=$model \
+        BACKENDS=${BACKENDS:-fast,candle,tract} cargo bench -q -p triaged-infer --bench forward)
       f=$(echo "$ours" | awk '$4=="fast" {print $5}')
       c=$(echo "$ours" | awk '$4=="candle" {print $5}')
+      x=$(echo "$ours" | awk '$4=="tract" {print $5}')
       t=$(echo "$py" | awk '$1=="pytorch" {print $5}')
       o=$(echo "$py" | awk '$1=="onnxruntime" {print $5}')
-      echo "| $model | $size² | $batch | $threads | $c | $f | $t | $o | $(ratio $f $t) | $(ratio $f $o) | $(ratio $c $f) |"
+      echo "| $model | $size² | $batch | $threads | $c | $f | $x | $t | $o | $(ratio $f $t) | $(ratio $f $o) | $(ratio $x $o) | $(ratio $c $f) |"
     done
   done
 done

@@ -2,9 +2,12 @@
 """PyTorch and onnxruntime forward-pass times for the same models and
 weights as crates/infer/benches/forward.rs (formula weights from
 tools/infer_reference.py). Prints `runtime<TAB>model<TAB>size<TAB>batch<TAB>ms`
-(median of RUNS after one warm-up).
+(median of RUNS after one warm-up). The exported graph is kept as
+ONNX_DIR/MODEL-SIZE.onnx when ONNX_DIR is set (benches/forward.rs runs it
+on tract).
 Usage: infer_python.py THREADS BATCH SIZE MODEL[,MODEL]"""
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -37,7 +40,7 @@ def main():
     torch.set_num_threads(threads)
     x = uniform("input", batch * size * size).reshape(batch, 1, size, size) * np.float32(2048)
     for name in models:
-        model = BUILD[name]()
+        model = BUILD[name](0)  # gain 0, as benches/forward.rs (FormulaBackend::default)
         xt = torch.from_numpy(x)
         with torch.no_grad():
             ms = timed(lambda: model(xt), runs)
@@ -46,6 +49,8 @@ def main():
             path = os.path.join(tmp, "m.onnx")
             torch.onnx.export(model, xt, path, input_names=["x"], output_names=["y"],
                               dynamic_axes={"x": {0: "n"}}, dynamo=False)
+            if os.environ.get("ONNX_DIR"):
+                shutil.copy(path, os.path.join(os.environ["ONNX_DIR"], f"{name}-{size}.onnx"))
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1

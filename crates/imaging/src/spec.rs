@@ -36,7 +36,6 @@ pub enum InputSpec {
     },
 }
 
-
 /// How the `xrv` spec crops and resizes a frame to the model's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Resize {
@@ -129,9 +128,7 @@ impl InputSpec {
                     std.len()
                 )));
             }
-            if mean.iter().chain(std).any(|v| !v.is_finite())
-                || std.iter().any(|&s| s <= 0.0)
-            {
+            if mean.iter().chain(std).any(|v| !v.is_finite()) || std.iter().any(|&s| s <= 0.0) {
                 return Err(ImagingError::Spec(
                     "imagenet: mean and std must be finite and std positive".into(),
                 ));

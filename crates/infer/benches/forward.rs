@@ -3,14 +3,15 @@
 //! candle's ops; prints `model<TAB>size<TAB>batch<TAB>backend<TAB>ms`
 //! (median of RUNS after one warm-up). Threads: RAYON_NUM_THREADS.
 //! MODELS (default `densenet121,resnet50`), SIZE (default 224) and
-//! BACKENDS (default `fast,candle`) narrow the run.
+//! BACKENDS (default `fast,candle`; `tract` runs ONNX_DIR/MODEL-SIZE.onnx,
+//! the same network exported by bench/infer_python.py) narrow the run.
 //!
 //!     RAYON_NUM_THREADS=2 BATCH=8 cargo bench -p triaged-infer --bench forward
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use infer::formula::uniform;
-use infer::{Architecture, Backend, DenseNetConfig, Model, ResNetConfig};
+use infer::{Architecture, Backend, DenseNetConfig, Model, OnnxConfig, ResNetConfig};
 
 fn var(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -41,12 +42,27 @@ fn main() {
         if !models.split(',').any(|m| m == name) {
             continue;
         }
-        for (label, backend) in [("fast", Backend::Fast), ("candle", Backend::Candle)] {
+        for (label, backend) in [
+            ("fast", Backend::Fast),
+            ("candle", Backend::Candle),
+            ("tract", Backend::Tract),
+        ] {
             if !backends.split(',').any(|b| b == label) {
                 continue;
             }
-            let model =
-                Model::with_formula_weights_on(arch.clone(), &Device::Cpu, backend).expect("model");
+            let model = if backend == Backend::Tract {
+                let path =
+                    std::path::Path::new(&var("ONNX_DIR", ".")).join(format!("{name}-{size}.onnx"));
+                let onnx = Architecture::Onnx(OnnxConfig {
+                    in_channels: 1,
+                    num_classes: 18,
+                    size,
+                    output: None,
+                });
+                Model::load(onnx, &path, &Device::Cpu).expect("ONNX model")
+            } else {
+                Model::with_formula_weights_on(arch.clone(), &Device::Cpu, backend).expect("model")
+            };
             let data: Vec<f32> = uniform("input", batch * size * size)
                 .iter()
                 .map(|v| v * 2048.0)
