@@ -317,7 +317,9 @@ def xrv_fixtures(root):
 class MiniConvNeXt(torch.nn.Module):
     """A small network of operators triaged has no Rust code for
     (depthwise convolution, LayerNorm, GELU, SiLU), ConvNeXt-like, with two
-    outputs: the last feature maps and the labels' probabilities."""
+    outputs: class activation maps (the head's weights applied to the last
+    feature maps, as tools/export_onnx.py --cam exports them) and the
+    labels' probabilities."""
 
     def __init__(self, classes=4, width=8):
         super().__init__()
@@ -335,14 +337,35 @@ class MiniConvNeXt(torch.nn.Module):
         x = self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         y = self.dw(x).permute(0, 2, 3, 1)
         y = self.down(torch.nn.functional.gelu(self.up(self.norm2(y)))).permute(0, 3, 1, 2)
-        maps = torch.nn.functional.silu(self.reduce(x + y))
-        return maps, torch.sigmoid(self.head(maps.mean(dim=(2, 3))))
+        features = torch.nn.functional.silu(self.reduce(x + y))
+        cam = torch.einsum("kc,nchw->nkhw", self.head.weight, features)
+        return cam, torch.sigmoid(self.head(features.mean(dim=(2, 3))))
+
+
+def quadrant_graph(path):
+    """A one-label graph built with the onnx package's helpers whose logit
+    is the mean of the image's top-left quadrant: occlusion must find
+    exactly that quadrant."""
+    import onnx
+    from onnx import TensorProto, helper
+    const = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["image", "starts", "ends", "axes"], ["quadrant"]),
+         helper.make_node("ReduceMean", ["quadrant"], ["logits"], axes=[2, 3], keepdims=0)],
+        "quadrant",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 64, 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1])],
+        [const("starts", [0, 0]), const("ends", [32, 32]), const("axes", [2, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
 
 
 def onnx_fixtures(root):
     """Small ONNX classifiers and onnxruntime's outputs on the parity input
-    (fixtures/infer/onnx/): a torchvision DenseNet exported as logits, and
-    MiniConvNeXt with two outputs, its labels as probabilities."""
+    (fixtures/infer/onnx/): a torchvision DenseNet exported as logits,
+    MiniConvNeXt with two outputs (class maps, probabilities), and a
+    one-label graph for occlusion heatmaps."""
     import onnxruntime
     out = os.path.join(root, "fixtures/infer/onnx")
     os.makedirs(out, exist_ok=True)
@@ -372,7 +395,10 @@ def onnx_fixtures(root):
             theirs = model(torch.from_numpy(x))
         theirs = theirs[-1] if isinstance(theirs, tuple) else theirs
         assert np.abs(values[-1] - theirs.numpy()).max() < 1e-5, name
-        expected[name] = {"outputs": outputs, outputs[-1]: values[-1].astype(float).tolist()}
+        expected[name] = {"outputs": outputs}
+        for o, v in zip(outputs, values):
+            expected[name][o] = v.astype(float).tolist()
+    quadrant_graph(os.path.join(out, "quadrant.onnx"))
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     print("wrote", out)

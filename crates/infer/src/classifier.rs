@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 
 use crate::manifest::{Manifest, ManifestError, OutputKind};
-use crate::{Backend, InferError, Model};
+use crate::{Backend, ClassMaps, HeatmapMethod, InferError, Model};
 
 /// One label's result for one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,9 +17,29 @@ pub struct Finding {
     /// What `probability` is compared with.
     pub threshold: f32,
     pub flagged: bool,
-    /// Class activation map in [0, 1] (`height x width`), for flagged
-    /// labels when heatmaps were asked for.
-    pub heatmap: Option<(usize, usize, Vec<f32>)>,
+    /// Where the evidence is, for flagged labels when heatmaps were asked
+    /// for.
+    pub heatmap: Option<Heatmap>,
+}
+
+/// One label's map in [0, 1], `height x width` (coarser than the image:
+/// the renderer scales it up), and how it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heatmap {
+    pub height: usize,
+    pub width: usize,
+    pub values: Vec<f32>,
+    pub method: HeatmapMethod,
+}
+
+/// Occlusion heatmaps left out because even a 2 x 2 grid would take
+/// longer than the manifest's `heatmap.occlusion_budget_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("occlusion heatmaps skipped for {images} image(s): 4 passes of ~{pass_ms} ms each exceed heatmap.occlusion_budget_ms = {budget_ms}")]
+pub struct HeatmapsSkipped {
+    pub images: usize,
+    pub pass_ms: u64,
+    pub budget_ms: u64,
 }
 
 /// The results for a batch of images.
@@ -27,6 +47,8 @@ pub struct Finding {
 pub struct Prediction {
     pub findings: Vec<Vec<Finding>>,
     pub elapsed: Duration,
+    /// Set when heatmaps were asked for but not made in time.
+    pub heatmaps_skipped: Option<HeatmapsSkipped>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,14 +103,63 @@ impl Classifier {
     pub fn predict(&self, input: &Tensor, heatmaps: bool) -> Result<Prediction, InferError> {
         let reported = self.manifest.reported();
         let started = Instant::now();
-        let (logits, maps) = if heatmaps {
+        let grid = self.manifest.heatmap.occlusion_grid;
+        let occlusion = matches!(
+            self.model.heatmap_method(grid),
+            HeatmapMethod::Occlusion { .. }
+        );
+        let (logits, mut maps): (Tensor, Vec<Option<ClassMaps>>) = if heatmaps && !occlusion {
             let (l, m) = self.model.logits_and_maps(input)?;
-            (l, Some(m))
+            (l, m.into_iter().map(Some).collect())
         } else {
-            (self.model.logits(input)?, None)
+            (self.model.logits(input)?, Vec::new())
         };
-        let logits: Vec<Vec<f32>> = logits.to_vec2()?;
-        let findings = logits
+        let pass = started.elapsed() / input.dim(0)?.max(1) as u32;
+        let raw: Vec<Vec<f32>> = logits.to_vec2()?;
+        let probability = |i: usize, z: f32| {
+            let p = match self.manifest.output {
+                OutputKind::Logits => 1.0 / (1.0 + (-z).exp()),
+                OutputKind::Probabilities => z,
+            };
+            self.manifest.recalibrated(i, p)
+        };
+        let flagged = |row: &[f32]| {
+            reported.iter().any(|&i| {
+                row.get(i)
+                    .is_some_and(|&z| probability(i, z) >= self.manifest.decision_threshold(i))
+            })
+        };
+        let mut heatmaps_skipped = None;
+        if heatmaps && occlusion {
+            // Occlusion costs grid² passes an image: only images with a
+            // flagged label, on the largest grid the budget allows.
+            let budget = Duration::from_millis(self.manifest.heatmap.occlusion_budget_ms);
+            let fits = |g: usize| pass * (g * g) as u32 <= budget;
+            let grid = (2..=grid).rev().find(|&g| fits(g));
+            for (n, row) in raw.iter().enumerate() {
+                if !flagged(row) {
+                    maps.push(None);
+                    continue;
+                }
+                match grid {
+                    Some(g) => maps.push(Some(self.model.occlusion(
+                        &input.narrow(0, n, 1)?,
+                        row,
+                        g,
+                    )?)),
+                    None => {
+                        let s = heatmaps_skipped.get_or_insert(HeatmapsSkipped {
+                            images: 0,
+                            pass_ms: pass.as_millis() as u64,
+                            budget_ms: budget.as_millis() as u64,
+                        });
+                        s.images += 1;
+                        maps.push(None);
+                    }
+                }
+            }
+        }
+        let findings = raw
             .iter()
             .enumerate()
             .map(|(n, row)| {
@@ -96,24 +167,21 @@ impl Classifier {
                     .iter()
                     .filter_map(|&i| row.get(i).map(|&z| (i, z)))
                     .map(|(i, z)| {
-                        let p = match self.manifest.output {
-                            OutputKind::Logits => 1.0 / (1.0 + (-z).exp()),
-                            OutputKind::Probabilities => z,
-                        };
-                        let p = self.manifest.recalibrated(i, p);
+                        let p = probability(i, z);
                         let threshold = self.manifest.decision_threshold(i);
                         let flagged = p >= threshold;
                         let heatmap = maps
-                            .as_ref()
+                            .get(n)
+                            .and_then(Option::as_ref)
                             .filter(|_| flagged)
-                            .and_then(|m| m.get(n))
                             .map(|cm| {
                                 let plane = cm.height * cm.width;
-                                (
-                                    cm.height,
-                                    cm.width,
-                                    cm.maps[i * plane..(i + 1) * plane].to_vec(),
-                                )
+                                Heatmap {
+                                    height: cm.height,
+                                    width: cm.width,
+                                    values: cm.maps[i * plane..(i + 1) * plane].to_vec(),
+                                    method: cm.method,
+                                }
                             });
                         Finding {
                             label: self.manifest.labels[i].clone(),
@@ -129,6 +197,7 @@ impl Classifier {
         Ok(Prediction {
             findings,
             elapsed: started.elapsed(),
+            heatmaps_skipped,
         })
     }
 }

@@ -24,12 +24,12 @@ pub mod resnet;
 pub mod smallcnn;
 pub mod train;
 
-pub use classifier::{Classifier, ClassifierError, Finding, Prediction};
+pub use classifier::{Classifier, ClassifierError, Finding, Heatmap, HeatmapsSkipped, Prediction};
 pub use densenet::{DenseNet, DenseNetConfig};
 pub use error::InferError;
 pub use fast::profile;
-pub use manifest::{Aggregation, Lifecycle, Manifest, ManifestError};
-pub use model::{Architecture, Backend, ClassMaps, Model};
+pub use manifest::{Aggregation, HeatmapSection, Lifecycle, Manifest, ManifestError};
+pub use model::{Architecture, Backend, ClassMaps, HeatmapMethod, Model};
 pub use onnx::{OnnxConfig, OnnxNet};
 pub use resnet::{ResNet, ResNetConfig};
 pub use smallcnn::{SmallCnn, SmallCnnConfig};

@@ -19,6 +19,10 @@
 //! aggregation = "image"          # image | series-max (CT: one result per series)
 //! output = "logits"              # logits (default) | probabilities (what the labels' values are)
 //! output_name = "probs"          # ONNX: the graph output holding the labels (if it has several)
+//! [heatmap]
+//! maps_output = "maps"           # ONNX: an output of class activation maps (1 x labels x h x w)
+//! occlusion_grid = 8             # ONNX without maps: occlusion sensitivity, grid x grid cells
+//! occlusion_budget_ms = 5000     # per image; the grid shrinks to fit, no heatmap if 2 x 2 does not
 //! [input]
 //! spec = "xrv"                   # an imaging input spec: xrv | ct-window | unit | imagenet
 //! size = 224
@@ -81,6 +85,9 @@ pub struct Manifest {
     /// several).
     #[serde(default)]
     pub output_name: Option<String>,
+    /// How heatmaps are made.
+    #[serde(default)]
+    pub heatmap: HeatmapSection,
     /// Hyper-parameters for `architecture = "densenet"`.
     #[serde(default)]
     pub densenet: Option<DenseNetSection>,
@@ -97,6 +104,38 @@ pub struct Manifest {
 
 fn one() -> usize {
     1
+}
+
+/// How heatmaps are made. Built-in architectures always use class
+/// activation maps; an ONNX graph uses the maps it exports
+/// (`maps_output`) or, without them, occlusion sensitivity.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeatmapSection {
+    #[serde(default)]
+    pub maps_output: Option<String>,
+    #[serde(default = "eight")]
+    pub occlusion_grid: usize,
+    #[serde(default = "five_seconds")]
+    pub occlusion_budget_ms: u64,
+}
+
+impl Default for HeatmapSection {
+    fn default() -> Self {
+        HeatmapSection {
+            maps_output: None,
+            occlusion_grid: eight(),
+            occlusion_budget_ms: five_seconds(),
+        }
+    }
+}
+
+fn eight() -> usize {
+    8
+}
+
+fn five_seconds() -> u64 {
+    5000
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -338,11 +377,22 @@ impl Manifest {
                     std.len()
                 ));
             }
-            if std.iter().any(|s| !(*s > 0.0 && s.is_finite())) || mean.iter().any(|m| !m.is_finite()) {
+            if std.iter().any(|s| !(*s > 0.0 && s.is_finite()))
+                || mean.iter().any(|m| !m.is_finite())
+            {
                 p.push("input.std: every value must be positive (and input.mean finite)".into());
             }
         } else if self.input.mean.is_some() || self.input.std.is_some() {
             p.push("input.mean, input.std: apply to the imagenet spec only".into());
+        }
+        if !(2..=32).contains(&self.heatmap.occlusion_grid) {
+            p.push(format!(
+                "heatmap.occlusion_grid: {} is outside 2..=32",
+                self.heatmap.occlusion_grid
+            ));
+        }
+        if self.heatmap.maps_output.is_some() && self.architecture != "onnx" {
+            p.push("heatmap.maps_output: applies to architecture = \"onnx\" only (built-in architectures make class activation maps themselves)".into());
         }
         if let Err(e) = self.architecture() {
             p.push(e);
@@ -375,6 +425,7 @@ impl Manifest {
                 num_classes: classes,
                 size: self.input.size,
                 output: self.output_name.clone(),
+                maps: self.heatmap.maps_output.clone(),
             })),
             ("resnet", _) => {
                 let Some(r) = &self.resnet else {

@@ -114,14 +114,47 @@ impl SimpleBackend for Recorder {
     }
 }
 
-/// Per-class maps of where the evidence is (CAM: the classifier's weights
-/// applied to the last feature maps, ReLU, scaled to [0, 1] per map).
+/// Per-class maps of where the evidence is, scaled to [0, 1] per map.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassMaps {
     pub height: usize,
     pub width: usize,
     /// `classes x height x width`.
     pub maps: Vec<f32>,
+    pub method: HeatmapMethod,
+}
+
+/// How a heatmap was made (the SR and the capture say which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeatmapMethod {
+    /// Class activation map: the classifier's weights applied to the last
+    /// feature maps (exact for a global-average pool and a linear head),
+    /// ReLU. Built-in architectures, and ONNX graphs that export the maps.
+    Cam,
+    /// Occlusion sensitivity: how far each label's output falls when one
+    /// cell of a `grid x grid` partition of the image is replaced by the
+    /// image's mean; any other ONNX graph.
+    Occlusion { grid: usize },
+}
+
+impl HeatmapMethod {
+    /// Words for a report.
+    pub fn describe(&self) -> String {
+        match self {
+            HeatmapMethod::Cam => "class activation map".into(),
+            HeatmapMethod::Occlusion { grid } => {
+                format!("occlusion sensitivity ({grid} x {grid} grid)")
+            }
+        }
+    }
+}
+
+/// ReLU, then each class's map divided by its maximum: `cam` is
+/// `classes x cells`.
+fn normalise(cam: &Tensor) -> candle_core::Result<Vec<f32>> {
+    let cam = cam.relu()?;
+    let max = cam.max_keepdim(D::Minus1)?;
+    cam.broadcast_div(&(max + 1e-12)?)?.flatten_all()?.to_vec1()
 }
 
 /// How a model computes its forward pass.
@@ -329,14 +362,39 @@ impl Model {
         Ok(self.classify(&self.features(x)?)?)
     }
 
-    /// Logits and, per image, class activation maps: for a global-average
-    /// pool followed by a linear layer, CAM is exact and needs no gradient.
-    /// An ONNX graph gives no maps (none: no heatmaps).
-    pub fn logits_and_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<ClassMaps>), InferError> {
-        if let Engine::Onnx(_) = &self.engine {
-            return Ok((self.logits(x)?, Vec::new()));
+    /// How this model's heatmaps are made: CAM where the network's last
+    /// feature maps are known, occlusion (`grid` cells a side) otherwise.
+    pub fn heatmap_method(&self, grid: usize) -> HeatmapMethod {
+        match &self.engine {
+            Engine::Onnx(n) if n.config().maps.is_none() => HeatmapMethod::Occlusion { grid },
+            _ => HeatmapMethod::Cam,
         }
+    }
+
+    /// Logits and, per image, class activation maps: for a global-average
+    /// pool followed by a linear head, CAM is exact and needs no gradient.
+    /// An ONNX graph gives the maps it exports (none: no maps here; see
+    /// [`Model::occlusion`]).
+    pub fn logits_and_maps(&self, x: &Tensor) -> Result<(Tensor, Vec<ClassMaps>), InferError> {
         self.check_input(x)?;
+        if let Engine::Onnx(net) = &self.engine {
+            let (logits, maps) = net.run_with_maps(x)?;
+            let Some(maps) = maps else {
+                return Ok((logits, Vec::new()));
+            };
+            let (n, k, h, w) = maps.dims4()?;
+            let out = (0..n)
+                .map(|i| {
+                    Ok(ClassMaps {
+                        height: h,
+                        width: w,
+                        maps: normalise(&maps.get(i)?.reshape((k, h * w))?)?,
+                        method: HeatmapMethod::Cam,
+                    })
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            return Ok((logits, out));
+        }
         let maps = self.features(x)?;
         let logits = self.classify(&maps)?;
         let (n, c, h, w) = maps.dims4()?;
@@ -345,16 +403,75 @@ impl Model {
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let a = maps.get(i)?.reshape((c, h * w))?;
-            let cam = weight.matmul(&a)?.relu()?;
-            let max = cam.max_keepdim(D::Minus1)?;
-            let cam = cam.broadcast_div(&(max + 1e-12)?)?;
             out.push(ClassMaps {
                 height: h,
                 width: w,
-                maps: cam.flatten_all()?.to_vec1()?,
+                maps: normalise(&weight.matmul(&a)?)?,
+                method: HeatmapMethod::Cam,
             });
         }
         Ok((logits, out))
+    }
+
+    /// Occlusion sensitivity of one image `1 x C x H x W` whose outputs are
+    /// `base`: for each cell of a `grid x grid` partition, the image with
+    /// that cell set to each channel's mean is run again (`grid²` passes,
+    /// eight at a time), and each label's map holds how far its output
+    /// fell, ReLU, scaled to [0, 1].
+    pub fn occlusion(
+        &self,
+        image: &Tensor,
+        base: &[f32],
+        grid: usize,
+    ) -> Result<ClassMaps, InferError> {
+        let (one, c, h, w) = image.dims4()?;
+        if one != 1 || grid == 0 || grid > h.min(w) {
+            return Err(InferError::Input {
+                dims: image.dims().to_vec(),
+                detail: format!("occlusion takes one image at least {grid} pixels a side"),
+            });
+        }
+        let pixels = image.flatten_all()?.to_vec1::<f32>()?;
+        let plane = h * w;
+        let means: Vec<f32> = pixels
+            .chunks_exact(plane)
+            .map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / plane as f64) as f32)
+            .collect();
+        let cells: Vec<(usize, usize)> = (0..grid)
+            .flat_map(|gy| (0..grid).map(move |gx| (gy, gx)))
+            .collect();
+        let classes = base.len();
+        let mut drop = vec![0f32; classes * cells.len()];
+        for (chunk_no, chunk) in cells.chunks(8).enumerate() {
+            let mut batch = Vec::with_capacity(chunk.len() * pixels.len());
+            for &(gy, gx) in chunk {
+                let mut occluded = pixels.clone();
+                let (y0, y1) = (gy * h / grid, (gy + 1) * h / grid);
+                let (x0, x1) = (gx * w / grid, (gx + 1) * w / grid);
+                for (ch, mean) in means.iter().enumerate() {
+                    for y in y0..y1 {
+                        let row = ch * plane + y * w;
+                        occluded[row + x0..row + x1].fill(*mean);
+                    }
+                }
+                batch.extend(occluded);
+            }
+            let x = Tensor::from_vec(batch, (chunk.len(), c, h, w), &self.device)?;
+            let out: Vec<Vec<f32>> = self.logits(&x)?.to_vec2()?;
+            for (j, row) in out.iter().enumerate() {
+                let cell = chunk_no * 8 + j;
+                for k in 0..classes {
+                    drop[k * cells.len() + cell] = base[k] - row[k];
+                }
+            }
+        }
+        let drop = Tensor::from_vec(drop, (classes, cells.len()), &Device::Cpu)?;
+        Ok(ClassMaps {
+            height: grid,
+            width: grid,
+            maps: normalise(&drop)?,
+            method: HeatmapMethod::Occlusion { grid },
+        })
     }
 }
 

@@ -4,12 +4,14 @@
 //! outputs holds one value per label.
 //!
 //! The graph is loaded, typed for the manifest's input and optimised once;
-//! a batch runs image by image. Problems name the file and, where tract
+//! a batch runs image by image, each on rayon's global pool (its size is
+//! `[models] threads`, as for the fast path). Problems name the file and, where tract
 //! says, the node and operator.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 
 use crate::InferError;
@@ -23,6 +25,9 @@ pub struct OnnxConfig {
     pub size: usize,
     /// The output holding the labels (none: the graph's only output).
     pub output: Option<String>,
+    /// An output of class activation maps, `1 x classes x h x w` per
+    /// image, for heatmaps (none: occlusion makes them).
+    pub maps: Option<String>,
 }
 
 /// A loaded, optimised ONNX graph.
@@ -88,17 +93,24 @@ impl OnnxNet {
                     .unwrap_or_else(|| model.node(o.node).name.clone())
             })
             .collect();
-        let index = match &config.output {
-            Some(name) => outputs.iter().position(|o| o == name).ok_or_else(|| {
+        let named = |name: &str, key: &str| {
+            outputs.iter().position(|o| o == name).ok_or_else(|| {
                 problem(
                     path,
                     format!(
-                        "output_name: the graph has no output '{name}' (outputs: {})",
+                        "{key}: the graph has no output '{name}' (outputs: {})",
                         outputs.join(", ")
                     ),
                 )
-            })?,
+            })
+        };
+        let index = match &config.output {
+            Some(name) => named(name, "output_name")?,
             None if outputs.len() == 1 => 0,
+            None if outputs.len() == 2 && config.maps.is_some() => {
+                let maps = named(config.maps.as_deref().unwrap_or_default(), "heatmap.maps_output")?;
+                1 - maps
+            }
             None => {
                 return Err(problem(
                     path,
@@ -110,8 +122,24 @@ impl OnnxNet {
                 ))
             }
         };
-        let keep = model.outputs[index];
-        model.select_output_outlets(&[keep]).map_err(err)?;
+        let mut keep = vec![model.outputs[index]];
+        let maps_index = match &config.maps {
+            Some(name) => Some(named(name, "heatmap.maps_output")?),
+            None => None,
+        };
+        if let Some(m) = maps_index {
+            if m == index {
+                return Err(problem(
+                    path,
+                    format!(
+                        "heatmap.maps_output: '{}' is the labels' output",
+                        outputs[m]
+                    ),
+                ));
+            }
+            keep.push(model.outputs[m]);
+        }
+        model.select_output_outlets(&keep).map_err(err)?;
         let shape = [1, config.in_channels, config.size, config.size];
         model
             .set_input_fact(0, f32::fact(shape).into())
@@ -134,6 +162,23 @@ impl OnnxNet {
                 ),
             ));
         }
+        if let Some(m) = maps_index {
+            let fact = typed.output_fact(1).map_err(err)?;
+            let shape = fact.shape.as_concrete().map(|d| d.to_vec());
+            if !matches!(&shape, Some(d) if d.len() == 4 && d[0] == 1 && d[1] == config.num_classes)
+            {
+                return Err(problem(
+                    path,
+                    format!(
+                        "heatmap.maps_output: '{}' is [{}]; class activation maps are [1, {}, h, w] \
+                         (one map per label; tools/export_onnx.py --cam exports them)",
+                        outputs[m],
+                        fact.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                        config.num_classes
+                    ),
+                ));
+            }
+        }
         let plan = typed
             .into_optimized()
             .and_then(|m| m.into_runnable())
@@ -151,31 +196,54 @@ impl OnnxNet {
 
     /// The labels' values for `x` (`N x C x size x size`): `N x classes`.
     pub fn run(&self, x: &Tensor) -> Result<Tensor, InferError> {
+        Ok(self.run_with_maps(x)?.0)
+    }
+
+    /// The labels' values and, if the graph exports them, the class maps
+    /// (`N x classes x h x w`).
+    pub fn run_with_maps(&self, x: &Tensor) -> Result<(Tensor, Option<Tensor>), InferError> {
         let path = self.path.as_path();
         let (n, c, h, w) = x.dims4()?;
         let data = x.flatten_all()?.to_vec1::<f32>()?;
         let image = c * h * w;
         let mut out = Vec::with_capacity(n * self.config.num_classes);
+        let mut maps = Vec::new();
+        let mut map_dims = (0, 0);
         for i in 0..n {
             let one = tract_ndarray::Array4::from_shape_vec(
                 (1, c, h, w),
                 data[i * image..(i + 1) * image].to_vec(),
             )
             .map_err(|e| problem(path, e))?;
-            let result = self
-                .plan
-                .run(tvec!(TractTensor::from(one).into()))
-                .map_err(|e| problem(path, chain(&e)))?;
+            let result = multithread_tract_scope(Executor::RayonGlobal, || {
+                self.plan.run(tvec!(TractTensor::from(one).into()))
+            })
+            .map_err(|e| problem(path, chain(&e)))?;
             let values = result[0]
                 .to_plain_array_view::<f32>()
                 .map_err(|e| problem(path, chain(&e)))?;
             out.extend(values.iter().copied());
+            if let Some(m) = result.get(1) {
+                let view = m
+                    .to_plain_array_view::<f32>()
+                    .map_err(|e| problem(path, chain(&e)))?;
+                let shape = view.shape();
+                map_dims = (shape[2], shape[3]);
+                maps.extend(view.iter().copied());
+            }
         }
-        Ok(Tensor::from_vec(
-            out,
-            (n, self.config.num_classes),
-            &Device::Cpu,
-        )?)
+        let logits = Tensor::from_vec(out, (n, self.config.num_classes), &Device::Cpu)?;
+        let maps = if self.config.maps.is_some() {
+            let (mh, mw) = map_dims;
+            Some(Tensor::from_vec(
+                maps,
+                (n, self.config.num_classes, mh, mw),
+                &Device::Cpu,
+            )?)
+        } else {
+            None
+        };
+        Ok((logits, maps))
     }
 }
 

@@ -251,8 +251,14 @@ fn imagenet_inputs_take_one_channel_per_mean_and_std() {
     let m = Manifest::load(&p).unwrap();
     assert_eq!(m.architecture().unwrap().in_channels(), 1);
     for (extra, key) in [
-        ("mean = [0.5, 0.5]\nstd = [0.25]\n", "input.mean, input.std: one value each"),
-        ("mean = [0.5]\nstd = [0.0]\n", "input.std: every value must be positive"),
+        (
+            "mean = [0.5, 0.5]\nstd = [0.25]\n",
+            "input.mean, input.std: one value each",
+        ),
+        (
+            "mean = [0.5]\nstd = [0.0]\n",
+            "input.std: every value must be positive",
+        ),
     ] {
         std::fs::write(&p, format!("{base}{extra}")).unwrap();
         let e = Manifest::load(&p).unwrap_err().to_string();

@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor};
 use infer::formula::{uniform, values};
-use infer::DenseNetConfig;
+use infer::{DenseNetConfig, HeatmapMethod};
 use serde_json::Value;
 
 fn reference(name: &str) -> Value {
@@ -301,7 +301,11 @@ fn onnx_graphs_match_onnxruntime() {
     let z = theirs[1][2].as_f64().unwrap();
     let f = &p.findings[1][2];
     assert!((f.probability as f64 - 1.0 / (1.0 + (-z).exp())).abs() <= 1e-4);
-    assert!(f.heatmap.is_none(), "no heatmap from a graph without maps");
+    assert_eq!(
+        dense.model.heatmap_method(8),
+        HeatmapMethod::Occlusion { grid: 8 },
+        "a graph without maps: occlusion"
+    );
 
     let mini = onnx_classifier(
         dir.path(),
@@ -322,6 +326,121 @@ fn onnx_graphs_match_onnxruntime() {
             );
         }
     }
+}
+
+/// onnxruntime's class maps for image `n`, label `k`, as triaged scales
+/// them: ReLU, divided by the map's maximum.
+fn normalised_map(maps: &Value, n: usize, k: usize) -> Vec<f64> {
+    let plane: Vec<f64> = maps[n][k]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap().max(0.0))
+        })
+        .collect();
+    let max = plane.iter().cloned().fold(0.0, f64::max);
+    plane.iter().map(|v| v / (max + 1e-12)).collect()
+}
+
+/// A graph exporting class activation maps gives heatmaps from them (the
+/// labels' output found as the other one), as onnxruntime computes them.
+#[test]
+fn onnx_class_maps_make_the_heatmaps() {
+    let r = reference("onnx/expected.json");
+    let x = input(&r);
+    let dir = tempfile::tempdir().unwrap();
+    let mini = onnx_classifier(
+        dir.path(),
+        "mini-convnext.onnx",
+        &["A", "B", "C", "D"],
+        "output = \"probabilities\"\nthresholds = [0.01, 0.01, 0.01, 0.01]\n[heatmap]\nmaps_output = \"maps\"",
+    )
+    .unwrap();
+    assert_eq!(mini.model.heatmap_method(8), HeatmapMethod::Cam);
+    let p = mini.predict(&x, true).unwrap();
+    let mut compared = 0;
+    for (n, findings) in p.findings.iter().enumerate() {
+        for (k, f) in findings.iter().enumerate() {
+            assert!(f.flagged, "threshold 0.01 flags every label");
+            let h = f.heatmap.as_ref().expect("a flagged label has a heatmap");
+            assert_eq!(h.method, HeatmapMethod::Cam);
+            let theirs = normalised_map(&r["mini-convnext"]["maps"], n, k);
+            assert_eq!(h.values.len(), theirs.len());
+            assert_eq!(h.height * h.width, theirs.len());
+            for (a, b) in h.values.iter().zip(&theirs) {
+                assert!(
+                    (*a as f64 - b).abs() <= 1e-4,
+                    "image {n} label {k}: {a} vs {b}"
+                );
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 8);
+    // A maps output the graph does not have is named.
+    let e = onnx_classifier(
+        dir.path(),
+        "tiny-densenet.onnx",
+        &["A", "B", "C"],
+        "[heatmap]\nmaps_output = \"cam\"",
+    )
+    .err()
+    .unwrap();
+    assert!(
+        e.contains("heatmap.maps_output: the graph has no output 'cam' (outputs: logits)"),
+        "{e}"
+    );
+}
+
+/// Without maps, occlusion finds what the output depends on: the graph's
+/// logit is the mean of the top-left quadrant, so the cells there (and
+/// only those) lower it when covered.
+#[test]
+fn occlusion_heatmaps_find_what_the_output_depends_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let quadrant = onnx_classifier(dir.path(), "quadrant.onnx", &["Bleed"], "").unwrap();
+    let mut image = vec![0f32; 64 * 64];
+    for y in 0..32 {
+        image[y * 64..y * 64 + 32].fill(4.0);
+    }
+    let x = Tensor::from_vec(image, (1, 1, 64, 64), &Device::Cpu).unwrap();
+    let p = quadrant.predict(&x, true).unwrap();
+    let f = &p.findings[0][0];
+    assert!(f.flagged, "{f:?}");
+    let h = f.heatmap.as_ref().expect("heatmap");
+    assert_eq!(h.method, HeatmapMethod::Occlusion { grid: 8 });
+    assert_eq!((h.height, h.width), (8, 8));
+    for gy in 0..8 {
+        for gx in 0..8 {
+            let want = if gy < 4 && gx < 4 { 1.0 } else { 0.0 };
+            let v = h.values[gy * 8 + gx];
+            assert!((v - want).abs() < 1e-4, "cell ({gy}, {gx}) is {v}");
+        }
+    }
+    assert!(p.heatmaps_skipped.is_none());
+    // Not computed for an image with nothing flagged.
+    let blank = Tensor::full(-4f32, (1, 1, 64, 64), &Device::Cpu).unwrap();
+    let p = quadrant.predict(&blank, true).unwrap();
+    assert!(!p.findings[0][0].flagged && p.findings[0][0].heatmap.is_none());
+    // A budget too small for a 2 x 2 grid: no heatmap, and said so.
+    let tight = onnx_classifier(
+        dir.path(),
+        "quadrant.onnx",
+        &["Bleed"],
+        "[heatmap]\nocclusion_budget_ms = 0",
+    )
+    .unwrap();
+    let p = tight.predict(&x, true).unwrap();
+    assert!(p.findings[0][0].flagged && p.findings[0][0].heatmap.is_none());
+    let skipped = p.heatmaps_skipped.expect("skipped heatmaps are reported");
+    assert_eq!((skipped.images, skipped.budget_ms), (1, 0));
+    assert!(skipped
+        .to_string()
+        .contains("heatmap.occlusion_budget_ms = 0"));
 }
 
 /// A graph that does not fit its manifest is refused at load, naming what.
@@ -361,7 +480,7 @@ fn an_onnx_graph_that_does_not_fit_its_manifest_is_refused() {
     )
     .err()
     .unwrap();
-    assert!(e.contains("output 'maps' is [1, 16, 8, 8]"), "{e}");
+    assert!(e.contains("output 'maps' is [1, 4, 8, 8]"), "{e}");
     // Not an ONNX file at all.
     std::fs::write(dir.path().join("junk.onnx"), b"not a graph").unwrap();
     let bytes = b"not a graph";

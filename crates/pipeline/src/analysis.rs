@@ -6,7 +6,7 @@ use std::path::Path;
 use candle_core::{Device as CandleDevice, Tensor};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileDicomObject, InMemDicomObject};
-use infer::{Classifier, Manifest};
+use infer::{Classifier, Heatmap, Manifest};
 use report::{
     Device, HeatmapCapture, ImageRef, ImageResult, LabelResult, ModelInfo, Priority, Report,
     SrClass,
@@ -24,8 +24,8 @@ pub struct Analysed {
     pub labels: Vec<LabelResult>,
     /// The square the model saw, for heatmap captures.
     pub display: imaging::Image8,
-    /// (label, height, width, class map) for each flagged label.
-    pub heatmaps: Vec<(String, usize, usize, Vec<f32>)>,
+    /// (label, map) for each flagged label with a heatmap.
+    pub heatmaps: Vec<(String, Heatmap)>,
 }
 
 /// The imaging input spec a manifest names.
@@ -98,6 +98,14 @@ pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, Pi
     )
     .map_err(|e| PipelineError::Model(e.to_string()))?;
     let prediction = classifier.predict(&x, true)?;
+    if let Some(skipped) = prediction.heatmaps_skipped {
+        tracing::warn!(
+            model = %classifier.manifest.name,
+            version = %classifier.manifest.version,
+            sop_instance_uid = %text(&obj, tags::SOP_INSTANCE_UID),
+            "{skipped}"
+        );
+    }
     let findings = &prediction.findings[0];
     let display = model_view(&frames, &spec)?;
     drop(frames);
@@ -116,15 +124,12 @@ pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, Pi
                 probability: r.probability,
                 threshold: r.threshold,
                 flagged: r.flagged,
+                heatmap: r.heatmap.as_ref().map(|h| h.method.describe()),
             })
             .collect(),
         heatmaps: findings
             .iter()
-            .filter_map(|r| {
-                r.heatmap
-                    .clone()
-                    .map(|(h, w, v)| (r.label.clone(), h, w, v))
-            })
+            .filter_map(|r| r.heatmap.clone().map(|h| (r.label.clone(), h)))
             .collect(),
         display,
         source,
@@ -218,15 +223,16 @@ pub fn objects(
     let mut out = vec![report.build(SrClass::Comprehensive3d, 1)?];
     let mut n = 0;
     for a in images {
-        for (label, h, w, heat) in &a.heatmaps {
+        for (label, heat) in &a.heatmaps {
             n += 1;
-            let rgb = imaging::overlay(&a.display, heat, *h, *w, 0.5)?;
+            let rgb = imaging::overlay(&a.display, &heat.values, heat.height, heat.width, 0.5)?;
             out.push(
                 HeatmapCapture {
                     source: &a.source,
                     study_uid: study.to_string(),
                     image: a.image.clone(),
                     finding: label.clone(),
+                    method: heat.method.describe(),
                     model_name: manifest.name.clone(),
                     model_version: manifest.version.clone(),
                     device: device.clone(),

@@ -66,6 +66,7 @@ pub const OPERATING_THRESHOLD: Code = private("P-002", "Operating threshold");
 pub const WEIGHTS_SHA256: Code = private("P-003", "Model weights SHA-256");
 pub const TRIAGE_PRIORITY: Code = private("P-004", "Triage priority");
 pub const INTENDED_USE: Code = private("P-005", "Intended use");
+pub const HEATMAP_METHOD: Code = private("P-006", "Heatmap method");
 pub const URGENT: Code = private("P-010", "Urgent");
 pub const FLAGGED: Code = private("P-011", "Flagged");
 pub const ROUTINE: Code = private("P-012", "Routine");

@@ -25,6 +25,9 @@ pub struct HeatmapCapture<'a> {
     pub image: ImageRef,
     /// The finding shown (or e.g. "all flagged findings").
     pub finding: String,
+    /// How the map was made ("class activation map", "occlusion
+    /// sensitivity (8 x 8 grid)").
+    pub method: String,
     pub model_name: String,
     pub model_version: String,
     pub device: Device,
@@ -126,8 +129,8 @@ impl HeatmapCapture<'_> {
             tags::DERIVATION_DESCRIPTION,
             VR::ST,
             format!(
-                "{} {}: class activation map for {}",
-                self.model_name, self.model_version, self.finding
+                "{} {}: {} for {}",
+                self.model_name, self.model_version, self.method, self.finding
             ),
         );
         let mut src = InMemDicomObject::new_empty();

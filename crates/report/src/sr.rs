@@ -47,6 +47,9 @@ pub struct LabelResult {
     pub probability: f32,
     pub threshold: f32,
     pub flagged: bool,
+    /// How this finding's heatmap was made (e.g. "class activation map"),
+    /// if it has one.
+    pub heatmap: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,44 +190,44 @@ impl Report<'_> {
                     &m.name,
                     &m.version,
                 ]);
-                groups.push(container(
+                let mut items = vec![
+                    text(
+                        "HAS OBS CONTEXT",
+                        &codes::TRACKING_IDENTIFIER,
+                        &format!("{} on {}", f.label, r.image.sop_instance_uid)
+                            .chars()
+                            .take(64)
+                            .collect::<String>(),
+                    ),
+                    uidref("HAS OBS CONTEXT", &codes::TRACKING_UID, &tracking),
+                    code("CONTAINS", &codes::FINDING, &finding),
+                    text("HAS CONCEPT MOD", &codes::ALGORITHM_NAME, &m.name),
+                    text("HAS CONCEPT MOD", &codes::ALGORITHM_VERSION, &m.version),
+                    code("CONTAINS", &finding, &presence),
+                    num(
+                        "CONTAINS",
+                        &codes::PROBABILITY,
+                        f.probability as f64,
+                        &codes::UNITLESS,
+                    ),
+                    num(
+                        "CONTAINS",
+                        &codes::OPERATING_THRESHOLD,
+                        f.threshold as f64,
+                        &codes::UNITLESS,
+                    ),
+                    text("CONTAINS", &codes::WEIGHTS_SHA256, &m.weights_sha256),
+                ];
+                if let Some(method) = &f.heatmap {
+                    items.push(text("CONTAINS", &codes::HEATMAP_METHOD, method));
+                }
+                items.push(image(
                     "CONTAINS",
-                    &codes::MEASUREMENT_GROUP,
-                    vec![
-                        text(
-                            "HAS OBS CONTEXT",
-                            &codes::TRACKING_IDENTIFIER,
-                            &format!("{} on {}", f.label, r.image.sop_instance_uid)
-                                .chars()
-                                .take(64)
-                                .collect::<String>(),
-                        ),
-                        uidref("HAS OBS CONTEXT", &codes::TRACKING_UID, &tracking),
-                        code("CONTAINS", &codes::FINDING, &finding),
-                        text("HAS CONCEPT MOD", &codes::ALGORITHM_NAME, &m.name),
-                        text("HAS CONCEPT MOD", &codes::ALGORITHM_VERSION, &m.version),
-                        code("CONTAINS", &finding, &presence),
-                        num(
-                            "CONTAINS",
-                            &codes::PROBABILITY,
-                            f.probability as f64,
-                            &codes::UNITLESS,
-                        ),
-                        num(
-                            "CONTAINS",
-                            &codes::OPERATING_THRESHOLD,
-                            f.threshold as f64,
-                            &codes::UNITLESS,
-                        ),
-                        text("CONTAINS", &codes::WEIGHTS_SHA256, &m.weights_sha256),
-                        image(
-                            "CONTAINS",
-                            &codes::SOURCE,
-                            &r.image.sop_class_uid,
-                            &r.image.sop_instance_uid,
-                        ),
-                    ],
+                    &codes::SOURCE,
+                    &r.image.sop_class_uid,
+                    &r.image.sop_instance_uid,
                 ));
+                groups.push(container("CONTAINS", &codes::MEASUREMENT_GROUP, items));
             }
         }
         groups

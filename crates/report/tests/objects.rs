@@ -55,18 +55,21 @@ fn report<'a>(src: &'a InMemDicomObject, image: &ImageRef, study: &str, p: f32) 
                     probability: p,
                     threshold: 0.3,
                     flagged: p >= 0.3,
+                    heatmap: Some("occlusion sensitivity (8 x 8 grid)".into()),
                 },
                 LabelResult {
                     label: "Effusion".into(),
                     probability: 0.02,
                     threshold: 0.4,
                     flagged: false,
+                    heatmap: None,
                 },
                 LabelResult {
                     label: "Odd label/x".into(),
                     probability: 0.5,
                     threshold: 0.5,
                     flagged: true,
+                    heatmap: None,
                 },
             ],
         }],
@@ -128,9 +131,12 @@ fn the_structured_report_validates_and_reads_back() {
             "not for diagnostic use",
             "Pleural effusion",
             "L-ODD-LABEL-X",
+            "Heatmap method",
+            "occlusion sensitivity (8 x 8 grid)",
         ] {
             assert!(tree.contains(expected), "{expected} not in\n{tree}");
         }
+        assert_eq!(tree.matches("Heatmap method").count(), 1, "{tree}");
         // Patient and study copied from the source.
         let get = |o: &InMemDicomObject, t| o.element(t).unwrap().to_str().unwrap().to_string();
         assert_eq!(get(&obj, tags::PATIENT_ID), get(&src, tags::PATIENT_ID));
@@ -187,6 +193,7 @@ fn the_heatmap_capture_validates_and_carries_its_label() {
         study_uid: study,
         image,
         finding: "Pneumothorax".into(),
+        method: "class activation map".into(),
         model_name: "demo-cxr".into(),
         model_version: "1".into(),
         device: device(),
@@ -210,6 +217,15 @@ fn the_heatmap_capture_validates_and_carries_its_label() {
         .unwrap()
         .to_string();
     assert_eq!(burned.trim(), "YES");
+    let derivation = obj
+        .element(tags::DERIVATION_DESCRIPTION)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        derivation.contains("class activation map for Pneumothorax"),
+        "{derivation}"
+    );
     // The label changed pixels in the top-left corner only.
     let px = obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap();
     let changed = |r0: usize, r1: usize| {
