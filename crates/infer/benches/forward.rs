@@ -58,6 +58,7 @@ fn main() {
                     num_classes: 18,
                     size,
                     output: None,
+                    maps: None,
                 });
                 Model::load(onnx, &path, &Device::Cpu).expect("ONNX model")
             } else {
