@@ -495,22 +495,44 @@ fn two_active_versions_of_a_model_are_refused() {
 /// An ONNX classifier of an architecture triaged has no Rust code for
 /// (fixtures/infer/onnx/mini-convnext.onnx) passes `models check` and
 /// reads a radiograph with `analyze`, from DICOM to probabilities.
-#[test]
-fn an_onnx_model_is_checked_and_reads_a_radiograph() {
+/// An ONNX fixture (fixtures/infer/onnx/FILE) copied into
+/// `models/NAME` with a manifest (labels, then any further keys before
+/// `[input]`); returns the folder and the graph's bytes.
+fn onnx_model(
+    dir: &std::path::Path,
+    name: &str,
+    file: &str,
+    labels: &[&str],
+    keys: &str,
+) -> (std::path::PathBuf, Vec<u8>) {
     use sha2::{Digest, Sha256};
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("models/mini");
+    let model = dir.join("models").join(name);
     std::fs::create_dir_all(&model).unwrap();
-    let bytes = std::fs::read(repo_root().join("fixtures/infer/onnx/mini-convnext.onnx")).unwrap();
+    let bytes = std::fs::read(repo_root().join("fixtures/infer/onnx").join(file)).unwrap();
     std::fs::write(model.join("model.onnx"), &bytes).unwrap();
+    let labels: Vec<String> = labels.iter().map(|l| format!("\"{l}\"")).collect();
     std::fs::write(
         model.join("model.toml"),
         format!(
-            "name = \"mini\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"model.onnx\"\nsha256 = \"{:x}\"\nlabels = [\"A\", \"B\", \"C\", \"D\"]\noutput = \"probabilities\"\noutput_name = \"probabilities\"\n[input]\nspec = \"unit\"\nsize = 64\n",
-            Sha256::digest(&bytes)
+            "name = \"{name}\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"model.onnx\"\nsha256 = \"{:x}\"\nlabels = [{}]\n{keys}\n[input]\nspec = \"unit\"\nsize = 64\n",
+            Sha256::digest(&bytes),
+            labels.join(", ")
         ),
     )
     .unwrap();
+    (model, bytes)
+}
+
+#[test]
+fn an_onnx_model_is_checked_and_reads_a_radiograph() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, bytes) = onnx_model(
+        dir.path(),
+        "mini",
+        "mini-convnext.onnx",
+        &["A", "B", "C", "D"],
+        "output = \"probabilities\"\noutput_name = \"probabilities\"",
+    );
     let cfg = config_for(dir.path());
     let out = triaged(&["models", "check"], &cfg);
     assert!(
@@ -558,4 +580,80 @@ fn an_onnx_model_is_checked_and_reads_a_radiograph() {
     std::fs::write(model.join("model.onnx"), bad).unwrap();
     let out = triaged(&["models", "check"], &cfg);
     assert!(text(&out).contains("SHA-256"), "{}", text(&out));
+}
+
+/// Graphs triaged cannot run are refused one by one, each naming the
+/// model and what is wrong (the operator and its node, the input, the
+/// size limit); the good model beside them still checks.
+#[test]
+fn onnx_models_that_cannot_run_are_named_and_the_others_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let ab = ["A", "B"];
+    onnx_model(
+        dir.path(),
+        "good",
+        "mini-convnext.onnx",
+        &["A", "B", "C", "D"],
+        "output = \"probabilities\"\noutput_name = \"probabilities\"",
+    );
+    onnx_model(dir.path(), "deform", "bad/deform-conv.onnx", &ab, "");
+    onnx_model(dir.path(), "vendor", "bad/vendor-op.onnx", &ab, "");
+    onnx_model(dir.path(), "tabular", "bad/tabular.onnx", &ab, "");
+    onnx_model(
+        dir.path(),
+        "big",
+        "tiny-densenet.onnx",
+        &["A", "B", "C"],
+        "",
+    );
+    let cfg = dir.path().join("triaged.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[models]\ndir = \"{}\"\nmax_bytes = 20000\n",
+            dir.path().join("models").display()
+        ),
+    )
+    .unwrap();
+    let out = triaged(&["models", "check"], &cfg);
+    let report = text(&out);
+    assert!(!out.status.success(), "{report}");
+    let line = |model: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(&format!("{model} 1 (")))
+            .unwrap_or_else(|| panic!("no line for {model} in\n{report}"))
+            .to_string()
+    };
+    assert!(
+        line("good").ends_with("OK (weights verified, test pass run)"),
+        "{report}"
+    );
+    for (model, said) in [
+        (
+            "deform",
+            vec!["FAILED", "does not implement: DeformConv (node 'deform1')"],
+        ),
+        (
+            "vendor",
+            vec![
+                "FAILED",
+                "does not implement: FancyPool (node 'vendor_pool')",
+            ],
+        ),
+        (
+            "tabular",
+            vec!["FAILED", "input 'features'", "not an image"],
+        ),
+        (
+            "big",
+            vec!["FAILED", "26503 bytes", "[models] max_bytes = 20000"],
+        ),
+    ] {
+        let l = line(model);
+        for s in said {
+            assert!(l.contains(s), "'{s}' not in: {l}");
+        }
+    }
+    assert!(report.contains("5 model(s) checked, 4 failed"), "{report}");
 }

@@ -361,6 +361,46 @@ def quadrant_graph(path):
     onnx.save(model, path)
 
 
+def unsupported_graphs(out):
+    """Graphs triaged must refuse by name (fixtures/infer/onnx/bad/): an
+    operator tract lacks (DeformConv, standard since opset 19), a vendor's
+    custom operator, and a classifier of 16 numbers, not an image."""
+    import onnx
+    from onnx import TensorProto, helper
+    bad = os.path.join(out, "bad")
+    os.makedirs(bad, exist_ok=True)
+    rng = np.random.default_rng(0)
+    w = lambda name, *dims: helper.make_tensor(name, TensorProto.FLOAT, dims, rng.standard_normal(dims).astype(np.float32).ravel())
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 64, 64])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])
+    pool = [helper.make_node("GlobalAveragePool", ["maps"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node("Gemm", ["flat", "fc", "fc_bias"], ["logits"], transB=1)]
+    head = [w("fc", 2, 2), w("fc_bias", 2)]
+    graphs = {
+        "deform-conv": (helper.make_graph(
+            [helper.make_node("Conv", ["image", "offset_w"], ["offset"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("DeformConv", ["image", "w", "offset"], ["maps"], name="deform1",
+                              kernel_shape=[3, 3], pads=[1, 1, 1, 1])] + pool,
+            "deform", [image], [logits], [w("offset_w", 18, 1, 3, 3), w("w", 2, 1, 3, 3)] + head), 19),
+        "vendor-op": (helper.make_graph(
+            [helper.make_node("FancyPool", ["image"], ["maps"], name="vendor_pool", domain="com.example")] + pool,
+            "vendor", [image], [logits], head), 17),
+        "tabular": (helper.make_graph(
+            [helper.make_node("Gemm", ["features", "fc16", "fc_bias"], ["logits"], transB=1)],
+            "tabular", [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 16])],
+            [logits], [w("fc16", 2, 16), w("fc_bias", 2)]), 17),
+    }
+    for name, (graph, opset) in graphs.items():
+        imports = [helper.make_opsetid("", opset)]
+        if name == "vendor-op":
+            imports.append(helper.make_opsetid("com.example", 1))
+        model = helper.make_model(graph, opset_imports=imports)
+        if name != "vendor-op":
+            onnx.checker.check_model(model)
+        onnx.save(model, os.path.join(bad, name + ".onnx"))
+
+
 def onnx_fixtures(root):
     """Small ONNX classifiers and onnxruntime's outputs on the parity input
     (fixtures/infer/onnx/): a torchvision DenseNet exported as logits,
@@ -399,6 +439,7 @@ def onnx_fixtures(root):
         for o, v in zip(outputs, values):
             expected[name][o] = v.astype(float).tolist()
     quadrant_graph(os.path.join(out, "quadrant.onnx"))
+    unsupported_graphs(out)
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     print("wrote", out)

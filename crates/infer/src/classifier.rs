@@ -64,20 +64,38 @@ pub struct Classifier {
     pub model: Model,
 }
 
+/// How the daemon loads models (`[models]` in its configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    pub backend: Backend,
+    /// The largest weights file (safetensors or ONNX) read.
+    pub max_bytes: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            backend: Backend::default(),
+            max_bytes: 2 << 30,
+        }
+    }
+}
+
 impl Classifier {
     /// Load: manifest, weights checksum, tensor check, and a warm-up pass
     /// so the first real study does not pay for allocation.
     pub fn load(manifest: Manifest, device: &Device) -> Result<Classifier, ClassifierError> {
-        Self::load_with(manifest, device, Backend::default())
+        Self::load_with(manifest, device, LoadOptions::default())
     }
 
-    /// [`Classifier::load`] on a chosen backend.
+    /// [`Classifier::load`] with the daemon's options.
     pub fn load_with(
         manifest: Manifest,
         device: &Device,
-        backend: Backend,
+        options: LoadOptions,
     ) -> Result<Classifier, ClassifierError> {
-        manifest.verify()?;
+        let backend = options.backend;
+        manifest.verify_within(options.max_bytes)?;
         let architecture = manifest
             .architecture()
             .map_err(|problems| ManifestError::Invalid {

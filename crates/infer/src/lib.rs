@@ -24,7 +24,9 @@ pub mod resnet;
 pub mod smallcnn;
 pub mod train;
 
-pub use classifier::{Classifier, ClassifierError, Finding, Heatmap, HeatmapsSkipped, Prediction};
+pub use classifier::{
+    Classifier, ClassifierError, Finding, Heatmap, HeatmapsSkipped, LoadOptions, Prediction,
+};
 pub use densenet::{DenseNet, DenseNetConfig};
 pub use error::InferError;
 pub use fast::profile;

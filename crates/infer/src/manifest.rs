@@ -276,6 +276,13 @@ pub enum ManifestError {
         expected: String,
         actual: String,
     },
+    #[error("{weights}: {bytes} bytes, more than [models] max_bytes = {max} (the manifest {path}); raise the limit if the model is meant to be this large")]
+    TooLarge {
+        path: PathBuf,
+        weights: PathBuf,
+        bytes: u64,
+        max: u64,
+    },
 }
 
 impl Manifest {
@@ -473,7 +480,27 @@ impl Manifest {
 
     /// Check the weights file against the manifest's SHA-256.
     pub fn verify(&self) -> Result<(), ManifestError> {
+        self.verify_within(u64::MAX)
+    }
+
+    /// [`Manifest::verify`], refusing a weights file over `max_bytes`
+    /// before reading it.
+    pub fn verify_within(&self, max_bytes: u64) -> Result<(), ManifestError> {
         let weights = self.weights_path();
+        let size = std::fs::metadata(&weights)
+            .map_err(|e| ManifestError::Read {
+                path: weights.clone(),
+                detail: e.to_string(),
+            })?
+            .len();
+        if size > max_bytes {
+            return Err(ManifestError::TooLarge {
+                path: self.path.clone(),
+                weights,
+                bytes: size,
+                max: max_bytes,
+            });
+        }
         let bytes = std::fs::read(&weights).map_err(|e| ManifestError::Read {
             path: weights.clone(),
             detail: e.to_string(),

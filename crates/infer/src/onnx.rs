@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::InferError;
 
@@ -58,6 +59,71 @@ fn chain(e: &TractError) -> String {
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+/// Every node whose operator tract does not implement, named at once
+/// (tract itself stops at the first).
+fn missing_operators(model: &InferenceModel) -> Result<(), String> {
+    use tract_onnx::tract_hir::ops::unimpl::UnimplementedOp;
+    let missing: Vec<String> = model
+        .nodes()
+        .iter()
+        .filter_map(|n| {
+            let op = n.op_as::<UnimplementedOp>()?.name();
+            let op = op
+                .trim_start_matches("Unimplemented(")
+                .trim_end_matches(')');
+            Some(format!("{op} (node '{}')", n.name))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "operators tract {} does not implement: {}; export with operators it has (docs/models.md lists how)",
+        TRACT_VERSION,
+        missing.join(", ")
+    ))
+}
+
+/// The engine's version, for messages.
+const TRACT_VERSION: &str = "0.23";
+
+/// The graph's input must take float images with the manifest's channels
+/// (where the graph says).
+fn check_image_input(model: &InferenceModel, config: &OnnxConfig) -> Result<(), String> {
+    let fact = model.input_fact(0).map_err(|e| chain(&e))?;
+    let name = &model.node(model.inputs[0].node).name;
+    let described = fact.format_dt_shape();
+    if let Some(rank) = fact.shape.rank().concretize() {
+        if rank != 4 {
+            return Err(format!(
+                "input '{name}' is {described}: not an image (N x C x H x W)"
+            ));
+        }
+    }
+    if let Some(dt) = fact.datum_type.concretize() {
+        if dt != f32::datum_type() {
+            return Err(format!(
+                "input '{name}' is {described}: triaged feeds float32 images"
+            ));
+        }
+    }
+    let channels = fact
+        .shape
+        .dims()
+        .nth(1)
+        .and_then(|d| d.concretize())
+        .and_then(|d| d.to_i64().ok());
+    if let Some(c) = channels {
+        if c as usize != config.in_channels {
+            return Err(format!(
+                "input '{name}' is {described}: {c} channels, the manifest's input spec gives {}",
+                config.in_channels
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl OnnxNet {
@@ -140,6 +206,8 @@ impl OnnxNet {
             keep.push(model.outputs[m]);
         }
         model.select_output_outlets(&keep).map_err(err)?;
+        missing_operators(&model).map_err(|d| problem(path, d))?;
+        check_image_input(&model, &config).map_err(|d| problem(path, d))?;
         let shape = [1, config.in_channels, config.size, config.size];
         model
             .set_input_fact(0, f32::fact(shape).into())

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use archive::{Archive, ModelState, ModelStateRow, ModelStates, StateChange};
-use infer::{Backend, Classifier, Lifecycle, Manifest};
+use infer::{Classifier, Lifecycle, LoadOptions, Manifest};
 
 /// The state a manifest starts in.
 pub fn initial(m: &Manifest) -> ModelState {
@@ -146,17 +146,21 @@ pub struct Registry {
     /// Where versions added while the daemon runs are found (none: the
     /// loaded set is fixed).
     dir: Option<PathBuf>,
-    backend: Backend,
+    options: LoadOptions,
     /// The admin's rows when the folder was last looked at.
     seen: Mutex<Option<Vec<ModelStateRow>>>,
 }
 
 impl Registry {
-    pub fn new(loaded: Vec<Arc<Classifier>>, dir: Option<PathBuf>, backend: Backend) -> Registry {
+    pub fn new(
+        loaded: Vec<Arc<Classifier>>,
+        dir: Option<PathBuf>,
+        options: LoadOptions,
+    ) -> Registry {
         Registry {
             loaded: RwLock::new(loaded),
             dir,
-            backend,
+            options,
             seen: Mutex::new(None),
         }
     }
@@ -229,8 +233,8 @@ impl Registry {
         let Some(dir) = self.dir.clone() else {
             return Err(format!("{name} {version} is not loaded"));
         };
-        let (n, v, backend) = (name.to_string(), version.to_string(), self.backend);
-        let c = tokio::task::spawn_blocking(move || load_version(&dir, &n, &v, backend))
+        let (n, v, options) = (name.to_string(), version.to_string(), self.options);
+        let c = tokio::task::spawn_blocking(move || load_version(&dir, &n, &v, options))
             .await
             .map_err(|e| e.to_string())??;
         let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
@@ -250,7 +254,7 @@ fn load_version(
     dir: &std::path::Path,
     name: &str,
     version: &str,
-    backend: Backend,
+    options: LoadOptions,
 ) -> Result<Classifier, String> {
     let paths = infer::manifest::discover(dir).map_err(|e| e.to_string())?;
     let manifest = paths
@@ -263,7 +267,7 @@ fn load_version(
                 dir.display()
             )
         })?;
-    Classifier::load_with(manifest, &candle_core::Device::Cpu, backend).map_err(|e| e.to_string())
+    Classifier::load_with(manifest, &candle_core::Device::Cpu, options).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -49,7 +49,8 @@ pub fn device(config: &Config) -> Device {
 pub async fn run(config: &Config, args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load(&args.model.join("model.toml"))?;
     // The daemon's backend, so a case checked here scores as it will there.
-    let classifier = Classifier::load_with(manifest, &CandleDevice::Cpu, config.models.backend)?;
+    let classifier =
+        Classifier::load_with(manifest, &CandleDevice::Cpu, config.models.load_options())?;
     let mut studies: BTreeMap<String, Vec<Analysed>> = BTreeMap::new();
     let mut json = Vec::new();
     for f in &args.files {

@@ -151,14 +151,28 @@ pub struct ModelsConfig {
     /// `fast` (triaged's own CPU path, the default) or `candle` (candle's
     /// generic operations: slower, kept as a fallback and a reference).
     pub backend: infer::Backend,
+    /// The largest weights file (safetensors or ONNX) a model may have:
+    /// a bigger one is refused before it is read.
+    pub max_bytes: u64,
 }
 
 impl Default for ModelsConfig {
     fn default() -> Self {
+        let defaults = infer::LoadOptions::default();
         ModelsConfig {
             dir: PathBuf::from("models"),
             threads: 0,
-            backend: infer::Backend::Fast,
+            backend: defaults.backend,
+            max_bytes: defaults.max_bytes,
+        }
+    }
+}
+
+impl ModelsConfig {
+    pub fn load_options(&self) -> infer::LoadOptions {
+        infer::LoadOptions {
+            backend: self.backend,
+            max_bytes: self.max_bytes,
         }
     }
 }
@@ -504,6 +518,9 @@ impl Config {
                 self.models.threads
             ));
         }
+        if self.models.max_bytes == 0 {
+            p.push("models.max_bytes: must be more than 0".into());
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             p.push(format!(
                 "log.format: '{}' must be \"text\" or \"json\"",
@@ -675,6 +692,7 @@ mod tests {
             port = 0
             [models]
             threads = 1000
+            max_bytes = 0
             [[rules]]
             name = ""
             study_description = "(unclosed"
@@ -696,6 +714,7 @@ mod tests {
             "destinations[0].ae_title",
             "destinations[0].port",
             "models.threads",
+            "models.max_bytes",
             "outbox.max_attempts",
             "rules[0].name",
             "rules[0].study_description",

@@ -20,8 +20,12 @@ pub fn load_all(
             let loaded = Manifest::load(&path)
                 .map_err(anyhow::Error::from)
                 .and_then(|m| {
-                    Classifier::load_with(m, &candle_core::Device::Cpu, config.models.backend)
-                        .map_err(anyhow::Error::from)
+                    Classifier::load_with(
+                        m,
+                        &candle_core::Device::Cpu,
+                        config.models.load_options(),
+                    )
+                    .map_err(anyhow::Error::from)
                 });
             (path, loaded)
         })
@@ -138,6 +142,15 @@ pub async fn check_lifecycle(archive: &Archive, models: &[Arc<Classifier>]) -> a
     Ok(())
 }
 
+/// A manifest's model name and version and where it is (only the path
+/// when the manifest itself cannot be read).
+pub fn described(path: &std::path::Path) -> String {
+    match Manifest::load(path) {
+        Ok(m) => format!("{} {} ({})", m.name, m.version, path.display()),
+        Err(_) => path.display().to_string(),
+    }
+}
+
 pub async fn check(config: &Config) -> anyhow::Result<ExitCode> {
     let found = load_all(config)?;
     let rows = state_rows(config).await?;
@@ -145,12 +158,14 @@ pub async fn check(config: &Config) -> anyhow::Result<ExitCode> {
     for (path, result) in &found {
         match result {
             Ok(c) => println!(
-                "{} {}: OK (weights verified, test pass run)",
-                c.manifest.name, c.manifest.version
+                "{} {} ({}): OK (weights verified, test pass run)",
+                c.manifest.name,
+                c.manifest.version,
+                path.display()
             ),
             Err(e) => {
                 failures += 1;
-                println!("{}: FAILED: {e}", path.display());
+                println!("{}: FAILED: {e}", described(path));
             }
         }
     }
@@ -191,8 +206,12 @@ pub async fn set_state(
     let refs: Vec<&Manifest> = manifests.iter().collect();
     let m = lifecycle::find(&refs, name, version)?;
     if state != ModelState::Disabled {
-        Classifier::load_with(m.clone(), &candle_core::Device::Cpu, config.models.backend)
-            .map_err(|e| anyhow::anyhow!("{name} {version} cannot run, state unchanged: {e}"))?;
+        Classifier::load_with(
+            m.clone(),
+            &candle_core::Device::Cpu,
+            config.models.load_options(),
+        )
+        .map_err(|e| anyhow::anyhow!("{name} {version} cannot run, state unchanged: {e}"))?;
     }
     let store = ArchiveReader::models(&config.storage.dir).await?;
     let changes = lifecycle::set(&store, &refs, name, version, state, &cli_user()).await?;

@@ -30,7 +30,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let models = Arc::new(pipeline::lifecycle::Registry::new(
         models,
         Some(config.models.dir.clone()),
-        config.models.backend,
+        config.models.load_options(),
     ));
     let stats = Stats::default();
     let shutdown = Shutdown::new();
@@ -236,7 +236,11 @@ fn load_manifests(config: &Config) -> Vec<Arc<infer::Classifier>> {
                 tracing::info!(model = %c.manifest.name, version = %c.manifest.version, validated = c.manifest.validated, backend = ?c.model.backend(), "model loaded");
                 models.push(Arc::new(c));
             }
-            Err(e) => tracing::error!(manifest = %path.display(), error = %e, "model not loaded"),
+            Err(e) => tracing::error!(
+                model = %crate::models::described(&path),
+                error = %e,
+                "model not loaded; the others serve"
+            ),
         }
     }
     models
