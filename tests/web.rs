@@ -877,3 +877,109 @@ fn a_version_in_shadow_never_reports_and_versions_switch_without_a_restart() {
         "{table}"
     );
 }
+
+/// An ONNX fixture (fixtures/infer/onnx/FILE) in `models/NAME` behind a
+/// manifest whose thresholds flag every label.
+fn onnx_model(models: &std::path::Path, name: &str, file: &str, labels: &[&str], keys: &str) {
+    let dir = models.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(repo_root().join("fixtures/infer/onnx").join(file)).unwrap();
+    std::fs::write(dir.join("model.onnx"), &bytes).unwrap();
+    let quoted: Vec<String> = labels.iter().map(|l| format!("\"{l}\"")).collect();
+    let thresholds = vec!["1e-30"; labels.len()].join(", ");
+    std::fs::write(
+        dir.join("model.toml"),
+        format!(
+            "name = \"{name}\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"model.onnx\"\n\
+             sha256 = \"{:x}\"\nlabels = [{}]\nthresholds = [{thresholds}]\n{keys}\n",
+            Sha256::digest(&bytes),
+            quoted.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+/// ONNX models in the daemon: a DenseNet graph (heatmaps by occlusion) and
+/// a network triaged has no Rust code for (its exported class maps, an
+/// `imagenet` input) each analyse a study, report to the PACS with the
+/// heatmap method stated, and reach the worklist; a graph tract cannot
+/// run is refused by name while the others serve.
+#[test]
+fn onnx_models_analyse_studies_end_to_end() {
+    let models = tempfile::tempdir().unwrap();
+    onnx_model(
+        models.path(),
+        "onnx-densenet",
+        "tiny-densenet.onnx",
+        &["Effusion", "Pneumothorax", "Nodule"],
+        "[input]\nspec = \"unit\"\nsize = 64",
+    );
+    onnx_model(
+        models.path(),
+        "onnx-convnext",
+        "mini-convnext.onnx",
+        &["Effusion", "Pneumothorax", "Nodule", "Mass"],
+        "output = \"probabilities\"\n[heatmap]\nmaps_output = \"maps\"\n\
+         [input]\nspec = \"imagenet\"\nsize = 64\nmean = [0.5]\nstd = [0.25]",
+    );
+    onnx_model(
+        models.path(),
+        "onnx-vendor",
+        "bad/vendor-op.onnx",
+        &["A", "B"],
+        "[input]\nspec = \"unit\"\nsize = 64",
+    );
+    let (d, pacs) = daemon_and_pacs(models.path());
+    let loaded: Vec<String> = get_json(&d, "/api/models", READER)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(loaded.len(), 2, "{loaded:?}");
+    assert!(!loaded.contains(&"onnx-vendor".to_string()), "{loaded:?}");
+    let log = d.log();
+    assert!(
+        log.contains("onnx-vendor") && log.contains("FancyPool (node 'vendor_pool')"),
+        "{log}"
+    );
+
+    let cases = tempfile::tempdir().unwrap();
+    let (uid, files) = phantom_study(cases.path(), 7201, vec![], 1);
+    let out = d.storescu(&[], &[files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("both reports in the PACS", Duration::from_secs(120), || {
+        pacs_reports(&pacs, &uid).len() == 2
+    });
+    for (model, method, labels) in [
+        ("onnx-densenet", "occlusion sensitivity (8 x 8 grid)", 3),
+        ("onnx-convnext", "class activation map", 4),
+    ] {
+        let report = pacs_reports(&pacs, &uid)
+            .into_iter()
+            .find(|r| r.contains(model))
+            .unwrap_or_else(|| panic!("no report from {model}"));
+        assert_eq!(report.matches(method).count(), labels, "{model}: {report}");
+    }
+    // The heatmap captures reached the PACS too: one per flagged label.
+    let captures = pacs.post(
+        "/tools/find",
+        &format!(
+            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{uid}","Modality":"OT"}}}}"#
+        ),
+    );
+    assert_eq!(captures.as_array().unwrap().len(), 7, "{captures}");
+    let detail = get_json(&d, &format!("/api/studies/{uid}"), READER);
+    let results = detail["results"].as_array().unwrap();
+    assert_eq!(results.len(), 7, "{detail}");
+    assert!(every(results, |f| f["flagged"] == true), "{detail}");
+    for f in results {
+        heatmap_png(&d, f);
+    }
+    let row = d
+        .studies()
+        .into_iter()
+        .find(|s| s["study_instance_uid"] == uid.as_str())
+        .unwrap();
+    assert_eq!(row["findings"].as_array().unwrap().len(), 7, "{row}");
+}
