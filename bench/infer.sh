@@ -10,6 +10,7 @@
 #
 #   bench/infer.sh
 #   THREADS="2" BATCHES="1" bench/infer.sh     # a quicker subset
+#   BACKENDS=fast,tract CASES="densenet121:224" bench/infer.sh  # no candle, one case
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V=bench/.venv-torch
@@ -20,7 +21,7 @@ if [ ! -x $V/bin/python ] || ! $V/bin/python -c "import torch, torchvision, onnx
   $V/bin/pip install -q --no-deps torchvision==0.29.2
 fi
 cargo bench -q -p triaged-infer --bench forward --no-run 2>/dev/null
-ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+ratio() { if [ -n "$1" ] && [ -n "$2" ]; then python3 -c "print(f'{$1/$2:.2f}')"; else echo "–"; fi; }
 ONNX_DIR=$(mktemp -d)
 trap 'rm -rf "$ONNX_DIR"' EXIT
 export ONNX_DIR
@@ -29,9 +30,8 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for threads in ${THREADS:-1 2}; do
   for batch in ${BATCHES:-1 8}; do
     runs=${RUNS:-$([ "$batch" = 1 ] && echo 5 || echo 3)}
-    for case in "densenet121 224" "resnet50 224" "resnet50 512"; do
-      set -- $case
-      model=$1 size=$2
+    for case in ${CASES:-densenet121:224 resnet50:224 resnet50:512}; do
+      model=${case%:*} size=${case#*:}
       # Python first: it exports the graph tract then runs.
       py=$(RUNS=$runs OMP_NUM_THREADS=$threads $V/bin/python bench/infer_python.py \
         "$threads" "$batch" "$size" "$model" 2>/dev/null)
