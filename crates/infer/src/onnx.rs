@@ -80,7 +80,7 @@ fn missing_operators(model: &InferenceModel) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "operators tract {} does not implement: {}; export with operators it has (docs/models.md lists how)",
+        "operators tract {} does not implement: {}; re-export the model without them (docs/models.md, ONNX)",
         TRACT_VERSION,
         missing.join(", ")
     ))
