@@ -657,3 +657,61 @@ fn onnx_models_that_cannot_run_are_named_and_the_others_still_load() {
     }
     assert!(report.contains("5 model(s) checked, 4 failed"), "{report}");
 }
+
+/// `triaged phantom --anatomy head-ct`: one folder of CT slices a study,
+/// labels.csv with one row each that says what the folder holds.
+#[test]
+fn head_ct_phantom_studies_are_written_with_their_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_for(dir.path());
+    let out = dir.path().join("head");
+    let run = triaged(
+        &[
+            "phantom",
+            "--anatomy",
+            "head-ct",
+            "--out",
+            out.to_str().unwrap(),
+            "--count",
+            "3",
+            "--matrix",
+            "64",
+            "--set",
+            "validation",
+            "--masks",
+        ],
+        &cfg,
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    let csv = std::fs::read_to_string(out.join("labels.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        let folder = out.join(row[col("folder")]);
+        let slices: Vec<_> = files_under(&folder)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+            .collect();
+        assert_eq!(slices.len().to_string(), row[col("slices")]);
+        let thickness: f64 = row[col("slice_thickness")].parse().unwrap();
+        assert_eq!((slices.len() as f64 * thickness).round(), 140.0);
+        let masks = files_under(&folder)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .count();
+        assert_eq!(row[col("any")] == "1", masks > 0, "{row:?}");
+        let obj = dicom_object::open_file(&slices[0]).unwrap();
+        let get = |t| obj.element(t).unwrap().to_str().unwrap().trim().to_string();
+        use dicom_dictionary_std::tags;
+        assert_eq!(
+            get(tags::STUDY_INSTANCE_UID),
+            row[col("study_instance_uid")]
+        );
+        assert_eq!(get(tags::MODALITY), "CT");
+        assert_eq!(get(tags::BODY_PART_EXAMINED), "HEAD");
+        assert_eq!(get(tags::MANUFACTURER), row[col("manufacturer")]);
+    }
+}

@@ -159,7 +159,7 @@ impl Radiograph {
     }
 }
 
-fn encode_png(grey: &[u8], columns: usize, rows: usize) -> Result<Vec<u8>, png::EncodingError> {
+pub fn encode_png(grey: &[u8], columns: usize, rows: usize) -> Result<Vec<u8>, png::EncodingError> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, columns as u32, rows as u32);

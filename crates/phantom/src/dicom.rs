@@ -14,6 +14,7 @@ use crate::rng::Rng;
 
 pub const CR_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.1";
 pub const DX_FOR_PRESENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.1.1";
+pub const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
 const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 /// The phantom writer's Implementation Class UID (a fixed 2.25 UID).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.143922315226935476331372011239510337011";
@@ -51,16 +52,21 @@ const GIVEN: [&str; 8] = [
 
 impl Identity {
     pub fn of(case: &Case) -> Identity {
-        let mut r = Rng::derive(case.seed, 0xD1C0);
+        Identity::from_seed(case.seed, case.subject.age)
+    }
+
+    /// The identity of the study made from `seed`, for a subject of `age`.
+    pub fn from_seed(seed: u64, age: u32) -> Identity {
+        let mut r = Rng::derive(seed, 0xD1C0);
         let day = r.below(300) as u32;
         let (month, dom) = (1 + day / 28 % 12, 1 + day % 28);
         let (h, m) = (8 + r.below(10), r.below(60));
         Identity {
             patient_name: format!("PHANTOM^{}", GIVEN[r.below(GIVEN.len())]),
-            patient_id: format!("PH{:08}", case.seed % 100_000_000),
-            birth_date: format!("{:04}{month:02}{dom:02}", 2026 - case.subject.age),
-            study_uid: uid(case.seed, 1),
-            series_uid: uid(case.seed, 2),
+            patient_id: format!("PH{:08}", seed % 100_000_000),
+            birth_date: format!("{:04}{month:02}{dom:02}", 2026 - age),
+            study_uid: uid(seed, 1),
+            series_uid: uid(seed, 2),
             accession: format!("ACC{:07}", r.next_u64() % 10_000_000),
             study_date: format!("2026{month:02}{dom:02}"),
             study_time: format!("{h:02}{m:02}00"),
@@ -294,6 +300,223 @@ pub fn instance(
     );
     let meta = FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(class)
+        .media_storage_sop_instance_uid(sop_uid.as_str())
+        .transfer_syntax(EXPLICIT_VR_LE)
+        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+        .implementation_version_name("TRIAGED_PHANTOM")
+        .build()
+        .map_err(|e| DicomError::Meta(e.to_string()))?;
+    Ok(o.with_exact_meta(meta))
+}
+
+/// Slice `number` (1-based, skull base first) of a head CT study: CT Image
+/// Storage with the Image Plane and CT Image modules (Rescale Slope /
+/// Intercept for the vendor's storage, Image Position / Orientation,
+/// Slice Thickness and spacing, a brain window).
+pub fn head_ct_instance(
+    case: &crate::head::HeadCase,
+    slice: &crate::head::CtSlice,
+    number: u32,
+) -> Result<FileDicomObject<InMemDicomObject>, DicomError> {
+    let id = Identity::from_seed(case.seed, case.age);
+    let v = &case.vendor;
+    let sop_uid = uid(case.seed, 100 + number as u64);
+    let mut o = InMemDicomObject::new_empty();
+    put(&mut o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100");
+    put(&mut o, tags::SOP_CLASS_UID, VR::UI, CT_IMAGE_STORAGE);
+    put(&mut o, tags::SOP_INSTANCE_UID, VR::UI, sop_uid.as_str());
+    put(&mut o, tags::PATIENT_NAME, VR::PN, id.patient_name.as_str());
+    put(&mut o, tags::PATIENT_ID, VR::LO, id.patient_id.as_str());
+    put(
+        &mut o,
+        tags::PATIENT_BIRTH_DATE,
+        VR::DA,
+        id.birth_date.as_str(),
+    );
+    put(
+        &mut o,
+        tags::PATIENT_SEX,
+        VR::CS,
+        if case.female { "F" } else { "M" },
+    );
+    put(&mut o, tags::PATIENT_IDENTITY_REMOVED, VR::CS, "NO");
+    put(
+        &mut o,
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        id.study_uid.as_str(),
+    );
+    put(&mut o, tags::STUDY_DATE, VR::DA, id.study_date.as_str());
+    put(&mut o, tags::STUDY_TIME, VR::TM, id.study_time.as_str());
+    put(&mut o, tags::REFERRING_PHYSICIAN_NAME, VR::PN, "");
+    put(
+        &mut o,
+        tags::STUDY_ID,
+        VR::SH,
+        format!("{}", case.seed % 100_000),
+    );
+    put(
+        &mut o,
+        tags::ACCESSION_NUMBER,
+        VR::SH,
+        id.accession.as_str(),
+    );
+    put(
+        &mut o,
+        tags::STUDY_DESCRIPTION,
+        VR::LO,
+        "CT HEAD WO CONTRAST",
+    );
+    put(
+        &mut o,
+        tags::PATIENT_AGE,
+        VR::AS,
+        format!("{:03}Y", case.age),
+    );
+    put(&mut o, tags::MODALITY, VR::CS, "CT");
+    put(
+        &mut o,
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        id.series_uid.as_str(),
+    );
+    put(&mut o, tags::SERIES_NUMBER, VR::IS, "2");
+    put(
+        &mut o,
+        tags::SERIES_DESCRIPTION,
+        VR::LO,
+        format!("AXIAL {} mm {}", case.thickness, v.kernel),
+    );
+    put(&mut o, tags::BODY_PART_EXAMINED, VR::CS, "HEAD");
+    put(&mut o, tags::PATIENT_POSITION, VR::CS, "HFS");
+    // Frame of Reference
+    put(
+        &mut o,
+        tags::FRAME_OF_REFERENCE_UID,
+        VR::UI,
+        uid(case.seed, 3).as_str(),
+    );
+    put(&mut o, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
+    // General Equipment
+    put(&mut o, tags::MANUFACTURER, VR::LO, v.manufacturer);
+    put(&mut o, tags::MANUFACTURER_MODEL_NAME, VR::LO, v.model);
+    put(
+        &mut o,
+        tags::INSTITUTION_NAME,
+        VR::LO,
+        "Phantom General Hospital",
+    );
+    put(
+        &mut o,
+        tags::SOFTWARE_VERSIONS,
+        VR::LO,
+        concat!("triaged-phantom ", env!("CARGO_PKG_VERSION")),
+    );
+    // General Image, General Acquisition
+    put(&mut o, tags::INSTANCE_NUMBER, VR::IS, number.to_string());
+    put(&mut o, tags::ACQUISITION_NUMBER, VR::IS, "1");
+    put(&mut o, tags::CONTENT_DATE, VR::DA, id.study_date.as_str());
+    put(&mut o, tags::CONTENT_TIME, VR::TM, id.study_time.as_str());
+    multi(
+        &mut o,
+        tags::IMAGE_TYPE,
+        VR::CS,
+        &["ORIGINAL", "PRIMARY", "AXIAL"],
+    );
+    put(&mut o, tags::BURNED_IN_ANNOTATION, VR::CS, "NO");
+    // Image Plane
+    let spacing = format!("{:.6}", case.pixel_spacing());
+    multi(&mut o, tags::PIXEL_SPACING, VR::DS, &[&spacing, &spacing]);
+    multi(
+        &mut o,
+        tags::IMAGE_ORIENTATION_PATIENT,
+        VR::DS,
+        &["1", "0", "0", "0", "1", "0"],
+    );
+    let corner = format!("{:.6}", -case.fov / 2.0 + case.pixel_spacing() / 2.0);
+    let z = format!("{:.4}", slice.z);
+    multi(
+        &mut o,
+        tags::IMAGE_POSITION_PATIENT,
+        VR::DS,
+        &[&corner, &corner, &z],
+    );
+    put(
+        &mut o,
+        tags::SLICE_THICKNESS,
+        VR::DS,
+        format!("{}", case.thickness),
+    );
+    put(
+        &mut o,
+        tags::SPACING_BETWEEN_SLICES,
+        VR::DS,
+        format!("{}", case.thickness),
+    );
+    put(&mut o, tags::SLICE_LOCATION, VR::DS, z.as_str());
+    // Image Pixel and CT Image
+    let n = case.matrix as u16;
+    put(&mut o, tags::SAMPLES_PER_PIXEL, VR::US, 1u16);
+    put(
+        &mut o,
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "MONOCHROME2",
+    );
+    put(&mut o, tags::ROWS, VR::US, n);
+    put(&mut o, tags::COLUMNS, VR::US, n);
+    put(&mut o, tags::BITS_ALLOCATED, VR::US, 16u16);
+    put(
+        &mut o,
+        tags::BITS_STORED,
+        VR::US,
+        if v.signed { 16u16 } else { 12u16 },
+    );
+    put(
+        &mut o,
+        tags::HIGH_BIT,
+        VR::US,
+        if v.signed { 15u16 } else { 11u16 },
+    );
+    put(&mut o, tags::PIXEL_REPRESENTATION, VR::US, v.signed as u16);
+    let intercept = if v.signed { 0 } else { -1024 };
+    put(
+        &mut o,
+        tags::RESCALE_INTERCEPT,
+        VR::DS,
+        intercept.to_string(),
+    );
+    put(&mut o, tags::RESCALE_SLOPE, VR::DS, "1");
+    put(&mut o, tags::RESCALE_TYPE, VR::LO, "HU");
+    put(&mut o, tags::KVP, VR::DS, "120");
+    put(&mut o, tags::CONVOLUTION_KERNEL, VR::SH, v.kernel);
+    multi(&mut o, tags::WINDOW_CENTER, VR::DS, &["40", "600"]);
+    multi(&mut o, tags::WINDOW_WIDTH, VR::DS, &["80", "2800"]);
+    multi(
+        &mut o,
+        tags::WINDOW_CENTER_WIDTH_EXPLANATION,
+        VR::LO,
+        &["BRAIN", "BONE"],
+    );
+    let bytes: Vec<u8> = slice
+        .hu
+        .iter()
+        .flat_map(|&h| {
+            if v.signed {
+                h.to_le_bytes()
+            } else {
+                ((h as i32 - intercept) as u16).to_le_bytes()
+            }
+        })
+        .collect();
+    put(
+        &mut o,
+        tags::PIXEL_DATA,
+        VR::OW,
+        PrimitiveValue::U8(bytes.into()),
+    );
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(CT_IMAGE_STORAGE)
         .media_storage_sop_instance_uid(sop_uid.as_str())
         .transfer_syntax(EXPLICIT_VR_LE)
         .implementation_class_uid(IMPLEMENTATION_CLASS_UID)

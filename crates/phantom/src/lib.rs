@@ -1,4 +1,5 @@
-//! Synthetic frontal chest radiographs with known findings.
+//! Synthetic frontal chest radiographs and head CT studies with known
+//! findings (the head CT phantom: [`head`]).
 //!
 //! No chest X-ray data set or licensed model can be had offline, so triaged
 //! makes its own: a procedural phantom of PA/AP chest radiographs (body
@@ -22,12 +23,13 @@ mod case;
 mod detector;
 pub mod dicom;
 mod findings;
+pub mod head;
 mod raster;
 mod render;
 mod rng;
 mod subject;
 
-pub use case::{Case, Mix, Radiograph};
+pub use case::{encode_png, Case, Mix, Radiograph};
 pub use findings::{Finding, Grade, Label, Side};
 pub use rng::Rng;
 pub use subject::{AgeBand, Sex, Subject, Vendor, View, VENDORS};

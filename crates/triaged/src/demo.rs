@@ -12,7 +12,7 @@ use phantom::{Case, Grade, Label, Mix};
 use crate::config::Config;
 
 /// Demo cases are drawn from seeds above the test set's.
-const DEMO_BASE: u64 = 3_000_000_000_000;
+pub const DEMO_BASE: u64 = 3_000_000_000_000;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use phantom::{Case, Label, Mix};
 
-use crate::synthetic::{TEST_BASE, VALIDATION_BASE};
+use phantom::head::{Bleed, HeadCase, HeadMix, Mimic};
+
+use crate::synthetic::{TEST_BASE, TRAINING_STRIDE, VALIDATION_BASE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Set {
@@ -15,6 +17,31 @@ pub enum Set {
     Test,
     /// The validation set thresholds are chosen on.
     Validation,
+    /// Training cases (the first training run's seeds).
+    Train,
+    /// The cases `triaged demo` sends.
+    Demo,
+}
+
+impl Set {
+    /// The first seed of the set.
+    fn base(self) -> u64 {
+        match self {
+            Set::Test => TEST_BASE,
+            Set::Validation => VALIDATION_BASE,
+            Set::Train => TRAINING_STRIDE,
+            Set::Demo => crate::demo::DEMO_BASE,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Anatomy {
+    /// Frontal chest radiographs (CR/DX), one image a study.
+    Chest,
+    /// Non-contrast head CT, one axial series a study (5 mm or thin), in a
+    /// folder of its own; labels.csv per study.
+    HeadCt,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -22,6 +49,12 @@ pub struct PhantomArgs {
     /// Output folder (created).
     #[arg(long)]
     pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = Anatomy::Chest)]
+    pub anatomy: Anatomy,
+    /// Head CT: the image side in pixels (512 as scanners write; smaller
+    /// is faster).
+    #[arg(long, default_value_t = 512)]
+    pub matrix: usize,
     /// Number of studies (one radiograph each).
     #[arg(long, default_value_t = 100)]
     pub count: u64,
@@ -77,10 +110,10 @@ pub fn run(args: &PhantomArgs) -> anyhow::Result<ExitCode> {
         "--pitch must lie in 0.1..=5 mm"
     );
     std::fs::create_dir_all(&args.out)?;
-    let base = match args.set {
-        Set::Test => TEST_BASE,
-        Set::Validation => VALIDATION_BASE,
-    };
+    let base = args.set.base();
+    if args.anatomy == Anatomy::HeadCt {
+        return head_ct(args, base);
+    }
     let mut csv = csv_header() + "\n";
     for i in 0..args.count {
         let case = Case::sample(base + i, &Mix::default());
@@ -107,6 +140,96 @@ pub fn run(args: &PhantomArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(args.out.join("labels.csv"), csv)?;
     eprintln!(
         "wrote {} studies and labels.csv to {}",
+        args.count,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// labels.csv of the head CT phantom: one row a study.
+pub fn head_csv_header() -> String {
+    let mut h = String::from("folder,study_instance_uid,any");
+    for b in Bleed::ALL {
+        let _ = write!(h, ",{}", b.name());
+    }
+    for b in Bleed::ALL {
+        let _ = write!(h, ",{}_size", b.name());
+    }
+    h += ",size,midline_shift_mm";
+    for m in Mimic::ALL {
+        let _ = write!(h, ",{}", m.name());
+    }
+    h + ",manufacturer,kernel,slice_thickness,slices"
+}
+
+pub fn head_csv_row(folder: &str, case: &HeadCase) -> String {
+    let id = phantom::dicom::Identity::from_seed(case.seed, case.age);
+    let mut r = format!("{folder},{},{}", id.study_uid, case.any() as u8);
+    for b in Bleed::ALL {
+        let _ = write!(r, ",{}", case.size(b).is_some() as u8);
+    }
+    for b in Bleed::ALL {
+        let _ = write!(r, ",{}", case.size(b).map(|s| s.name()).unwrap_or(""));
+    }
+    let _ = write!(
+        r,
+        ",{},{:.1}",
+        case.largest().map(|s| s.name()).unwrap_or(""),
+        case.shift.abs()
+    );
+    for m in Mimic::ALL {
+        let _ = write!(r, ",{}", case.mimics.contains(&m) as u8);
+    }
+    let _ = write!(
+        r,
+        ",{},{},{},{}",
+        case.vendor.manufacturer,
+        case.vendor.kernel,
+        case.thickness,
+        case.slice_positions().len()
+    );
+    r
+}
+
+fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (64..=1024).contains(&args.matrix),
+        "--matrix must lie in 64..=1024"
+    );
+    anyhow::ensure!(!args.png, "--png: head CT is written as DICOM only");
+    let mix = HeadMix {
+        matrix: args.matrix,
+        ..HeadMix::default()
+    };
+    let mut csv = head_csv_header() + "\n";
+    for i in 0..args.count {
+        let case = HeadCase::sample(base + i, &mix);
+        let folder = format!("{i:05}");
+        let dir = args.out.join(&folder);
+        std::fs::create_dir_all(&dir)?;
+        for index in 0..case.slice_positions().len() {
+            let slice = case.render_slice(index);
+            let number = index as u32 + 1;
+            phantom::dicom::head_ct_instance(&case, &slice, number)?
+                .write_to_file(dir.join(format!("{number:04}.dcm")))?;
+            if args.masks {
+                for (b, mask) in &slice.masks {
+                    if mask.iter().any(|&m| m) {
+                        let grey: Vec<u8> = mask.iter().map(|&m| if m { 255 } else { 0 }).collect();
+                        std::fs::write(
+                            dir.join(format!("{number:04}-{}.png", b.name())),
+                            phantom::encode_png(&grey, case.matrix, case.matrix)?,
+                        )?;
+                    }
+                }
+            }
+        }
+        csv += &head_csv_row(&folder, &case);
+        csv.push('\n');
+    }
+    std::fs::write(args.out.join("labels.csv"), csv)?;
+    eprintln!(
+        "wrote {} head CT studies and labels.csv to {}",
         args.count,
         args.out.display()
     );
