@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs (scripts/setup.sh), then runs
+# The whole test suite: installs what it needs (scripts/setup.sh), checks
+# formatting (rustfmt) and lints (clippy, warnings are errors), then runs
 # every unit and integration test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
 cargo test --workspace --locked "$@"

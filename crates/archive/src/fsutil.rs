@@ -61,21 +61,6 @@ pub(crate) fn is_safe_uid(uid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uids_that_could_escape_are_refused() {
-        assert!(is_safe_uid("1.2.840.113619.2.55.3"));
-        assert!(!is_safe_uid(""));
-        assert!(!is_safe_uid(".."));
-        assert!(!is_safe_uid("../etc"));
-        assert!(!is_safe_uid("1.2/3"));
-        assert!(!is_safe_uid(&"1".repeat(65)));
-    }
-}
-
 /// Take the storage folder for this process: an exclusive lock on
 /// `<dir>/triaged.lock`, held as long as the returned file is open (the
 /// kernel drops it if the process dies). A second daemon on the same
@@ -100,5 +85,20 @@ pub(crate) fn lock_storage(dir: &Path) -> std::io::Result<std::fs::File> {
             ),
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_that_could_escape_are_refused() {
+        assert!(is_safe_uid("1.2.840.113619.2.55.3"));
+        assert!(!is_safe_uid(""));
+        assert!(!is_safe_uid(".."));
+        assert!(!is_safe_uid("../etc"));
+        assert!(!is_safe_uid("1.2/3"));
+        assert!(!is_safe_uid(&"1".repeat(65)));
     }
 }

@@ -37,12 +37,15 @@ fn fonts() {
     });
 }
 
+/// A named curve of (x, y) points, and whether its points get markers.
+type Series = (String, Vec<(f64, f64)>, bool);
+
 fn draw(
     path: &Path,
     title: &str,
     x_desc: &str,
     y_desc: &str,
-    series: Vec<(String, Vec<(f64, f64)>, bool)>,
+    series: Vec<Series>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     fonts();
     let root = BitMapBackend::new(path, (720, 640)).into_drawing_area();

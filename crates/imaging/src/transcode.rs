@@ -19,7 +19,7 @@ pub(crate) fn expand_ybr_422(
     header: &Header,
     sop: &str,
 ) -> Result<DefaultDicomObject, ImagingError> {
-    if header.columns % 2 != 0 {
+    if !header.columns.is_multiple_of(2) {
         return Err(ImagingError::Inconsistent {
             sop: sop.to_string(),
             detail: format!(

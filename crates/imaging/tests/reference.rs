@@ -277,7 +277,7 @@ fn every_reference_file_matches_pydicom() {
             );
         }
         let f0 = frames.frame(0).unwrap();
-        let worst = grid_difference(name, &f0, w, spp, &r["grid"]);
+        let worst = grid_difference(name, f0, w, spp, &r["grid"]);
         assert!(
             worst <= tol,
             "{name}: a decoded sample differs from pydicom's by {worst} grey levels (tolerance {tol})"

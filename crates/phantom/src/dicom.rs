@@ -230,7 +230,7 @@ pub fn instance(
         &mut o,
         tags::WINDOW_CENTER,
         VR::DS,
-        format!("{}", (maxval + 1) / 2),
+        format!("{}", maxval.div_ceil(2)),
     );
     put(
         &mut o,

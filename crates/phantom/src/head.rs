@@ -465,7 +465,7 @@ impl HeadCase {
         }
         let scalp = out - skull;
         if scalp < SCALP {
-            return if scalp < 1.5 || scalp > SCALP - 1.0 {
+            return if !(1.5..=SCALP - 1.0).contains(&scalp) {
                 SOFT
             } else {
                 FAT

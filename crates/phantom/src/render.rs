@@ -78,7 +78,7 @@ fn draw_bones(a: &Anatomy, place: &Placement, grid: &Grid, buf: &mut [f32]) {
                     (a.spine_x + s * d, post(d))
                 })
                 .collect();
-            stroke(grid, buf, &img(back), 5.5, 5.0, |d, r| bone_tube(d, r));
+            stroke(grid, buf, &img(back), 5.5, 5.0, bone_tube);
             let y_end = post(wall);
             let front: Vec<_> = (0..=8)
                 .map(|k| {
@@ -100,7 +100,7 @@ fn draw_bones(a: &Anatomy, place: &Placement, grid: &Grid, buf: &mut [f32]) {
                 (a.mid_x + s * d, y)
             })
             .collect();
-        stroke(grid, buf, &img(clavicle), 7.0, 6.0, |d, r| bone_tube(d, r));
+        stroke(grid, buf, &img(clavicle), 7.0, 6.0, bone_tube);
     }
 }
 

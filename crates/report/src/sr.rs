@@ -234,14 +234,12 @@ impl Report<'_> {
     }
 
     fn intended_use(&self) -> String {
-        if self.model.validated && !self.model.intended_use.is_empty() {
-            self.model.intended_use.clone()
-        } else if self
+        let stated = self
             .model
             .intended_use
             .to_ascii_lowercase()
-            .contains("not for diagnostic use")
-        {
+            .contains("not for diagnostic use");
+        if (self.model.validated && !self.model.intended_use.is_empty()) || stated {
             self.model.intended_use.clone()
         } else {
             let mut s = self.model.intended_use.clone();

@@ -616,6 +616,26 @@ pub fn check_ae_title(ae: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl RuleConfig {
+    /// The pipeline's form (validated at load, so the pattern compiles).
+    pub fn rule(&self) -> pipeline::rules::Rule {
+        pipeline::rules::Rule {
+            name: self.name.clone(),
+            modalities: self.modalities.clone(),
+            body_parts: self.body_parts.clone(),
+            view_positions: self.view_positions.clone(),
+            sop_classes: self.sop_classes.clone(),
+            calling_ae_titles: self.calling_ae_titles.clone(),
+            study_description: self
+                .study_description
+                .as_ref()
+                .and_then(|re| regex::Regex::new(re).ok()),
+            models: self.models.clone(),
+            destinations: self.destinations.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,25 +751,5 @@ mod tests {
         assert!(e.contains("ae_titel"), "{e}");
         let e = Config::parse("[dicom]\nmax_pdu = \"big\"\n").unwrap_err();
         assert!(e.contains("max_pdu"), "{e}");
-    }
-}
-
-impl RuleConfig {
-    /// The pipeline's form (validated at load, so the pattern compiles).
-    pub fn rule(&self) -> pipeline::rules::Rule {
-        pipeline::rules::Rule {
-            name: self.name.clone(),
-            modalities: self.modalities.clone(),
-            body_parts: self.body_parts.clone(),
-            view_positions: self.view_positions.clone(),
-            sop_classes: self.sop_classes.clone(),
-            calling_ae_titles: self.calling_ae_titles.clone(),
-            study_description: self
-                .study_description
-                .as_ref()
-                .and_then(|re| regex::Regex::new(re).ok()),
-            models: self.models.clone(),
-            destinations: self.destinations.clone(),
-        }
     }
 }

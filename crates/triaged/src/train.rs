@@ -253,7 +253,7 @@ view_positions = ["PA", "AP"]
 "#,
         sens = args.sensitivity * 100.0,
         val = args.validation,
-        version = format!("{}-s{}", env!("CARGO_PKG_VERSION"), args.seed),
+        version = format_args!("{}-s{}", env!("CARGO_PKG_VERSION"), args.seed),
         labels = list(labels.iter().map(|l| format!("\"{l}\"")).collect()),
         thresholds = list(thresholds.iter().map(|t| format!("{t:.6}")).collect()),
         widths = list(config.widths.iter().map(|w| w.to_string()).collect()),
