@@ -84,7 +84,8 @@ extern "C" {
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Set how many threads JPEG 2000 decoding may use for one image; 0 means
-/// one per available core. The daemon's worker pool sets this.
+/// one per available core. `triaged serve` sets it to the cores divided
+/// by `[pipeline] workers`.
 pub fn set_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }

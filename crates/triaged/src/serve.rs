@@ -25,6 +25,12 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let live = Live::open(config.clone(), archive.clone()).await?;
     // Before the listener: a daemon that refuses its models never takes
     // an association.
+    // Each pipeline worker decodes its own images: OpenJPEG gets a share
+    // of the cores, not all of them per worker.
+    imaging::set_jpeg2000_threads(jpeg2000_threads(
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        config.pipeline.workers,
+    ));
     let models = load_models(&config);
     crate::models::check_lifecycle(&archive, &models).await?;
     let models = Arc::new(pipeline::lifecycle::Registry::new(
@@ -221,6 +227,11 @@ fn load_models(config: &Config) -> Vec<Arc<infer::Classifier>> {
     models
 }
 
+/// OpenJPEG threads per image when `workers` decode at once on `cores`.
+fn jpeg2000_threads(cores: usize, workers: usize) -> usize {
+    (cores / workers.max(1)).max(1)
+}
+
 fn load_manifests(config: &Config) -> Vec<Arc<infer::Classifier>> {
     let found = match crate::models::load_all(config) {
         Ok(f) => f,
@@ -262,5 +273,15 @@ fn pipeline_settings(
         device: crate::analyze::device(config),
         metrics: stats.pipeline.clone(),
         queued,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn workers_share_the_cores_for_jpeg2000() {
+        assert_eq!(super::jpeg2000_threads(8, 2), 4);
+        assert_eq!(super::jpeg2000_threads(2, 4), 1);
+        assert_eq!(super::jpeg2000_threads(16, 0), 16);
     }
 }
