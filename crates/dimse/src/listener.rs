@@ -120,7 +120,9 @@ impl<S: StorageSink> Listener<S> {
         let ids = AtomicU64::new(1);
         let mut accept_backoff = Duration::from_millis(10);
         loop {
-            while tasks.try_join_next().is_some() {}
+            while let Some(done) = tasks.try_join_next() {
+                log_panic(done);
+            }
             let (accepted, secure) = tokio::select! {
                 _ = shutdown.wait() => break,
                 accepted = tcp.accept() => (accepted, false),
@@ -178,13 +180,17 @@ impl<S: StorageSink> Listener<S> {
             }
         }
         drop(tcp);
-        while tasks.try_join_next().is_some() {}
+        while let Some(done) = tasks.try_join_next() {
+            log_panic(done);
+        }
         let open = tasks.len();
         if open > 0 {
             tracing::info!(open, "waiting for open associations to finish");
         }
         let drained = tokio::time::timeout(config.shutdown_grace, async {
-            while tasks.join_next().await.is_some() {}
+            while let Some(done) = tasks.join_next().await {
+                log_panic(done);
+            }
         })
         .await;
         if drained.is_err() {
@@ -210,5 +216,15 @@ async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream
 fn set_nodelay(socket: &TcpStream, peer: SocketAddr) {
     if let Err(e) = socket.set_nodelay(true) {
         tracing::warn!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+}
+
+/// A connection's task that panicked: said once, with the message; the
+/// listener and the other associations go on.
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(error = %e, "an association's task panicked; its connection is closed, the others go on");
+        }
     }
 }

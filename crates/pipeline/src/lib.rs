@@ -28,6 +28,7 @@
 
 pub mod aggregate;
 pub mod analysis;
+mod guard;
 mod job;
 pub mod lifecycle;
 pub mod metrics;
@@ -166,7 +167,19 @@ impl Pipeline {
             match jobs.claim().await {
                 Ok(Some(job)) => {
                     tracing::debug!(worker = n, job = job.id, "job claimed");
-                    self.process(job).await;
+                    let (me, claimed) = (self.clone(), job.clone());
+                    if let Err(why) = guard::guarded(async move { me.process(claimed).await }).await
+                    {
+                        metrics::Metrics::add(&self.settings.metrics.jobs_failed, 1);
+                        tracing::error!(
+                            worker = n, job = job.id, study_instance_uid = %job.study_instance_uid,
+                            error = %why, "analysis panicked: the job fails, the worker goes on"
+                        );
+                        let reason = format!("analysis {why}");
+                        if let Err(e) = jobs.fail(&job, &reason).await {
+                            tracing::error!(job = job.id, error = %e, "cannot record the failure");
+                        }
+                    }
                     continue;
                 }
                 Ok(None) => {}
