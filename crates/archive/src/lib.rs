@@ -12,6 +12,8 @@
 //! `migrations/` folder are applied when the archive opens. The same
 //! database will hold the pipeline's jobs, findings and outbox.
 
+#![forbid(unsafe_code)]
+
 mod attributes;
 mod db;
 mod error;

@@ -12,6 +12,8 @@
 //! the DIMSE status to send back, so a bad data set costs one failure status,
 //! never the association.
 
+#![forbid(unsafe_code)]
+
 pub mod command;
 mod echo;
 mod handler;

@@ -11,6 +11,8 @@
 //! heatmaps point at the finding ([`localisation`]). It knows nothing of
 //! DICOM or of models: the caller runs the model.
 
+#![forbid(unsafe_code)]
+
 pub mod localisation;
 pub mod metrics;
 pub mod plots;

@@ -3,6 +3,8 @@
 //! `tests/fuzz_replay.rs` (stable, in the suite) replays every corpus file
 //! and every crash reproducer through them.
 
+#![forbid(unsafe_code)]
+
 use dicom_ul::pdu::{PDataValueType, Pdu};
 
 /// The listener's maximum PDU (the configuration's default).

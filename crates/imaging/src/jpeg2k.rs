@@ -115,6 +115,8 @@ extern "C" fn read(buf: *mut c_void, n: usize, user: *mut c_void) -> usize {
         return usize::MAX; // (OPJ_SIZE_T)-1: end of stream
     }
     let k = n.min(left);
+    // SAFETY: `k` bytes are left in `data` from `pos` and `buf` has room
+    // for `n >= k`; the two never overlap (OpenJPEG's buffer is its own).
     unsafe { std::ptr::copy_nonoverlapping(src.data.as_ptr().add(src.pos), buf as *mut u8, k) };
     src.pos += k;
     k
@@ -147,6 +149,7 @@ extern "C" fn on_error(msg: *const c_char, user: *mut c_void) {
     }
     // SAFETY: `user` is the `String` registered below; `msg` is a C string.
     let out = unsafe { &mut *(user as *mut String) };
+    // SAFETY: OpenJPEG passes a NUL-terminated message, checked non-null.
     *out = unsafe { CStr::from_ptr(msg) }
         .to_string_lossy()
         .trim()
@@ -157,12 +160,14 @@ extern "C" fn on_error(msg: *const c_char, user: *mut c_void) {
 struct CodecGuard(*mut Codec);
 impl Drop for CodecGuard {
     fn drop(&mut self) {
+        // SAFETY: the guard owns the codec OpenJPEG created; freed once.
         unsafe { opj_destroy_codec(self.0) }
     }
 }
 struct StreamGuard(*mut Stream);
 impl Drop for StreamGuard {
     fn drop(&mut self) {
+        // SAFETY: the guard owns the stream OpenJPEG created; freed once.
         unsafe { opj_stream_destroy(self.0) }
     }
 }
@@ -170,6 +175,7 @@ struct ImageGuard(*mut Image);
 impl Drop for ImageGuard {
     fn drop(&mut self) {
         if !self.0.is_null() {
+            // SAFETY: the guard owns the image OpenJPEG decoded; freed once.
             unsafe { opj_image_destroy(self.0) }
         }
     }

@@ -68,6 +68,7 @@ fn check(code: i32) -> Result<(), String> {
     if msg.is_null() {
         return Err(format!("CharLS error {code}"));
     }
+    // SAFETY: checked non-null; a static NUL-terminated string (above).
     Err(unsafe { CStr::from_ptr(msg) }
         .to_string_lossy()
         .into_owned())

@@ -25,7 +25,10 @@ mod error;
 mod frames;
 mod header;
 mod jpeg12;
+// The two C bindings (OpenJPEG, CharLS): the crate's only unsafe code.
+#[allow(unsafe_code)]
 mod jpeg2k;
+#[allow(unsafe_code)]
 mod jpegls;
 mod render;
 mod resize;

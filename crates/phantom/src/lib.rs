@@ -18,6 +18,8 @@
 //! shapes and densities rather than a shortcut, not a substitute for real
 //! radiographs.
 
+#![forbid(unsafe_code)]
+
 mod anatomy;
 mod case;
 mod detector;

@@ -26,6 +26,8 @@
 //! their content, so a job re-run after a crash queues the same objects,
 //! which the outbox does not send twice.
 
+#![forbid(unsafe_code)]
+
 pub mod aggregate;
 pub mod analysis;
 mod guard;

@@ -10,6 +10,8 @@
 //! a source instance and get deterministic UIDs, so a retry never makes a
 //! second object. Sending is `dimse`'s job; this crate only builds.
 
+#![forbid(unsafe_code)]
+
 pub mod codes;
 mod content;
 pub mod heatmap;

@@ -1,6 +1,8 @@
 //! `triaged`: the daemon and its admin CLI. Wiring only; the work is in the
 //! library crates.
 
+#![forbid(unsafe_code)]
+
 mod analyze;
 mod config;
 mod conformance;

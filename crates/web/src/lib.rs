@@ -14,6 +14,8 @@
 //! counters) is reached through the [`Control`] trait, which the binary
 //! implements; everything else is read from the archive.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod auth;
 mod control;

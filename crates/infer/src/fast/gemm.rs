@@ -11,23 +11,29 @@ pub(crate) struct View<'a> {
 }
 
 /// Where a task writes: a pointer to the output buffer and its length,
-/// shared by parallel tasks that write disjoint rectangles of it.
+/// shared by parallel tasks that write disjoint rectangles of it. It
+/// borrows the buffer mutably for `'a`, so the buffer outlives it and
+/// nothing else touches the buffer meanwhile.
 #[derive(Clone, Copy)]
-pub(crate) struct Out {
+pub(crate) struct Out<'a> {
     ptr: *mut f32,
     len: usize,
+    _buffer: std::marker::PhantomData<&'a mut [f32]>,
 }
 
-// Tasks hold `Out` across threads; each writes only its own rectangle
-// (the callers in conv.rs partition rows and columns without overlap).
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
+// SAFETY: tasks hold `Out` across threads; each writes only its own
+// rectangle (the callers in conv.rs partition rows and columns without
+// overlap), and the buffer is borrowed exclusively for the Out's life.
+unsafe impl Send for Out<'_> {}
+// SAFETY: as for Send: shared references only lead to disjoint writes.
+unsafe impl Sync for Out<'_> {}
 
-impl Out {
-    pub fn new(data: &mut [f32]) -> Out {
+impl<'a> Out<'a> {
+    pub fn new(data: &'a mut [f32]) -> Out<'a> {
         Out {
             ptr: data.as_mut_ptr(),
             len: data.len(),
+            _buffer: std::marker::PhantomData,
         }
     }
 
@@ -65,7 +71,8 @@ impl Rows {
     /// Row `r`, `cols` long.
     pub fn row(&mut self, r: usize) -> &mut [f32] {
         assert!(r < self.rows);
-        // In bounds by the check in `Out::rows`; exclusive by its contract.
+        // SAFETY: in bounds by the check in `Out::rows`; exclusive by its
+        // contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.stride), self.cols) }
     }
 

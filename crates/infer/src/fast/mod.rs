@@ -22,8 +22,11 @@
 //! AVX2 / AVX-512 kernels); threads are rayon's (`RAYON_NUM_THREADS`).
 
 mod buffers;
+// The SIMD kernels' raw buffers: the crate's only unsafe code.
+#[allow(unsafe_code)]
 mod conv;
 mod densenet;
+#[allow(unsafe_code)]
 mod gemm;
 mod pooling;
 pub mod profile;
