@@ -673,7 +673,7 @@ fn head_ct_phantom_studies_are_written_with_their_labels() {
             "--out",
             out.to_str().unwrap(),
             "--count",
-            "3",
+            "6",
             "--matrix",
             "64",
             "--set",
@@ -688,30 +688,68 @@ fn head_ct_phantom_studies_are_written_with_their_labels() {
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 6);
+    use dicom_dictionary_std::tags;
+    let get = |o: &dicom_object::DefaultDicomObject, t| {
+        o.element(t).unwrap().to_str().unwrap().trim().to_string()
+    };
+    let mut thin = 0;
     for row in &rows {
         let folder = out.join(row[col("folder")]);
-        let slices: Vec<_> = files_under(&folder)
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
-            .collect();
+        let series = |prefix: &str| -> Vec<std::path::PathBuf> {
+            let mut v: Vec<_> = files_under(&folder)
+                .into_iter()
+                .filter(|p| {
+                    p.extension().is_some_and(|e| e == "dcm")
+                        && p.file_name().unwrap().to_string_lossy().starts_with(prefix)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        // The routine series: 5 mm over 140 mm.
+        let slices = series("s2-");
         assert_eq!(slices.len().to_string(), row[col("slices")]);
-        let thickness: f64 = row[col("slice_thickness")].parse().unwrap();
-        assert_eq!((slices.len() as f64 * thickness).round(), 140.0);
+        assert_eq!(row[col("slice_thickness")], "5");
+        assert_eq!(slices.len(), 28);
+        // A thin series of the same study, where labels.csv says so.
+        let thins = series("s3-");
+        if row[col("thin_slices")].is_empty() {
+            assert!(thins.is_empty(), "{row:?}");
+        } else {
+            thin += 1;
+            assert_eq!(thins.len().to_string(), row[col("thin_slices")]);
+            let t: f64 = row[col("thin_thickness")].parse().unwrap();
+            assert_eq!((thins.len() as f64 * t).round(), 140.0, "{row:?}");
+            let (a, b) = (
+                dicom_object::open_file(&thins[0]).unwrap(),
+                dicom_object::open_file(&slices[0]).unwrap(),
+            );
+            assert_eq!(
+                get(&a, tags::STUDY_INSTANCE_UID),
+                get(&b, tags::STUDY_INSTANCE_UID)
+            );
+            assert_ne!(
+                get(&a, tags::SERIES_INSTANCE_UID),
+                get(&b, tags::SERIES_INSTANCE_UID)
+            );
+            assert_eq!(get(&a, tags::SERIES_NUMBER), "3");
+            assert_eq!(get(&a, tags::SLICE_THICKNESS), row[col("thin_thickness")]);
+        }
         let masks = files_under(&folder)
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "png"))
             .count();
         assert_eq!(row[col("any")] == "1", masks > 0, "{row:?}");
         let obj = dicom_object::open_file(&slices[0]).unwrap();
-        let get = |t| obj.element(t).unwrap().to_str().unwrap().trim().to_string();
-        use dicom_dictionary_std::tags;
         assert_eq!(
-            get(tags::STUDY_INSTANCE_UID),
+            get(&obj, tags::STUDY_INSTANCE_UID),
             row[col("study_instance_uid")]
         );
-        assert_eq!(get(tags::MODALITY), "CT");
-        assert_eq!(get(tags::BODY_PART_EXAMINED), "HEAD");
-        assert_eq!(get(tags::MANUFACTURER), row[col("manufacturer")]);
+        assert_eq!(get(&obj, tags::MODALITY), "CT");
+        assert_eq!(get(&obj, tags::BODY_PART_EXAMINED), "HEAD");
+        assert_eq!(get(&obj, tags::SERIES_NUMBER), "2");
+        assert_eq!(get(&obj, tags::MANUFACTURER), row[col("manufacturer")]);
     }
+    assert!(thin > 0, "some of six studies have a thin series");
 }

@@ -320,7 +320,14 @@ pub fn head_ct_instance(
 ) -> Result<FileDicomObject<InMemDicomObject>, DicomError> {
     let id = Identity::from_seed(case.seed, case.age);
     let v = &case.vendor;
-    let sop_uid = uid(case.seed, 100 + number as u64);
+    // Series 2 (routine) keeps the chest writer's UID purposes; series 3
+    // (thin) has its own.
+    let series = case.series_number();
+    let (series_uid, sop_uid) = if series == 2 {
+        (id.series_uid.clone(), uid(case.seed, 100 + number as u64))
+    } else {
+        (uid(case.seed, 4), uid(case.seed, 100_000 + number as u64))
+    };
     let mut o = InMemDicomObject::new_empty();
     put(&mut o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100");
     put(&mut o, tags::SOP_CLASS_UID, VR::UI, CT_IMAGE_STORAGE);
@@ -378,9 +385,9 @@ pub fn head_ct_instance(
         &mut o,
         tags::SERIES_INSTANCE_UID,
         VR::UI,
-        id.series_uid.as_str(),
+        series_uid.as_str(),
     );
-    put(&mut o, tags::SERIES_NUMBER, VR::IS, "2");
+    put(&mut o, tags::SERIES_NUMBER, VR::IS, series.to_string());
     put(
         &mut o,
         tags::SERIES_DESCRIPTION,

@@ -158,7 +158,8 @@ pub struct HeadMix {
     pub bleed: f64,
     /// Probability of each mimic.
     pub mimic: f64,
-    /// Probability of a thin series instead of 5 mm.
+    /// Probability that the study also has a thin series (beside the
+    /// routine 5 mm one).
     pub thin: f64,
     /// Image side in pixels (512 in practice; smaller for tests).
     pub matrix: usize,
@@ -182,7 +183,11 @@ pub struct HeadCase {
     pub vendor: CtVendor,
     pub age: u32,
     pub female: bool,
+    /// The slice thickness this case renders (the routine 5 mm series;
+    /// [`HeadCase::thin_series`] gives the same head at the thin one).
     pub thickness: f64,
+    /// The thin reconstruction's thickness, if the study has one.
+    pub thin: Option<f64>,
     pub matrix: usize,
     /// Field of view (mm, square).
     pub fov: f64,
@@ -231,11 +236,7 @@ impl HeadCase {
     pub fn sample(seed: u64, mix: &HeadMix) -> HeadCase {
         let mut r = Rng::derive(seed, 0x4EAD);
         let vendor = CT_VENDORS[r.below(CT_VENDORS.len())];
-        let thickness = if r.chance(mix.thin) {
-            THICKNESSES[1 + r.below(3)]
-        } else {
-            THICKNESSES[0]
-        };
+        let thin = r.chance(mix.thin).then(|| THICKNESSES[1 + r.below(3)]);
         let scale = r.range(0.9, 1.08);
         let mut bleeds = Vec::new();
         if r.chance(mix.bleed) {
@@ -270,13 +271,32 @@ impl HeadCase {
             vendor,
             age: 18 + r.below(72) as u32,
             female: r.chance(0.5),
-            thickness,
+            thickness: THICKNESSES[0],
+            thin,
             matrix: mix.matrix,
             fov: 230.0,
             scale,
             bleeds,
             mimics,
             shift,
+        }
+    }
+
+    /// The same head as the study's thin series, if it has one.
+    pub fn thin_series(&self) -> Option<HeadCase> {
+        self.thin.map(|t| HeadCase {
+            thickness: t,
+            ..self.clone()
+        })
+    }
+
+    /// Series Number of the series this case renders: 2 for the routine
+    /// series, 3 for the thin one.
+    pub fn series_number(&self) -> u32 {
+        if self.thickness >= THICKNESSES[0] {
+            2
+        } else {
+            3
         }
     }
 

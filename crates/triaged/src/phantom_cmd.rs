@@ -39,8 +39,9 @@ impl Set {
 pub enum Anatomy {
     /// Frontal chest radiographs (CR/DX), one image a study.
     Chest,
-    /// Non-contrast head CT, one axial series a study (5 mm or thin), in a
-    /// folder of its own; labels.csv per study.
+    /// Non-contrast head CT: a folder a study with its routine 5 mm axial
+    /// series (`s2-*.dcm`) and, in some, a thin one (`s3-*.dcm`);
+    /// labels.csv a row per study.
     HeadCt,
 }
 
@@ -159,7 +160,7 @@ pub fn head_csv_header() -> String {
     for m in Mimic::ALL {
         let _ = write!(h, ",{}", m.name());
     }
-    h + ",manufacturer,kernel,slice_thickness,slices"
+    h + ",manufacturer,kernel,slice_thickness,slices,thin_thickness,thin_slices"
 }
 
 pub fn head_csv_row(folder: &str, case: &HeadCase) -> String {
@@ -188,6 +189,12 @@ pub fn head_csv_row(folder: &str, case: &HeadCase) -> String {
         case.thickness,
         case.slice_positions().len()
     );
+    match case.thin_series() {
+        Some(t) => {
+            let _ = write!(r, ",{},{}", t.thickness, t.slice_positions().len());
+        }
+        None => r.push_str(",,"),
+    }
     r
 }
 
@@ -207,19 +214,23 @@ fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
         let folder = format!("{i:05}");
         let dir = args.out.join(&folder);
         std::fs::create_dir_all(&dir)?;
-        for index in 0..case.slice_positions().len() {
-            let slice = case.render_slice(index);
-            let number = index as u32 + 1;
-            phantom::dicom::head_ct_instance(&case, &slice, number)?
-                .write_to_file(dir.join(format!("{number:04}.dcm")))?;
-            if args.masks {
-                for (b, mask) in &slice.masks {
-                    if mask.iter().any(|&m| m) {
-                        let grey: Vec<u8> = mask.iter().map(|&m| if m { 255 } else { 0 }).collect();
-                        std::fs::write(
-                            dir.join(format!("{number:04}-{}.png", b.name())),
-                            phantom::encode_png(&grey, case.matrix, case.matrix)?,
-                        )?;
+        for series in std::iter::once(case.clone()).chain(case.thin_series()) {
+            let s = series.series_number();
+            for index in 0..series.slice_positions().len() {
+                let slice = series.render_slice(index);
+                let number = index as u32 + 1;
+                phantom::dicom::head_ct_instance(&series, &slice, number)?
+                    .write_to_file(dir.join(format!("s{s}-{number:04}.dcm")))?;
+                if args.masks {
+                    for (b, mask) in &slice.masks {
+                        if mask.iter().any(|&m| m) {
+                            let grey: Vec<u8> =
+                                mask.iter().map(|&m| if m { 255 } else { 0 }).collect();
+                            std::fs::write(
+                                dir.join(format!("s{s}-{number:04}-{}.png", b.name())),
+                                phantom::encode_png(&grey, series.matrix, series.matrix)?,
+                            )?;
+                        }
                     }
                 }
             }
