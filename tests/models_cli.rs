@@ -673,7 +673,7 @@ fn head_ct_phantom_studies_are_written_with_their_labels() {
             "--out",
             out.to_str().unwrap(),
             "--count",
-            "6",
+            "12",
             "--matrix",
             "64",
             "--set",
@@ -688,7 +688,7 @@ fn head_ct_phantom_studies_are_written_with_their_labels() {
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 12);
     use dicom_dictionary_std::tags;
     let get = |o: &dicom_object::DefaultDicomObject, t| {
         o.element(t).unwrap().to_str().unwrap().trim().to_string()
@@ -751,5 +751,33 @@ fn head_ct_phantom_studies_are_written_with_their_labels() {
         assert_eq!(get(&obj, tags::SERIES_NUMBER), "2");
         assert_eq!(get(&obj, tags::MANUFACTURER), row[col("manufacturer")]);
     }
-    assert!(thin > 0, "some of six studies have a thin series");
+    assert!(thin > 0, "some of twelve studies have a thin series");
+    // The chest cases of the same set are other studies.
+    let chest = dir.path().join("chest");
+    let run = triaged(
+        &[
+            "phantom",
+            "--out",
+            chest.to_str().unwrap(),
+            "--count",
+            "6",
+            "--set",
+            "validation",
+        ],
+        &cfg,
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    for p in files_under(&chest)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+    {
+        let uid = get(
+            &dicom_object::open_file(&p).unwrap(),
+            tags::STUDY_INSTANCE_UID,
+        );
+        assert!(
+            rows.iter().all(|r| r[col("study_instance_uid")] != uid),
+            "{uid} is a head CT's too"
+        );
+    }
 }

@@ -198,6 +198,10 @@ pub fn head_csv_row(folder: &str, case: &HeadCase) -> String {
     r
 }
 
+/// Head CT seeds start this far into each set, so their studies' UIDs
+/// never meet the chest cases' (identities follow from the seed).
+pub const HEAD_CT_SEEDS: u64 = 500_000_000_000;
+
 fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         (64..=1024).contains(&args.matrix),
@@ -210,7 +214,7 @@ fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
     };
     let mut csv = head_csv_header() + "\n";
     for i in 0..args.count {
-        let case = HeadCase::sample(base + i, &mix);
+        let case = HeadCase::sample(base + HEAD_CT_SEEDS + i, &mix);
         let folder = format!("{i:05}");
         let dir = args.out.join(&folder);
         std::fs::create_dir_all(&dir)?;
