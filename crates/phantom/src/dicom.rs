@@ -93,6 +93,67 @@ fn code(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
     item
 }
 
+/// The Patient, General Study and Patient Study modules of a synthetic
+/// study: `subject` is (sex code, age in years).
+fn put_patient_and_study(
+    o: &mut InMemDicomObject,
+    id: &Identity,
+    seed: u64,
+    subject: (&str, u32),
+    description: &str,
+) {
+    let (sex, age) = subject;
+    put(o, tags::PATIENT_NAME, VR::PN, id.patient_name.as_str());
+    put(o, tags::PATIENT_ID, VR::LO, id.patient_id.as_str());
+    put(o, tags::PATIENT_BIRTH_DATE, VR::DA, id.birth_date.as_str());
+    put(o, tags::PATIENT_SEX, VR::CS, sex);
+    put(o, tags::PATIENT_IDENTITY_REMOVED, VR::CS, "NO");
+    put(o, tags::STUDY_INSTANCE_UID, VR::UI, id.study_uid.as_str());
+    put(o, tags::STUDY_DATE, VR::DA, id.study_date.as_str());
+    put(o, tags::STUDY_TIME, VR::TM, id.study_time.as_str());
+    put(o, tags::REFERRING_PHYSICIAN_NAME, VR::PN, "");
+    put(o, tags::STUDY_ID, VR::SH, format!("{}", seed % 100_000));
+    put(o, tags::ACCESSION_NUMBER, VR::SH, id.accession.as_str());
+    put(o, tags::STUDY_DESCRIPTION, VR::LO, description);
+    put(o, tags::PATIENT_AGE, VR::AS, format!("{age:03}Y"));
+}
+
+/// The General Equipment module: the fictitious vendor, the phantom's
+/// hospital and software.
+fn put_equipment(o: &mut InMemDicomObject, manufacturer: &str, model: &str) {
+    put(o, tags::MANUFACTURER, VR::LO, manufacturer);
+    put(o, tags::MANUFACTURER_MODEL_NAME, VR::LO, model);
+    put(
+        o,
+        tags::INSTITUTION_NAME,
+        VR::LO,
+        "Phantom General Hospital",
+    );
+    put(
+        o,
+        tags::SOFTWARE_VERSIONS,
+        VR::LO,
+        concat!("triaged-phantom ", env!("CARGO_PKG_VERSION")),
+    );
+}
+
+/// The instance with its file meta group (explicit VR little endian).
+fn with_meta(
+    o: InMemDicomObject,
+    class: &str,
+    sop_uid: &str,
+) -> Result<FileDicomObject<InMemDicomObject>, DicomError> {
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(class)
+        .media_storage_sop_instance_uid(sop_uid)
+        .transfer_syntax(EXPLICIT_VR_LE)
+        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+        .implementation_version_name("TRIAGED_PHANTOM")
+        .build()
+        .map_err(|e| DicomError::Meta(e.to_string()))?;
+    Ok(o.with_exact_meta(meta))
+}
+
 /// The instance `number` (1-based) of the case's study.
 pub fn instance(
     case: &Case,
@@ -113,46 +174,13 @@ pub fn instance(
     put(&mut o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100");
     put(&mut o, tags::SOP_CLASS_UID, VR::UI, class);
     put(&mut o, tags::SOP_INSTANCE_UID, VR::UI, sop_uid.as_str());
-    // Patient
-    put(&mut o, tags::PATIENT_NAME, VR::PN, id.patient_name.as_str());
-    put(&mut o, tags::PATIENT_ID, VR::LO, id.patient_id.as_str());
-    put(
+    put_patient_and_study(
         &mut o,
-        tags::PATIENT_BIRTH_DATE,
-        VR::DA,
-        id.birth_date.as_str(),
+        &id,
+        case.seed,
+        (s.sex.code(), s.age),
+        &format!("XR CHEST {}", s.view.code()),
     );
-    put(&mut o, tags::PATIENT_SEX, VR::CS, s.sex.code());
-    put(&mut o, tags::PATIENT_IDENTITY_REMOVED, VR::CS, "NO");
-    // General Study, Patient Study
-    put(
-        &mut o,
-        tags::STUDY_INSTANCE_UID,
-        VR::UI,
-        id.study_uid.as_str(),
-    );
-    put(&mut o, tags::STUDY_DATE, VR::DA, id.study_date.as_str());
-    put(&mut o, tags::STUDY_TIME, VR::TM, id.study_time.as_str());
-    put(&mut o, tags::REFERRING_PHYSICIAN_NAME, VR::PN, "");
-    put(
-        &mut o,
-        tags::STUDY_ID,
-        VR::SH,
-        format!("{}", case.seed % 100_000),
-    );
-    put(
-        &mut o,
-        tags::ACCESSION_NUMBER,
-        VR::SH,
-        id.accession.as_str(),
-    );
-    put(
-        &mut o,
-        tags::STUDY_DESCRIPTION,
-        VR::LO,
-        format!("XR CHEST {}", s.view.code()),
-    );
-    put(&mut o, tags::PATIENT_AGE, VR::AS, format!("{:03}Y", s.age));
     // General Series (+ CR Series / DX Series)
     put(&mut o, tags::MODALITY, VR::CS, v.modality);
     put(
@@ -170,21 +198,7 @@ pub fn instance(
     );
     put(&mut o, tags::BODY_PART_EXAMINED, VR::CS, "CHEST");
     put(&mut o, tags::VIEW_POSITION, VR::CS, s.view.code());
-    // General Equipment
-    put(&mut o, tags::MANUFACTURER, VR::LO, v.manufacturer);
-    put(&mut o, tags::MANUFACTURER_MODEL_NAME, VR::LO, v.model);
-    put(
-        &mut o,
-        tags::INSTITUTION_NAME,
-        VR::LO,
-        "Phantom General Hospital",
-    );
-    put(
-        &mut o,
-        tags::SOFTWARE_VERSIONS,
-        VR::LO,
-        concat!("triaged-phantom ", env!("CARGO_PKG_VERSION")),
-    );
+    put_equipment(&mut o, v.manufacturer, v.model);
     // General Image, General Acquisition
     put(&mut o, tags::INSTANCE_NUMBER, VR::IS, number.to_string());
     multi(&mut o, tags::PATIENT_ORIENTATION, VR::CS, &["L", "F"]);
@@ -298,15 +312,7 @@ pub fn instance(
         VR::OW,
         PrimitiveValue::U8(bytes.into()),
     );
-    let meta = FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(class)
-        .media_storage_sop_instance_uid(sop_uid.as_str())
-        .transfer_syntax(EXPLICIT_VR_LE)
-        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
-        .implementation_version_name("TRIAGED_PHANTOM")
-        .build()
-        .map_err(|e| DicomError::Meta(e.to_string()))?;
-    Ok(o.with_exact_meta(meta))
+    with_meta(o, class, &sop_uid)
 }
 
 /// Slice `number` (1-based, skull base first) of a head CT study: CT Image
@@ -332,53 +338,12 @@ pub fn head_ct_instance(
     put(&mut o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100");
     put(&mut o, tags::SOP_CLASS_UID, VR::UI, CT_IMAGE_STORAGE);
     put(&mut o, tags::SOP_INSTANCE_UID, VR::UI, sop_uid.as_str());
-    put(&mut o, tags::PATIENT_NAME, VR::PN, id.patient_name.as_str());
-    put(&mut o, tags::PATIENT_ID, VR::LO, id.patient_id.as_str());
-    put(
+    put_patient_and_study(
         &mut o,
-        tags::PATIENT_BIRTH_DATE,
-        VR::DA,
-        id.birth_date.as_str(),
-    );
-    put(
-        &mut o,
-        tags::PATIENT_SEX,
-        VR::CS,
-        if case.female { "F" } else { "M" },
-    );
-    put(&mut o, tags::PATIENT_IDENTITY_REMOVED, VR::CS, "NO");
-    put(
-        &mut o,
-        tags::STUDY_INSTANCE_UID,
-        VR::UI,
-        id.study_uid.as_str(),
-    );
-    put(&mut o, tags::STUDY_DATE, VR::DA, id.study_date.as_str());
-    put(&mut o, tags::STUDY_TIME, VR::TM, id.study_time.as_str());
-    put(&mut o, tags::REFERRING_PHYSICIAN_NAME, VR::PN, "");
-    put(
-        &mut o,
-        tags::STUDY_ID,
-        VR::SH,
-        format!("{}", case.seed % 100_000),
-    );
-    put(
-        &mut o,
-        tags::ACCESSION_NUMBER,
-        VR::SH,
-        id.accession.as_str(),
-    );
-    put(
-        &mut o,
-        tags::STUDY_DESCRIPTION,
-        VR::LO,
+        &id,
+        case.seed,
+        (if case.female { "F" } else { "M" }, case.age),
         "CT HEAD WO CONTRAST",
-    );
-    put(
-        &mut o,
-        tags::PATIENT_AGE,
-        VR::AS,
-        format!("{:03}Y", case.age),
     );
     put(&mut o, tags::MODALITY, VR::CS, "CT");
     put(
@@ -404,21 +369,7 @@ pub fn head_ct_instance(
         uid(case.seed, 3).as_str(),
     );
     put(&mut o, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
-    // General Equipment
-    put(&mut o, tags::MANUFACTURER, VR::LO, v.manufacturer);
-    put(&mut o, tags::MANUFACTURER_MODEL_NAME, VR::LO, v.model);
-    put(
-        &mut o,
-        tags::INSTITUTION_NAME,
-        VR::LO,
-        "Phantom General Hospital",
-    );
-    put(
-        &mut o,
-        tags::SOFTWARE_VERSIONS,
-        VR::LO,
-        concat!("triaged-phantom ", env!("CARGO_PKG_VERSION")),
-    );
+    put_equipment(&mut o, v.manufacturer, v.model);
     // General Image, General Acquisition
     put(&mut o, tags::INSTANCE_NUMBER, VR::IS, number.to_string());
     put(&mut o, tags::ACQUISITION_NUMBER, VR::IS, "1");
@@ -522,13 +473,5 @@ pub fn head_ct_instance(
         VR::OW,
         PrimitiveValue::U8(bytes.into()),
     );
-    let meta = FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(CT_IMAGE_STORAGE)
-        .media_storage_sop_instance_uid(sop_uid.as_str())
-        .transfer_syntax(EXPLICIT_VR_LE)
-        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
-        .implementation_version_name("TRIAGED_PHANTOM")
-        .build()
-        .map_err(|e| DicomError::Meta(e.to_string()))?;
-    Ok(o.with_exact_meta(meta))
+    with_meta(o, CT_IMAGE_STORAGE, &sop_uid)
 }
