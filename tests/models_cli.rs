@@ -495,43 +495,18 @@ fn two_active_versions_of_a_model_are_refused() {
 /// An ONNX classifier of an architecture triaged has no Rust code for
 /// (fixtures/infer/onnx/mini-convnext.onnx) passes `models check` and
 /// reads a radiograph with `analyze`, from DICOM to probabilities.
-/// An ONNX fixture (fixtures/infer/onnx/FILE) copied into
-/// `models/NAME` with a manifest (labels, then any further keys before
-/// `[input]`); returns the folder and the graph's bytes.
-fn onnx_model(
-    dir: &std::path::Path,
-    name: &str,
-    file: &str,
-    labels: &[&str],
-    keys: &str,
-) -> (std::path::PathBuf, Vec<u8>) {
-    use sha2::{Digest, Sha256};
-    let model = dir.join("models").join(name);
-    std::fs::create_dir_all(&model).unwrap();
-    let bytes = std::fs::read(repo_root().join("fixtures/infer/onnx").join(file)).unwrap();
-    std::fs::write(model.join("model.onnx"), &bytes).unwrap();
-    let labels: Vec<String> = labels.iter().map(|l| format!("\"{l}\"")).collect();
-    std::fs::write(
-        model.join("model.toml"),
-        format!(
-            "name = \"{name}\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"model.onnx\"\nsha256 = \"{:x}\"\nlabels = [{}]\n{keys}\n[input]\nspec = \"unit\"\nsize = 64\n",
-            Sha256::digest(&bytes),
-            labels.join(", ")
-        ),
-    )
-    .unwrap();
-    (model, bytes)
-}
+/// The input the ONNX fixtures take (one channel, 64 x 64).
+const UNIT_64: &str = "[input]\nspec = \"unit\"\nsize = 64";
 
 #[test]
 fn an_onnx_model_is_checked_and_reads_a_radiograph() {
     let dir = tempfile::tempdir().unwrap();
     let (model, bytes) = onnx_model(
-        dir.path(),
+        &dir.path().join("models"),
         "mini",
         "mini-convnext.onnx",
         &["A", "B", "C", "D"],
-        "output = \"probabilities\"\noutput_name = \"probabilities\"",
+        &format!("output = \"probabilities\"\noutput_name = \"probabilities\"\n{UNIT_64}"),
     );
     let cfg = config_for(dir.path());
     let out = triaged(&["models", "check"], &cfg);
@@ -589,22 +564,24 @@ fn an_onnx_model_is_checked_and_reads_a_radiograph() {
 fn onnx_models_that_cannot_run_are_named_and_the_others_still_load() {
     let dir = tempfile::tempdir().unwrap();
     let ab = ["A", "B"];
+    let models = dir.path().join("models");
+    let good = format!("output = \"probabilities\"\noutput_name = \"probabilities\"\n{UNIT_64}");
     onnx_model(
-        dir.path(),
+        &models,
         "good",
         "mini-convnext.onnx",
         &["A", "B", "C", "D"],
-        "output = \"probabilities\"\noutput_name = \"probabilities\"",
+        &good,
     );
-    onnx_model(dir.path(), "deform", "bad/deform-conv.onnx", &ab, "");
-    onnx_model(dir.path(), "vendor", "bad/vendor-op.onnx", &ab, "");
-    onnx_model(dir.path(), "tabular", "bad/tabular.onnx", &ab, "");
+    onnx_model(&models, "deform", "bad/deform-conv.onnx", &ab, UNIT_64);
+    onnx_model(&models, "vendor", "bad/vendor-op.onnx", &ab, UNIT_64);
+    onnx_model(&models, "tabular", "bad/tabular.onnx", &ab, UNIT_64);
     onnx_model(
-        dir.path(),
+        &models,
         "big",
         "tiny-densenet.onnx",
         &["A", "B", "C"],
-        "",
+        UNIT_64,
     );
     let cfg = dir.path().join("triaged.toml");
     std::fs::write(

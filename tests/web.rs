@@ -878,25 +878,9 @@ fn a_version_in_shadow_never_reports_and_versions_switch_without_a_restart() {
     );
 }
 
-/// An ONNX fixture (fixtures/infer/onnx/FILE) in `models/NAME` behind a
-/// manifest whose thresholds flag every label.
-fn onnx_model(models: &std::path::Path, name: &str, file: &str, labels: &[&str], keys: &str) {
-    let dir = models.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let bytes = std::fs::read(repo_root().join("fixtures/infer/onnx").join(file)).unwrap();
-    std::fs::write(dir.join("model.onnx"), &bytes).unwrap();
-    let quoted: Vec<String> = labels.iter().map(|l| format!("\"{l}\"")).collect();
-    let thresholds = vec!["1e-30"; labels.len()].join(", ");
-    std::fs::write(
-        dir.join("model.toml"),
-        format!(
-            "name = \"{name}\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"model.onnx\"\n\
-             sha256 = \"{:x}\"\nlabels = [{}]\nthresholds = [{thresholds}]\n{keys}\n",
-            Sha256::digest(&bytes),
-            quoted.join(", ")
-        ),
-    )
-    .unwrap();
+/// A thresholds line that flags every one of `n` labels.
+fn flag_all(n: usize) -> String {
+    format!("thresholds = [{}]", vec!["1e-30"; n].join(", "))
 }
 
 /// ONNX models in the daemon: a DenseNet graph (heatmaps by occlusion) and
@@ -912,22 +896,25 @@ fn onnx_models_analyse_studies_end_to_end() {
         "onnx-densenet",
         "tiny-densenet.onnx",
         &["Effusion", "Pneumothorax", "Nodule"],
-        "[input]\nspec = \"unit\"\nsize = 64",
+        &format!("{}\n[input]\nspec = \"unit\"\nsize = 64", flag_all(3)),
     );
     onnx_model(
         models.path(),
         "onnx-convnext",
         "mini-convnext.onnx",
         &["Effusion", "Pneumothorax", "Nodule", "Mass"],
-        "output = \"probabilities\"\n[heatmap]\nmaps_output = \"maps\"\n\
-         [input]\nspec = \"imagenet\"\nsize = 64\nmean = [0.5]\nstd = [0.25]",
+        &format!(
+            "{}\noutput = \"probabilities\"\n[heatmap]\nmaps_output = \"maps\"\n\
+             [input]\nspec = \"imagenet\"\nsize = 64\nmean = [0.5]\nstd = [0.25]",
+            flag_all(4)
+        ),
     );
     onnx_model(
         models.path(),
         "onnx-vendor",
         "bad/vendor-op.onnx",
         &["A", "B"],
-        "[input]\nspec = \"unit\"\nsize = 64",
+        &format!("{}\n[input]\nspec = \"unit\"\nsize = 64", flag_all(2)),
     );
     let (d, pacs) = daemon_and_pacs(models.path());
     let loaded: Vec<String> = get_json(&d, "/api/models", READER)

@@ -17,6 +17,36 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
+/// An ONNX fixture (fixtures/infer/onnx/FILE) copied into
+/// `models/NAME` with a manifest: name, version 1, its SHA-256, `labels`,
+/// then `keys` as they are (thresholds, `[heatmap]`, `[input]`, ...).
+/// Returns the folder and the graph's bytes.
+pub fn onnx_model(
+    models: &Path,
+    name: &str,
+    file: &str,
+    labels: &[&str],
+    keys: &str,
+) -> (PathBuf, Vec<u8>) {
+    use sha2::{Digest, Sha256};
+    let dir = models.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(repo_root().join("fixtures/infer/onnx").join(file)).unwrap();
+    std::fs::write(dir.join("model.onnx"), &bytes).unwrap();
+    let quoted: Vec<String> = labels.iter().map(|l| format!("\"{l}\"")).collect();
+    std::fs::write(
+        dir.join("model.toml"),
+        format!(
+            "name = \"{name}\"\nversion = \"1\"\narchitecture = \"onnx\"\nweights = \"model.onnx\"\n\
+             sha256 = \"{:x}\"\nlabels = [{}]\n{keys}\n",
+            Sha256::digest(&bytes),
+            quoted.join(", ")
+        ),
+    )
+    .unwrap();
+    (dir, bytes)
+}
+
 /// A sample file from fixtures/generated (made by scripts/setup.sh).
 pub fn fixture(name: &str) -> PathBuf {
     let p = repo_root().join("fixtures/generated").join(name);
