@@ -170,14 +170,16 @@ impl OnnxNet {
                 )
             })
         };
-        let index = match &config.output {
-            Some(name) => named(name, "output_name")?,
-            None if outputs.len() == 1 => 0,
-            None if outputs.len() == 2 && config.maps.is_some() => {
-                let maps = named(config.maps.as_deref().unwrap_or_default(), "heatmap.maps_output")?;
-                1 - maps
-            }
-            None => {
+        let maps_index = match &config.maps {
+            Some(name) => Some(named(name, "heatmap.maps_output")?),
+            None => None,
+        };
+        let index = match (&config.output, maps_index) {
+            (Some(name), _) => named(name, "output_name")?,
+            (None, _) if outputs.len() == 1 => 0,
+            // Two outputs, one of them the maps: the labels are the other.
+            (None, Some(m)) if outputs.len() == 2 => 1 - m,
+            (None, _) => {
                 return Err(problem(
                     path,
                     format!(
@@ -189,10 +191,6 @@ impl OnnxNet {
             }
         };
         let mut keep = vec![model.outputs[index]];
-        let maps_index = match &config.maps {
-            Some(name) => Some(named(name, "heatmap.maps_output")?),
-            None => None,
-        };
         if let Some(m) = maps_index {
             if m == index {
                 return Err(problem(
