@@ -134,28 +134,33 @@ impl Classifier {
         };
         let pass = started.elapsed() / input.dim(0)?.max(1) as u32;
         let raw: Vec<Vec<f32>> = logits.to_vec2()?;
-        let probability = |i: usize, z: f32| {
-            let p = match self.manifest.output {
-                OutputKind::Logits => 1.0 / (1.0 + (-z).exp()),
-                OutputKind::Probabilities => z,
-            };
-            self.manifest.recalibrated(i, p)
-        };
-        let flagged = |row: &[f32]| {
-            reported.iter().any(|&i| {
-                row.get(i)
-                    .is_some_and(|&z| probability(i, z) >= self.manifest.decision_threshold(i))
+        // Per image, per reported label: (label index, probability,
+        // threshold).
+        let scored: Vec<Vec<(usize, f32, f32)>> = raw
+            .iter()
+            .map(|row| {
+                reported
+                    .iter()
+                    .filter_map(|&i| row.get(i).map(|&z| (i, z)))
+                    .map(|(i, z)| {
+                        let p = match self.manifest.output {
+                            OutputKind::Logits => 1.0 / (1.0 + (-z).exp()),
+                            OutputKind::Probabilities => z,
+                        };
+                        let p = self.manifest.recalibrated(i, p);
+                        (i, p, self.manifest.decision_threshold(i))
+                    })
+                    .collect()
             })
-        };
+            .collect();
         let mut heatmaps_skipped = None;
         if heatmaps && occlusion {
             // Occlusion costs grid² passes an image: only images with a
             // flagged label, on the largest grid the budget allows.
             let budget = Duration::from_millis(self.manifest.heatmap.occlusion_budget_ms);
-            let fits = |g: usize| pass * (g * g) as u32 <= budget;
-            let grid = (2..=grid).rev().find(|&g| fits(g));
+            let grid = (2..=grid).rev().find(|&g| pass * (g * g) as u32 <= budget);
             for (n, row) in raw.iter().enumerate() {
-                if !flagged(row) {
+                if !scored[n].iter().any(|&(_, p, t)| p >= t) {
                     maps.push(None);
                     continue;
                 }
@@ -177,17 +182,14 @@ impl Classifier {
                 }
             }
         }
-        let findings = raw
+        let findings = scored
             .iter()
             .enumerate()
-            .map(|(n, row)| {
-                reported
+            .map(|(n, labels)| {
+                labels
                     .iter()
-                    .filter_map(|&i| row.get(i).map(|&z| (i, z)))
-                    .map(|(i, z)| {
-                        let p = probability(i, z);
-                        let threshold = self.manifest.decision_threshold(i);
-                        let flagged = p >= threshold;
+                    .map(|&(i, probability, threshold)| {
+                        let flagged = probability >= threshold;
                         let heatmap = maps
                             .get(n)
                             .and_then(Option::as_ref)
@@ -203,7 +205,7 @@ impl Classifier {
                             });
                         Finding {
                             label: self.manifest.labels[i].clone(),
-                            probability: p,
+                            probability,
                             threshold,
                             flagged,
                             heatmap,
