@@ -30,7 +30,7 @@ pub use classifier::{
 pub use densenet::{DenseNet, DenseNetConfig};
 pub use error::InferError;
 pub use fast::profile;
-pub use manifest::{Aggregation, HeatmapSection, Lifecycle, Manifest, ManifestError};
+pub use manifest::{Aggregation, HeatmapSection, Lifecycle, Manifest, ManifestError, SeriesChoice};
 pub use model::{Architecture, Backend, ClassMaps, HeatmapMethod, Model};
 pub use onnx::{OnnxConfig, OnnxNet};
 pub use resnet::{ResNet, ResNetConfig};

@@ -33,6 +33,7 @@
 //! modalities = ["CR", "DX"]
 //! body_parts = ["CHEST"]
 //! view_positions = ["PA", "AP"]
+//! series = "all"                 # all (default) | thinnest (CT: the thinnest axial series only)
 //! ```
 //!
 //! docs/models.md documents every key for admins.
@@ -236,6 +237,23 @@ pub struct Applicability {
     pub body_parts: Vec<String>,
     #[serde(default)]
     pub view_positions: Vec<String>,
+    /// Which series of a study the model reads.
+    #[serde(default)]
+    pub series: SeriesChoice,
+}
+
+/// Which of a study's series a model reads.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeriesChoice {
+    /// Every series it applies to (radiographs: each view).
+    #[default]
+    All,
+    /// One: the axial series with the thinnest slices (CT: the
+    /// reconstruction meant for reading; a scout, a reformat or a
+    /// thicker duplicate is left out). Ties go to the series with more
+    /// images.
+    Thinnest,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

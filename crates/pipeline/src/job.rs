@@ -10,7 +10,7 @@ use report::{ImageRef, Priority, SrClass};
 
 use crate::aggregate::{self, ModelRun};
 use crate::metrics::Metrics;
-use crate::{analysis, rules, subsample, Pipeline, PipelineError};
+use crate::{analysis, rules, select_series, subsample, Pipeline, PipelineError};
 
 /// A model, the images it reads and where its report goes.
 struct Work {
@@ -100,7 +100,7 @@ impl Pipeline {
             if !images.is_empty() {
                 work.push(Work {
                     model: m.clone(),
-                    images: subsample(images, self.settings.max_images_per_series),
+                    images,
                     destinations,
                     shadow,
                 });
@@ -112,9 +112,14 @@ impl Pipeline {
     /// One model over its images, off the async threads.
     async fn run_model(&self, w: &Work) -> Result<ModelRun, PipelineError> {
         let (model, images) = (w.model.clone(), w.images.clone());
-        let run = tokio::task::spawn_blocking(move || aggregate::run(&model, &images))
-            .await
-            .map_err(|e| PipelineError::Model(e.to_string()))?;
+        let max = self.settings.max_images_per_series;
+        let run = tokio::task::spawn_blocking(move || {
+            // Choosing the series reads headers: off the async threads too.
+            let images = subsample(select_series(&model.manifest, images), max);
+            aggregate::run(&model, &images)
+        })
+        .await
+        .map_err(|e| PipelineError::Model(e.to_string()))?;
         let m = &self.settings.metrics;
         Metrics::add(&m.images_analysed, run.evidence.len() as u64);
         Metrics::add(&m.images_skipped, run.skipped as u64);

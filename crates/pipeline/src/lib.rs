@@ -44,7 +44,7 @@ use archive::Archive;
 use report::Device;
 use tokio::sync::{watch, Notify};
 
-pub use selection::{applies, subsample};
+pub use selection::{applies, select_series, subsample};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
