@@ -59,6 +59,7 @@ pub const PRESENT: Code = sct("52101004", "Present");
 pub const ABSENT: Code = sct("2667000", "Absent");
 pub const CHEST_RADIOGRAPH: Code = sct("399208008", "Plain chest X-ray");
 pub const IMAGING_PROCEDURE: Code = sct("363679005", "Imaging");
+pub const CT_OF_HEAD: Code = sct("303653007", "Computed tomography of head");
 pub const UNITLESS: Code = code("1", "UCUM", "no units");
 
 pub const PROBABILITY: Code = private("P-001", "Probability of finding");
@@ -67,9 +68,26 @@ pub const WEIGHTS_SHA256: Code = private("P-003", "Model weights SHA-256");
 pub const TRIAGE_PRIORITY: Code = private("P-004", "Triage priority");
 pub const INTENDED_USE: Code = private("P-005", "Intended use");
 pub const HEATMAP_METHOD: Code = private("P-006", "Heatmap method");
+pub const KEY_IMAGE: Code = private("P-007", "Key image");
 pub const URGENT: Code = private("P-010", "Urgent");
 pub const FLAGGED: Code = private("P-011", "Flagged");
 pub const ROUTINE: Code = private("P-012", "Routine");
+
+/// The procedure a report is about, from the source's Modality and Body
+/// Part Examined: a chest radiograph, a CT of the head, or imaging.
+pub fn procedure(modality: Option<&str>, body_part: Option<&str>) -> Code {
+    let is = |v: Option<&str>, any: &[&str]| {
+        v.map(str::trim)
+            .is_some_and(|v| any.iter().any(|a| a.eq_ignore_ascii_case(v)))
+    };
+    if is(modality, &["CR", "DX"]) && is(body_part, &["CHEST"]) {
+        CHEST_RADIOGRAPH
+    } else if is(modality, &["CT"]) && is(body_part, &["HEAD", "BRAIN"]) {
+        CT_OF_HEAD
+    } else {
+        IMAGING_PROCEDURE
+    }
+}
 
 /// The code for a model label: SNOMED CT where one exists, otherwise a
 /// private code `L-<LABEL>` (upper case, non-alphanumerics as `-`, at most
@@ -85,6 +103,16 @@ pub fn finding(label: &str) -> Code {
         "edema" | "pulmonary edema" => sct("19242006", "Pulmonary edema"),
         "emphysema" => sct("87433001", "Pulmonary emphysema"),
         "pneumonia" => sct("233604007", "Pneumonia"),
+        "intracranial haemorrhage" | "intracranial hemorrhage" => {
+            sct("1386000", "Intracranial hemorrhage")
+        }
+        "intraparenchymal haemorrhage" | "intraparenchymal hemorrhage" => {
+            sct("274100004", "Cerebral hemorrhage")
+        }
+        "subdural haemorrhage" | "subdural hemorrhage" => sct("35486000", "Subdural hemorrhage"),
+        "subarachnoid haemorrhage" | "subarachnoid hemorrhage" => {
+            sct("21454007", "Subarachnoid hemorrhage")
+        }
         _ => {
             let value: String = format!("L-{}", label.to_ascii_uppercase())
                 .chars()

@@ -233,6 +233,30 @@ impl Report<'_> {
         groups
     }
 
+    /// What was imaged, from the source's Modality and Body Part Examined.
+    fn procedure(&self) -> Code {
+        codes::procedure(
+            attribute(self.source, tags::MODALITY).as_deref(),
+            attribute(self.source, tags::BODY_PART_EXAMINED).as_deref(),
+        )
+    }
+
+    /// The most suspicious image: where a finding lies furthest above its
+    /// threshold (or least below it, when nothing is flagged); the earlier
+    /// image on a tie. For a CT series read slice by slice, the key slice.
+    pub fn key_image(&self) -> Option<&ImageRef> {
+        let mut best: Option<(f32, &ImageRef)> = None;
+        for r in &self.results {
+            for f in &r.findings {
+                let margin = f.probability - f.threshold;
+                if best.is_none_or(|(m, _)| margin > m) {
+                    best = Some((margin, &r.image));
+                }
+            }
+        }
+        best.map(|(_, image)| image)
+    }
+
     fn intended_use(&self) -> String {
         let stated = self
             .model
@@ -292,7 +316,7 @@ impl Report<'_> {
         sequence(
             &mut o,
             tags::PERFORMED_PROCEDURE_CODE_SEQUENCE,
-            vec![code_item(&codes::CHEST_RADIOGRAPH)],
+            vec![code_item(&self.procedure())],
         );
         sequence(
             &mut o,
@@ -354,7 +378,7 @@ impl Report<'_> {
         content.push(code(
             "HAS CONCEPT MOD",
             &codes::PROCEDURE_REPORTED,
-            &codes::CHEST_RADIOGRAPH,
+            &self.procedure(),
         ));
         content.push(container(
             "CONTAINS",
@@ -366,6 +390,14 @@ impl Report<'_> {
             &codes::TRIAGE_PRIORITY,
             &self.priority.code(),
         ));
+        if let Some(key) = self.key_image() {
+            content.push(image(
+                "CONTAINS",
+                &codes::KEY_IMAGE,
+                &key.sop_class_uid,
+                &key.sop_instance_uid,
+            ));
+        }
         content.push(text("CONTAINS", &codes::INTENDED_USE, &self.intended_use()));
         sequence(&mut o, tags::CONTENT_SEQUENCE, content);
         Ok(o.with_exact_meta(file_meta(class.uid(), &sop_uid)?))

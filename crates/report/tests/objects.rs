@@ -243,3 +243,85 @@ fn the_heatmap_capture_validates_and_carries_its_label() {
     .build(1)
     .is_err());
 }
+
+/// Two slices of a phantom head CT as report sources.
+fn head_ct_slices() -> (InMemDicomObject, Vec<ImageRef>, String) {
+    use phantom::head::{HeadCase, HeadMix};
+    let case = HeadCase::sample(
+        3,
+        &HeadMix {
+            matrix: 64,
+            ..HeadMix::default()
+        },
+    );
+    let mut refs = Vec::new();
+    let mut first = None;
+    for index in [10, 14] {
+        let slice = case.render_slice(index);
+        let obj = phantom::dicom::head_ct_instance(&case, &slice, index as u32 + 1).unwrap();
+        let s = |t| report::attribute(&obj, t).unwrap();
+        refs.push(ImageRef {
+            series_uid: s(tags::SERIES_INSTANCE_UID),
+            sop_class_uid: s(tags::SOP_CLASS_UID),
+            sop_instance_uid: s(tags::SOP_INSTANCE_UID),
+        });
+        first.get_or_insert(obj.into_inner());
+    }
+    let src = first.unwrap();
+    let study = report::attribute(&src, tags::STUDY_INSTANCE_UID).unwrap();
+    (src, refs, study)
+}
+
+#[test]
+fn a_head_ct_report_names_the_procedure_the_types_and_the_key_slice() {
+    let (src, slices, study) = head_ct_slices();
+    let finding = |label: &str, probability: f32, threshold: f32| LabelResult {
+        label: label.into(),
+        probability,
+        threshold,
+        flagged: probability >= threshold,
+        heatmap: None,
+    };
+    let mut r = report(&src, &slices[0], &study, 0.0);
+    r.evidence = slices.clone();
+    // The subdural finding is more probable, but the haemorrhage lies
+    // further above its threshold: its slice is the key slice.
+    r.results = vec![
+        ImageResult {
+            image: slices[0].clone(),
+            findings: vec![finding("Subdural haemorrhage", 0.97, 0.9)],
+        },
+        ImageResult {
+            image: slices[1].clone(),
+            findings: vec![
+                finding("Intracranial haemorrhage", 0.9, 0.3),
+                finding("Epidural haemorrhage", 0.1, 0.5),
+            ],
+        },
+    ];
+    assert_eq!(r.key_image(), Some(&slices[1]));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sr.dcm");
+    r.build(SrClass::Comprehensive3d, 1)
+        .unwrap()
+        .write_to_file(&path)
+        .unwrap();
+    let errors = dciodvfy_errors(&path);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let out = Command::new("dsrdump").arg("+Pl").arg(&path).output().unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "Computed tomography of head",
+        "Intracranial hemorrhage",
+        "Subdural hemorrhage",
+        "L-EPIDURAL-HAEMO",
+        "Key image",
+    ] {
+        assert!(tree.contains(expected), "{expected} not in\n{tree}");
+    }
+    assert!(!tree.contains("Plain chest X-ray"), "{tree}");
+    // The key image item names the key slice.
+    let key_line = tree.lines().position(|l| l.contains("Key image")).unwrap();
+    let near: String = tree.lines().skip(key_line).take(3).collect();
+    assert!(near.contains(&slices[1].sop_instance_uid), "{near}\n{tree}");
+}

@@ -100,7 +100,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             quiet_secs: 5.0,
-            urgent_labels: vec!["Pneumothorax".into()],
+            urgent_labels: vec!["Pneumothorax".into(), "Intracranial haemorrhage".into()],
             destinations: Vec::new(),
             max_images_per_series: 64,
             workers: 2,

@@ -117,9 +117,13 @@ async function openStudy(uid) {
   ack.onclick = async () => { await api("/api/studies/" + encodeURIComponent(uid) + "/ack", { method: "POST", body: "{}" }); await openStudy(uid); refresh(); };
   d.append(el("div", { class: "row" }, ack, el("span", { class: "dim" }, "state: " + (s.status || "received"))));
 
-  // Viewer: the first analysed image, with a heatmap toggle when a flagged finding has one.
+  // Viewer: the key image (as the report names it: where a finding lies
+  // furthest above its threshold; for CT the key slice), with a heatmap
+  // toggle when a flagged finding there has one.
   const withMap = s.results.filter((f) => f.heatmap_uid);
-  const first = (withMap[0] || s.results[0] || {}).sop_instance_uid || (s.images[0] || {}).sop_instance_uid;
+  const margin = (f) => f.probability - f.threshold;
+  const key = [...(withMap.length ? withMap : s.results)].sort((a, b) => margin(b) - margin(a))[0];
+  const first = (key || {}).sop_instance_uid || (s.images[0] || {}).sop_instance_uid;
   if (first) {
     const img = el("img", { id: "image", alt: "study image" });
     const viewer = el("div", { id: "viewer", dataset: { showing: "image" } }, img);
