@@ -717,7 +717,15 @@ fn head_ct_phantom_studies_are_written_with_their_labels() {
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "png"))
             .count();
-        assert_eq!(row[col("any")] == "1", masks > 0, "{row:?}");
+        let any = row[col("intracranial_haemorrhage")] == "1";
+        assert_eq!(any, masks > 0, "{row:?}");
+        assert_eq!(any, !row[col("intracranial_haemorrhage_grade")].is_empty());
+        let read = if row[col("thin_thickness")].is_empty() {
+            "5"
+        } else {
+            row[col("thin_thickness")]
+        };
+        assert_eq!(row[col("read_thickness")], read);
         let obj = dicom_object::open_file(&slices[0]).unwrap();
         assert_eq!(
             get(&obj, tags::STUDY_INSTANCE_UID),
@@ -729,6 +737,25 @@ fn head_ct_phantom_studies_are_written_with_their_labels() {
         assert_eq!(get(&obj, tags::MANUFACTURER), row[col("manufacturer")]);
     }
     assert!(thin > 0, "some of twelve studies have a thin series");
+    // slices.csv: a row a slice file, positive where a mask lies beside it.
+    let slices = std::fs::read_to_string(out.join("slices.csv")).unwrap();
+    let mut lines = slices.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..2], ["file", "intracranial_haemorrhage"]);
+    let mut positive = 0;
+    for line in lines {
+        let row: Vec<&str> = line.split(',').collect();
+        let file = out.join(row[0]);
+        assert!(file.is_file(), "{line}");
+        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+        let has_mask = files_under(file.parent().unwrap()).iter().any(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&format!("{stem}-")) && name.ends_with(".png")
+        });
+        assert_eq!(row[1] == "1", has_mask, "{line}");
+        positive += has_mask as usize;
+    }
+    assert!(positive > 0);
     // The chest cases of the same set are other studies.
     let chest = dir.path().join("chest");
     let run = triaged(

@@ -20,8 +20,10 @@ pub struct EvaluateArgs {
     /// The data folder; file paths in the CSV are relative to it.
     #[arg(long)]
     pub data: PathBuf,
-    /// The labels CSV (default: <data>/labels.csv). Columns: `file`, one
-    /// 0/1 column per model label (blank: unknown), optional
+    /// The labels CSV (default: <data>/labels.csv). Columns: `file` (an
+    /// image) or `folder` (a study: its series read and aggregated as the
+    /// daemon does), one 0/1 column per model label (blank: unknown;
+    /// matched ignoring case, with `_` for spaces), optional
     /// `<label>_grade`, and subgroup columns (sex, age, manufacturer, view
     /// ...).
     #[arg(long)]
@@ -36,6 +38,25 @@ pub struct EvaluateArgs {
     /// Only these columns are subgroups (default: every other column).
     #[arg(long, value_delimiter = ',')]
     pub subgroups: Vec<String>,
+    /// Studies: at most this many images of a series are read, evenly
+    /// spaced, as `pipeline.max_images_per_series` (0: all).
+    #[arg(long, default_value_t = 64)]
+    pub max_images_per_series: usize,
+}
+
+/// A column name or label as compared: lower case, `_` for anything
+/// other than a letter or digit.
+fn column_key(name: &str) -> String {
+    name.trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// One row of the labels CSV.
@@ -59,9 +80,14 @@ fn read_csv(
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    let col = |name: &str| header.iter().position(|h| h == name);
-    let file =
-        col("file").ok_or_else(|| anyhow::anyhow!("{}: no `file` column", path.display()))?;
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| column_key(h) == column_key(name))
+    };
+    let file = col("file")
+        .or_else(|| col("folder"))
+        .ok_or_else(|| anyhow::anyhow!("{}: no `file` (or `folder`) column", path.display()))?;
     let label_cols: Vec<Option<usize>> = labels.iter().map(|l| col(l)).collect();
     anyhow::ensure!(
         label_cols.iter().any(|c| c.is_some()),
@@ -168,6 +194,74 @@ fn png_input(path: &Path, spec: &imaging::InputSpec) -> anyhow::Result<Vec<f32>>
     Ok(spec.fit(&plane, h, w))
 }
 
+/// A study folder's scores per reported label: its DICOM files as the
+/// daemon reads them (the manifest's series choice, at most `max` images
+/// a series, the model's aggregation), a label's score its highest.
+fn study_scores(classifier: &Classifier, folder: &Path, max: usize) -> anyhow::Result<Vec<f32>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let path = entry?.path();
+        if path
+            .extension()
+            .is_none_or(|e| !e.eq_ignore_ascii_case("dcm"))
+        {
+            continue;
+        }
+        let obj = dicom_object::OpenFileOptions::new()
+            .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
+            .open_file(&path)?;
+        let text = |tag| {
+            obj.element_opt(tag)
+                .ok()
+                .flatten()
+                .and_then(|e| e.to_str().ok())
+                .map(|v| v.trim().to_string())
+        };
+        use dicom_dictionary_std::tags;
+        let number: i64 = text(tags::INSTANCE_NUMBER)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        found.push((
+            text(tags::SERIES_INSTANCE_UID).unwrap_or_default(),
+            number,
+            archive::StudyInstance {
+                sop_instance_uid: text(tags::SOP_INSTANCE_UID).unwrap_or_default(),
+                sop_class_uid: text(tags::SOP_CLASS_UID).unwrap_or_default(),
+                series_instance_uid: text(tags::SERIES_INSTANCE_UID).unwrap_or_default(),
+                modality: text(tags::MODALITY),
+                body_part_examined: text(tags::BODY_PART_EXAMINED),
+                view_position: text(tags::VIEW_POSITION),
+                calling_ae_title: String::new(),
+                study_description: text(tags::STUDY_DESCRIPTION),
+                file: path,
+            },
+        ));
+    }
+    found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let m = &classifier.manifest;
+    let images: Vec<_> = found
+        .into_iter()
+        .map(|(_, _, i)| i)
+        .filter(|i| pipeline::applies(m, i))
+        .collect();
+    let images = pipeline::subsample(pipeline::select_series(m, images), max);
+    anyhow::ensure!(!images.is_empty(), "no image the model applies to");
+    let run = pipeline::aggregate::run(classifier, &images);
+    anyhow::ensure!(!run.results.is_empty(), "no image could be analysed");
+    let labels: Vec<&String> = m.reported().iter().map(|&i| &m.labels[i]).collect();
+    Ok(labels
+        .iter()
+        .map(|l| {
+            run.results
+                .iter()
+                .flat_map(|r| &r.labels)
+                .filter(|r| &&r.label == l)
+                .map(|r| r.probability)
+                .fold(0.0, f32::max)
+        })
+        .collect())
+}
+
 fn input(path: &Path, spec: &imaging::InputSpec) -> anyhow::Result<Vec<f32>> {
     if path
         .extension()
@@ -199,13 +293,28 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| args.data.join("labels.csv"));
     let rows = read_csv(&csv_path, &args.data, &labels, &args.subgroups)?;
     anyhow::ensure!(!rows.is_empty(), "{}: no rows", csv_path.display());
+    let studies = rows.iter().all(|r| r.file.is_dir());
     let size = m.input.size;
     let channels = classifier.model.architecture.in_channels();
     let mut samples = Vec::new();
     let mut failed = Vec::new();
     // Per label: (strongest cell touched?, share of cells touched).
     let mut pointing: Vec<Vec<(Vec<f32>, Vec<bool>)>> = vec![Vec::new(); labels.len()];
-    for chunk in rows.chunks(32) {
+    for row in rows.iter().filter(|_| studies) {
+        match study_scores(&classifier, &row.file, args.max_images_per_series) {
+            Ok(scores) => samples.push(Sample {
+                scores,
+                truth: row.truth.clone(),
+                grades: row.grades.clone(),
+                groups: row.groups.clone(),
+            }),
+            Err(e) => {
+                eprintln!("skipped {}: {e:#}", row.file.display());
+                failed.push(serde_json::json!({"file": row.file, "error": format!("{e:#}")}));
+            }
+        }
+    }
+    for chunk in rows.chunks(32).filter(|_| !studies) {
         let mut data = Vec::new();
         let mut ok = Vec::new();
         for row in chunk {
@@ -293,7 +402,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&out)?;
     let json = serde_json::json!({
         "model": {"name": m.name, "version": m.version, "sha256": m.sha256, "validated": m.validated},
-        "data": {"folder": args.data, "labels": csv_path, "images": samples.len(), "failed": failed},
+        "data": {"folder": args.data, "labels": csv_path, "unit": if studies { "study" } else { "image" }, "images": samples.len(), "failed": failed},
         "report": report,
         "localisation": localisation,
     });
@@ -301,7 +410,8 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         out.join("evaluation.json"),
         serde_json::to_string_pretty(&json)? + "\n",
     )?;
-    let title = format!("{} {} on {} images", m.name, m.version, samples.len());
+    let unit = if studies { "studies" } else { "images" };
+    let title = format!("{} {} on {} {unit}", m.name, m.version, samples.len());
     evaluate::plots::roc(&report, &format!("ROC: {title}"), &out.join("roc.png"))?;
     evaluate::plots::reliability(
         &report,

@@ -20,6 +20,7 @@ mod sink;
 mod stats;
 mod studies;
 mod synthetic;
+mod synthetic_head;
 mod token;
 mod train;
 

@@ -9,6 +9,8 @@ use phantom::{Case, Label, Mix};
 
 use phantom::head::{Bleed, HeadCase, HeadMix, Mimic};
 
+use crate::synthetic_head::{slice_targets, study_targets, HEAD_LABELS};
+
 use crate::synthetic::{TEST_BASE, TRAINING_STRIDE, VALIDATION_BASE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,7 +21,7 @@ pub enum Set {
     Validation,
     /// Training cases (the first training run's seeds).
     Train,
-    /// The cases `triaged demo` sends.
+    /// The cases `triaged demo` sends (head CT: its two studies first).
     Demo,
 }
 
@@ -147,37 +149,42 @@ pub fn run(args: &PhantomArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// labels.csv of the head CT phantom: one row a study.
+/// labels.csv of the head CT phantom: one row a study. Label columns are
+/// the head CT model's labels (`intracranial_haemorrhage`, one per type),
+/// grades the bleeds' sizes; `read_thickness` is the slice thickness of the
+/// series the daemon reads (the thinnest).
 pub fn head_csv_header() -> String {
-    let mut h = String::from("folder,study_instance_uid,any");
-    for b in Bleed::ALL {
-        let _ = write!(h, ",{}", b.name());
+    let mut h = String::from("folder,study_instance_uid");
+    for l in HEAD_LABELS {
+        let _ = write!(h, ",{}", key(l));
     }
-    for b in Bleed::ALL {
-        let _ = write!(h, ",{}_size", b.name());
+    for l in HEAD_LABELS {
+        let _ = write!(h, ",{}_grade", key(l));
     }
-    h += ",size,midline_shift_mm";
+    h += ",midline_shift_mm";
     for m in Mimic::ALL {
         let _ = write!(h, ",{}", m.name());
     }
-    h + ",manufacturer,kernel,slice_thickness,slices,thin_thickness,thin_slices"
+    h + ",manufacturer,kernel,slice_thickness,slices,thin_thickness,thin_slices,read_thickness"
+}
+
+/// A label as a CSV column: lower case, `_` for spaces.
+fn key(label: &str) -> String {
+    label.to_ascii_lowercase().replace(' ', "_")
 }
 
 pub fn head_csv_row(folder: &str, case: &HeadCase) -> String {
     let id = phantom::dicom::Identity::from_seed(case.seed, case.age);
-    let mut r = format!("{folder},{},{}", id.study_uid, case.any() as u8);
-    for b in Bleed::ALL {
-        let _ = write!(r, ",{}", case.size(b).is_some() as u8);
+    let mut r = format!("{folder},{}", id.study_uid);
+    for t in study_targets(case) {
+        let _ = write!(r, ",{}", t as u8);
     }
+    let name = |s: Option<phantom::head::Size>| s.map(|s| s.name()).unwrap_or("");
+    let _ = write!(r, ",{}", name(case.largest()));
     for b in Bleed::ALL {
-        let _ = write!(r, ",{}", case.size(b).map(|s| s.name()).unwrap_or(""));
+        let _ = write!(r, ",{}", name(case.size(b)));
     }
-    let _ = write!(
-        r,
-        ",{},{:.1}",
-        case.largest().map(|s| s.name()).unwrap_or(""),
-        case.shift.abs()
-    );
+    let _ = write!(r, ",{:.1}", case.shift.abs());
     for m in Mimic::ALL {
         let _ = write!(r, ",{}", case.mimics.contains(&m) as u8);
     }
@@ -195,12 +202,28 @@ pub fn head_csv_row(folder: &str, case: &HeadCase) -> String {
         }
         None => r.push_str(",,"),
     }
+    let _ = write!(r, ",{}", case.thin.unwrap_or(case.thickness));
     r
 }
 
-/// Head CT seeds start this far into each set, so their studies' UIDs
-/// never meet the chest cases' (identities follow from the seed).
-pub const HEAD_CT_SEEDS: u64 = 500_000_000_000;
+/// slices.csv of the head CT phantom: one row a slice, for slice-level
+/// evaluation (a type is present where its mask reaches the slice).
+fn head_slice_header() -> String {
+    let mut h = String::from("file");
+    for l in HEAD_LABELS {
+        let _ = write!(h, ",{}", key(l));
+    }
+    h + ",manufacturer,slice_thickness"
+}
+
+fn head_slice_row(file: &str, series: &HeadCase, slice: &phantom::head::CtSlice) -> String {
+    let mut r = file.to_string();
+    for t in slice_targets(slice) {
+        let _ = write!(r, ",{}", t as u8);
+    }
+    let _ = write!(r, ",{},{}", series.vendor.manufacturer, series.thickness);
+    r
+}
 
 fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
@@ -213,8 +236,17 @@ fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
         ..HeadMix::default()
     };
     let mut csv = head_csv_header() + "\n";
+    let mut slices_csv = head_slice_header() + "\n";
+    // The demo set starts with the two studies `triaged demo` sends.
+    let demo = crate::synthetic_head::demo_cases();
     for i in 0..args.count {
-        let case = HeadCase::sample(base + HEAD_CT_SEEDS + i, &mix);
+        let case = match demo.get(i as usize).filter(|_| args.set == Set::Demo) {
+            Some(c) => HeadCase {
+                matrix: args.matrix,
+                ..c.clone()
+            },
+            None => HeadCase::sample(crate::synthetic_head::head_seed(base, i), &mix),
+        };
         let folder = format!("{i:05}");
         let dir = args.out.join(&folder);
         std::fs::create_dir_all(&dir)?;
@@ -223,8 +255,11 @@ fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
             for index in 0..series.slice_positions().len() {
                 let slice = series.render_slice(index);
                 let number = index as u32 + 1;
+                let file = format!("s{s}-{number:04}.dcm");
                 phantom::dicom::head_ct_instance(&series, &slice, number)?
-                    .write_to_file(dir.join(format!("s{s}-{number:04}.dcm")))?;
+                    .write_to_file(dir.join(&file))?;
+                slices_csv += &head_slice_row(&format!("{folder}/{file}"), &series, &slice);
+                slices_csv.push('\n');
                 if args.masks {
                     for (b, mask) in &slice.masks {
                         if mask.iter().any(|&m| m) {
@@ -243,8 +278,9 @@ fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
         csv.push('\n');
     }
     std::fs::write(args.out.join("labels.csv"), csv)?;
+    std::fs::write(args.out.join("slices.csv"), slices_csv)?;
     eprintln!(
-        "wrote {} head CT studies and labels.csv to {}",
+        "wrote {} head CT studies, labels.csv and slices.csv to {}",
         args.count,
         args.out.display()
     );

@@ -1,5 +1,7 @@
-//! `triaged train`: the bundled demonstration model, trained in candle on
-//! phantom radiographs generated on the fly.
+//! `triaged train`: the bundled demonstration models, trained in candle on
+//! phantom images generated on the fly: `demo-cxr` on chest radiographs,
+//! `demo-ich` on head CT slices (its thresholds chosen on whole studies,
+//! as the daemon aggregates them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,31 +14,42 @@ use infer::{SmallCnnConfig, Trainer};
 use phantom::Label;
 use sha2::{Digest, Sha256};
 
+use crate::phantom_cmd::Anatomy;
 use crate::synthetic::{batch, TRAINING_STRIDE, VALIDATION_BASE};
+use crate::synthetic_head::{self as head, HEAD_LABELS};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// Where to write weights.safetensors, model.toml and training.json.
-    #[arg(long, default_value = "models/demo-cxr")]
-    pub out: PathBuf,
+    /// chest: demo-cxr on radiographs; head-ct: demo-ich on head CT slices.
+    #[arg(long, value_enum, default_value_t = Anatomy::Chest)]
+    pub anatomy: Anatomy,
+    /// Where to write weights.safetensors, model.toml and training.json
+    /// (default: models/demo-cxr or models/demo-ich).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Optimisation steps.
     #[arg(long, default_value_t = 3000)]
     pub steps: usize,
     /// Images per step.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Model input size (pixels, square).
-    #[arg(long, default_value_t = 128)]
-    pub size: usize,
+    /// Model input size (pixels, square; default 128 chest, 64 head CT).
+    #[arg(long)]
+    pub size: Option<usize>,
     /// Seed of the training cases and the initial weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Peak learning rate (AdamW; warm-up, then cosine decay).
     #[arg(long, default_value_t = 3e-3)]
     pub learning_rate: f64,
-    /// Held-out validation cases (thresholds are chosen on them).
-    #[arg(long, default_value_t = 1000)]
-    pub validation: usize,
+    /// Held-out validation cases (thresholds are chosen on them; head CT:
+    /// studies, default 300).
+    #[arg(long)]
+    pub validation: Option<usize>,
+    /// Head CT: channels of the network's stages (each halves the
+    /// resolution).
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 32, 64, 128])]
+    pub widths: Vec<usize>,
     /// Sensitivity the thresholds are set to on the validation set.
     #[arg(long, default_value_t = 0.9)]
     pub sensitivity: f64,
@@ -56,6 +69,61 @@ fn learning_rate(args: &TrainArgs, step: usize) -> f64 {
     args.learning_rate * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
+/// A batch maker: the cases of a seed range at a size, as inputs,
+/// targets and their count.
+type Batches = fn(std::ops::Range<u64>, usize) -> anyhow::Result<(Vec<f32>, Vec<f32>, usize)>;
+
+/// What one model needs: its labels, network, input and cases.
+struct Task {
+    name: &'static str,
+    labels: Vec<&'static str>,
+    config: SmallCnnConfig,
+    size: usize,
+    /// Validation cases (radiographs or studies).
+    validation: usize,
+    batches: Batches,
+    /// The first seed of the training run's cases.
+    first_seed: u64,
+}
+
+impl Task {
+    fn new(args: &TrainArgs) -> anyhow::Result<Task> {
+        Ok(match args.anatomy {
+            Anatomy::Chest => {
+                let labels: Vec<&str> = Label::ALL.iter().map(|l| l.name()).collect();
+                Task {
+                    name: "demo-cxr",
+                    config: SmallCnnConfig::new(1, labels.len()),
+                    labels,
+                    size: args.size.unwrap_or(128),
+                    validation: args.validation.unwrap_or(1000),
+                    batches: |seeds, size| batch(seeds, size),
+                    first_seed: args.seed * TRAINING_STRIDE,
+                }
+            }
+            Anatomy::HeadCt => {
+                anyhow::ensure!(
+                    !args.widths.is_empty() && args.widths.iter().all(|&w| (1..=1024).contains(&w)),
+                    "--widths: one to several channel counts in 1..=1024"
+                );
+                Task {
+                    name: "demo-ich",
+                    labels: HEAD_LABELS.to_vec(),
+                    config: SmallCnnConfig {
+                        in_channels: head::HEAD_WINDOWS.len(),
+                        num_classes: HEAD_LABELS.len(),
+                        widths: args.widths.clone(),
+                    },
+                    size: args.size.unwrap_or(64),
+                    validation: args.validation.unwrap_or(300),
+                    batches: |seeds, size| head::head_batch(seeds, size),
+                    first_seed: head::head_seed(args.seed * TRAINING_STRIDE, 0),
+                }
+            }
+        })
+    }
+}
+
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.batch > 1, "--batch must be > 1");
     anyhow::ensure!(
@@ -70,41 +138,103 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         args.sensitivity > 0.0 && args.sensitivity < 1.0,
         "--sensitivity must lie in (0, 1)"
     );
+    let task = Task::new(args)?;
+    anyhow::ensure!(
+        (8..=1024).contains(&task.size),
+        "--size must lie in 8..=1024"
+    );
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("models").join(task.name));
     let started = Instant::now();
     let device = Device::Cpu;
-    let labels: Vec<&str> = Label::ALL.iter().map(|l| l.name()).collect();
-    let config = SmallCnnConfig::new(1, labels.len());
-    let mut trainer = Trainer::new(config.clone(), args.seed, args.learning_rate, &device)?;
+    let mut trainer = Trainer::new(task.config.clone(), args.seed, args.learning_rate, &device)?;
     if let Some(from) = &args.resume {
         trainer.load(from)?;
         eprintln!("resuming from {}", from.display());
     }
     eprintln!(
-        "training smallcnn ({} parameters) on phantom radiographs at {}x{}: {} steps x {} images",
+        "training {} (smallcnn, {} parameters) at {}x{}: {} steps x {} images",
+        task.name,
         trainer.parameters(),
-        args.size,
-        args.size,
+        task.size,
+        task.size,
         args.steps,
         args.batch
     );
-    eprintln!("rendering {} validation cases ...", args.validation);
-    let (val_x, val_y, val_n) = batch(
-        VALIDATION_BASE..VALIDATION_BASE + args.validation as u64,
-        args.size,
-    )?;
+    let curve = fit(args, &task, &mut trainer)?;
+    let (validation, thresholds) = match args.anatomy {
+        Anatomy::Chest => validate_chest(args, &task, &trainer)?,
+        Anatomy::HeadCt => validate_head(args, &task, &trainer)?,
+    };
 
-    // Batches are rendered on another thread while the model trains.
+    std::fs::create_dir_all(&out)?;
+    let weights = out.join("weights.safetensors");
+    trainer.save(&weights)?;
+    let sha = format!("{:x}", Sha256::digest(std::fs::read(&weights)?));
+    std::fs::write(
+        out.join("model.toml"),
+        manifest(args, &task, &thresholds, &sha),
+    )?;
+    let report_path = out.join("training.json");
+    let report = if args.steps == 0 && report_path.exists() {
+        // Thresholds recomputed for existing weights: keep the record of
+        // how they were trained.
+        let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
+        r["validation"] = serde_json::json!(validation);
+        r["sensitivity_target"] = serde_json::json!(args.sensitivity);
+        r
+    } else {
+        serde_json::json!({
+            "anatomy": format!("{:?}", args.anatomy),
+            "seed": args.seed,
+            "steps": args.steps,
+            "batch": args.batch,
+            "size": task.size,
+            "widths": task.config.widths,
+            "learning_rate": args.learning_rate,
+            "parameters": trainer.parameters(),
+            "validation_cases": task.validation,
+            "sensitivity_target": args.sensitivity,
+            "resumed_from": args.resume,
+            "seconds": started.elapsed().as_secs_f64().round(),
+            "threads": std::env::var("RAYON_NUM_THREADS").ok(),
+            "loss_curve": curve,
+            "validation": validation,
+        })
+    };
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")?;
+    eprintln!(
+        "wrote {} ({} bytes, sha256 {sha}) in {:.0} s",
+        weights.display(),
+        std::fs::metadata(&weights)?.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The optimisation: batches rendered on another thread while the model
+/// trains. Returns the loss curve (step, mean loss).
+fn fit(args: &TrainArgs, task: &Task, trainer: &mut Trainer) -> anyhow::Result<Vec<(usize, f32)>> {
+    let device = trainer.device().clone();
     let (tx, rx) = sync_channel(4);
-    let (steps, size, per, seed) = (args.steps, args.size, args.batch, args.seed);
+    let (steps, size, per, first, batches) = (
+        args.steps,
+        task.size,
+        args.batch,
+        task.first_seed,
+        task.batches,
+    );
     let producer = std::thread::spawn(move || {
         for step in 0..steps {
-            let first = seed * TRAINING_STRIDE + (step * per) as u64;
-            if tx.send(batch(first..first + per as u64, size)).is_err() {
+            let from = first + (step * per) as u64;
+            if tx.send(batches(from..from + per as u64, size)).is_err() {
                 return;
             }
         }
     });
-
+    let started = Instant::now();
     let bar = ProgressBar::new(args.steps as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -113,12 +243,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
+    let (channels, classes) = (task.config.in_channels, task.labels.len());
     let mut curve = Vec::new();
     let mut window = Vec::new();
     for step in 0..args.steps {
         let (x, y, n) = rx.recv()??;
-        let x = Tensor::from_vec(x, (n, 1, args.size, args.size), &device)?;
-        let y = Tensor::from_vec(y, (n, labels.len()), &device)?;
+        let x = Tensor::from_vec(x, (n, channels, size, size), &device)?;
+        let y = Tensor::from_vec(y, (n, classes), &device)?;
         let loss = trainer.step(&x, &y, learning_rate(args, step))?;
         anyhow::ensure!(loss.is_finite(), "the loss diverged at step {step}");
         window.push(loss);
@@ -144,91 +275,134 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     }
     bar.finish();
     let _ = producer.join();
+    Ok(curve)
+}
 
-    // Validation: AUROC and the operating thresholds.
-    let mut probs: Vec<Vec<f32>> = Vec::with_capacity(val_n);
-    let image = args.size * args.size;
-    for chunk in val_x.chunks(64 * image) {
+/// Probabilities for `n` inputs of `channels x size x size`, 64 at a time.
+fn predict_all(
+    trainer: &Trainer,
+    x: &[f32],
+    channels: usize,
+    size: usize,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let image = channels * size * size;
+    let mut probs = Vec::with_capacity(x.len() / image);
+    for chunk in x.chunks(64 * image) {
         let n = chunk.len() / image;
-        let x = Tensor::from_vec(chunk.to_vec(), (n, 1, args.size, args.size), &device)?;
-        probs.extend(trainer.predict(&x)?);
+        let t = Tensor::from_vec(chunk.to_vec(), (n, channels, size, size), trainer.device())?;
+        probs.extend(trainer.predict(&t)?);
     }
+    Ok(probs)
+}
+
+/// Per label: AUROC and the threshold at the target sensitivity, as a
+/// JSON record; and the thresholds.
+fn thresholds(
+    args: &TrainArgs,
+    labels: &[&str],
+    scores: &[Vec<f32>],
+    truth: &[Vec<bool>],
+    what: &str,
+) -> (Vec<serde_json::Value>, Vec<f32>) {
     let mut validation = Vec::new();
     let mut thresholds = Vec::new();
     for (i, label) in labels.iter().enumerate() {
-        let scores: Vec<f32> = probs.iter().map(|p| p[i]).collect();
-        let truth: Vec<bool> = (0..val_n)
-            .map(|k| val_y[k * labels.len() + i] > 0.5)
-            .collect();
-        let auc = evaluate::metrics::auroc(&scores, &truth);
-        let t = evaluate::metrics::threshold_for_sensitivity(&scores, &truth, args.sensitivity)
+        let s: Vec<f32> = scores.iter().map(|p| p[i]).collect();
+        let t: Vec<bool> = truth.iter().map(|y| y[i]).collect();
+        let auc = evaluate::metrics::auroc(&s, &t);
+        let threshold = evaluate::metrics::threshold_for_sensitivity(&s, &t, args.sensitivity)
             .unwrap_or(0.5)
             .clamp(1e-4, 0.9999);
         eprintln!(
-            "  {label:<14} validation AUROC {:.4}  threshold {t:.4}",
+            "  {label:<30} validation {what} AUROC {:.4}  threshold {threshold:.4}",
             auc.unwrap_or(f64::NAN)
         );
-        validation.push(serde_json::json!({"label": label, "auroc": auc, "threshold": t}));
-        thresholds.push(t);
+        validation.push(serde_json::json!({"label": label, "auroc": auc, "threshold": threshold}));
+        thresholds.push(threshold);
     }
-
-    std::fs::create_dir_all(&args.out)?;
-    let weights = args.out.join("weights.safetensors");
-    trainer.save(&weights)?;
-    let sha = format!("{:x}", Sha256::digest(std::fs::read(&weights)?));
-    std::fs::write(
-        args.out.join("model.toml"),
-        manifest(args, &config, &labels, &thresholds, &sha),
-    )?;
-    let report_path = args.out.join("training.json");
-    let report = if args.steps == 0 && report_path.exists() {
-        // Thresholds recomputed for existing weights: keep the record of
-        // how they were trained.
-        let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
-        r["validation"] = serde_json::json!(validation);
-        r["sensitivity_target"] = serde_json::json!(args.sensitivity);
-        r
-    } else {
-        serde_json::json!({
-            "seed": args.seed,
-            "steps": args.steps,
-            "batch": args.batch,
-            "size": args.size,
-            "learning_rate": args.learning_rate,
-            "parameters": trainer.parameters(),
-            "validation_cases": val_n,
-            "sensitivity_target": args.sensitivity,
-            "resumed_from": args.resume,
-            "seconds": started.elapsed().as_secs_f64().round(),
-            "threads": std::env::var("RAYON_NUM_THREADS").ok(),
-            "loss_curve": curve,
-            "validation": validation,
-        })
-    };
-    std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")?;
-    eprintln!(
-        "wrote {} ({} bytes, sha256 {sha}) in {:.0} s",
-        weights.display(),
-        std::fs::metadata(&weights)?.len(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(ExitCode::SUCCESS)
+    (validation, thresholds)
 }
 
-fn manifest(
-    args: &TrainArgs,
-    config: &SmallCnnConfig,
-    labels: &[&str],
-    thresholds: &[f32],
-    sha: &str,
-) -> String {
+type Validation = (Vec<serde_json::Value>, Vec<f32>);
+
+/// Radiographs: AUROC and thresholds per image.
+fn validate_chest(args: &TrainArgs, task: &Task, trainer: &Trainer) -> anyhow::Result<Validation> {
+    eprintln!("rendering {} validation cases ...", task.validation);
+    let (x, y, n) = batch(
+        VALIDATION_BASE..VALIDATION_BASE + task.validation as u64,
+        task.size,
+    )?;
+    let probs = predict_all(trainer, &x, 1, task.size)?;
+    let k = task.labels.len();
+    let truth: Vec<Vec<bool>> = (0..n)
+        .map(|i| (0..k).map(|j| y[i * k + j] > 0.5).collect())
+        .collect();
+    Ok(thresholds(args, &task.labels, &probs, &truth, "image"))
+}
+
+/// Head CT: each validation study's slices as the daemon reads them, a
+/// label's study score the maximum over its slices; thresholds chosen on
+/// the study scores (the daemon's decision), AUROC also per slice.
+fn validate_head(args: &TrainArgs, task: &Task, trainer: &Trainer) -> anyhow::Result<Validation> {
+    eprintln!("rendering {} validation studies ...", task.validation);
+    let mix = phantom::head::HeadMix {
+        matrix: 2 * task.size,
+        ..Default::default()
+    };
+    let channels = task.config.in_channels;
+    // As the daemon samples a long series by default.
+    let read = crate::config::PipelineConfig::default().max_images_per_series;
+    let (mut study_scores, mut study_truth) = (Vec::new(), Vec::new());
+    let (mut slice_scores, mut slice_truth) = (Vec::new(), Vec::new());
+    for i in 0..task.validation as u64 {
+        let case = phantom::head::HeadCase::sample(head::head_seed(VALIDATION_BASE, i), &mix);
+        let (series, picked) = head::read_slices(&case, read);
+        let mut x = Vec::new();
+        for &index in &picked {
+            let slice = series.render_slice(index);
+            x.extend(head::slice_input(&series, &slice, index, task.size)?.data);
+            slice_truth.push(head::slice_targets(&slice).to_vec());
+        }
+        let probs = predict_all(trainer, &x, channels, task.size)?;
+        let mut max = vec![0f32; task.labels.len()];
+        for p in &probs {
+            for (m, v) in max.iter_mut().zip(p) {
+                *m = m.max(*v);
+            }
+        }
+        slice_scores.extend(probs);
+        study_scores.push(max);
+        study_truth.push(head::study_targets(&case).to_vec());
+    }
+    let (mut validation, thresholds) =
+        thresholds(args, &task.labels, &study_scores, &study_truth, "study");
+    for (i, v) in validation.iter_mut().enumerate() {
+        let s: Vec<f32> = slice_scores.iter().map(|p| p[i]).collect();
+        let t: Vec<bool> = slice_truth.iter().map(|y| y[i]).collect();
+        v["slice_auroc"] = serde_json::json!(evaluate::metrics::auroc(&s, &t));
+    }
+    Ok((validation, thresholds))
+}
+
+fn manifest(args: &TrainArgs, task: &Task, thresholds: &[f32], sha: &str) -> String {
     let list = |v: Vec<String>| v.join(", ");
-    format!(
-        r#"# The bundled demonstration model, written by `triaged train`.
+    let labels = list(task.labels.iter().map(|l| format!("\"{l}\"")).collect());
+    let thresholds = list(thresholds.iter().map(|t| format!("{t:.6}")).collect());
+    let widths = list(task.config.widths.iter().map(|w| w.to_string()).collect());
+    let version = format!("{}-s{}", env!("CARGO_PKG_VERSION"), args.seed);
+    let (sens, val, name, size) = (
+        args.sensitivity * 100.0,
+        task.validation,
+        task.name,
+        task.size,
+    );
+    match args.anatomy {
+        Anatomy::Chest => format!(
+            r#"# The bundled demonstration model, written by `triaged train`.
 # Thresholds: per label, the best specificity at no less than {sens:.0} %
 # sensitivity on {val} held-out phantom validation cases (see training.json
 # and docs/model-card.md).
-name = "demo-cxr"
+name = "{name}"
 version = "{version}"
 architecture = "smallcnn"
 in_channels = 1
@@ -250,13 +424,50 @@ size = {size}
 modalities = ["CR", "DX"]
 body_parts = ["CHEST"]
 view_positions = ["PA", "AP"]
+"#
+        ),
+        Anatomy::HeadCt => {
+            let windows = list(
+                head::HEAD_WINDOWS
+                    .iter()
+                    .map(|(c, w)| format!("[{c}, {w}]"))
+                    .collect(),
+            );
+            format!(
+                r#"# The bundled head CT demonstration model, written by
+# `triaged train --anatomy head-ct`. It scores each axial slice; a study's
+# score for a label is the highest over the slices of the series it reads
+# (the thinnest axial one), and that slice is the key slice.
+# Thresholds: per label, the best specificity at no less than {sens:.0} %
+# sensitivity over {val} held-out phantom validation studies, on those
+# study scores (see training.json and docs/model-card-ich.md).
+name = "{name}"
+version = "{version}"
+architecture = "smallcnn"
+in_channels = {channels}
+weights = "weights.safetensors"
+sha256 = "{sha}"
+labels = [{labels}]
+thresholds = [{thresholds}]
+aggregation = "series-max"
+validated = false
+intended_use = "demonstration on synthetic data — not for diagnostic use"
+
+[smallcnn]
+widths = [{widths}]
+
+[input]
+spec = "ct-window"
+size = {size}
+windows = [{windows}]
+
+[applicability]
+modalities = ["CT"]
+body_parts = ["HEAD", "BRAIN"]
+series = "thinnest"
 "#,
-        sens = args.sensitivity * 100.0,
-        val = args.validation,
-        version = format_args!("{}-s{}", env!("CARGO_PKG_VERSION"), args.seed),
-        labels = list(labels.iter().map(|l| format!("\"{l}\"")).collect()),
-        thresholds = list(thresholds.iter().map(|t| format!("{t:.6}")).collect()),
-        widths = list(config.widths.iter().map(|w| w.to_string()).collect()),
-        size = args.size,
-    )
+                channels = task.config.in_channels,
+            )
+        }
+    }
 }
