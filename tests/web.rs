@@ -124,7 +124,16 @@ fn daemon_and_pacs(models: &std::path::Path) -> (Daemon, Orthanc) {
 fn daemon_with_demo_studies() -> (Daemon, Orthanc) {
     let (d, pacs) = daemon_and_pacs(&repo_root().join("models"));
     let to = format!("127.0.0.1:{}", d.port);
-    let out = d.cli(&["demo", "--no-start", "--to", &to, "--studies", "6"]);
+    let out = d.cli(&[
+        "demo",
+        "--no-start",
+        "--to",
+        &to,
+        "--studies",
+        "6",
+        "--head-ct",
+        "false",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     wait_until("six studies delivered", Duration::from_secs(90), || {
         let (s, b) = http(&d, "GET", "/api/worklist?status=done", Some(READER), None);

@@ -1,5 +1,6 @@
 //! `triaged demo`: send a handful of phantom chest studies (some normal,
-//! some with urgent findings) by C-STORE to a running triaged, or start
+//! some with urgent findings) and two head CT studies (a haemorrhage, a
+//! normal head with a calcified pineal gland) by C-STORE to a running triaged, or start
 //! one, so a newcomer sees the whole path within a minute.
 
 use std::process::ExitCode;
@@ -30,6 +31,20 @@ pub struct DemoArgs {
     /// Do not start a daemon when none answers; fail instead.
     #[arg(long)]
     pub no_start: bool,
+    /// Also send two head CT studies: one with a haemorrhage, one normal
+    /// with a calcified pineal gland (`--head-ct false`: chest only).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub head_ct: bool,
+}
+
+fn outgoing(obj: dicom_object::FileDicomObject<dicom_object::InMemDicomObject>) -> Outgoing {
+    let text = |t| report::attribute(&obj, t).unwrap_or_default();
+    let (class, sop) = (text(tags::SOP_CLASS_UID), text(tags::SOP_INSTANCE_UID));
+    Outgoing {
+        sop_class_uid: class,
+        sop_instance_uid: sop,
+        dataset: obj.into_inner(),
+    }
 }
 
 /// The demo's cases, in order: what a triage list should sort.
@@ -103,62 +118,88 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(up, "the daemon did not start answering within 10 s");
     }
 
-    println!("rendering {} phantom studies ...", args.studies);
+    println!(
+        "rendering {} phantom chest studies and {} head CT studies ...",
+        args.studies,
+        if args.head_ct { 2 } else { 0 }
+    );
     let mut items = Vec::new();
-    let mut truth = Vec::new();
+    // Per study: (Study Instance UID, what it is, its items).
+    let mut studies: Vec<(String, String, std::ops::Range<usize>)> = Vec::new();
     for i in 0..args.studies {
         let case = Case::sample(DEMO_BASE + i, &Mix::Exactly(findings(i)));
         let image = case.render(0.3, false);
         let obj = phantom::dicom::instance(&case, &image, 1)?;
-        let text = |t| report::attribute(&obj, t).unwrap_or_default();
-        let (class, sop, study) = (
-            text(tags::SOP_CLASS_UID),
-            text(tags::SOP_INSTANCE_UID),
-            text(tags::STUDY_INSTANCE_UID),
-        );
         let what: Vec<String> = case
             .findings
             .iter()
             .map(|f| format!("{} ({})", f.label().name(), f.grade().name()))
             .collect();
-        truth.push((
-            study,
+        let what = format!(
+            "{} {}: {}",
             case.subject.vendor.modality,
             case.subject.view.code(),
-            what,
-        ));
-        items.push(Outgoing {
-            sop_class_uid: class,
-            sop_instance_uid: sop,
-            dataset: obj.into_inner(),
-        });
-    }
-    let results = scu::store(&settings, &peer, &items).await?;
-    let mut failures = 0;
-    for ((study, modality, view, what), r) in truth.iter().zip(&results) {
-        let status = match r.status {
-            Some(s) if s.is_ok() => "stored".to_string(),
-            Some(s) => {
-                failures += 1;
-                format!("FAILED ({s})")
-            }
-            None => {
-                failures += 1;
-                "FAILED (no presentation context)".into()
-            }
-        };
-        println!(
-            "  study {study} {modality} {view}: {} - {status}",
             if what.is_empty() {
                 "normal".to_string()
             } else {
                 what.join(", ")
             }
         );
+        let study = report::attribute(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
+        studies.push((study, what, items.len()..items.len() + 1));
+        items.push(outgoing(obj));
+    }
+    if args.head_ct {
+        for case in crate::synthetic_head::demo_cases() {
+            let first = items.len();
+            let mut study = String::new();
+            for series in std::iter::once(case.clone()).chain(case.thin_series()) {
+                for index in 0..series.slice_positions().len() {
+                    let slice = series.render_slice(index);
+                    let obj = phantom::dicom::head_ct_instance(&series, &slice, index as u32 + 1)?;
+                    study = report::attribute(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
+                    items.push(outgoing(obj));
+                }
+            }
+            let mut what: Vec<String> = case
+                .bleeds
+                .iter()
+                .map(|b| format!("{} haemorrhage ({})", b.kind.name(), b.size.name()))
+                .collect();
+            if what.is_empty() {
+                what.push("normal".into());
+            }
+            what.extend(case.mimics.iter().map(|m| format!("mimic: {}", m.name())));
+            let what = format!(
+                "CT head, {} slices: {}",
+                items.len() - first,
+                what.join(", ")
+            );
+            studies.push((study, what, first..items.len()));
+        }
+    }
+    let results = scu::store(&settings, &peer, &items).await?;
+    let mut failures = 0;
+    for (study, what, range) in &studies {
+        let failed: Vec<String> = results[range.clone()]
+            .iter()
+            .filter_map(|r| match r.status {
+                Some(s) if s.is_ok() => None,
+                Some(s) => Some(s.to_string()),
+                None => Some("no presentation context".into()),
+            })
+            .collect();
+        let status = if failed.is_empty() {
+            "stored".to_string()
+        } else {
+            failures += 1;
+            format!("FAILED ({})", failed[0])
+        };
+        println!("  study {study} {what} - {status}");
     }
     println!(
         "sent {} studies to {}@{target}; `triaged studies list` shows them",
-        results.len(),
+        studies.len(),
         peer.ae_title
     );
     if config.http.enabled {
