@@ -215,7 +215,11 @@ fn a_study_no_model_applies_to_is_recorded_without_a_report() {
     let port = free_port();
     let d = daemon_with_pacs(port, "quiet_secs = 1", "");
     let pacs = Orthanc::start_with(port, &[], true);
-    let ct = fixture("ct-small.dcm");
+    // A chest CT: not a radiograph (demo-cxr), not a head (demo-ich).
+    let dir = tempfile::tempdir().unwrap();
+    let ct = dir.path().join("ct.dcm");
+    std::fs::copy(fixture("ct-small.dcm"), &ct).unwrap();
+    modify(&ct, "(0018,0015)=CHEST");
     let out = d.storescu(&[], &[ct.as_path()]);
     assert!(out.status.success(), "{}", text(&out));
     let uid = d.studies()[0]["study_instance_uid"]
