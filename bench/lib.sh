@@ -24,6 +24,7 @@ listen = "127.0.0.1:$dicom"
 dir = "$work/storage"
 [pipeline]
 quiet_secs = $quiet
+max_images_per_series = ${MAX_IMAGES:-64}
 [http]
 listen = "127.0.0.1:0"
 [models]
