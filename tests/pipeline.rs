@@ -219,7 +219,15 @@ fn a_study_no_model_applies_to_is_recorded_without_a_report() {
     let dir = tempfile::tempdir().unwrap();
     let ct = dir.path().join("ct.dcm");
     std::fs::copy(fixture("ct-small.dcm"), &ct).unwrap();
-    modify(&ct, "(0018,0015)=CHEST");
+    let mut perms = std::fs::metadata(&ct).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&ct, perms).unwrap();
+    let out = run(
+        "dcmodify",
+        &["-nb", "-i", "(0018,0015)=CHEST", ct.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
     let out = d.storescu(&[], &[ct.as_path()]);
     assert!(out.status.success(), "{}", text(&out));
     let uid = d.studies()[0]["study_instance_uid"]
