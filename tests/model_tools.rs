@@ -1,5 +1,5 @@
-//! The bundled model and its tools, end to end through the binary:
-//! committed weights match their manifest, a short training run learns,
+//! The bundled models and their tools, end to end through the binary:
+//! committed weights match their manifests, a short training run learns,
 //! `evaluate` measures the bundled model on phantom studies (DICOM and PNG)
 //! and draws its plots, and `demo` delivers studies by C-STORE.
 
@@ -26,28 +26,34 @@ fn is_png(path: &Path) -> bool {
 
 #[test]
 fn the_bundled_weights_match_their_manifest_and_load() {
-    let dir = repo_root().join("models/demo-cxr");
-    let manifest: toml::Value =
-        toml::from_str(&std::fs::read_to_string(dir.join("model.toml")).unwrap()).unwrap();
-    let weights = std::fs::read(dir.join("weights.safetensors")).unwrap();
-    assert!(
-        weights.len() < 5 << 20,
-        "weights are {} bytes, over 5 MiB",
-        weights.len()
-    );
-    assert_eq!(
-        manifest["sha256"].as_str().unwrap(),
-        format!("{:x}", Sha256::digest(&weights))
-    );
-    assert_eq!(manifest["validated"].as_bool(), Some(false));
-    assert!(manifest["intended_use"]
-        .as_str()
-        .unwrap()
-        .contains("not for diagnostic use"));
+    for name in ["demo-cxr", "demo-ich"] {
+        let dir = repo_root().join("models").join(name);
+        let manifest: toml::Value =
+            toml::from_str(&std::fs::read_to_string(dir.join("model.toml")).unwrap()).unwrap();
+        let weights = std::fs::read(dir.join("weights.safetensors")).unwrap();
+        assert!(
+            weights.len() < 5 << 20,
+            "{name}: weights are {} bytes, over 5 MiB",
+            weights.len()
+        );
+        assert_eq!(
+            manifest["sha256"].as_str().unwrap(),
+            format!("{:x}", Sha256::digest(&weights)),
+            "{name}"
+        );
+        assert_eq!(manifest["validated"].as_bool(), Some(false), "{name}");
+        assert!(
+            manifest["intended_use"]
+                .as_str()
+                .unwrap()
+                .contains("not for diagnostic use"),
+            "{name}"
+        );
+    }
     let out = triaged(&["models", "check"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("1 model(s) checked, 0 failed"),
+        text(&out).contains("2 model(s) checked, 0 failed"),
         "{}",
         text(&out)
     );
