@@ -33,37 +33,7 @@ fn concept(item: &serde_json::Value) -> &str {
 
 /// The SR of a study in the PACS, as simplified tags.
 fn report(pacs: &Orthanc, study: &str) -> serde_json::Value {
-    let found = pacs.post(
-        "/tools/find",
-        &format!(
-            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}","Modality":"SR"}}}}"#
-        ),
-    );
-    let id = found[0].as_str().unwrap();
-    pacs.get(&format!("/instances/{id}/simplified-tags"))
-        .unwrap()
-}
-
-fn sop_classes(pacs: &Orthanc, study: &str) -> Vec<String> {
-    let found = pacs.post(
-        "/tools/find",
-        &format!(r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}"}}}}"#),
-    );
-    found
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|id| {
-            pacs.get(&format!(
-                "/instances/{}/simplified-tags",
-                id.as_str().unwrap()
-            ))
-            .unwrap()["SOPClassUID"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+    pacs.instances(study, Some("SR")).remove(0)
 }
 
 #[test]
@@ -130,7 +100,7 @@ fn a_head_ct_bleed_is_urgent_with_its_type_and_key_slice_and_a_normal_head_is_ro
     );
     for uid in [bleed_uid, normal_uid] {
         wait_until("the report in the PACS", Duration::from_secs(120), || {
-            sop_classes(&pacs, uid).iter().any(|c| c == SR)
+            pacs.sop_classes(uid).iter().any(|c| c == SR)
         });
     }
 
@@ -194,7 +164,7 @@ fn a_head_ct_bleed_is_urgent_with_its_type_and_key_slice_and_a_normal_head_is_ro
     assert!(stem.starts_with(read_prefix), "{stem}");
     // A heatmap capture goes with it.
     assert!(
-        sop_classes(&pacs, bleed_uid)
+        pacs.sop_classes(bleed_uid)
             .iter()
             .any(|c| c == SECONDARY_CAPTURE),
         "a heatmap capture in the PACS"

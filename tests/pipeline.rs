@@ -56,28 +56,6 @@ fn study_row(d: &Daemon, uid: &str) -> Option<serde_json::Value> {
         .find(|s| s["study_instance_uid"] == uid)
 }
 
-fn pacs_sop_classes(o: &Orthanc, study: &str) -> Vec<String> {
-    let found = o.post(
-        "/tools/find",
-        &format!(
-            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}"}},"Expand":true}}"#
-        ),
-    );
-    found
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|i| {
-            let id = i["ID"].as_str().unwrap();
-            o.get(&format!("/instances/{id}/simplified-tags")).unwrap()["SOPClassUID"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
 const SR: &str = "1.2.840.10008.5.1.4.1.1.88.34";
 const SC: &str = "1.2.840.10008.5.1.4.1.1.7";
 
@@ -114,10 +92,10 @@ fn a_routed_study_comes_back_analysed_and_flagged() {
         &format!(r#"{{"Resources":["{id}"],"Synchronous":true}}"#),
     );
     wait_until("the report in the PACS", Duration::from_secs(30), || {
-        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+        pacs.sop_classes(&uid).iter().any(|c| c == SR)
     });
     wait_until("the heatmap in the PACS", Duration::from_secs(10), || {
-        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SC)
+        pacs.sop_classes(&uid).iter().any(|c| c == SC)
     });
     let row = study_row(&d, &uid).unwrap();
     assert_eq!(row["status"], "done", "{row}");
@@ -169,10 +147,7 @@ fn one_study_over_three_associations_is_one_job_and_a_late_image_supersedes() {
         "one job"
     );
     assert_eq!(
-        pacs_sop_classes(&pacs, &uid)
-            .iter()
-            .filter(|c| *c == SR)
-            .count(),
+        pacs.sop_classes(&uid).iter().filter(|c| *c == SR).count(),
         1,
         "one job, one report"
     );
@@ -180,31 +155,12 @@ fn one_study_over_three_associations_is_one_job_and_a_late_image_supersedes() {
     let out = d.storescu(&[], &[files[3].as_path()]);
     assert!(out.status.success(), "{}", text(&out));
     wait_until("the superseding report", Duration::from_secs(30), || {
-        pacs_sop_classes(&pacs, &uid)
-            .iter()
-            .filter(|c| *c == SR)
-            .count()
-            == 2
+        pacs.sop_classes(&uid).iter().filter(|c| *c == SR).count() == 2
     });
-    let found = pacs.post(
-        "/tools/find",
-        &format!(
-            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{uid}","Modality":"SR"}}}}"#
-        ),
-    );
-    let with_predecessor = found
-        .as_array()
-        .unwrap()
+    let with_predecessor = pacs
+        .instances(&uid, Some("SR"))
         .iter()
-        .filter(|id| {
-            let t = pacs
-                .get(&format!(
-                    "/instances/{}/tags?simplify",
-                    id.as_str().unwrap()
-                ))
-                .unwrap();
-            t.get("PredecessorDocumentsSequence").is_some()
-        })
+        .filter(|t| t.get("PredecessorDocumentsSequence").is_some())
         .count();
     assert_eq!(with_predecessor, 1);
     assert_eq!(study_row(&d, &uid).unwrap()["instances"], 4);
@@ -242,7 +198,7 @@ fn a_study_no_model_applies_to_is_recorded_without_a_report() {
     // Not applicable is recorded in the transaction that would have queued
     // reports: nothing is queued, so nothing can reach the PACS later.
     assert_eq!(sql(&d, "SELECT COUNT(*) FROM outbox"), "0");
-    assert!(pacs_sop_classes(&pacs, &uid).is_empty());
+    assert!(pacs.sop_classes(&uid).is_empty());
     assert!(d.log().contains("no active model applies"), "{}", d.log());
 }
 
@@ -268,7 +224,7 @@ fn a_crash_while_analysing_still_delivers_exactly_one_report() {
     d.kill();
     d.restart();
     wait_until("the report in the PACS", Duration::from_secs(60), || {
-        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+        pacs.sop_classes(&uid).iter().any(|c| c == SR)
     });
     // Done: every queued object has left the outbox, so the PACS holds
     // all it will ever get from this job.
@@ -277,10 +233,7 @@ fn a_crash_while_analysing_still_delivers_exactly_one_report() {
     });
     assert_eq!(sql(&d, "SELECT COUNT(*) FROM jobs"), "1");
     assert_eq!(
-        pacs_sop_classes(&pacs, &uid)
-            .iter()
-            .filter(|c| *c == SR)
-            .count(),
+        pacs.sop_classes(&uid).iter().filter(|c| *c == SR).count(),
         1
     );
     assert!(
@@ -312,9 +265,9 @@ fn routing_rules_choose_what_is_analysed() {
         a.as_deref() == Some("done") && b.as_deref() == Some("not_applicable")
     });
     wait_until("the chest report", Duration::from_secs(20), || {
-        pacs_sop_classes(&pacs, &chest).iter().any(|c| c == SR)
+        pacs.sop_classes(&chest).iter().any(|c| c == SR)
     });
-    assert!(pacs_sop_classes(&pacs, &hand).is_empty());
+    assert!(pacs.sop_classes(&hand).is_empty());
 }
 
 #[test]
@@ -336,9 +289,9 @@ fn an_undecodable_image_fails_its_job_alone() {
             && study_row(&d, &good).is_some_and(|r| r["status"] == "done")
     });
     wait_until("the good study's report", Duration::from_secs(20), || {
-        pacs_sop_classes(&pacs, &good).iter().any(|c| c == SR)
+        pacs.sop_classes(&good).iter().any(|c| c == SR)
     });
-    assert!(pacs_sop_classes(&pacs, &bad).is_empty());
+    assert!(pacs.sop_classes(&bad).is_empty());
     assert!(
         d.log().contains("no image of the study could be analysed"),
         "{}",
@@ -390,12 +343,12 @@ fn reports_waiting_for_a_pacs_that_is_down_survive_a_crash() {
     d.restart();
     let pacs = Orthanc::start_with(port, &[], true);
     wait_until("the report in the PACS", Duration::from_secs(60), || {
-        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+        pacs.sop_classes(&uid).iter().any(|c| c == SR)
     });
     wait_until("the job done", Duration::from_secs(30), || {
         study_row(&d, &uid).is_some_and(|r| r["status"] == "done")
     });
-    let classes = pacs_sop_classes(&pacs, &uid);
+    let classes = pacs.sop_classes(&uid);
     assert_eq!(
         classes.iter().filter(|c| *c == SR).count(),
         1,
@@ -464,7 +417,7 @@ for n in range(20):
         .unwrap()
         .to_string();
     wait_until("the report in the PACS", Duration::from_secs(60), || {
-        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+        pacs.sop_classes(&uid).iter().any(|c| c == SR)
     });
     // One result per label for the series, on the slices where each
     // scored highest; every analysed slice is in the evidence.
@@ -473,14 +426,7 @@ for n in range(20):
         "3 3 1"
     );
     assert_eq!(sql(&d, "SELECT COUNT(*) FROM instances"), "20");
-    let found = pacs.post(
-        "/tools/find",
-        &format!(
-            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{uid}","Modality":"SR"}}}}"#
-        ),
-    );
-    let id = found[0].as_str().unwrap();
-    let tags = pacs.get(&format!("/instances/{id}/tags?simplify")).unwrap();
+    let tags = pacs.instances(&uid, Some("SR")).remove(0);
     let evidence: Vec<String> = tags["CurrentRequestedProcedureEvidenceSequence"][0]
         ["ReferencedSeriesSequence"][0]["ReferencedSOPSequence"]
         .as_array()
@@ -599,7 +545,7 @@ fn the_candle_backend_analyses_a_study_end_to_end() {
     let out = d.storescu(&[], &[files[0].as_path()]);
     assert!(out.status.success(), "{}", text(&out));
     wait_until("the report in the PACS", Duration::from_secs(60), || {
-        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+        pacs.sop_classes(&uid).iter().any(|c| c == SR)
     });
     let row = study_row(&d, &uid).unwrap();
     assert_eq!(row["priority"], "urgent", "{row}");
@@ -672,7 +618,7 @@ fn a_label_the_model_does_not_predict_is_never_reported() {
     let out = d.storescu(&[], &[files[0].as_path()]);
     assert!(out.status.success(), "{}", text(&out));
     wait_until("the report in the PACS", Duration::from_secs(60), || {
-        pacs_sop_classes(&pacs, &uid).iter().any(|c| c == SR)
+        pacs.sop_classes(&uid).iter().any(|c| c == SR)
     });
     assert_eq!(
         sql(
@@ -684,17 +630,7 @@ fn a_label_the_model_does_not_predict_is_never_reported() {
     let row = study_row(&d, &uid).unwrap();
     assert!(!row["findings"].to_string().contains("Nodule"), "{row}");
     assert!(row["findings"].to_string().contains("Effusion"), "{row}");
-    let found = pacs.post(
-        "/tools/find",
-        &format!(
-            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{uid}","Modality":"SR"}}}}"#
-        ),
-    );
-    let id = found[0].as_str().unwrap();
-    let content = pacs
-        .get(&format!("/instances/{id}/tags?simplify"))
-        .unwrap()
-        .to_string();
+    let content = pacs.instances(&uid, Some("SR"))[0].to_string();
     assert!(content.contains("Effusion"), "{content}");
     assert!(!content.contains("Nodule"), "{content}");
 }

@@ -635,24 +635,9 @@ fn the_api_keeps_its_openapi_contract() {
 
 /// The SR contents of a study in the PACS, as Orthanc's simplified tags.
 fn pacs_reports(pacs: &Orthanc, study: &str) -> Vec<String> {
-    let found = pacs.post(
-        "/tools/find",
-        &format!(
-            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}","Modality":"SR"}}}}"#
-        ),
-    );
-    found
-        .as_array()
-        .unwrap()
+    pacs.instances(study, Some("SR"))
         .iter()
-        .map(|id| {
-            pacs.get(&format!(
-                "/instances/{}/tags?simplify",
-                id.as_str().unwrap()
-            ))
-            .unwrap()
-            .to_string()
-        })
+        .map(|t| t.to_string())
         .collect()
 }
 
@@ -958,13 +943,7 @@ fn onnx_models_analyse_studies_end_to_end() {
         assert_eq!(report.matches(method).count(), labels, "{model}: {report}");
     }
     // The heatmap captures reached the PACS too: one per flagged label.
-    let captures = pacs.post(
-        "/tools/find",
-        &format!(
-            r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{uid}","Modality":"OT"}}}}"#
-        ),
-    );
-    assert_eq!(captures.as_array().unwrap().len(), 7, "{captures}");
+    assert_eq!(pacs.count(&uid, "OT"), 7);
     let detail = get_json(&d, &format!("/api/studies/{uid}"), READER);
     let results = detail["results"].as_array().unwrap();
     assert_eq!(results.len(), 7, "{detail}");

@@ -479,6 +479,35 @@ impl Orthanc {
         std::fs::read_to_string(self.dir.path().join("orthanc.log")).unwrap_or_default()
     }
 
+    /// The tags (simplified) of every instance the PACS holds for a study,
+    /// of one modality or of all.
+    pub fn instances(&self, study: &str, modality: Option<&str>) -> Vec<serde_json::Value> {
+        let modality = modality
+            .map(|m| format!(r#","Modality":"{m}""#))
+            .unwrap_or_default();
+        let found = self.post(
+            "/tools/find",
+            &format!(
+                r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}"{modality}}}}}"#
+            ),
+        );
+        found
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| self.get(&format!("/instances/{}/tags?simplify", id.as_str()?)))
+            .collect()
+    }
+
+    /// The SOP Class UIDs of a study's instances in the PACS.
+    pub fn sop_classes(&self, study: &str) -> Vec<String> {
+        self.instances(study, None)
+            .iter()
+            .filter_map(|t| t["SOPClassUID"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// How many instances of `modality` the PACS holds for a study.
     pub fn count(&self, study: &str, modality: &str) -> usize {
         self.post(
