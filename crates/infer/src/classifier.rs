@@ -88,6 +88,15 @@ impl Classifier {
         Self::load_with(manifest, device, LoadOptions::default())
     }
 
+    /// [`Classifier::load_with`] on the CPU, for callers that need not name
+    /// a candle device (candle stays inside this crate).
+    pub fn load_on_cpu(
+        manifest: Manifest,
+        options: LoadOptions,
+    ) -> Result<Classifier, ClassifierError> {
+        Self::load_with(manifest, &Device::Cpu, options)
+    }
+
     /// [`Classifier::load`] with the daemon's options.
     pub fn load_with(
         manifest: Manifest,

@@ -267,7 +267,7 @@ fn load_version(
                 dir.display()
             )
         })?;
-    Classifier::load_with(manifest, &candle_core::Device::Cpu, options).map_err(|e| e.to_string())
+    Classifier::load_on_cpu(manifest, options).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -7,13 +7,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use candle_core::Device as CandleDevice;
 use dicom_dictionary_std::tags;
 use infer::{Classifier, Manifest};
 use pipeline::analysis::{self, Analysed};
-use report::Device;
 
-use crate::config::Config;
+use daemon::config::Config;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AnalyzeArgs {
@@ -35,22 +33,10 @@ pub struct AnalyzeArgs {
     pub json: bool,
 }
 
-/// This daemon as the observer of its reports: the device UID is derived
-/// from the AE title, so it is stable across restarts and upgrades.
-pub fn device(config: &Config) -> Device {
-    Device {
-        manufacturer: "triaged project".into(),
-        name: "triaged".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        uid: report::uid_from(&["device", &config.dicom.ae_title]),
-    }
-}
-
 pub async fn run(config: &Config, args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load(&args.model.join("model.toml"))?;
     // The daemon's backend, so a case checked here scores as it will there.
-    let classifier =
-        Classifier::load_with(manifest, &CandleDevice::Cpu, config.models.load_options())?;
+    let classifier = Classifier::load_on_cpu(manifest, config.models.load_options())?;
     let mut studies: BTreeMap<String, Vec<Analysed>> = BTreeMap::new();
     let mut json = Vec::new();
     for f in &args.files {
@@ -88,7 +74,7 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> anyhow::Result<ExitCode
     if args.out.is_none() && args.send.is_none() {
         return Ok(ExitCode::SUCCESS);
     }
-    let device = device(config);
+    let device = daemon::serve::device(config);
     let mut written = Vec::new();
     let dir = args.out.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&dir)?;

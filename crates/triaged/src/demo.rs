@@ -10,7 +10,7 @@ use dicom_dictionary_std::tags;
 use dimse::scu::{self, Outgoing, Peer, ScuSettings};
 use phantom::{Case, Grade, Label, Mix};
 
-use crate::config::Config;
+use daemon::config::Config;
 
 /// Demo cases are drawn from seeds above the test set's.
 pub const DEMO_BASE: u64 = 3_000_000_000_000;
@@ -94,7 +94,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(config.dicom.scu_timeout_secs),
         max_pdu: config.dicom.max_pdu,
     };
-    let mut daemon = None;
+    let mut started = None;
     if scu::echo(&settings, &peer).await.is_err() {
         anyhow::ensure!(
             !args.no_start,
@@ -106,16 +106,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
             peer.ae_title
         );
         crate::logging::init(&config.log)?;
-        daemon = Some(tokio::spawn(crate::serve::run(config.clone())));
-        let mut up = false;
-        for _ in 0..100 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            if scu::echo(&settings, &peer).await.is_ok() {
-                up = true;
-                break;
-            }
-        }
-        anyhow::ensure!(up, "the daemon did not start answering within 10 s");
+        started = Some(daemon::serve::Daemon::start(config.clone()).await?);
     }
 
     println!(
@@ -209,7 +200,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 config
                     .storage
                     .dir
-                    .join(crate::serve::ADMIN_TOKEN_FILE)
+                    .join(daemon::serve::ADMIN_TOKEN_FILE)
                     .display()
             )
         } else {
@@ -217,9 +208,10 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         };
         println!("worklist: http://{}/ ({token})", config.http.listen);
     }
-    if let Some(daemon) = daemon {
+    if let Some(d) = started {
         println!("the daemon keeps running here; Ctrl-C stops it");
-        return daemon.await?;
+        daemon::serve::until_signal(d).await;
+        return Ok(ExitCode::SUCCESS);
     }
     Ok(if failures == 0 {
         ExitCode::SUCCESS

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dimse::scu::{self, Peer, ScuSettings};
 
-use crate::config::Config;
+use daemon::config::Config;
 
 pub async fn run(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let Some(d) = config.destination(name) else {

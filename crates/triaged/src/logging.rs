@@ -3,7 +3,7 @@
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogConfig;
+use daemon::config::LogConfig;
 
 pub fn init(config: &LogConfig) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {

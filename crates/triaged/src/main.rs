@@ -4,20 +4,14 @@
 #![forbid(unsafe_code)]
 
 mod analyze;
-mod config;
 mod conformance;
-mod deliver;
 mod demo;
 mod echo;
 mod evaluate_cmd;
-mod live;
 mod logging;
 mod models;
 mod outbox_cmd;
 mod phantom_cmd;
-mod serve;
-mod sink;
-mod stats;
 mod studies;
 mod synthetic;
 mod synthetic_head;
@@ -162,7 +156,7 @@ enum StudiesCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match config::Config::load(cli.config.as_deref()) {
+    let config = match daemon::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -195,7 +189,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => {
                 logging::init(&config.log)?;
-                serve::run(config).await
+                daemon::serve::run(config).await?;
+                Ok(ExitCode::SUCCESS)
             }
             Command::Echo { destination } => echo::run(&config, &destination).await,
             Command::Studies {
@@ -242,8 +237,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn summary(c: &config::Config, path: Option<&std::path::Path>) -> String {
-    let mut s = format!("configuration OK: {}\n", config::describe(path).display());
+fn summary(c: &daemon::Config, path: Option<&std::path::Path>) -> String {
+    let mut s = format!(
+        "configuration OK: {}\n",
+        daemon::config::describe(path).display()
+    );
     s += &format!(
         "  AE title {} listening on {}\n",
         c.dicom.ae_title, c.dicom.listen

@@ -1,44 +1,12 @@
 //! `triaged models list|check|activate|shadow|disable|compare`.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use archive::{Archive, ArchiveReader, ModelState, ModelStateRow};
+use archive::{ArchiveReader, ModelState, ModelStateRow};
+use daemon::models::{described, lifecycle_problems, load_all, manifests, valid_manifests};
+use daemon::Config;
 use infer::{Classifier, Manifest};
 use pipeline::lifecycle;
-
-use crate::config::Config;
-
-/// Every model in `[models] dir`, loaded as the daemon loads it (manifest,
-/// weights checksum, tensors, a warm-up pass), or why it would not load.
-pub fn load_all(
-    config: &Config,
-) -> anyhow::Result<Vec<(std::path::PathBuf, anyhow::Result<Classifier>)>> {
-    Ok(manifests(config)?
-        .into_iter()
-        .map(|path| {
-            let loaded = Manifest::load(&path)
-                .map_err(anyhow::Error::from)
-                .and_then(|m| {
-                    Classifier::load_with(
-                        m,
-                        &candle_core::Device::Cpu,
-                        config.models.load_options(),
-                    )
-                    .map_err(anyhow::Error::from)
-                });
-            (path, loaded)
-        })
-        .collect())
-}
-
-fn manifests(config: &Config) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let dir = &config.models.dir;
-    if !dir.is_dir() {
-        anyhow::bail!("models.dir: {} is not a folder", dir.display());
-    }
-    Ok(infer::manifest::discover(dir)?)
-}
 
 /// The states an admin set, or none when the daemon has not yet made its
 /// database.
@@ -48,15 +16,6 @@ async fn state_rows(config: &Config) -> anyhow::Result<Vec<ModelStateRow>> {
     }
     let states = ArchiveReader::models(&config.storage.dir).await?;
     Ok(states.list().await?)
-}
-
-/// The valid manifests in `[models] dir` (an invalid one is left out:
-/// `models list` and `models check` say why).
-pub fn valid_manifests(config: &Config) -> anyhow::Result<Vec<Manifest>> {
-    Ok(manifests(config)?
-        .iter()
-        .filter_map(|p| Manifest::load(p).ok())
-        .collect())
 }
 
 pub async fn list(config: &Config) -> anyhow::Result<ExitCode> {
@@ -115,42 +74,6 @@ pub async fn list(config: &Config) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The lifecycle problems of these models with their states now.
-fn lifecycle_problems(manifests: &[&Manifest], rows: &[ModelStateRow]) -> Vec<String> {
-    let with_states: Vec<(&Manifest, ModelState)> = manifests
-        .iter()
-        .map(|m| (*m, lifecycle::state(rows, m)))
-        .collect();
-    lifecycle::problems(&with_states)
-        .into_iter()
-        .map(|e| e.to_string())
-        .collect()
-}
-
-/// At start-up: the loaded models must not have two folders with one name
-/// and version, nor two active versions of a model.
-pub async fn check_lifecycle(archive: &Archive, models: &[Arc<Classifier>]) -> anyhow::Result<()> {
-    let rows = archive.models().list().await?;
-    let manifests: Vec<&Manifest> = models.iter().map(|c| &c.manifest).collect();
-    let problems = lifecycle_problems(&manifests, &rows);
-    if !problems.is_empty() {
-        anyhow::bail!("models: {}", problems.join("; "));
-    }
-    for m in manifests {
-        tracing::info!(model = %m.name, version = %m.version, state = %lifecycle::state(&rows, m), "model state");
-    }
-    Ok(())
-}
-
-/// A manifest's model name and version and where it is (only the path
-/// when the manifest itself cannot be read).
-pub fn described(path: &std::path::Path) -> String {
-    match Manifest::load(path) {
-        Ok(m) => format!("{} {} ({})", m.name, m.version, path.display()),
-        Err(_) => path.display().to_string(),
-    }
-}
-
 pub async fn check(config: &Config) -> anyhow::Result<ExitCode> {
     let found = load_all(config)?;
     let rows = state_rows(config).await?;
@@ -206,12 +129,8 @@ pub async fn set_state(
     let refs: Vec<&Manifest> = manifests.iter().collect();
     let m = lifecycle::find(&refs, name, version)?;
     if state != ModelState::Disabled {
-        Classifier::load_with(
-            m.clone(),
-            &candle_core::Device::Cpu,
-            config.models.load_options(),
-        )
-        .map_err(|e| anyhow::anyhow!("{name} {version} cannot run, state unchanged: {e}"))?;
+        Classifier::load_on_cpu(m.clone(), config.models.load_options())
+            .map_err(|e| anyhow::anyhow!("{name} {version} cannot run, state unchanged: {e}"))?;
     }
     let store = ArchiveReader::models(&config.storage.dir).await?;
     let changes = lifecycle::set(&store, &refs, name, version, state, &cli_user()).await?;

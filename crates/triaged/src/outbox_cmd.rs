@@ -6,13 +6,13 @@ use std::process::ExitCode;
 
 use archive::{ArchiveReader, NewObject};
 
-use crate::config::Config;
-use crate::deliver::{self, Outcome};
+use daemon::config::Config;
+use daemon::deliver::{self, Outcome};
 
 fn destination<'a>(
     config: &'a Config,
     name: &str,
-) -> anyhow::Result<&'a crate::config::DestinationConfig> {
+) -> anyhow::Result<&'a daemon::config::DestinationConfig> {
     config.destination(name).ok_or_else(|| {
         let known: Vec<&str> = config
             .destinations

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use archive::Archive;
 
-use crate::config::Config;
+use daemon::config::Config;
 
 pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let reader = Archive::open_read_only(&config.storage.dir).await?;

@@ -1,6 +1,5 @@
 //! `triaged token`: access tokens for the worklist and admin console.
 
-use std::io::Read;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -13,15 +12,8 @@ pub struct TokenArgs {
     pub role: String,
 }
 
-/// 32 random bytes from the kernel, hex.
-pub fn new_token() -> anyhow::Result<String> {
-    let mut b = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
 pub fn run(args: &TokenArgs) -> anyhow::Result<ExitCode> {
-    let token = new_token()?;
+    let token = web::auth::new_token()?;
     println!(
         "token (give it to {}; it is not stored anywhere): {token}",
         args.name

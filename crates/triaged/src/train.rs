@@ -351,7 +351,7 @@ fn validate_head(args: &TrainArgs, task: &Task, trainer: &Trainer) -> anyhow::Re
     };
     let channels = task.config.in_channels;
     // As the daemon samples a long series by default.
-    let read = crate::config::PipelineConfig::default().max_images_per_series;
+    let read = daemon::config::PipelineConfig::default().max_images_per_series;
     let (mut study_scores, mut study_truth) = (Vec::new(), Vec::new());
     let (mut slice_scores, mut slice_truth) = (Vec::new(), Vec::new());
     for i in 0..task.validation as u64 {

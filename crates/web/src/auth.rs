@@ -26,6 +26,14 @@ pub struct User {
     pub token_sha256: String,
 }
 
+/// A new access token: 32 random bytes from the kernel, hex.
+pub fn new_token() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
 /// SHA-256 of a token, hex.
 pub fn token_hash(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.trim().as_bytes()))

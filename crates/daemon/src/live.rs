@@ -144,7 +144,7 @@ fn check_name(name: &str) -> Result<(), ControlError> {
 }
 
 impl Live {
-    pub async fn open(file: Config, archive: Archive) -> anyhow::Result<Arc<Live>> {
+    pub async fn open(file: Config, archive: Archive) -> Result<Arc<Live>, crate::Error> {
         let rows = archive.peers().list().await?;
         let current = apply(&file, &rows);
         let live = Live {

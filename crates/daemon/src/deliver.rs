@@ -12,16 +12,19 @@ use dimse::{Shutdown, Status};
 use tokio::sync::Notify;
 
 use crate::config::{Config, DestinationConfig};
+use crate::Error;
 
 /// Read a DICOM file into what the C-STORE SCU sends.
-pub fn load(path: &std::path::Path) -> anyhow::Result<Outgoing> {
-    let obj =
-        dicom_object::open_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+pub fn load(path: &std::path::Path) -> Result<Outgoing, Error> {
+    let unreadable = |detail: String| Error::Unreadable {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let obj = dicom_object::open_file(path).map_err(|e| unreadable(e.to_string()))?;
     let text = |t| report::attribute(&obj, t);
-    let class = text(tags::SOP_CLASS_UID)
-        .ok_or_else(|| anyhow::anyhow!("{}: no SOP Class UID", path.display()))?;
-    let instance = text(tags::SOP_INSTANCE_UID)
-        .ok_or_else(|| anyhow::anyhow!("{}: no SOP Instance UID", path.display()))?;
+    let class = text(tags::SOP_CLASS_UID).ok_or_else(|| unreadable("no SOP Class UID".into()))?;
+    let instance =
+        text(tags::SOP_INSTANCE_UID).ok_or_else(|| unreadable("no SOP Instance UID".into()))?;
     Ok(Outgoing {
         sop_class_uid: class,
         sop_instance_uid: instance,

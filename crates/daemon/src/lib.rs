@@ -1,0 +1,29 @@
+//! The runtime of `triaged serve`, as a library the binary wires up:
+//!
+//! - [`config`]: the TOML configuration, its embedded defaults and its
+//!   validation (every message names its key);
+//! - [`live`]: the configuration in force — the file overlaid with the
+//!   console's changes — and the console's [`web::Control`] implementation;
+//! - [`sink`]: where the DICOM listener puts instances (the archive);
+//! - [`deliver`]: the outbox's delivery loop (C-STORE with retries, dead
+//!   letter, SR class fallback);
+//! - [`models`]: loading the models folder and the start-up lifecycle check;
+//! - [`stats`]: the daemon's counters as Prometheus text;
+//! - [`serve`]: start everything, wait for a signal, shut down cleanly.
+//!
+//! Data flows one way: listener → archive → pipeline → outbox → delivery;
+//! this crate owns none of that logic, only its wiring and state.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod deliver;
+mod error;
+pub mod live;
+pub mod models;
+pub mod serve;
+pub mod sink;
+pub mod stats;
+
+pub use config::Config;
+pub use error::Error;
