@@ -1,14 +1,17 @@
 //! The configuration in force: the file's, with the sources and
 //! destinations an admin set from the console (kept in SQLite) applied on
-//! top. Changes are validated like the file, persisted, then swapped in:
-//! the listener's AE policy and the delivery loop read the live set, so
+//! top. Changes are validated like the file, persisted, then swapped in as
+//! one [`Snapshot`]: the listener's AE policy, the pipeline's quiet periods
+//! and default destinations and the delivery loop read the live set, so
 //! they take effect without a restart, and survive one.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use archive::{Archive, PeerKind, PeerOverride, QuietPeriods};
-use dimse::LivePolicy;
+use dimse::{AssociationPolicy, PolicySource};
+use pipeline::LiveRouting;
+use tokio::sync::watch;
 use web::{
     BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelStateInput,
     ModelView, Origin, SourceInput, SourceView,
@@ -19,14 +22,60 @@ use crate::config::{Config, DestinationConfig, SourceConfig};
 pub struct Live {
     file: Config,
     archive: Archive,
-    current: RwLock<Arc<Config>>,
-    overrides: RwLock<Vec<PeerOverride>>,
-    /// The listener's AE policy.
-    pub policy: LivePolicy,
-    /// The pipeline's default destinations (when the file names none).
-    pub default_destinations: Arc<RwLock<Vec<String>>>,
-    /// The pipeline's quiet periods (sources may set their own).
-    pub quiet: Arc<RwLock<QuietPeriods>>,
+    /// What is in force, swapped whole by [`Live::reload`]: the listener,
+    /// the pipeline and the delivery loop each read one consistent view.
+    current: watch::Sender<Arc<Snapshot>>,
+    /// One reload at a time, so a slower one never installs older rows.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// The configuration in force and what is derived from it, made together.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    overrides: Vec<PeerOverride>,
+    policy: Arc<AssociationPolicy>,
+    quiet: QuietPeriods,
+    destinations: Vec<String>,
+}
+
+impl Snapshot {
+    fn new(file: &Config, overrides: Vec<PeerOverride>) -> Snapshot {
+        let config = apply(file, &overrides);
+        Snapshot {
+            policy: Arc::new(config.policy()),
+            quiet: quiet_periods(&config),
+            destinations: default_destinations(&config),
+            config: Arc::new(config),
+            overrides,
+        }
+    }
+}
+
+/// A reader of the snapshot in force, for the listener and the pipeline.
+#[derive(Debug, Clone)]
+pub struct Snapshots(watch::Receiver<Arc<Snapshot>>);
+
+impl Snapshots {
+    fn now(&self) -> Arc<Snapshot> {
+        self.0.borrow().clone()
+    }
+}
+
+impl PolicySource for Snapshots {
+    fn current(&self) -> Arc<AssociationPolicy> {
+        self.now().policy.clone()
+    }
+}
+
+impl LiveRouting for Snapshots {
+    fn quiet(&self) -> QuietPeriods {
+        self.now().quiet.clone()
+    }
+
+    fn destinations(&self) -> Vec<String> {
+        self.now().destinations.clone()
+    }
 }
 
 /// Problems of one source or destination, named by field.
@@ -146,29 +195,29 @@ fn check_name(name: &str) -> Result<(), ControlError> {
 impl Live {
     pub async fn open(file: Config, archive: Archive) -> Result<Arc<Live>, crate::Error> {
         let rows = archive.peers().list().await?;
-        let current = apply(&file, &rows);
-        let live = Live {
-            policy: LivePolicy::new(current.policy()),
-            default_destinations: Arc::new(RwLock::new(default_destinations(&current))),
-            quiet: Arc::new(RwLock::new(quiet_periods(&current))),
-            current: RwLock::new(Arc::new(current)),
-            overrides: RwLock::new(rows),
+        let (current, _) = watch::channel(Arc::new(Snapshot::new(&file, rows)));
+        Ok(Arc::new(Live {
             file,
             archive,
-        };
-        Ok(Arc::new(live))
+            current,
+            reloading: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// A reader of what is in force, now and after every change.
+    pub fn snapshots(&self) -> Snapshots {
+        Snapshots(self.current.subscribe())
     }
 
     pub fn config(&self) -> Arc<Config> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.borrow().config.clone()
     }
 
     fn origin(&self, kind: &str, name: &str) -> Origin {
-        let rows = self.overrides.read().unwrap_or_else(|e| e.into_inner());
-        if rows
+        if self
+            .current
+            .borrow()
+            .overrides
             .iter()
             .any(|r| r.kind == kind && r.name == name && !r.removed)
         {
@@ -178,23 +227,17 @@ impl Live {
         }
     }
 
-    /// Re-read the overrides and put the result in force.
+    /// Re-read the overrides and put the result in force, in one swap.
     async fn reload(&self) -> Result<(), ControlError> {
+        let _one = self.reloading.lock().await;
         let rows = self
             .archive
             .peers()
             .list()
             .await
             .map_err(|e| ControlError::Failed(e.to_string()))?;
-        let c = apply(&self.file, &rows);
-        self.policy.replace(c.policy());
-        *self
-            .default_destinations
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = default_destinations(&c);
-        *self.quiet.write().unwrap_or_else(|e| e.into_inner()) = quiet_periods(&c);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
-        *self.overrides.write().unwrap_or_else(|e| e.into_inner()) = rows;
+        self.current
+            .send_replace(Arc::new(Snapshot::new(&self.file, rows)));
         Ok(())
     }
 
@@ -451,5 +494,68 @@ pub fn model_view(c: &infer::Classifier) -> ModelView {
         state: pipeline::lifecycle::initial(m).to_string(),
         state_changed_by: None,
         state_changed_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn console(dir: &std::path::Path) -> Console {
+        let config = Config::parse(&format!(
+            "[storage]\ndir = \"{}\"\n[pipeline]\nquiet_secs = 7\n",
+            dir.display()
+        ))
+        .unwrap();
+        let archive = Archive::open(archive::ArchiveOptions::new(dir))
+            .await
+            .unwrap();
+        Console {
+            live: Live::open(config.clone(), archive).await.unwrap(),
+            models: Arc::new(pipeline::lifecycle::Registry::new(
+                Vec::new(),
+                None,
+                config.models.load_options(),
+            )),
+            stats: crate::stats::Stats::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_console_change_reaches_every_reader_in_one_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = console(dir.path()).await;
+        let readers = c.live.snapshots();
+        assert!(readers.current().sources.is_empty());
+        assert!(LiveRouting::destinations(&readers).is_empty());
+        let input = SourceInput {
+            ae_title: "ROUTER".into(),
+            hosts: vec!["10.0.0.0/8".into()],
+            quiet_secs: Some(2.5),
+        };
+        c.put_source("router", input, "test").await.unwrap();
+        let destination = DestinationInput {
+            ae_title: "PACS".into(),
+            host: "127.0.0.1".into(),
+            port: 104,
+        };
+        c.put_destination("pacs", destination, "test")
+            .await
+            .unwrap();
+        // The reader made before the change sees it: policy, quiet periods
+        // and default destinations from the same configuration.
+        let now = readers.now();
+        assert_eq!(now.policy.sources[0].ae_title, "ROUTER");
+        assert_eq!(
+            now.quiet.by_calling_ae.get("ROUTER"),
+            Some(&Duration::from_secs_f64(2.5))
+        );
+        assert_eq!(now.quiet.default, Duration::from_secs(7));
+        assert_eq!(now.destinations, ["pacs"]);
+        assert_eq!(now.config.sources[0].name, "router");
+        assert_eq!(c.sources()[0].origin, Origin::Console);
+        c.remove_source("router", "test").await.unwrap();
+        assert!(readers.current().sources.is_empty());
+        assert!(readers.quiet().by_calling_ae.is_empty());
     }
 }

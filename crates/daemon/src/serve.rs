@@ -78,7 +78,7 @@ impl Daemon {
         let stats = Stats::default();
         let shutdown = Shutdown::new();
         let mut listener_config = config.listener_config();
-        listener_config.policy = live.policy.clone();
+        listener_config.policy = dimse::LivePolicy::from_source(live.snapshots());
         listener_config.stats = stats.listener.clone();
         let listener = Listener::bind(
             config.listen_addr(),
@@ -338,8 +338,7 @@ fn pipeline_settings(
     queued: Arc<tokio::sync::Notify>,
 ) -> pipeline::Settings {
     pipeline::Settings {
-        quiet: live.quiet.clone(),
-        destinations: live.default_destinations.clone(),
+        live: Arc::new(live.snapshots()),
         urgent_labels: config.pipeline.urgent_labels.clone(),
         max_images_per_series: config.pipeline.max_images_per_series,
         workers: config.pipeline.workers,

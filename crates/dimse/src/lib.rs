@@ -31,7 +31,9 @@ mod store;
 mod tls;
 
 pub use listener::{Listener, ListenerConfig, ListenerStats};
-pub use policy::{AssociationPolicy, HostPattern, HostPatternError, LivePolicy, SourceRule};
+pub use policy::{
+    AssociationPolicy, HostPattern, HostPatternError, LivePolicy, PolicySource, SourceRule,
+};
 pub use shutdown::Shutdown;
 pub use sink::{InstanceWriter, StorageSink, StoreFailure, StoreOutcome, StoreRequest};
 pub use status::Status;

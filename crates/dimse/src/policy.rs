@@ -96,23 +96,40 @@ pub struct AssociationPolicy {
     pub sources: Vec<SourceRule>,
 }
 
-/// The policy in force, replaceable while the listener runs (an admin adds
-/// a source from the console): each association reads it once, when it is
+/// Where a running listener finds the policy in force (an admin may add a
+/// source from the console while it runs).
+pub trait PolicySource: std::fmt::Debug + Send + Sync + 'static {
+    fn current(&self) -> Arc<AssociationPolicy>;
+}
+
+/// A policy that never changes.
+#[derive(Debug)]
+struct Fixed(Arc<AssociationPolicy>);
+
+impl PolicySource for Fixed {
+    fn current(&self) -> Arc<AssociationPolicy> {
+        self.0.clone()
+    }
+}
+
+/// The policy in force: each association reads it once, when it is
 /// requested, so a change never affects one already open.
 #[derive(Debug, Clone)]
-pub struct LivePolicy(Arc<std::sync::RwLock<Arc<AssociationPolicy>>>);
+pub struct LivePolicy(Arc<dyn PolicySource>);
 
 impl LivePolicy {
+    /// A fixed policy.
     pub fn new(policy: AssociationPolicy) -> LivePolicy {
-        LivePolicy(Arc::new(std::sync::RwLock::new(Arc::new(policy))))
+        LivePolicy(Arc::new(Fixed(Arc::new(policy))))
+    }
+
+    /// A policy read from `source` for each association.
+    pub fn from_source(source: impl PolicySource) -> LivePolicy {
+        LivePolicy(Arc::new(source))
     }
 
     pub fn current(&self) -> Arc<AssociationPolicy> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn replace(&self, policy: AssociationPolicy) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+        self.0.current()
     }
 }
 

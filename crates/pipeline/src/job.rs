@@ -72,12 +72,7 @@ impl Pipeline {
         instances: &[StudyInstance],
         models: &[(Arc<Classifier>, ModelState)],
     ) -> Vec<Work> {
-        let defaults = self
-            .settings
-            .destinations
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let defaults = self.settings.live.destinations();
         let mut work = Vec::new();
         for (m, state) in models {
             let shadow = match state {

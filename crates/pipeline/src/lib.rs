@@ -62,16 +62,22 @@ pub enum PipelineError {
     Archive(#[from] archive::ArchiveError),
 }
 
+/// What the pipeline reads afresh for each assembly round and each job,
+/// because an admin may change it while the daemon runs.
+pub trait LiveRouting: std::fmt::Debug + Send + Sync + 'static {
+    /// A study is ready after this long without a new instance (per
+    /// calling AE of its latest instance).
+    fn quiet(&self) -> archive::QuietPeriods;
+    /// Destinations reports go to unless a rule names others.
+    fn destinations(&self) -> Vec<String>;
+}
+
 /// How the pipeline runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// A study is ready after this long without a new instance (per
-    /// calling AE of its latest instance; shared, as sources may change
-    /// while the daemon runs).
-    pub quiet: Arc<std::sync::RwLock<archive::QuietPeriods>>,
-    /// Destinations reports go to unless a rule names others (shared: the
-    /// admin console may change them while the daemon runs).
-    pub destinations: Arc<std::sync::RwLock<Vec<String>>>,
+    /// The quiet periods and default destinations in force (the admin
+    /// console may change them while the daemon runs).
+    pub live: Arc<dyn LiveRouting>,
     /// Routing rules (none: every model by its manifest, to the defaults).
     pub rules: Vec<rules::Rule>,
     /// Labels whose presence makes a study urgent.
@@ -135,12 +141,7 @@ impl Pipeline {
         }
         tokio::pin!(stop);
         loop {
-            let quiet = me
-                .settings
-                .quiet
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let quiet = me.settings.live.quiet();
             match jobs.assemble(&quiet, watching_since.as_deref()).await {
                 Ok(made) if !made.is_empty() => {
                     metrics::Metrics::add(&me.settings.metrics.jobs_created, made.len() as u64);
