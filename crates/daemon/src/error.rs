@@ -40,6 +40,10 @@ pub enum Error {
     /// A DICOM file that cannot be read or lacks its SOP identity.
     #[error("{}: {detail}", path.display())]
     Unreadable { path: PathBuf, detail: String },
+    /// A task of the running daemon panicked or ended on its own: the
+    /// daemon stopped (its log says why).
+    #[error("the daemon's {0} task failed; stopped (see the log)")]
+    TaskFailed(&'static str),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

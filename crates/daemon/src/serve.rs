@@ -27,22 +27,22 @@ pub struct Daemon {
     dicom: SocketAddr,
     dicom_tls: Option<SocketAddr>,
     http: Option<SocketAddr>,
-    /// The listener, then the others; awaited in this order.
+    /// The listener, the HTTP server, delivery and the pipeline.
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 /// `triaged serve`: run until SIGTERM or SIGINT, then finish the work in
 /// flight and stop.
 pub async fn run(config: Config) -> Result<(), Error> {
-    until_signal(Daemon::start(config).await?).await;
-    Ok(())
+    until_signal(Daemon::start(config).await?).await
 }
 
 /// Run a started daemon until SIGTERM or SIGINT, then stop it cleanly.
-pub async fn until_signal(daemon: Daemon) {
+pub async fn until_signal(daemon: Daemon) -> Result<(), Error> {
     let signals = tokio::spawn(wait_for_signal(daemon.shutdown()));
-    daemon.wait().await;
+    let stopped = daemon.wait().await;
     signals.abort();
+    stopped
 }
 
 impl Daemon {
@@ -195,7 +195,7 @@ impl Daemon {
             "pipeline",
             tokio::spawn(pipeline.run(async move { stop.wait().await })),
         ));
-        tasks.insert(0, ("listener", tokio::spawn(listener.run())));
+        tasks.push(("listener", tokio::spawn(listener.run())));
         Ok(Daemon {
             archive,
             shutdown,
@@ -228,18 +228,51 @@ impl Daemon {
     }
 
     /// Wait for the shutdown and for every task to finish its work in
-    /// flight; then close the archive.
-    pub async fn wait(self) {
-        for (name, task) in self.tasks {
-            if let Err(e) = task.await {
-                if e.is_panic() {
-                    tracing::error!(task = name, error = %e, "a daemon task panicked");
-                }
+    /// flight; then close the archive. A task that panics or ends before
+    /// the shutdown stops the daemon (the others finish their work in
+    /// flight) and is named in the error, so that the service manager
+    /// restarts the whole process (`Restart=on-failure` in the systemd
+    /// unit): restarting one task in place could leave it out of step with
+    /// the others.
+    pub async fn wait(self) -> Result<(), Error> {
+        let failed = supervise(self.tasks, &self.shutdown).await;
+        self.archive.close().await;
+        match failed {
+            None => {
+                tracing::info!("triaged stopped");
+                Ok(())
+            }
+            Some(task) => Err(Error::TaskFailed(task)),
+        }
+    }
+}
+
+/// Await every task; the first to panic or end before `shutdown` was
+/// triggered triggers it and is returned.
+async fn supervise(
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    shutdown: &Shutdown,
+) -> Option<&'static str> {
+    let mut running = tokio::task::JoinSet::new();
+    for (name, task) in tasks {
+        running.spawn(async move { (name, task.await) });
+    }
+    let mut failed = None;
+    while let Some(Ok((name, ended))) = running.join_next().await {
+        let stopping = shutdown.is_triggered();
+        match ended {
+            Ok(()) if stopping => continue,
+            Ok(()) => tracing::error!(task = name, "a daemon task ended on its own; stopping"),
+            Err(e) => {
+                tracing::error!(task = name, error = %e, "a daemon task panicked; stopping")
             }
         }
-        self.archive.close().await;
-        tracing::info!("triaged stopped");
+        if failed.is_none() && !stopping {
+            failed = Some(name);
+        }
+        shutdown.trigger();
     }
+    failed
 }
 
 /// The HTTP users: the configured ones, or else one admin whose token the
@@ -386,11 +419,45 @@ mod tests {
             .await
             .unwrap();
         daemon.shutdown().trigger();
-        daemon.wait().await;
+        daemon.wait().await.unwrap();
         let again = Daemon::start(config(dir.path(), "")).await.unwrap();
         assert_eq!(std::fs::read_to_string(&token).unwrap(), first);
         again.shutdown().trigger();
-        again.wait().await;
+        again.wait().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_stops_the_others_and_is_named() {
+        let shutdown = Shutdown::new();
+        let mut stop = shutdown.clone();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = finished.clone();
+        let tasks = vec![
+            (
+                "steady",
+                tokio::spawn(async move {
+                    stop.wait().await;
+                    done.store(true, std::sync::atomic::Ordering::SeqCst);
+                }),
+            ),
+            ("broken", tokio::spawn(async { panic!("a bug") })),
+        ];
+        assert_eq!(supervise(tasks, &shutdown).await, Some("broken"));
+        assert!(shutdown.is_triggered());
+        assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn tasks_that_end_after_the_shutdown_are_no_failure() {
+        let shutdown = Shutdown::new();
+        let tasks = (0..3)
+            .map(|_| {
+                let mut stop = shutdown.clone();
+                ("steady", tokio::spawn(async move { stop.wait().await }))
+            })
+            .collect();
+        shutdown.trigger();
+        assert_eq!(supervise(tasks, &shutdown).await, None);
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -210,7 +210,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(d) = started {
         println!("the daemon keeps running here; Ctrl-C stops it");
-        daemon::serve::until_signal(d).await;
+        daemon::serve::until_signal(d).await?;
         return Ok(ExitCode::SUCCESS);
     }
     Ok(if failures == 0 {
