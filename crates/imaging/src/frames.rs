@@ -7,12 +7,30 @@ use dicom_pixeldata::{
     PhotometricInterpretation, PixelDecoder, PixelRepresentation, PlanarConfiguration,
     VoiLutFunction,
 };
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use crate::header::{floats, sop_of, text, Header};
 use crate::samples::{apply_palette, interleave, unpack, ybr_full_to_rgb};
 use crate::transcode::{decoded_as_native, expand_ybr_422};
 use crate::voi::{Voi, VoiFunction, VoiLut};
 use crate::ImagingError;
+
+/// The transfer syntax UID of an instance, without padding.
+fn transfer_syntax(obj: &DefaultDicomObject) -> String {
+    obj.meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// Whether dicom-rs can decode this object's pixel data (the condition
+/// `decode_pixel_data` checks, asked before instead of read from its
+/// error message).
+fn decodable(obj: &DefaultDicomObject) -> bool {
+    TransferSyntaxRegistry
+        .get(&transfer_syntax(obj))
+        .is_some_and(|t| t.can_decode_all())
+}
 
 /// Decoded images above this size are refused (4 GiB of i32 samples).
 pub const DEFAULT_MAX_SAMPLES: u64 = 1 << 30;
@@ -59,16 +77,32 @@ impl Frames {
     }
 
     /// Decode, refusing images of more than `max_samples` samples.
+    ///
+    /// Every codec (dicom-rs's, CharLS, OpenJPEG, the 12-bit JPEG decoder)
+    /// is third-party or hand-written code fed hostile input: a panic
+    /// anywhere in decoding becomes this instance's error.
     pub fn decode_with_limit(
         obj: &DefaultDicomObject,
         max_samples: u64,
     ) -> Result<Frames, ImagingError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::decode_unguarded(obj, max_samples)
+        }))
+        .unwrap_or_else(|_| {
+            Err(ImagingError::Decode {
+                sop: sop_of(obj),
+                ts: transfer_syntax(obj),
+                detail: "decoder panicked".into(),
+            })
+        })
+    }
+
+    fn decode_unguarded(
+        obj: &DefaultDicomObject,
+        max_samples: u64,
+    ) -> Result<Frames, ImagingError> {
         let sop = sop_of(obj);
-        let ts = obj
-            .meta()
-            .transfer_syntax()
-            .trim_end_matches('\0')
-            .to_string();
+        let ts = transfer_syntax(obj);
         let pixel_data = obj
             .element_opt(tags::PIXEL_DATA)
             .ok()
@@ -132,32 +166,16 @@ impl Frames {
             obj
         };
 
-        // Decoders are third-party code fed hostile input: a panic in one
-        // becomes this instance's error.
-        let decoded =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.decode_pixel_data()))
-                .map_err(|_| ImagingError::Decode {
-                    sop: sop.clone(),
-                    ts: ts.clone(),
-                    detail: "decoder panicked".into(),
-                })?
-                .map_err(|e| {
-                    let detail = e.to_string();
-                    if detail.contains("Unsupported TransferSyntax")
-                        || detail.contains("Unsupported transfer syntax")
-                    {
-                        ImagingError::UnsupportedTransferSyntax {
-                            sop: sop.clone(),
-                            ts: ts.clone(),
-                        }
-                    } else {
-                        ImagingError::Decode {
-                            sop: sop.clone(),
-                            ts: ts.clone(),
-                            detail,
-                        }
-                    }
-                })?;
+        if !decodable(source) {
+            return Err(ImagingError::UnsupportedTransferSyntax { sop, ts });
+        }
+        let decoded = source
+            .decode_pixel_data()
+            .map_err(|e| ImagingError::Decode {
+                sop: sop.clone(),
+                ts: ts.clone(),
+                detail: e.to_string(),
+            })?;
 
         let expected_out = (header.rows * header.columns * header.frames * header.spp) as u64
             * (decoded.bits_allocated() as u64 / 8);
