@@ -270,32 +270,67 @@ fn routing_rules_choose_what_is_analysed() {
     assert!(pacs.sop_classes(&hand).is_empty());
 }
 
+/// A study none of whose images can be read fails alone; a study with one
+/// unreadable image among readable ones is reported without it, and the
+/// job names the image it skipped and why.
 #[test]
 fn an_undecodable_image_fails_its_job_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (bad, bad_files) = phantom_study(dir.path(), 4747, vec![], 1);
     let (good, good_files) = phantom_study(dir.path(), 4848, vec![], 1);
+    let (partial, partial_files) = phantom_study(dir.path(), 4646, vec![], 2);
     // Rows no longer match the pixel data: stored, but not decodable.
     modify(&bad_files[0], "(0028,0010)=4000");
+    modify(&partial_files[1], "(0028,0010)=4000");
     let port = free_port();
     let d = daemon_with_pacs(port, "quiet_secs = 1", "");
     let pacs = Orthanc::start_with(port, &[], true);
-    let out = d.storescu(&[], &[bad_files[0].as_path()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = d.storescu(&[], &[good_files[0].as_path()]);
-    assert!(out.status.success(), "{}", text(&out));
-    wait_until("both decided", Duration::from_secs(30), || {
+    for files in [&bad_files, &good_files, &partial_files] {
+        let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let out = d.storescu(&[], &refs);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    wait_until("all decided", Duration::from_secs(30), || {
         study_row(&d, &bad).is_some_and(|r| r["status"] == "failed")
             && study_row(&d, &good).is_some_and(|r| r["status"] == "done")
+            && study_row(&d, &partial).is_some_and(|r| r["status"] == "done")
     });
-    wait_until("the good study's report", Duration::from_secs(20), || {
-        pacs.sop_classes(&good).iter().any(|c| c == SR)
-    });
+    wait_until(
+        "the readable studies' reports",
+        Duration::from_secs(20),
+        || {
+            pacs.sop_classes(&good).iter().any(|c| c == SR)
+                && pacs.sop_classes(&partial).iter().any(|c| c == SR)
+        },
+    );
     assert!(pacs.sop_classes(&bad).is_empty());
     assert!(
         d.log().contains("no image of the study could be analysed"),
         "{}",
         d.log()
+    );
+    // Exactly the two broken images are named, each with its reason.
+    let skipped = sql(
+        &d,
+        "SELECT sop_instance_uid || ' ' || error FROM skipped_images ORDER BY sop_instance_uid",
+    );
+    let mut expected = [sop_uid(&bad_files[0]), sop_uid(&partial_files[1])];
+    expected.sort();
+    let lines: Vec<&str> = skipped.lines().collect();
+    assert_eq!(lines.len(), 2, "{skipped}");
+    for (line, uid) in lines.iter().zip(&expected) {
+        assert!(line.starts_with(&format!("{uid} ")), "{skipped}");
+        assert!(line.len() > uid.len() + 1, "no reason given: {skipped}");
+    }
+    // The partial study's report covers its readable image only.
+    assert_eq!(
+        sql(
+            &d,
+            &format!(
+                "SELECT COUNT(DISTINCT sop_instance_uid) FROM findings WHERE study_instance_uid = '{partial}'"
+            )
+        ),
+        "1"
     );
 }
 

@@ -407,6 +407,42 @@ impl Jobs {
             .map_err(ArchiveError::db("recording findings"))
     }
 
+    /// The images a model (name, version) could not read in this job, and
+    /// why (a re-run of the job replaces its rows).
+    pub async fn record_skipped(
+        &self,
+        job: &Job,
+        (model, version): (&str, &str),
+        skipped: &[SkippedImage],
+    ) -> Result<(), ArchiveError> {
+        const ACTION: &str = "recording skipped images";
+        let mut tx = self.pool.begin().await.map_err(ArchiveError::db(ACTION))?;
+        sqlx::query(
+            "DELETE FROM skipped_images WHERE job_id = ? AND model = ? AND model_version = ?",
+        )
+        .bind(job.id)
+        .bind(model)
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .map_err(ArchiveError::db(ACTION))?;
+        for s in skipped {
+            sqlx::query(
+                "INSERT OR REPLACE INTO skipped_images (job_id, model, model_version, sop_instance_uid, error)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(job.id)
+            .bind(model)
+            .bind(version)
+            .bind(&s.sop_instance_uid)
+            .bind(&s.error)
+            .execute(&mut *tx)
+            .await
+            .map_err(ArchiveError::db(ACTION))?;
+        }
+        tx.commit().await.map_err(ArchiveError::db(ACTION))
+    }
+
     /// A job that cannot be done: failed with the reason (retried by a
     /// later instance, which makes a new job).
     pub async fn fail(&self, job: &Job, reason: &str) -> Result<(), ArchiveError> {
@@ -420,6 +456,13 @@ impl Jobs {
         .map_err(ArchiveError::db("recording a failed job"))?;
         Ok(())
     }
+}
+
+/// An image a model could not read, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct SkippedImage {
+    pub sop_instance_uid: String,
+    pub error: String,
 }
 
 /// Insert a job's findings.

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 pub use attributes::InstanceAttributes;
 pub use error::ArchiveError;
-pub use jobs::{instance_set, FindingRow, Job, Jobs, QuietPeriods, StudyInstance};
+pub use jobs::{instance_set, FindingRow, Job, Jobs, QuietPeriods, SkippedImage, StudyInstance};
 pub use models::{
     effective as effective_state, LabelComparison, ModelState, ModelStateRow, ModelStates,
     StateChange, UnknownState,
@@ -42,8 +42,8 @@ pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy};
 pub use peers::{PeerKind, PeerOverride, Peers};
 pub use query::StudySummary;
 pub use worklist::{
-    DeliveryRow, Feedback, FindingView, InstanceRow, JobRow, ReviewRow, StudyDetail, Worklist,
-    WorklistEntry, WorklistFilter, WorklistPage,
+    DeliveryRow, Feedback, FindingView, InstanceRow, JobRow, ReviewRow, SkippedRow, StudyDetail,
+    Worklist, WorklistEntry, WorklistFilter, WorklistPage,
 };
 pub use writer::{check_received, parse_received, Incoming, PendingInstance, Stored};
 

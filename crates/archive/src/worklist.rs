@@ -101,6 +101,16 @@ pub struct DeliveryRow {
     pub delivered_at: Option<String>,
 }
 
+/// An image a model could not read in one of the study's jobs.
+#[derive(Debug, Clone, Serialize, FromRow, PartialEq)]
+pub struct SkippedRow {
+    pub job_id: i64,
+    pub model: String,
+    pub model_version: String,
+    pub sop_instance_uid: String,
+    pub error: String,
+}
+
 #[derive(Debug, Clone, Serialize, FromRow, PartialEq)]
 pub struct ReviewRow {
     pub kind: String,
@@ -128,6 +138,9 @@ pub struct StudyDetail {
     pub findings: Vec<FindingView>,
     pub deliveries: Vec<DeliveryRow>,
     pub reviews: Vec<ReviewRow>,
+    /// Images a model could not read (undecodable, unsupported), newest
+    /// job first: the job went on with the others.
+    pub skipped_images: Vec<SkippedRow>,
 }
 
 /// A verdict on one finding.
@@ -271,6 +284,15 @@ impl Worklist {
         .fetch_all(&self.read)
         .await
         .map_err(e("reading a study's reviews"))?;
+        let skipped_images = sqlx::query_as(
+            "SELECT s.job_id, s.model, s.model_version, s.sop_instance_uid, s.error
+             FROM skipped_images s JOIN jobs j ON j.id = s.job_id
+             WHERE j.study_instance_uid = ? ORDER BY s.job_id DESC, s.model, s.sop_instance_uid",
+        )
+        .bind(uid)
+        .fetch_all(&self.read)
+        .await
+        .map_err(e("reading a study's skipped images"))?;
         Ok(Some(StudyDetail {
             entry: entry(summary.into(), patient),
             instances,
@@ -278,6 +300,7 @@ impl Worklist {
             findings,
             deliveries,
             reviews,
+            skipped_images,
         }))
     }
 

@@ -609,6 +609,65 @@ async fn shadow_findings_never_flag_a_study_and_are_compared() {
     );
 }
 
+/// The images a model could not read are kept with the job and shown
+/// with the study; a re-run of the model replaces them.
+#[tokio::test]
+async fn skipped_images_are_named_with_the_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    let jobs = a.jobs();
+    let job = job_for(&a, "2.25.43").await;
+    let skipped = |sop: &str, error: &str| archive::SkippedImage {
+        sop_instance_uid: sop.into(),
+        error: error.into(),
+    };
+    let model = ("cxr", "1");
+    jobs.record_skipped(
+        &job,
+        model,
+        &[
+            skipped("2.25.43", "pixel data too short"),
+            skipped("2.25.44", "JPEG-LS"),
+        ],
+    )
+    .await
+    .unwrap();
+    // Another model's rows are its own.
+    jobs.record_skipped(&job, ("ich", "2"), &[skipped("2.25.43", "not CT")])
+        .await
+        .unwrap();
+    // The re-run could read 2.25.44.
+    jobs.record_skipped(&job, model, &[skipped("2.25.43", "pixel data too short")])
+        .await
+        .unwrap();
+    let detail = a.worklist().study("2.25.41").await.unwrap().unwrap();
+    let shown: Vec<(&str, &str, &str)> = detail
+        .skipped_images
+        .iter()
+        .map(|s| {
+            assert_eq!(s.job_id, job.id);
+            (
+                s.model.as_str(),
+                s.sop_instance_uid.as_str(),
+                s.error.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("cxr", "2.25.43", "pixel data too short"),
+            ("ich", "2.25.43", "not CT")
+        ]
+    );
+    // Nothing skipped: nothing kept.
+    jobs.record_skipped(&job, model, &[]).await.unwrap();
+    jobs.record_skipped(&job, ("ich", "2"), &[]).await.unwrap();
+    let detail = a.worklist().study("2.25.41").await.unwrap().unwrap();
+    assert!(detail.skipped_images.is_empty(), "{detail:?}");
+    a.close().await;
+}
+
 /// One number from the archive's database, read directly.
 async fn count(dir: &std::path::Path, sql: &str) -> i64 {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("triaged.db").display()))

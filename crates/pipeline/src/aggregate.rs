@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use archive::StudyInstance;
+use archive::{SkippedImage, StudyInstance};
 use infer::{Aggregation, Classifier};
 use report::ImageRef;
 
@@ -18,8 +18,8 @@ pub struct ModelRun {
     pub evidence: Vec<ImageRef>,
     /// What the report states, one entry per image it names.
     pub results: Vec<Analysed>,
-    /// Images that could not be read or decoded (logged).
-    pub skipped: usize,
+    /// Images that could not be read or decoded, and why (logged).
+    pub skipped: Vec<SkippedImage>,
 }
 
 /// Run `classifier` on `images` (in series, then instance order).
@@ -27,7 +27,7 @@ pub fn run(classifier: &Classifier, images: &[StudyInstance]) -> ModelRun {
     let mut out = ModelRun {
         evidence: Vec::with_capacity(images.len()),
         results: Vec::new(),
-        skipped: 0,
+        skipped: Vec::new(),
     };
     match classifier.manifest.aggregation {
         Aggregation::Image => {
@@ -67,7 +67,10 @@ fn analysed<'a>(
             }
             Err(e) => {
                 tracing::warn!(sop_instance_uid = %i.sop_instance_uid, error = %e, "image skipped");
-                out.skipped += 1;
+                out.skipped.push(SkippedImage {
+                    sop_instance_uid: i.sop_instance_uid.clone(),
+                    error: e.to_string(),
+                });
                 None
             }
         })

@@ -104,8 +104,9 @@ impl Pipeline {
         work
     }
 
-    /// One model over its images, off the async threads.
-    async fn run_model(&self, w: &Work) -> Result<ModelRun, PipelineError> {
+    /// One model over its images, off the async threads; the images it
+    /// could not read are recorded with the job.
+    async fn run_model(&self, job: &Job, w: &Work) -> Result<ModelRun, PipelineError> {
         let (model, images) = (w.model.clone(), w.images.clone());
         let max = self.settings.max_images_per_series;
         let run = tokio::task::spawn_blocking(move || {
@@ -117,7 +118,12 @@ impl Pipeline {
         .map_err(|e| PipelineError::Model(e.to_string()))?;
         let m = &self.settings.metrics;
         Metrics::add(&m.images_analysed, run.evidence.len() as u64);
-        Metrics::add(&m.images_skipped, run.skipped as u64);
+        Metrics::add(&m.images_skipped, run.skipped.len() as u64);
+        let manifest = &w.model.manifest;
+        self.archive
+            .jobs()
+            .record_skipped(job, (&manifest.name, &manifest.version), &run.skipped)
+            .await?;
         Ok(run)
     }
 
@@ -127,7 +133,7 @@ impl Pipeline {
         let mut rows = Vec::new();
         for w in work {
             let (name, version) = (&w.model.manifest.name, &w.model.manifest.version);
-            match self.run_model(w).await {
+            match self.run_model(job, w).await {
                 Ok(run) if run.results.is_empty() => tracing::warn!(
                     job = job.id, model = %name, version = %version,
                     "shadow model: no image of the study could be analysed"
@@ -179,7 +185,7 @@ impl Pipeline {
         let jobs = self.archive.jobs();
         let mut runs = Vec::new();
         for w in work {
-            let run = self.run_model(&w).await?;
+            let run = self.run_model(job, &w).await?;
             if run.results.is_empty() {
                 return Err(PipelineError::Model(format!(
                     "{}: no image of the study could be analysed",

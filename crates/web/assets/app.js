@@ -162,6 +162,13 @@ async function openStudy(uid) {
         el("button", { class: "act secondary disagree", onclick: say("disagree") }, "disagree"))));
   }
   d.append(ft);
+  if (s.skipped_images.length) {
+    // Images a model could not read: the study was analysed without them.
+    d.append(el("h2", {}, "Images not analysed"));
+    const sl = el("ul", { id: "skipped-images" });
+    for (const x of s.skipped_images) sl.append(el("li", {}, x.model + " " + x.model_version + ": " + x.error + " ", el("span", { class: "dim" }, x.sop_instance_uid)));
+    d.append(sl);
+  }
   d.append(el("h2", {}, "Reports"));
   const dl = el("ul", { id: "deliveries" });
   for (const x of s.deliveries) dl.append(el("li", {}, x.destination + ": " + x.state + (x.last_error ? " — " + x.last_error : "") + " ", el("span", { class: "dim" }, x.sop_instance_uid)));
