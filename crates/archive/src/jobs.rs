@@ -459,7 +459,7 @@ impl Jobs {
 }
 
 /// An image a model could not read, and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SkippedImage {
     pub sop_instance_uid: String,
     pub error: String,
