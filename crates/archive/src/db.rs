@@ -9,6 +9,10 @@ use sqlx::SqlitePool;
 
 use crate::ArchiveError;
 
+/// The current time as every timestamp column stores it: UTC, ISO 8601
+/// with milliseconds, so text order is time order.
+pub(crate) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
 /// The migrations in the workspace's `migrations/` folder, embedded.
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 

@@ -12,10 +12,10 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::attributes::InstanceAttributes;
+use crate::db::NOW;
 use crate::writer::Incoming;
 use crate::ArchiveError;
 
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 const MAX_BATCH: usize = 256;
 
 /// One instance to index.

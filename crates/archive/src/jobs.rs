@@ -7,10 +7,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
 
+use crate::db::NOW;
 use crate::outbox::{enqueue, Kept};
 use crate::ArchiveError;
-
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 /// One claimed job.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,9 +13,8 @@ use std::str::FromStr;
 use serde::Serialize;
 use sqlx::{FromRow, SqlitePool};
 
+use crate::db::NOW;
 use crate::ArchiveError;
-
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 /// What a version of a model does with live studies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]

@@ -17,10 +17,10 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::{Row, SqlitePool};
 
+use crate::db::NOW;
 use crate::fsutil::{create_dir_durable, is_safe_uid, sync_dir};
 use crate::ArchiveError;
 
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 const FOLDER: &str = "outbox";
 
 /// A result object to deliver.

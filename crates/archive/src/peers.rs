@@ -6,9 +6,8 @@
 use serde::Serialize;
 use sqlx::{FromRow, SqlitePool};
 
+use crate::db::NOW;
 use crate::ArchiveError;
-
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 /// Which list a peer belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

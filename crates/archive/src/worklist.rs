@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 
+use crate::db::NOW;
 use crate::query::{self, StudySummary};
 use crate::ArchiveError;
-
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 /// Which studies, which page.
 #[derive(Debug, Clone, Default)]
