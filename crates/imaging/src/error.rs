@@ -3,6 +3,9 @@
 /// patient data.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ImagingError {
+    /// The file is not a readable DICOM file (path only: no patient data).
+    #[error("cannot read {path}: {detail}")]
+    Read { path: String, detail: String },
     #[error("{sop}: no Pixel Data")]
     MissingPixelData { sop: String },
     #[error("{sop}: transfer syntax {ts} cannot be decoded by this build")]

@@ -15,7 +15,8 @@
 //!   centre-cropped and area-resized, or for torchxrayvision models cropped
 //!   and resized exactly as its own preprocessing does ([`Resize`]);
 //! - [`Frames::display`], [`overlay`] and [`Image8::to_png`] render what
-//!   people look at: the windowed image and a heatmap over it.
+//!   people look at: the windowed image and a heatmap over it;
+//!   [`preview_png`] does it from a stored file.
 //!
 //! The crate knows nothing of models or the network; results are compared
 //! with pydicom in `tests/reference.rs`.
@@ -30,6 +31,7 @@ mod jpeg12;
 mod jpeg2k;
 #[allow(unsafe_code)]
 mod jpegls;
+mod preview;
 mod render;
 mod resize;
 mod samples;
@@ -40,6 +42,7 @@ mod voi;
 pub use error::ImagingError;
 pub use frames::{Frames, Photometric};
 pub use jpeg2k::set_threads as set_jpeg2000_threads;
+pub use preview::preview_png;
 pub use render::{overlay, Image8};
 pub use resize::{area_resize, centre_crop, skimage_resize, xrv_centre_crop};
 pub use spec::{CtWindow, InputSpec, Resize, Tensor};

@@ -88,16 +88,8 @@ async fn png(cache: &FsPath, name: &str, source: PathBuf) -> Result<Response, Ap
 }
 
 fn render(file: &FsPath) -> Result<Vec<u8>, ApiError> {
-    let obj = dicom_object::open_file(file)
-        .map_err(|e| ApiError::Internal(format!("cannot read {}: {e}", file.display())))?;
-    let frames = imaging::Frames::decode(&obj)
-        .map_err(|e| ApiError::BadRequest(format!("cannot display this image: {e}")))?;
-    let mut img = frames
-        .display(0)
-        .map_err(|e| ApiError::BadRequest(format!("cannot display this image: {e}")))?;
-    if img.channels == 1 {
-        let grey: Vec<f32> = img.data.iter().map(|&v| v as f32).collect();
-        img = imaging::Image8::grey_fitted(&grey, img.height, img.width, MAX_SIDE);
-    }
-    Ok(img.to_png())
+    imaging::preview_png(file, MAX_SIDE).map_err(|e| match e {
+        imaging::ImagingError::Read { .. } => ApiError::Internal(e.to_string()),
+        e => ApiError::BadRequest(format!("cannot display this image: {e}")),
+    })
 }
