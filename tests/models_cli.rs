@@ -102,13 +102,14 @@ fn xrv_expected() -> serde_json::Value {
 }
 
 /// The parity input of expected.json, as tools/infer_reference.py makes it.
-fn parity_input(e: &serde_json::Value) -> candle_core::Tensor {
+fn parity_input(e: &serde_json::Value) -> infer::Batch {
     let dims: Vec<usize> = e["input"]["dims"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_u64().unwrap() as usize)
         .collect();
+    let dims: [usize; 4] = dims.try_into().unwrap();
     let n: usize = dims.iter().product();
     let image = n / dims[0];
     let f = |k: &str, i: usize| e["input"][k][i].as_f64().unwrap() as f32;
@@ -117,13 +118,13 @@ fn parity_input(e: &serde_json::Value) -> candle_core::Tensor {
         .enumerate()
         .map(|(i, v)| v * f("scale", i / image) + f("offset", i / image))
         .collect();
-    candle_core::Tensor::from_vec(data, dims, &candle_core::Device::Cpu).unwrap()
+    infer::Batch::new(data, dims).unwrap()
 }
 
 /// A model the converter wrote, loaded as the daemon loads it.
 fn classifier(dir: &std::path::Path) -> infer::Classifier {
     let m = infer::Manifest::load(&dir.join("model.toml")).unwrap();
-    infer::Classifier::load(m, &candle_core::Device::Cpu).unwrap()
+    infer::Classifier::load_on_cpu(m, infer::LoadOptions::default()).unwrap()
 }
 
 /// Every line is in the manifest the converter wrote.
@@ -135,8 +136,8 @@ fn assert_manifest_has(manifest: &str, lines: &[&str]) {
 
 /// The model's logits on `x` match PyTorch's (`theirs`: images x labels)
 /// within 1e-4, relative above 1.
-fn assert_logits_match(c: &infer::Classifier, x: &candle_core::Tensor, theirs: &serde_json::Value) {
-    let ours: Vec<Vec<f32>> = c.model.logits(x).unwrap().to_vec2().unwrap();
+fn assert_logits_match(c: &infer::Classifier, x: &infer::Batch, theirs: &serde_json::Value) {
+    let ours: Vec<Vec<f32>> = c.logits(x).unwrap();
     for (n, row) in ours.iter().enumerate() {
         for (k, v) in row.iter().enumerate() {
             let t = theirs[n][k].as_f64().unwrap();
@@ -154,7 +155,7 @@ fn assert_logits_match(c: &infer::Classifier, x: &candle_core::Tensor, theirs: &
 /// labels are reported.
 fn assert_probabilities_match(
     c: &infer::Classifier,
-    x: &candle_core::Tensor,
+    x: &infer::Batch,
     theirs: &serde_json::Value,
     predicted: usize,
 ) {
@@ -247,7 +248,7 @@ fn torchxrayvision_models_convert_with_one_command() {
     );
     let c = classifier(&nih);
     assert!(
-        c.model.logits(&x).is_ok(),
+        c.logits(&x).is_ok(),
         "op_threshs must not be among the weights"
     );
     assert_probabilities_match(&c, &x, &expected["densenet-nih"]["op_norm"], 14);

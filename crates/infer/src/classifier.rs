@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::batch::Batch;
 use crate::manifest::{Manifest, ManifestError, OutputKind};
 use crate::{Backend, ClassMaps, HeatmapMethod, InferError, Model};
 
@@ -124,10 +125,27 @@ impl Classifier {
         Ok(c)
     }
 
+    /// The network's raw outputs for each image, every label of its head
+    /// (before the sigmoid, recalibration or `not_predicted`): what parity
+    /// with PyTorch or onnxruntime is checked on.
+    pub fn logits(&self, batch: &Batch) -> Result<Vec<Vec<f32>>, InferError> {
+        let input = batch.to_tensor(self.model.device())?;
+        Ok(self.model.logits(&input)?.to_vec2()?)
+    }
+
+    /// Every label's class activation map for each image of the batch
+    /// (label order as the network's head), for measuring how well the
+    /// maps point at findings; empty for an ONNX graph that exports none.
+    pub fn class_maps(&self, batch: &Batch) -> Result<Vec<ClassMaps>, InferError> {
+        let input = batch.to_tensor(self.model.device())?;
+        Ok(self.model.logits_and_maps(&input)?.1)
+    }
+
     /// Findings for a batch `N x C x size x size`: one per label the model
     /// predicts (labels in the manifest's `not_predicted` never appear), in
     /// label order.
-    pub fn predict(&self, input: &Tensor, heatmaps: bool) -> Result<Prediction, InferError> {
+    pub fn predict(&self, batch: &Batch, heatmaps: bool) -> Result<Prediction, InferError> {
+        let input = &batch.to_tensor(self.model.device())?;
         let reported = self.manifest.reported();
         let started = Instant::now();
         let grid = self.manifest.heatmap.occlusion_grid;

@@ -11,6 +11,7 @@
 //! reproduces in PyTorch, which is how parity with PyTorch is tested
 //! without a weight file.
 
+mod batch;
 mod classifier;
 pub mod densenet;
 mod error;
@@ -24,6 +25,7 @@ pub mod resnet;
 pub mod smallcnn;
 pub mod train;
 
+pub use batch::Batch;
 pub use classifier::{
     Classifier, ClassifierError, Finding, Heatmap, HeatmapsSkipped, LoadOptions, Prediction,
 };

@@ -1,6 +1,7 @@
 //! Training the project's small CNN: binary cross-entropy over independent
 //! labels, AdamW, BatchNorm in training mode. The data comes from the
-//! caller as tensors (the crate knows nothing of where images come from).
+//! caller as [`Batch`]es (the crate knows nothing of where images come
+//! from). Training runs on the CPU.
 //!
 //! Reproducible: initial weights come from a seeded formula (candle's CPU
 //! random generator cannot be seeded), batches are the caller's, and the
@@ -12,7 +13,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 
 use crate::formula::uniform;
-use crate::{Architecture, InferError, SmallCnn, SmallCnnConfig};
+use crate::{Architecture, Batch, InferError, SmallCnn, SmallCnnConfig};
 
 /// A small CNN being trained.
 pub struct Trainer {
@@ -57,8 +58,8 @@ impl Trainer {
         config: SmallCnnConfig,
         seed: u64,
         learning_rate: f64,
-        device: &Device,
     ) -> Result<Trainer, InferError> {
+        let device = &Device::Cpu;
         let required = Architecture::SmallCnn(config.clone()).required_tensors()?;
         let varmap = VarMap::new();
         {
@@ -97,10 +98,6 @@ impl Trainer {
         })
     }
 
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// Learnable parameters.
     pub fn parameters(&self) -> usize {
         let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
@@ -110,24 +107,38 @@ impl Trainer {
             .sum()
     }
 
-    /// One optimisation step on a batch `N x C x H x W` with targets
-    /// `N x classes` in {0, 1}; returns the batch loss.
+    /// One optimisation step on a batch with targets `N x classes` in
+    /// {0, 1} (row-major); returns the batch loss.
     pub fn step(
         &mut self,
-        x: &Tensor,
-        targets: &Tensor,
+        batch: &Batch,
+        targets: &[f32],
         learning_rate: f64,
     ) -> Result<f32, InferError> {
+        let n = batch.len();
+        let classes = self.model.config.num_classes;
+        if targets.len() != n * classes {
+            return Err(InferError::Input {
+                dims: vec![n, classes],
+                detail: format!(
+                    "{} targets given for {n} images x {classes} labels",
+                    targets.len()
+                ),
+            });
+        }
+        let x = batch.to_tensor(&self.device)?;
+        let targets = Tensor::from_slice(targets, (n, classes), &self.device)?;
         self.optimizer.set_learning_rate(learning_rate);
-        let logits = self.model.forward_t(x, true)?;
-        let loss = bce_with_logits(&logits, targets)?;
+        let logits = self.model.forward_t(&x, true)?;
+        let loss = bce_with_logits(&logits, &targets)?;
         self.optimizer.backward_step(&loss)?;
         Ok(loss.to_scalar::<f32>()?)
     }
 
     /// Sigmoid outputs in inference mode, `N x classes`.
-    pub fn predict(&self, x: &Tensor) -> Result<Vec<Vec<f32>>, InferError> {
-        let p = candle_nn::ops::sigmoid(&self.model.forward_t(x, false)?)?;
+    pub fn predict(&self, batch: &Batch) -> Result<Vec<Vec<f32>>, InferError> {
+        let x = batch.to_tensor(&self.device)?;
+        let p = candle_nn::ops::sigmoid(&self.model.forward_t(&x, false)?)?;
         Ok(p.to_vec2()?)
     }
 

@@ -2,20 +2,20 @@
 
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use infer::formula::uniform;
-use infer::{Classifier, ClassifierError, Manifest, ManifestError};
+use infer::{Batch, Classifier, ClassifierError, Manifest, ManifestError};
 
 fn tiny() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/infer/tiny-densenet")
 }
 
-fn input(n: usize) -> Tensor {
+fn input(n: usize) -> Batch {
     let data: Vec<f32> = uniform("input", n * 64 * 64)
         .iter()
         .map(|v| v * 2048.0)
         .collect();
-    Tensor::from_vec(data, (n, 1, 64, 64), &Device::Cpu).unwrap()
+    Batch::new(data, [n, 1, 64, 64]).unwrap()
 }
 
 #[test]

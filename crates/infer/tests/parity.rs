@@ -42,6 +42,12 @@ fn input(r: &Value) -> Tensor {
     Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
 }
 
+/// The classifier's input type for the same values.
+fn batch(t: &Tensor) -> infer::Batch {
+    let dims: [usize; 4] = t.dims().try_into().unwrap();
+    infer::Batch::new(t.flatten_all().unwrap().to_vec1().unwrap(), dims).unwrap()
+}
+
 /// How far apart the fixture's two images' outputs are, as a share of the
 /// largest output: what a model blind to its input would fail.
 fn spread(theirs: &Value) -> f64 {
@@ -297,7 +303,7 @@ fn onnx_graphs_match_onnxruntime() {
     let e = relative_error(&ours, theirs);
     assert!(e <= TOLERANCE, "tiny-densenet: relative error {e:e}");
     // Logits: probabilities by a sigmoid.
-    let p = dense.predict(&x, true).unwrap();
+    let p = dense.predict(&batch(&x), true).unwrap();
     let z = theirs[1][2].as_f64().unwrap();
     let f = &p.findings[1][2];
     assert!((f.probability as f64 - 1.0 / (1.0 + (-z).exp())).abs() <= 1e-4);
@@ -315,7 +321,7 @@ fn onnx_graphs_match_onnxruntime() {
     )
     .unwrap();
     let theirs = &r["mini-convnext"]["probabilities"];
-    let p = mini.predict(&x, false).unwrap();
+    let p = mini.predict(&batch(&x), false).unwrap();
     for (n, findings) in p.findings.iter().enumerate() {
         for (k, f) in findings.iter().enumerate() {
             let t = theirs[n][k].as_f64().unwrap();
@@ -361,7 +367,7 @@ fn onnx_class_maps_make_the_heatmaps() {
     )
     .unwrap();
     assert_eq!(mini.model.heatmap_method(8), HeatmapMethod::Cam);
-    let p = mini.predict(&x, true).unwrap();
+    let p = mini.predict(&batch(&x), true).unwrap();
     let mut compared = 0;
     for (n, findings) in p.findings.iter().enumerate() {
         for (k, f) in findings.iter().enumerate() {
@@ -408,7 +414,7 @@ fn occlusion_heatmaps_find_what_the_output_depends_on() {
         image[y * 64..y * 64 + 32].fill(4.0);
     }
     let x = Tensor::from_vec(image, (1, 1, 64, 64), &Device::Cpu).unwrap();
-    let p = quadrant.predict(&x, true).unwrap();
+    let p = quadrant.predict(&batch(&x), true).unwrap();
     let f = &p.findings[0][0];
     assert!(f.flagged, "{f:?}");
     let h = f.heatmap.as_ref().expect("heatmap");
@@ -424,7 +430,7 @@ fn occlusion_heatmaps_find_what_the_output_depends_on() {
     assert!(p.heatmaps_skipped.is_none());
     // Not computed for an image with nothing flagged.
     let blank = Tensor::full(-4f32, (1, 1, 64, 64), &Device::Cpu).unwrap();
-    let p = quadrant.predict(&blank, true).unwrap();
+    let p = quadrant.predict(&batch(&blank), true).unwrap();
     assert!(!p.findings[0][0].flagged && p.findings[0][0].heatmap.is_none());
     // A budget too small for a 2 x 2 grid: no heatmap, and said so.
     let tight = onnx_classifier(
@@ -434,7 +440,7 @@ fn occlusion_heatmaps_find_what_the_output_depends_on() {
         "[heatmap]\nocclusion_budget_ms = 0",
     )
     .unwrap();
-    let p = tight.predict(&x, true).unwrap();
+    let p = tight.predict(&batch(&x), true).unwrap();
     assert!(p.findings[0][0].flagged && p.findings[0][0].heatmap.is_none());
     let skipped = p.heatmaps_skipped.expect("skipped heatmaps are reported");
     assert_eq!((skipped.images, skipped.budget_ms), (1, 0));

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use candle_core::{Device as CandleDevice, Tensor};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileDicomObject, InMemDicomObject};
 use infer::{Classifier, Heatmap, Manifest};
@@ -91,12 +90,7 @@ pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, Pi
         .map_err(|e| PipelineError::Read(format!("{}: {e}", path.display())))?;
     let frames = imaging::Frames::decode(&obj)?;
     let t = spec.apply(&frames, 0)?;
-    let x = Tensor::from_vec(
-        t.data,
-        (1, t.channels, t.height, t.width),
-        &CandleDevice::Cpu,
-    )
-    .map_err(|e| PipelineError::Model(e.to_string()))?;
+    let x = infer::Batch::image(t.data, t.channels, t.height, t.width)?;
     let prediction = classifier.predict(&x, true)?;
     if let Some(skipped) = prediction.heatmaps_skipped {
         tracing::warn!(
