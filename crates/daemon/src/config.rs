@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -19,7 +19,8 @@ pub struct Config {
     pub models: ModelsConfig,
     pub outbox: OutboxConfig,
     pub pipeline: PipelineConfig,
-    pub rules: Vec<RuleConfig>,
+    /// Routing rules (`[[rules]]`).
+    pub rules: Vec<pipeline::rules::Rule>,
     pub http: HttpConfig,
     pub log: LogConfig,
 }
@@ -32,7 +33,8 @@ pub struct HttpConfig {
     pub enabled: bool,
     /// Loopback by default: put a TLS reverse proxy in front to reach it
     /// from other machines.
-    pub listen: String,
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
     /// Who may sign in. With none, the daemon makes one admin token at
     /// first start and keeps it in `<storage>/admin.token`.
     pub users: Vec<HttpUserConfig>,
@@ -42,7 +44,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             enabled: true,
-            listen: "127.0.0.1:8642".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8642)),
             users: Vec::new(),
         }
     }
@@ -56,25 +58,6 @@ pub struct HttpUserConfig {
     pub name: String,
     pub role: web::Role,
     pub token_sha256: String,
-}
-
-/// A routing rule: which images a model analyses and where its reports
-/// go. Every criterion given must match; empty ones match anything.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RuleConfig {
-    pub name: String,
-    pub modalities: Vec<String>,
-    pub body_parts: Vec<String>,
-    pub view_positions: Vec<String>,
-    pub sop_classes: Vec<String>,
-    pub calling_ae_titles: Vec<String>,
-    /// A regular expression searched in the Study Description.
-    pub study_description: Option<String>,
-    /// Model names (manifest `name`); empty: every model.
-    pub models: Vec<String>,
-    /// Destination names; empty: `pipeline.destinations` (or all).
-    pub destinations: Vec<String>,
 }
 
 /// Study assembly and analysis.
@@ -102,7 +85,7 @@ impl Default for PipelineConfig {
             quiet_secs: 5.0,
             urgent_labels: vec!["Pneumothorax".into(), "Intracranial haemorrhage".into()],
             destinations: Vec::new(),
-            max_images_per_series: 64,
+            max_images_per_series: pipeline::DEFAULT_MAX_IMAGES_PER_SERIES,
             workers: 2,
         }
     }
@@ -181,7 +164,8 @@ impl ModelsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DicomConfig {
     pub ae_title: String,
-    pub listen: String,
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
     pub max_pdu: u32,
     pub idle_timeout_secs: u64,
     pub max_associations: usize,
@@ -197,7 +181,8 @@ pub struct DicomConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DicomTlsConfig {
-    pub listen: String,
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
     pub certificate: PathBuf,
     pub private_key: PathBuf,
     #[serde(default)]
@@ -226,8 +211,9 @@ pub struct StorageConfig {
 pub struct SourceConfig {
     pub name: String,
     pub ae_title: String,
-    #[serde(default)]
-    pub hosts: Vec<String>,
+    /// Empty: any host.
+    #[serde(default, deserialize_with = "host_patterns")]
+    pub hosts: Vec<dimse::HostPattern>,
     /// This sender's quiet period (a slow modality may pause longer
     /// between images than a router); default `pipeline.quiet_secs`.
     #[serde(default)]
@@ -243,6 +229,33 @@ pub struct DestinationConfig {
     pub port: u16,
 }
 
+impl DestinationConfig {
+    /// The peer an association to this destination is opened with.
+    pub fn peer(&self) -> dimse::scu::Peer {
+        dimse::scu::Peer {
+            ae_title: self.ae_title.clone(),
+            host: self.host.clone(),
+            port: self.port,
+        }
+    }
+}
+
+/// A destination name that is not in `[[destinations]]`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no destination named '{name}' in [[destinations]] (configured: {})", list_or_none(.configured))]
+pub struct UnknownDestination {
+    pub name: String,
+    pub configured: Vec<String>,
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -252,11 +265,31 @@ pub struct LogConfig {
     pub format: String,
 }
 
+/// An `address:port` key, parsed when the file is read (the message
+/// quotes the value; the TOML error names the key's line).
+fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let raw = String::deserialize(d)?;
+    raw.trim().parse().map_err(|e| {
+        serde::de::Error::custom(format!(
+            "'{raw}' is not an address:port, e.g. 0.0.0.0:11112 ({e})"
+        ))
+    })
+}
+
+/// A source's `hosts`: IP addresses or CIDR ranges, parsed when the file
+/// is read.
+fn host_patterns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<dimse::HostPattern>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|h| h.parse().map_err(serde::de::Error::custom))
+        .collect()
+}
+
 impl Default for DicomConfig {
     fn default() -> Self {
         DicomConfig {
             ae_title: "TRIAGED".into(),
-            listen: "0.0.0.0:11112".into(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 11112)),
             max_pdu: 131_072,
             idle_timeout_secs: 60,
             max_associations: 32,
@@ -375,13 +408,6 @@ impl Config {
             } else if self.rules[..i].iter().any(|o| o.name == r.name) {
                 p.push(format!("rules[{i}].name: '{}' is used twice", r.name));
             }
-            if let Some(re) = &r.study_description {
-                if let Err(e) = regex::Regex::new(re) {
-                    p.push(format!(
-                        "rules[{i}].study_description: not a regular expression: {e}"
-                    ));
-                }
-            }
             for (k, d) in r.destinations.iter().enumerate() {
                 if self.destination(d).is_none() {
                     p.push(format!(
@@ -404,12 +430,6 @@ impl Config {
         if let Err(e) = check_ae_title(&self.dicom.ae_title) {
             p.push(format!("dicom.ae_title: {e}"));
         }
-        if let Err(e) = self.dicom.listen.parse::<SocketAddr>() {
-            p.push(format!(
-                "dicom.listen: '{}' is not an address:port ({e})",
-                self.dicom.listen
-            ));
-        }
         if !(4096..=1_048_576).contains(&self.dicom.max_pdu) {
             p.push(format!(
                 "dicom.max_pdu: {} is outside 4096..=1048576",
@@ -426,12 +446,7 @@ impl Config {
             p.push("dicom.scu_timeout_secs: must be at least 1".into());
         }
         if let Some(tls) = &self.dicom.tls {
-            if let Err(e) = tls.listen.parse::<SocketAddr>() {
-                p.push(format!(
-                    "dicom.tls.listen: '{}' is not an address:port ({e})",
-                    tls.listen
-                ));
-            } else if tls.listen == self.dicom.listen {
+            if tls.listen == self.dicom.listen {
                 p.push("dicom.tls.listen: the same address as dicom.listen".into());
             }
             // Loading them now catches a missing file, a key that does not
@@ -461,11 +476,6 @@ impl Config {
             if let Err(e) = check_ae_title(&s.ae_title) {
                 p.push(format!("sources[{i}].ae_title: {e}"));
             }
-            for (j, h) in s.hosts.iter().enumerate() {
-                if let Err(e) = h.parse::<dimse::HostPattern>() {
-                    p.push(format!("sources[{i}].hosts[{j}]: {e}"));
-                }
-            }
         }
         for (i, d) in self.destinations.iter().enumerate() {
             if d.name.trim().is_empty() {
@@ -486,12 +496,6 @@ impl Config {
             if d.port == 0 {
                 p.push(format!("destinations[{i}].port: must be 1..=65535"));
             }
-        }
-        if self.http.enabled && self.http.listen.parse::<SocketAddr>().is_err() {
-            p.push(format!(
-                "http.listen: '{}' is not an address:port (e.g. 127.0.0.1:8642)",
-                self.http.listen
-            ));
         }
         for (i, u) in self.http.users.iter().enumerate() {
             if u.name.trim().is_empty() {
@@ -536,12 +540,26 @@ impl Config {
         p
     }
 
-    pub fn listen_addr(&self) -> SocketAddr {
-        self.dicom.listen.parse().expect("validated at load")
-    }
-
     pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
         self.destinations.iter().find(|d| d.name == name)
+    }
+
+    /// The destination called `name`, or an error that lists the ones
+    /// configured.
+    pub fn named_destination(&self, name: &str) -> Result<&DestinationConfig, UnknownDestination> {
+        self.destination(name).ok_or_else(|| UnknownDestination {
+            name: name.to_string(),
+            configured: self.destinations.iter().map(|d| d.name.clone()).collect(),
+        })
+    }
+
+    /// How triaged opens associations (C-ECHO, sending results).
+    pub fn scu_settings(&self) -> dimse::scu::ScuSettings {
+        dimse::scu::ScuSettings {
+            calling_ae_title: self.dicom.ae_title.clone(),
+            timeout: Duration::from_secs(self.dicom.scu_timeout_secs),
+            max_pdu: self.dicom.max_pdu,
+        }
     }
 
     pub fn policy(&self) -> dimse::AssociationPolicy {
@@ -553,11 +571,7 @@ impl Config {
                 .map(|s| dimse::SourceRule {
                     name: s.name.clone(),
                     ae_title: s.ae_title.clone(),
-                    hosts: s
-                        .hosts
-                        .iter()
-                        .map(|h| h.parse().expect("validated at load"))
-                        .collect(),
+                    hosts: s.hosts.clone(),
                 })
                 .collect(),
         }
@@ -616,26 +630,6 @@ pub fn check_ae_title(ae: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl RuleConfig {
-    /// The pipeline's form (validated at load, so the pattern compiles).
-    pub fn rule(&self) -> pipeline::rules::Rule {
-        pipeline::rules::Rule {
-            name: self.name.clone(),
-            modalities: self.modalities.clone(),
-            body_parts: self.body_parts.clone(),
-            view_positions: self.view_positions.clone(),
-            sop_classes: self.sop_classes.clone(),
-            calling_ae_titles: self.calling_ae_titles.clone(),
-            study_description: self
-                .study_description
-                .as_ref()
-                .and_then(|re| regex::Regex::new(re).ok()),
-            models: self.models.clone(),
-            destinations: self.destinations.clone(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,7 +639,7 @@ mod tests {
         let c = Config::default();
         assert!(c.problems().is_empty(), "{:?}", c.problems());
         assert_eq!(c.dicom.ae_title, "TRIAGED");
-        assert_eq!(c.listen_addr().port(), 11112);
+        assert_eq!(c.dicom.listen.port(), 11112);
         assert!(c.sources.is_empty());
     }
 
@@ -697,11 +691,9 @@ mod tests {
             r#"
             [dicom]
             ae_title = "THIS TITLE IS FAR TOO LONG"
-            listen = "nowhere"
             [[sources]]
             name = "a"
             ae_title = "A\\B"
-            hosts = ["10.0.0.0/99"]
             [[sources]]
             name = "a"
             ae_title = "B"
@@ -715,7 +707,6 @@ mod tests {
             max_bytes = 0
             [[rules]]
             name = ""
-            study_description = "(unclosed"
             destinations = ["nowhere"]
             [outbox]
             max_attempts = 0
@@ -727,9 +718,7 @@ mod tests {
         let p = c.problems().join("\n");
         for key in [
             "dicom.ae_title",
-            "dicom.listen",
             "sources[0].ae_title",
-            "sources[0].hosts[0]",
             "sources[1].name",
             "destinations[0].ae_title",
             "destinations[0].port",
@@ -737,11 +726,48 @@ mod tests {
             "models.max_bytes",
             "outbox.max_attempts",
             "rules[0].name",
-            "rules[0].study_description",
             "rules[0].destinations[0]",
             "outbox.first_retry_secs",
         ] {
             assert!(p.contains(key), "no problem for {key} in:\n{p}");
+        }
+    }
+
+    #[test]
+    fn addresses_and_host_patterns_are_parsed_when_the_file_is_read() {
+        let c = Config::parse(
+            "[dicom]\nlisten = \"127.0.0.1:104\"\n[[sources]]\nname = \"r\"\nae_title = \"R\"\nhosts = [\"10.0.0.0/8\", \"192.168.1.7\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.dicom.listen, SocketAddr::from(([127, 0, 0, 1], 104)));
+        let hosts = &c.policy().sources[0].hosts;
+        assert!(
+            hosts[0].matches([10, 1, 2, 3].into()) && hosts[1].matches([192, 168, 1, 7].into())
+        );
+        for (text, key, value) in [
+            (
+                "[dicom]\nlisten = \"nowhere\"\n",
+                "listen",
+                "'nowhere' is not an address:port",
+            ),
+            (
+                "[http]\nlisten = \"8642\"\n",
+                "listen",
+                "'8642' is not an address:port",
+            ),
+            (
+                "[[sources]]\nname = \"a\"\nae_title = \"A\"\nhosts = [\"10.0.0.0/99\"]\n",
+                "hosts",
+                "'10.0.0.0/99' is not an IP address or CIDR range",
+            ),
+            (
+                "[[rules]]\nname = \"r\"\nstudy_description = \"(unclosed\"\n",
+                "study_description",
+                "not a regular expression",
+            ),
+        ] {
+            let e = Config::parse(text).unwrap_err();
+            assert!(e.contains(key) && e.contains(value), "{e}");
         }
     }
 

@@ -11,7 +11,7 @@ use dimse::scu::{self, Outgoing, Peer, ScuSettings};
 use dimse::{Shutdown, Status};
 use tokio::sync::Notify;
 
-use crate::config::{Config, DestinationConfig};
+use crate::config::Config;
 use crate::Error;
 
 /// Read a DICOM file into what the C-STORE SCU sends.
@@ -30,22 +30,6 @@ pub fn load(path: &std::path::Path) -> Result<Outgoing, Error> {
         sop_instance_uid: instance,
         dataset: obj.into_inner(),
     })
-}
-
-pub fn settings(config: &Config) -> ScuSettings {
-    ScuSettings {
-        calling_ae_title: config.dicom.ae_title.clone(),
-        timeout: Duration::from_secs(config.dicom.scu_timeout_secs),
-        max_pdu: config.dicom.max_pdu,
-    }
-}
-
-pub fn peer(d: &DestinationConfig) -> Peer {
-    Peer {
-        ae_title: d.ae_title.clone(),
-        host: d.host.clone(),
-        port: d.port,
-    }
 }
 
 /// What happened to one object.
@@ -228,7 +212,7 @@ impl Delivery {
         if items.is_empty() {
             return;
         }
-        let outcomes = send(&settings(config), &peer(dest), &items).await;
+        let outcomes = send(&config.scu_settings(), &dest.peer(), &items).await;
         for (e, o) in ready.iter().zip(outcomes) {
             self.record(&policy, e, o).await;
         }

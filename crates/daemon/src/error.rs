@@ -17,7 +17,7 @@ pub enum Error {
     #[error("cannot listen on {addr} ({key})")]
     Listen {
         key: &'static str,
-        addr: String,
+        addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },

@@ -92,20 +92,35 @@ fn problems(c: Config, prefix: &str) -> Result<(), ControlError> {
     }
 }
 
-fn source_of(r: &PeerOverride) -> SourceConfig {
-    SourceConfig {
+/// A source as the console stored it (hosts one a line).
+fn source_of(r: &PeerOverride) -> Result<SourceConfig, ControlError> {
+    let hosts: Vec<String> = r
+        .hosts
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .filter(|h| !h.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    Ok(SourceConfig {
         name: r.name.clone(),
         ae_title: r.ae_title.clone().unwrap_or_default(),
-        hosts: r
-            .hosts
-            .as_deref()
-            .unwrap_or_default()
-            .lines()
-            .filter(|h| !h.trim().is_empty())
-            .map(str::to_string)
-            .collect(),
+        hosts: host_patterns(&hosts)?,
         quiet_secs: r.quiet_secs,
-    }
+    })
+}
+
+/// Hosts as typed in the console, parsed (the message names the entry).
+fn host_patterns(hosts: &[String]) -> Result<Vec<dimse::HostPattern>, ControlError> {
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(j, h)| {
+            h.trim()
+                .parse()
+                .map_err(|e| ControlError::Invalid(format!("hosts[{j}]: {e}")))
+        })
+        .collect()
 }
 
 fn destination_of(r: &PeerOverride) -> DestinationConfig {
@@ -126,13 +141,15 @@ fn apply(file: &Config, rows: &[PeerOverride]) -> Config {
             "source" => {
                 c.sources.retain(|s| s.name != r.name);
                 if !r.removed {
-                    let s = source_of(r);
-                    let check = Config {
-                        sources: vec![s.clone()],
-                        ..Config::default()
-                    };
-                    match problems(check, "sources[0].") {
-                        Ok(()) => c.sources.push(s),
+                    let checked = source_of(r).and_then(|s| {
+                        let check = Config {
+                            sources: vec![s.clone()],
+                            ..Config::default()
+                        };
+                        problems(check, "sources[0].").map(|()| s)
+                    });
+                    match checked {
+                        Ok(s) => c.sources.push(s),
                         Err(e) => {
                             tracing::warn!(source = %r.name, error = %e, "console source ignored")
                         }
@@ -281,7 +298,7 @@ impl Control for Console {
             .map(|s| SourceView {
                 name: s.name.clone(),
                 ae_title: s.ae_title.clone(),
-                hosts: s.hosts.clone(),
+                hosts: s.hosts.iter().map(|h| h.to_string()).collect(),
                 quiet_secs: s.quiet_secs,
                 origin: self.live.origin("source", &s.name),
             })
@@ -314,7 +331,7 @@ impl Control for Console {
             let s = SourceConfig {
                 name: name.to_string(),
                 ae_title: input.ae_title.trim().to_string(),
-                hosts: input.hosts.iter().map(|h| h.trim().to_string()).collect(),
+                hosts: host_patterns(&input.hosts)?,
                 quiet_secs: input.quiet_secs,
             };
             problems(
@@ -324,10 +341,11 @@ impl Control for Console {
                 },
                 "sources[0].",
             )?;
+            let hosts: Vec<String> = s.hosts.iter().map(|h| h.to_string()).collect();
             self.live
                 .archive
                 .peers()
-                .put_source(name, &s.ae_title, &s.hosts, s.quiet_secs, user)
+                .put_source(name, &s.ae_title, &hosts, s.quiet_secs, user)
                 .await
                 .map_err(|e| ControlError::Failed(e.to_string()))?;
             self.live.reload().await
@@ -387,7 +405,7 @@ impl Control for Console {
             let d = c.destination(destination).ok_or_else(|| {
                 ControlError::NotFound(format!("no destination named '{destination}'"))
             })?;
-            match dimse::scu::echo(&crate::deliver::settings(&c), &crate::deliver::peer(d)).await {
+            match dimse::scu::echo(&c.scu_settings(), &d.peer()).await {
                 Ok(rtt) => Ok(format!(
                     "{}@{}:{} answered C-ECHO in {} ms",
                     d.ae_title,

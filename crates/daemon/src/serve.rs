@@ -81,7 +81,7 @@ impl Daemon {
         listener_config.policy = dimse::LivePolicy::from_source(live.snapshots());
         listener_config.stats = stats.listener.clone();
         let listener = Listener::bind(
-            config.listen_addr(),
+            config.dicom.listen,
             listener_config,
             Arc::new(ArchiveSink {
                 archive: archive.clone(),
@@ -92,25 +92,21 @@ impl Daemon {
         .await
         .map_err(|source| Error::Listen {
             key: "dicom.listen",
-            addr: config.dicom.listen.clone(),
+            addr: config.dicom.listen,
             source,
         })?;
         let listener = match &config.dicom.tls {
             None => listener,
             Some(tls) => {
                 let acceptor = dimse::TlsAcceptor::new(&tls.settings()).map_err(Error::Tls)?;
-                let listen_error = |source| Error::Listen {
-                    key: "dicom.tls.listen",
-                    addr: tls.listen.clone(),
-                    source,
-                };
-                let addr = tls.listen.parse::<SocketAddr>().map_err(|e| {
-                    listen_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-                })?;
                 listener
-                    .with_tls(addr, acceptor)
+                    .with_tls(tls.listen, acceptor)
                     .await
-                    .map_err(listen_error)?
+                    .map_err(|source| Error::Listen {
+                        key: "dicom.tls.listen",
+                        addr: tls.listen,
+                        source,
+                    })?
             }
         };
         let dicom = listener.local_addr()?;
@@ -131,11 +127,11 @@ impl Daemon {
         let mut http = None;
         if config.http.enabled {
             let users = http_users(&config)?;
-            let bound = tokio::net::TcpListener::bind(&config.http.listen)
+            let bound = tokio::net::TcpListener::bind(config.http.listen)
                 .await
                 .map_err(|source| Error::Listen {
                     key: "http.listen",
-                    addr: config.http.listen.clone(),
+                    addr: config.http.listen,
                     source,
                 })?;
             let state = web::AppState {
@@ -375,7 +371,7 @@ fn pipeline_settings(
         urgent_labels: config.pipeline.urgent_labels.clone(),
         max_images_per_series: config.pipeline.max_images_per_series,
         workers: config.pipeline.workers,
-        rules: config.rules.iter().map(|r| r.rule()).collect(),
+        rules: config.rules.clone(),
         device: device(config),
         metrics: stats.pipeline.clone(),
         queued,
@@ -466,7 +462,7 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
         let mut c = config(dir.path(), "");
-        c.http.listen = addr.to_string();
+        c.http.listen = addr;
         let e = Daemon::start(c).await.err().unwrap();
         assert!(
             matches!(

@@ -49,9 +49,14 @@ impl FromStr for HostPattern {
         if prefix > max {
             return Err(err());
         }
-        Ok(HostPattern {
-            network: network.to_canonical(),
-            prefix,
+        // An IPv4-mapped IPv6 range is the IPv4 range it maps (its last 32
+        // bits), as peers' mapped addresses are compared as IPv4.
+        Ok(match network.to_canonical() {
+            v4 @ IpAddr::V4(_) if network.is_ipv6() && prefix >= 96 => HostPattern {
+                network: v4,
+                prefix: prefix - 96,
+            },
+            _ => HostPattern { network, prefix },
         })
     }
 }
@@ -73,9 +78,16 @@ impl HostPattern {
     }
 }
 
+/// As an admin writes it: a single address without its full-length
+/// prefix, a range with its prefix (parses back to the same pattern).
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        let full = if self.network.is_ipv4() { 32 } else { 128 };
+        if self.prefix == full {
+            write!(f, "{}", self.network)
+        } else {
+            write!(f, "{}/{}", self.network, self.prefix)
+        }
     }
 }
 
@@ -271,6 +283,21 @@ mod tests {
         ] {
             assert!(bad.parse::<HostPattern>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_pattern_prints_as_written_and_parses_back() {
+        for written in ["127.0.0.1", "10.0.0.0/8", "0.0.0.0/0", "fd00::/8", "::1"] {
+            let p: HostPattern = written.parse().unwrap();
+            assert_eq!(p.to_string(), written);
+            assert_eq!(p.to_string().parse::<HostPattern>().unwrap(), p);
+        }
+        // A mapped IPv4 address or range is the IPv4 one.
+        let mapped: HostPattern = "::ffff:10.0.0.5".parse().unwrap();
+        assert_eq!(mapped.to_string(), "10.0.0.5");
+        let range: HostPattern = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(range.to_string(), "10.0.0.0/8");
+        assert!(range.matches(ip("10.200.0.1")) && !range.matches(ip("11.0.0.1")));
     }
 
     #[test]

@@ -13,8 +13,11 @@
 use archive::StudyInstance;
 use infer::Manifest;
 
-/// One rule, validated (its pattern compiled).
-#[derive(Debug, Clone)]
+/// A routing rule (`[[rules]]` in the configuration, read as it is:
+/// the pattern is compiled when the file is read). Every criterion given
+/// must match; empty ones match anything.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Rule {
     pub name: String,
     pub modalities: Vec<String>,
@@ -22,9 +25,25 @@ pub struct Rule {
     pub view_positions: Vec<String>,
     pub sop_classes: Vec<String>,
     pub calling_ae_titles: Vec<String>,
+    /// A regular expression searched in the Study Description.
+    #[serde(deserialize_with = "pattern")]
     pub study_description: Option<regex::Regex>,
+    /// Model names (manifest `name`); empty: every model.
     pub models: Vec<String>,
+    /// Destination names; empty: `pipeline.destinations` (or all).
     pub destinations: Vec<String>,
+}
+
+/// `study_description`, compiled (the message says why a pattern is not
+/// one; the TOML error names the key's line).
+fn pattern<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<regex::Regex>, D::Error> {
+    use serde::Deserialize;
+    Option::<String>::deserialize(d)?
+        .map(|p| {
+            regex::Regex::new(&p)
+                .map_err(|e| serde::de::Error::custom(format!("not a regular expression: {e}")))
+        })
+        .transpose()
 }
 
 fn one_of(allowed: &[String], value: Option<&str>) -> bool {

@@ -9,36 +9,15 @@ use archive::{ArchiveReader, NewObject};
 use daemon::config::Config;
 use daemon::deliver::{self, Outcome};
 
-fn destination<'a>(
-    config: &'a Config,
-    name: &str,
-) -> anyhow::Result<&'a daemon::config::DestinationConfig> {
-    config.destination(name).ok_or_else(|| {
-        let known: Vec<&str> = config
-            .destinations
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect();
-        anyhow::anyhow!(
-            "no destination named '{name}' in [[destinations]] (configured: {})",
-            if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            }
-        )
-    })
-}
-
 /// `triaged send --to DEST FILE...`: C-STORE the files now, one
 /// association, and print each status.
 pub async fn send(config: &Config, to: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let dest = destination(config, to)?;
+    let dest = config.named_destination(to)?;
     let mut items = Vec::new();
     for f in files {
         items.push(deliver::load(f)?);
     }
-    let outcomes = deliver::send(&deliver::settings(config), &deliver::peer(dest), &items).await;
+    let outcomes = deliver::send(&config.scu_settings(), &dest.peer(), &items).await;
     let mut failed = 0;
     for (f, o) in files.iter().zip(outcomes) {
         match o {
@@ -66,7 +45,7 @@ pub async fn send(config: &Config, to: &str, files: &[PathBuf]) -> anyhow::Resul
 /// deliver, with retries, surviving restarts.
 pub async fn add(config: &Config, to: &[String], files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     for name in to {
-        destination(config, name)?;
+        config.named_destination(name)?;
     }
     let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
     for f in files {
