@@ -17,6 +17,7 @@ pub mod localisation;
 pub mod metrics;
 pub mod plots;
 mod report;
+pub mod tables;
 
 pub use report::{
     evaluate, GradeMetrics, LabelReport, Metrics, Report, Sample, Setup, SubgroupMetrics,

@@ -46,6 +46,11 @@ use tokio::sync::{watch, Notify};
 
 pub use selection::{applies, select_series, subsample};
 
+/// At most this many images of a series are analysed by default, evenly
+/// spaced (`[pipeline] max_images_per_series`; training and evaluation
+/// read studies the same way).
+pub const DEFAULT_MAX_IMAGES_PER_SERIES: usize = 64;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("{0}")]

@@ -4,7 +4,6 @@
 //! one, so a newcomer sees the whole path within a minute.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use dicom_dictionary_std::tags;
 use dimse::scu::{self, Outgoing, Peer, ScuSettings};
@@ -12,8 +11,7 @@ use phantom::{Case, Grade, Label, Mix};
 
 use daemon::config::Config;
 
-/// Demo cases are drawn from seeds above the test set's.
-pub const DEMO_BASE: u64 = 3_000_000_000_000;
+use lab::sets::DEMO_BASE;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -73,7 +71,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
             (h.trim_matches(['[', ']']).to_string(), port)
         }
         None => {
-            let mut a = config.listen_addr();
+            let mut a = config.dicom.listen;
             if a.ip().is_unspecified() {
                 a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
@@ -91,8 +89,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = ScuSettings {
         calling_ae_title: "TRIAGED-DEMO".into(),
-        timeout: Duration::from_secs(config.dicom.scu_timeout_secs),
-        max_pdu: config.dicom.max_pdu,
+        ..config.scu_settings()
     };
     let mut started = None;
     if scu::echo(&settings, &peer).await.is_err() {
@@ -141,7 +138,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         items.push(outgoing(obj));
     }
     if args.head_ct {
-        for case in crate::synthetic_head::demo_cases() {
+        for case in lab::head::demo_cases() {
             let first = items.len();
             let mut study = String::new();
             for series in std::iter::once(case.clone()).chain(case.thin_series()) {

@@ -7,16 +7,11 @@ mod analyze;
 mod conformance;
 mod demo;
 mod echo;
-mod evaluate_cmd;
 mod logging;
 mod models;
 mod outbox_cmd;
-mod phantom_cmd;
 mod studies;
-mod synthetic;
-mod synthetic_head;
 mod token;
-mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,15 +52,15 @@ enum Command {
     /// and heatmap captures.
     Analyze(analyze::AnalyzeArgs),
     /// Train the bundled demonstration model on phantom radiographs.
-    Train(train::TrainArgs),
+    Train(lab::train::TrainArgs),
     /// Evaluate a model on labelled images (DICOM or PNG and a CSV):
     /// AUROC with 95 % intervals, operating point, calibration, subgroups.
-    Evaluate(evaluate_cmd::EvaluateArgs),
+    Evaluate(lab::evaluation::EvaluateArgs),
     /// Send phantom chest studies to triaged by C-STORE (starting a daemon
     /// when none answers).
     Demo(demo::DemoArgs),
     /// Write labelled phantom chest radiographs (DICOM or PNG + labels.csv).
-    Phantom(phantom_cmd::PhantomArgs),
+    Phantom(lab::phantom_set::PhantomArgs),
     /// C-STORE DICOM files to a configured destination now (a Comprehensive
     /// 3D SR falls back to Comprehensive SR if the destination needs it).
     Send {
@@ -212,10 +207,19 @@ fn main() -> ExitCode {
                     models::compare(&config, &name, json).await
                 }
             },
-            Command::Train(args) => train::run(&args),
+            Command::Train(args) => {
+                lab::train::run(&args)?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Analyze(args) => analyze::run(&config, &args).await,
-            Command::Evaluate(args) => evaluate_cmd::run(&args),
-            Command::Phantom(args) => phantom_cmd::run(&args),
+            Command::Evaluate(args) => Ok(match lab::evaluation::run(&args)?.failed {
+                0 => ExitCode::SUCCESS,
+                _ => ExitCode::from(3),
+            }),
+            Command::Phantom(args) => {
+                lab::phantom_set::run(&args)?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Demo(args) => demo::run(config, &args).await,
             Command::Send { to, files } => outbox_cmd::send(&config, &to, &files).await,
             Command::Outbox { command } => match command {
@@ -254,7 +258,8 @@ fn summary(c: &daemon::Config, path: Option<&std::path::Path>) -> String {
         let hosts = if src.hosts.is_empty() {
             "any host".to_string()
         } else {
-            src.hosts.join(", ")
+            let hosts: Vec<String> = src.hosts.iter().map(|h| h.to_string()).collect();
+            hosts.join(", ")
         };
         s += &format!("  source {}: {} from {}\n", src.name, src.ae_title, hosts);
     }

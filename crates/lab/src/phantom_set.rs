@@ -3,49 +3,12 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
-
-use phantom::{Case, Label, Mix};
 
 use phantom::head::{Bleed, HeadCase, HeadMix, Mimic};
+use phantom::{Case, Label, Mix};
 
-use crate::synthetic_head::{slice_targets, study_targets, HEAD_LABELS};
-
-use crate::synthetic::{TEST_BASE, TRAINING_STRIDE, VALIDATION_BASE};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Set {
-    /// The held-out test set (never seen in training or threshold choice).
-    Test,
-    /// The validation set thresholds are chosen on.
-    Validation,
-    /// Training cases (the first training run's seeds).
-    Train,
-    /// The cases `triaged demo` sends (head CT: its two studies first).
-    Demo,
-}
-
-impl Set {
-    /// The first seed of the set.
-    fn base(self) -> u64 {
-        match self {
-            Set::Test => TEST_BASE,
-            Set::Validation => VALIDATION_BASE,
-            Set::Train => TRAINING_STRIDE,
-            Set::Demo => crate::demo::DEMO_BASE,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Anatomy {
-    /// Frontal chest radiographs (CR/DX), one image a study.
-    Chest,
-    /// Non-contrast head CT: a folder a study with its routine 5 mm axial
-    /// series (`s2-*.dcm`) and, in some, a thin one (`s3-*.dcm`);
-    /// labels.csv a row per study.
-    HeadCt,
-}
+use crate::head::{demo_cases, head_seed, slice_targets, study_targets, HEAD_LABELS};
+use crate::{ensure, Anatomy, LabError, Set};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PhantomArgs {
@@ -107,8 +70,8 @@ pub fn csv_row(file: &str, case: &Case) -> String {
     r
 }
 
-pub fn run(args: &PhantomArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
+pub fn run(args: &PhantomArgs) -> Result<(), LabError> {
+    ensure!(
         args.pitch >= 0.1 && args.pitch <= 5.0,
         "--pitch must lie in 0.1..=5 mm"
     );
@@ -146,7 +109,7 @@ pub fn run(args: &PhantomArgs) -> anyhow::Result<ExitCode> {
         args.count,
         args.out.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// labels.csv of the head CT phantom: one row a study. Label columns are
@@ -225,12 +188,12 @@ fn head_slice_row(file: &str, series: &HeadCase, slice: &phantom::head::CtSlice)
     r
 }
 
-fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
+fn head_ct(args: &PhantomArgs, base: u64) -> Result<(), LabError> {
+    ensure!(
         (64..=1024).contains(&args.matrix),
         "--matrix must lie in 64..=1024"
     );
-    anyhow::ensure!(!args.png, "--png: head CT is written as DICOM only");
+    ensure!(!args.png, "--png: head CT is written as DICOM only");
     let mix = HeadMix {
         matrix: args.matrix,
         ..HeadMix::default()
@@ -238,14 +201,14 @@ fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
     let mut csv = head_csv_header() + "\n";
     let mut slices_csv = head_slice_header() + "\n";
     // The demo set starts with the two studies `triaged demo` sends.
-    let demo = crate::synthetic_head::demo_cases();
+    let demo = demo_cases();
     for i in 0..args.count {
         let case = match demo.get(i as usize).filter(|_| args.set == Set::Demo) {
             Some(c) => HeadCase {
                 matrix: args.matrix,
                 ..c.clone()
             },
-            None => HeadCase::sample(crate::synthetic_head::head_seed(base, i), &mix),
+            None => HeadCase::sample(head_seed(base, i), &mix),
         };
         let folder = format!("{i:05}");
         let dir = args.out.join(&folder);
@@ -284,5 +247,5 @@ fn head_ct(args: &PhantomArgs, base: u64) -> anyhow::Result<ExitCode> {
         args.count,
         args.out.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -4,19 +4,18 @@
 //! as the daemon aggregates them).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use infer::{SmallCnnConfig, Trainer};
+use infer::{Batch, SmallCnnConfig, Trainer};
 use phantom::Label;
 use sha2::{Digest, Sha256};
 
-use crate::phantom_cmd::Anatomy;
-use crate::synthetic::{batch, TRAINING_STRIDE, VALIDATION_BASE};
-use crate::synthetic_head::{self as head, HEAD_LABELS};
+use crate::chest::batch;
+use crate::head::{self, HEAD_LABELS};
+use crate::sets::{TRAINING_STRIDE, VALIDATION_BASE};
+use crate::{ensure, Anatomy, LabError};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
@@ -71,7 +70,7 @@ fn learning_rate(args: &TrainArgs, step: usize) -> f64 {
 
 /// A batch maker: the cases of a seed range at a size, as inputs,
 /// targets and their count.
-type Batches = fn(std::ops::Range<u64>, usize) -> anyhow::Result<(Vec<f32>, Vec<f32>, usize)>;
+type Batches = fn(std::ops::Range<u64>, usize) -> Result<(Vec<f32>, Vec<f32>, usize), LabError>;
 
 /// What one model needs: its labels, network, input and cases.
 struct Task {
@@ -87,7 +86,7 @@ struct Task {
 }
 
 impl Task {
-    fn new(args: &TrainArgs) -> anyhow::Result<Task> {
+    fn new(args: &TrainArgs) -> Result<Task, LabError> {
         Ok(match args.anatomy {
             Anatomy::Chest => {
                 let labels: Vec<&str> = Label::ALL.iter().map(|l| l.name()).collect();
@@ -102,7 +101,7 @@ impl Task {
                 }
             }
             Anatomy::HeadCt => {
-                anyhow::ensure!(
+                ensure!(
                     !args.widths.is_empty() && args.widths.iter().all(|&w| (1..=1024).contains(&w)),
                     "--widths: one to several channel counts in 1..=1024"
                 );
@@ -124,22 +123,22 @@ impl Task {
     }
 }
 
-pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.batch > 1, "--batch must be > 1");
-    anyhow::ensure!(
+pub fn run(args: &TrainArgs) -> Result<(), LabError> {
+    ensure!(args.batch > 1, "--batch must be > 1");
+    ensure!(
         args.steps > 0 || args.resume.is_some(),
         "--steps must be > 0 (or --resume given)"
     );
-    anyhow::ensure!(
+    ensure!(
         args.seed < 1000,
         "--seed must be below 1000 (the validation and test seeds lie above)"
     );
-    anyhow::ensure!(
+    ensure!(
         args.sensitivity > 0.0 && args.sensitivity < 1.0,
         "--sensitivity must lie in (0, 1)"
     );
     let task = Task::new(args)?;
-    anyhow::ensure!(
+    ensure!(
         (8..=1024).contains(&task.size),
         "--size must lie in 8..=1024"
     );
@@ -148,8 +147,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("models").join(task.name));
     let started = Instant::now();
-    let device = Device::Cpu;
-    let mut trainer = Trainer::new(task.config.clone(), args.seed, args.learning_rate, &device)?;
+    let mut trainer = Trainer::new(task.config.clone(), args.seed, args.learning_rate)?;
     if let Some(from) = &args.resume {
         trainer.load(from)?;
         eprintln!("resuming from {}", from.display());
@@ -211,13 +209,16 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         std::fs::metadata(&weights)?.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The optimisation: batches rendered on another thread while the model
 /// trains. Returns the loss curve (step, mean loss).
-fn fit(args: &TrainArgs, task: &Task, trainer: &mut Trainer) -> anyhow::Result<Vec<(usize, f32)>> {
-    let device = trainer.device().clone();
+fn fit(
+    args: &TrainArgs,
+    task: &Task,
+    trainer: &mut Trainer,
+) -> Result<Vec<(usize, f32)>, LabError> {
     let (tx, rx) = sync_channel(4);
     let (steps, size, per, first, batches) = (
         args.steps,
@@ -243,15 +244,16 @@ fn fit(args: &TrainArgs, task: &Task, trainer: &mut Trainer) -> anyhow::Result<V
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let (channels, classes) = (task.config.in_channels, task.labels.len());
+    let channels = task.config.in_channels;
     let mut curve = Vec::new();
     let mut window = Vec::new();
     for step in 0..args.steps {
-        let (x, y, n) = rx.recv()??;
-        let x = Tensor::from_vec(x, (n, channels, size, size), &device)?;
-        let y = Tensor::from_vec(y, (n, classes), &device)?;
+        let (x, y, n) = rx
+            .recv()
+            .map_err(|_| LabError::Invalid("the batch renderer stopped".into()))??;
+        let x = Batch::new(x, [n, channels, size, size])?;
         let loss = trainer.step(&x, &y, learning_rate(args, step))?;
-        anyhow::ensure!(loss.is_finite(), "the loss diverged at step {step}");
+        ensure!(loss.is_finite(), "the loss diverged at step {step}");
         window.push(loss);
         bar.set_message(format!(
             "{:.4}",
@@ -284,12 +286,12 @@ fn predict_all(
     x: &[f32],
     channels: usize,
     size: usize,
-) -> anyhow::Result<Vec<Vec<f32>>> {
+) -> Result<Vec<Vec<f32>>, LabError> {
     let image = channels * size * size;
     let mut probs = Vec::with_capacity(x.len() / image);
     for chunk in x.chunks(64 * image) {
         let n = chunk.len() / image;
-        let t = Tensor::from_vec(chunk.to_vec(), (n, channels, size, size), trainer.device())?;
+        let t = Batch::new(chunk.to_vec(), [n, channels, size, size])?;
         probs.extend(trainer.predict(&t)?);
     }
     Ok(probs)
@@ -326,7 +328,11 @@ fn thresholds(
 type Validation = (Vec<serde_json::Value>, Vec<f32>);
 
 /// Radiographs: AUROC and thresholds per image.
-fn validate_chest(args: &TrainArgs, task: &Task, trainer: &Trainer) -> anyhow::Result<Validation> {
+fn validate_chest(
+    args: &TrainArgs,
+    task: &Task,
+    trainer: &Trainer,
+) -> Result<Validation, LabError> {
     eprintln!("rendering {} validation cases ...", task.validation);
     let (x, y, n) = batch(
         VALIDATION_BASE..VALIDATION_BASE + task.validation as u64,
@@ -343,7 +349,7 @@ fn validate_chest(args: &TrainArgs, task: &Task, trainer: &Trainer) -> anyhow::R
 /// Head CT: each validation study's slices as the daemon reads them, a
 /// label's study score the maximum over its slices; thresholds chosen on
 /// the study scores (the daemon's decision), AUROC also per slice.
-fn validate_head(args: &TrainArgs, task: &Task, trainer: &Trainer) -> anyhow::Result<Validation> {
+fn validate_head(args: &TrainArgs, task: &Task, trainer: &Trainer) -> Result<Validation, LabError> {
     eprintln!("rendering {} validation studies ...", task.validation);
     let mix = phantom::head::HeadMix {
         matrix: 2 * task.size,
@@ -351,7 +357,7 @@ fn validate_head(args: &TrainArgs, task: &Task, trainer: &Trainer) -> anyhow::Re
     };
     let channels = task.config.in_channels;
     // As the daemon samples a long series by default.
-    let read = daemon::config::PipelineConfig::default().max_images_per_series;
+    let read = pipeline::DEFAULT_MAX_IMAGES_PER_SERIES;
     let (mut study_scores, mut study_truth) = (Vec::new(), Vec::new());
     let (mut slice_scores, mut slice_truth) = (Vec::new(), Vec::new());
     for i in 0..task.validation as u64 {
@@ -468,6 +474,80 @@ series = "thinnest"
 "#,
                 channels = task.config.in_channels,
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    fn args(extra: &[&str]) -> TrainArgs {
+        Cli::parse_from(std::iter::once("train").chain(extra.iter().copied())).args
+    }
+
+    #[test]
+    fn the_written_manifests_load_as_the_daemon_reads_them() {
+        for anatomy in ["chest", "head-ct"] {
+            let a = args(&["--anatomy", anatomy, "--seed", "7"]);
+            let task = Task::new(&a).unwrap();
+            let thresholds: Vec<f32> = (0..task.labels.len())
+                .map(|i| 0.125 + i as f32 / 64.0)
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("model.toml");
+            let text = manifest(&a, &task, &thresholds, &"ab".repeat(32));
+            std::fs::write(&path, text).unwrap();
+            let m = infer::Manifest::load(&path).unwrap();
+            assert_eq!(m.name, task.name);
+            assert!(m.version.ends_with("-s7"), "{}", m.version);
+            assert_eq!(m.labels, task.labels);
+            for (i, t) in thresholds.iter().enumerate() {
+                assert_eq!(m.threshold(i), *t, "{anatomy} label {i}");
+            }
+            assert_eq!(m.input.size, task.size);
+            let arch = m.architecture().unwrap();
+            assert_eq!(arch.in_channels(), task.config.in_channels);
+            assert!(
+                !m.validated,
+                "{anatomy}: a phantom model is never validated"
+            );
+        }
+    }
+
+    #[test]
+    fn the_learning_rate_warms_up_then_decays_to_a_floor() {
+        let a = args(&["--steps", "200", "--learning-rate", "0.01"]);
+        let rates: Vec<f64> = (0..200).map(|s| learning_rate(&a, s)).collect();
+        assert!(
+            rates[0] < rates[5] && (rates[9] - 0.01).abs() < 1e-12,
+            "{rates:?}"
+        );
+        assert!(rates[10..].windows(2).all(|w| w[1] <= w[0]));
+        assert!((rates[199] - 0.0005).abs() < 1e-6, "{}", rates[199]);
+    }
+
+    #[test]
+    fn arguments_out_of_range_are_refused_by_name() {
+        for (extra, key) in [
+            (&["--seed", "1000"][..], "--seed"),
+            (&["--batch", "1"][..], "--batch"),
+            (&["--steps", "0"][..], "--steps"),
+            (&["--sensitivity", "1"][..], "--sensitivity"),
+            (&["--size", "4"][..], "--size"),
+            (&["--anatomy", "head-ct", "--widths", "0"][..], "--widths"),
+        ] {
+            match run(&args(extra)) {
+                Err(LabError::Invalid(m)) => assert!(m.contains(key), "{m}"),
+                other => panic!("{extra:?}: {other:?}"),
+            }
         }
     }
 }

@@ -5,6 +5,9 @@
 use phantom::head::{Bleed, CtSlice, HeadCase, HeadMix};
 use phantom::Rng;
 
+use crate::sets::DEMO_BASE;
+use crate::LabError;
+
 /// The labels of the head CT model: any haemorrhage, then each type in
 /// the order of [`Bleed::ALL`].
 pub const HEAD_LABELS: [&str; 6] = [
@@ -69,7 +72,7 @@ pub fn slice_input(
     slice: &CtSlice,
     index: usize,
     size: usize,
-) -> anyhow::Result<imaging::Tensor> {
+) -> Result<imaging::Tensor, LabError> {
     let obj = phantom::dicom::head_ct_instance(series, slice, index as u32 + 1)?;
     let frames = imaging::Frames::decode(&obj)?;
     Ok(head_spec(size).apply(&frames, 0)?)
@@ -97,7 +100,7 @@ pub fn read_slices(case: &HeadCase, max: usize) -> (HeadCase, Vec<usize>) {
 pub fn head_batch(
     seeds: impl Iterator<Item = u64>,
     size: usize,
-) -> anyhow::Result<(Vec<f32>, Vec<f32>, usize)> {
+) -> Result<(Vec<f32>, Vec<f32>, usize), LabError> {
     let mix = HeadMix {
         bleed: 0.6,
         mimic: 0.3,
@@ -139,7 +142,7 @@ pub fn demo_cases() -> [HeadCase; 2] {
         (0..10_000)
             .map(|i| {
                 HeadCase::sample(
-                    head_seed(crate::demo::DEMO_BASE, i),
+                    head_seed(DEMO_BASE, i),
                     &HeadMix {
                         bleed,
                         ..HeadMix::default()

@@ -6,11 +6,12 @@
 //! `triaged phantom --masks` writes them (`<stem>-<label>.png`).
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use candle_core::{Device, Tensor};
-use evaluate::{Report, Sample, Setup};
-use infer::{Classifier, Manifest};
+use evaluate::tables::{localisation_table, subgroup_table, summary_tables};
+use evaluate::{Sample, Setup};
+use infer::{Batch, Classifier, LoadOptions, Manifest};
+
+use crate::{ensure, LabError};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvaluateArgs {
@@ -40,7 +41,7 @@ pub struct EvaluateArgs {
     pub subgroups: Vec<String>,
     /// Studies: at most this many images of a series are read, evenly
     /// spaced, as `pipeline.max_images_per_series` (0: all).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = pipeline::DEFAULT_MAX_IMAGES_PER_SERIES)]
     pub max_images_per_series: usize,
 }
 
@@ -72,9 +73,9 @@ fn read_csv(
     data: &Path,
     labels: &[String],
     only: &[String],
-) -> anyhow::Result<Vec<Row>> {
-    let mut reader =
-        csv::Reader::from_path(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+) -> Result<Vec<Row>, LabError> {
+    let mut reader = csv::Reader::from_path(path)
+        .map_err(|e| LabError::Invalid(format!("{}: {e}", path.display())))?;
     let header: Vec<String> = reader
         .headers()?
         .iter()
@@ -85,11 +86,14 @@ fn read_csv(
             .iter()
             .position(|h| column_key(h) == column_key(name))
     };
-    let file = col("file")
-        .or_else(|| col("folder"))
-        .ok_or_else(|| anyhow::anyhow!("{}: no `file` (or `folder`) column", path.display()))?;
+    let file = col("file").or_else(|| col("folder")).ok_or_else(|| {
+        LabError::Invalid(format!(
+            "{}: no `file` (or `folder`) column",
+            path.display()
+        ))
+    })?;
     let label_cols: Vec<Option<usize>> = labels.iter().map(|l| col(l)).collect();
-    anyhow::ensure!(
+    ensure!(
         label_cols.iter().any(|c| c.is_some()),
         "{}: none of the model's labels ({}) is a column",
         path.display(),
@@ -116,13 +120,13 @@ fn read_csv(
                 None | Some("") => Ok(None),
                 Some("1") | Some("true") | Some("True") => Ok(Some(true)),
                 Some("0") | Some("false") | Some("False") => Ok(Some(false)),
-                Some(other) => Err(anyhow::anyhow!(
+                Some(other) => Err(LabError::Invalid(format!(
                     "{} line {}: label value '{other}' is not 0, 1 or blank",
                     path.display(),
                     n + 2
-                )),
+                ))),
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, LabError>>()?;
         rows.push(Row {
             file: data.join(get(file)),
             truth,
@@ -141,12 +145,12 @@ fn read_csv(
 }
 
 /// An 8-bit greyscale PNG as (width, height, pixels).
-fn read_grey_png(path: &Path) -> anyhow::Result<(usize, usize, Vec<u8>)> {
+fn read_grey_png(path: &Path) -> Result<(usize, usize, Vec<u8>), LabError> {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
     let mut reader = decoder.read_info()?;
     let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
     let info = reader.next_frame(&mut buf)?;
-    anyhow::ensure!(
+    ensure!(
         info.color_type == png::ColorType::Grayscale && info.bit_depth == png::BitDepth::Eight,
         "{}: a mask must be an 8-bit greyscale PNG",
         path.display()
@@ -165,13 +169,13 @@ fn mask_of(image: &Path, label: &str) -> Option<PathBuf> {
 
 /// The model input for a PNG (8- or 16-bit grey), scaled as the xrv spec
 /// scales a MONOCHROME2 instance.
-fn png_input(path: &Path, spec: &imaging::InputSpec) -> anyhow::Result<Vec<f32>> {
+fn png_input(path: &Path, spec: &imaging::InputSpec) -> Result<Vec<f32>, LabError> {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
     let mut reader = decoder.read_info()?;
     let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
     let info = reader.next_frame(&mut buf)?;
     let (w, h) = (info.width as usize, info.height as usize);
-    anyhow::ensure!(
+    ensure!(
         info.color_type == png::ColorType::Grayscale,
         "{}: only greyscale PNG is supported",
         path.display()
@@ -185,7 +189,12 @@ fn png_input(path: &Path, spec: &imaging::InputSpec) -> anyhow::Result<Vec<f32>>
                 .collect(),
             65535.0,
         ),
-        other => anyhow::bail!("{}: {other:?}-bit PNG is not supported", path.display()),
+        other => {
+            return Err(LabError::Invalid(format!(
+                "{}: {other:?}-bit PNG is not supported",
+                path.display()
+            )))
+        }
     };
     let plane: Vec<f32> = grey
         .iter()
@@ -197,7 +206,7 @@ fn png_input(path: &Path, spec: &imaging::InputSpec) -> anyhow::Result<Vec<f32>>
 /// A study folder's scores per reported label: its DICOM files as the
 /// daemon reads them (the manifest's series choice, at most `max` images
 /// a series, the model's aggregation), a label's score its highest.
-fn study_scores(classifier: &Classifier, folder: &Path, max: usize) -> anyhow::Result<Vec<f32>> {
+fn study_scores(classifier: &Classifier, folder: &Path, max: usize) -> Result<Vec<f32>, LabError> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(folder)? {
         let path = entry?.path();
@@ -245,9 +254,9 @@ fn study_scores(classifier: &Classifier, folder: &Path, max: usize) -> anyhow::R
         .filter(|i| pipeline::applies(m, i))
         .collect();
     let images = pipeline::subsample(pipeline::select_series(m, images), max);
-    anyhow::ensure!(!images.is_empty(), "no image the model applies to");
+    ensure!(!images.is_empty(), "no image the model applies to");
     let run = pipeline::aggregate::run(classifier, &images);
-    anyhow::ensure!(!run.results.is_empty(), "no image could be analysed");
+    ensure!(!run.results.is_empty(), "no image could be analysed");
     let labels: Vec<&String> = m.reported().iter().map(|&i| &m.labels[i]).collect();
     Ok(labels
         .iter()
@@ -262,12 +271,12 @@ fn study_scores(classifier: &Classifier, folder: &Path, max: usize) -> anyhow::R
         .collect())
 }
 
-fn input(path: &Path, spec: &imaging::InputSpec) -> anyhow::Result<Vec<f32>> {
+fn input(path: &Path, spec: &imaging::InputSpec) -> Result<Vec<f32>, LabError> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"))
     {
-        anyhow::ensure!(
+        ensure!(
             spec.name() == "xrv",
             "PNG input needs a model with the xrv input spec"
         );
@@ -278,9 +287,17 @@ fn input(path: &Path, spec: &imaging::InputSpec) -> anyhow::Result<Vec<f32>> {
     Ok(spec.apply(&frames, 0)?.data)
 }
 
-pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
+/// What an evaluation that ran to the end leaves to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Images or studies that could not be read (listed in
+    /// evaluation.json); the others were evaluated.
+    pub failed: usize,
+}
+
+pub fn run(args: &EvaluateArgs) -> Result<Outcome, LabError> {
     let manifest = Manifest::load(&args.model.join("model.toml"))?;
-    let classifier = Classifier::load(manifest, &Device::Cpu)?;
+    let classifier = Classifier::load_on_cpu(manifest, LoadOptions::default())?;
     let m = &classifier.manifest;
     // Only the labels the model predicts are evaluated (findings come in
     // this order); `reported[k]` is label k's output in the network's head.
@@ -292,7 +309,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| args.data.join("labels.csv"));
     let rows = read_csv(&csv_path, &args.data, &labels, &args.subgroups)?;
-    anyhow::ensure!(!rows.is_empty(), "{}: no rows", csv_path.display());
+    ensure!(!rows.is_empty(), "{}: no rows", csv_path.display());
     let studies = rows.iter().all(|r| r.file.is_dir());
     let size = m.input.size;
     let channels = classifier.model.architecture.in_channels();
@@ -309,8 +326,8 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
                 groups: row.groups.clone(),
             }),
             Err(e) => {
-                eprintln!("skipped {}: {e:#}", row.file.display());
-                failed.push(serde_json::json!({"file": row.file, "error": format!("{e:#}")}));
+                eprintln!("skipped {}: {e}", row.file.display());
+                failed.push(serde_json::json!({"file": row.file, "error": format!("{e}")}));
             }
         }
     }
@@ -324,15 +341,15 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
                     ok.push(row);
                 }
                 Err(e) => {
-                    eprintln!("skipped {}: {e:#}", row.file.display());
-                    failed.push(serde_json::json!({"file": row.file, "error": format!("{e:#}")}));
+                    eprintln!("skipped {}: {e}", row.file.display());
+                    failed.push(serde_json::json!({"file": row.file, "error": format!("{e}")}));
                 }
             }
         }
         if ok.is_empty() {
             continue;
         }
-        let x = Tensor::from_vec(data, (ok.len(), channels, size, size), &Device::Cpu)?;
+        let x = Batch::new(data, [ok.len(), channels, size, size])?;
         let prediction = classifier.predict(&x, false)?;
         let masked: Vec<Vec<(usize, PathBuf)>> = ok
             .iter()
@@ -344,7 +361,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
         if masked.iter().any(|v| !v.is_empty()) {
-            let (_, maps) = classifier.model.logits_and_maps(&x)?;
+            let maps = classifier.class_maps(&x)?;
             for (cams, masks) in maps.iter().zip(&masked) {
                 for (k, path) in masks {
                     let (w, h, pixels) = read_grey_png(path)?;
@@ -375,7 +392,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             });
         }
     }
-    anyhow::ensure!(!samples.is_empty(), "no image could be read");
+    ensure!(!samples.is_empty(), "no image could be read");
     let setup = Setup {
         labels: labels.clone(),
         thresholds: reported.iter().map(|&i| m.decision_threshold(i)).collect(),
@@ -425,104 +442,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         "wrote evaluation.json, tables.md, roc.png and reliability.png to {}",
         out.display()
     );
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
+    Ok(Outcome {
+        failed: failed.len(),
     })
-}
-
-fn f(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
-}
-
-fn ci(v: Option<(f64, f64)>) -> String {
-    v.map(|(a, b)| format!("{a:.3}-{b:.3}"))
-        .unwrap_or_else(|| "-".into())
-}
-
-/// The pointing game as a Markdown table (empty without masks).
-fn localisation_table(games: &[evaluate::localisation::PointingGame]) -> String {
-    if games.is_empty() {
-        return String::new();
-    }
-    let mut s = String::from(
-        "\nHeatmap localisation (pointing game: the heatmap's strongest cell touches the finding's mask):\n\n| label | images | hits | hit rate | 95 % CI | random cell |\n|---|---|---|---|---|---|\n",
-    );
-    for g in games {
-        s += &format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            g.label,
-            g.images,
-            g.hits,
-            f(g.hit_rate),
-            ci(g.hit_rate_ci95),
-            f(g.chance)
-        );
-    }
-    s
-}
-
-/// The whole set and the grades as Markdown tables.
-pub fn summary_tables(r: &Report) -> String {
-    let mut s = String::from(
-        "| label | n | pos | AUROC | 95 % CI | threshold | sens | spec | PPV | NPV | ECE |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    for l in &r.labels {
-        let m = &l.metrics;
-        s += &format!(
-            "| {} | {} | {} | {} | {} | {:.3} | {} | {} | {} | {} | {:.3} |\n",
-            l.label,
-            m.n,
-            m.positives,
-            f(m.auroc),
-            ci(m.auroc_ci95),
-            l.threshold,
-            f(m.sensitivity),
-            f(m.specificity),
-            f(m.ppv),
-            f(m.npv),
-            l.ece
-        );
-    }
-    s += "\nBy grade (positives of the grade against all negatives):\n\n| label | grade | pos | AUROC | 95 % CI | sens |\n|---|---|---|---|---|---|\n";
-    for l in &r.labels {
-        for g in &l.by_grade {
-            let m = &g.metrics;
-            s += &format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
-                l.label,
-                g.grade,
-                m.positives,
-                f(m.auroc),
-                ci(m.auroc_ci95),
-                f(m.sensitivity)
-            );
-        }
-    }
-    s
-}
-
-/// Every subgroup as a Markdown table (! = well below the whole).
-pub fn subgroup_table(r: &Report) -> String {
-    let mut s = String::from("\nBy subgroup (! = well below the whole):\n\n| label | subgroup | n | pos | AUROC | 95 % CI | sens | spec |\n|---|---|---|---|---|---|---|---|\n");
-    for l in &r.labels {
-        for g in &l.subgroups {
-            let m = &g.metrics;
-            s += &format!(
-                "| {} | {}={}{} | {} | {} | {} | {} | {} | {} |\n",
-                l.label,
-                g.column,
-                g.value,
-                if g.flagged { " !" } else { "" },
-                m.n,
-                m.positives,
-                f(m.auroc),
-                ci(m.auroc_ci95),
-                f(m.sensitivity),
-                f(m.specificity)
-            );
-        }
-    }
-    s
 }
