@@ -324,7 +324,8 @@ impl Jobs {
     /// queued for their destinations. The job goes to `sending`, or `done`
     /// when nothing was queued, or `not_applicable` without a priority
     /// (no model applied, or only models in shadow, whose findings are
-    /// kept). Shadow findings never flag the study.
+    /// kept). Shadow findings never flag the study. The images each model
+    /// could not read go in the same transaction.
     pub async fn finish(
         &self,
         job: &Job,
@@ -332,6 +333,7 @@ impl Jobs {
         report_uids: &[String],
         priority: Option<&str>,
         queued: &[(Kept, Vec<String>)],
+        skipped: &[ModelSkips],
     ) -> Result<(), ArchiveError> {
         let mut tx = self
             .pool
@@ -344,6 +346,7 @@ impl Jobs {
             .await
             .map_err(ArchiveError::db("recording findings"))?;
         insert_findings(&mut tx, job, findings).await?;
+        replace_skipped(&mut tx, job, skipped).await?;
         let mut rows = 0;
         for (kept, destinations) in queued {
             enqueue(&mut tx, kept, destinations, Some(job.id)).await?;
@@ -384,11 +387,13 @@ impl Jobs {
     }
 
     /// Add findings to a finished job (models in shadow, which run after
-    /// the report is queued), replacing any a previous attempt recorded.
+    /// the report is queued), replacing any a previous attempt recorded,
+    /// with the images those models could not read.
     pub async fn add_findings(
         &self,
         job: &Job,
         findings: &[FindingRow],
+        skipped: &[ModelSkips],
     ) -> Result<(), ArchiveError> {
         let mut tx = self
             .pool
@@ -401,60 +406,79 @@ impl Jobs {
             .await
             .map_err(ArchiveError::db("recording findings"))?;
         insert_findings(&mut tx, job, findings).await?;
+        replace_skipped(&mut tx, job, skipped).await?;
         tx.commit()
             .await
             .map_err(ArchiveError::db("recording findings"))
     }
 
-    /// The images a model (name, version) could not read in this job, and
-    /// why (a re-run of the job replaces its rows).
-    pub async fn record_skipped(
+    /// A job that cannot be done: failed with the reason (retried by a
+    /// later instance, which makes a new job), with the images the models
+    /// that ran before the failure could not read.
+    pub async fn fail(
         &self,
         job: &Job,
-        (model, version): (&str, &str),
-        skipped: &[SkippedImage],
+        reason: &str,
+        skipped: &[ModelSkips],
     ) -> Result<(), ArchiveError> {
-        const ACTION: &str = "recording skipped images";
+        const ACTION: &str = "recording a failed job";
         let mut tx = self.pool.begin().await.map_err(ArchiveError::db(ACTION))?;
-        sqlx::query(
-            "DELETE FROM skipped_images WHERE job_id = ? AND model = ? AND model_version = ?",
-        )
-        .bind(job.id)
-        .bind(model)
-        .bind(version)
-        .execute(&mut *tx)
-        .await
-        .map_err(ArchiveError::db(ACTION))?;
-        for s in skipped {
-            sqlx::query(
-                "INSERT OR REPLACE INTO skipped_images (job_id, model, model_version, sop_instance_uid, error)
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(job.id)
-            .bind(model)
-            .bind(version)
-            .bind(&s.sop_instance_uid)
-            .bind(&s.error)
-            .execute(&mut *tx)
-            .await
-            .map_err(ArchiveError::db(ACTION))?;
-        }
-        tx.commit().await.map_err(ArchiveError::db(ACTION))
-    }
-
-    /// A job that cannot be done: failed with the reason (retried by a
-    /// later instance, which makes a new job).
-    pub async fn fail(&self, job: &Job, reason: &str) -> Result<(), ArchiveError> {
+        replace_skipped(&mut tx, job, skipped).await?;
         sqlx::query(&format!(
             "UPDATE jobs SET state = 'failed', reason = ?, updated_at = {NOW} WHERE id = ?"
         ))
         .bind(reason)
         .bind(job.id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(ArchiveError::db("recording a failed job"))?;
-        Ok(())
+        .map_err(ArchiveError::db(ACTION))?;
+        tx.commit().await.map_err(ArchiveError::db(ACTION))
     }
+}
+
+/// The images one model (name, version) could not read in a job, and why;
+/// recorded with the job's outcome, replacing what an earlier attempt of
+/// the same model recorded (an empty list clears them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSkips {
+    pub model: String,
+    pub version: String,
+    pub images: Vec<SkippedImage>,
+}
+
+/// Replace each model's skipped-image rows of a job.
+async fn replace_skipped(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job: &Job,
+    skipped: &[ModelSkips],
+) -> Result<(), ArchiveError> {
+    const ACTION: &str = "recording skipped images";
+    for m in skipped {
+        sqlx::query(
+            "DELETE FROM skipped_images WHERE job_id = ? AND model = ? AND model_version = ?",
+        )
+        .bind(job.id)
+        .bind(&m.model)
+        .bind(&m.version)
+        .execute(&mut **tx)
+        .await
+        .map_err(ArchiveError::db(ACTION))?;
+        for s in &m.images {
+            sqlx::query(
+                "INSERT OR REPLACE INTO skipped_images (job_id, model, model_version, sop_instance_uid, error)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(job.id)
+            .bind(&m.model)
+            .bind(&m.version)
+            .bind(&s.sop_instance_uid)
+            .bind(&s.error)
+            .execute(&mut **tx)
+            .await
+            .map_err(ArchiveError::db(ACTION))?;
+        }
+    }
+    Ok(())
 }
 
 /// An image a model could not read, and why.

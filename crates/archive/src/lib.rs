@@ -33,7 +33,9 @@ use std::sync::Arc;
 
 pub use attributes::InstanceAttributes;
 pub use error::ArchiveError;
-pub use jobs::{instance_set, FindingRow, Job, Jobs, QuietPeriods, SkippedImage, StudyInstance};
+pub use jobs::{
+    instance_set, FindingRow, Job, Jobs, ModelSkips, QuietPeriods, SkippedImage, StudyInstance,
+};
 pub use models::{
     effective as effective_state, LabelComparison, ModelState, ModelStateRow, ModelStates,
     StateChange, UnknownState,

@@ -308,6 +308,7 @@ async fn a_job_follows_its_reports_through_the_outbox() {
         &["2.25.14".into()],
         Some("urgent"),
         &[(kept, dests)],
+        &[],
     )
     .await
     .unwrap();
@@ -535,6 +536,7 @@ async fn shadow_findings_never_flag_a_study_and_are_compared() {
         &[],
         None,
         &[],
+        &[],
     )
     .await
     .unwrap();
@@ -549,16 +551,23 @@ async fn shadow_findings_never_flag_a_study_and_are_compared() {
         finding("1", "Effusion", false, false),
         finding("1", "Nodule", true, false),
     ];
-    jobs.finish(&job, &active, &["2.25.45".into()], Some("flagged"), &[])
-        .await
-        .unwrap();
+    jobs.finish(
+        &job,
+        &active,
+        &["2.25.45".into()],
+        Some("flagged"),
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
     let shadow = [
         finding("2", "Effusion", true, true),
         finding("2", "Nodule", true, true),
     ];
-    jobs.add_findings(&job, &shadow).await.unwrap();
+    jobs.add_findings(&job, &shadow, &[]).await.unwrap();
     // Added twice (a re-run): replaced, not doubled.
-    jobs.add_findings(&job, &shadow).await.unwrap();
+    jobs.add_findings(&job, &shadow, &[]).await.unwrap();
     let detail = a.worklist().study("2.25.41").await.unwrap().unwrap();
     let shown: Vec<(&str, &str)> = detail
         .findings
@@ -609,60 +618,86 @@ async fn shadow_findings_never_flag_a_study_and_are_compared() {
     );
 }
 
-/// The images a model could not read are kept with the job and shown
-/// with the study; a re-run of the model replaces them.
+/// The images a model could not read are recorded with the job's outcome
+/// (finished, shadow findings added, or failed) and shown with the study;
+/// a re-run of the model replaces them.
 #[tokio::test]
 async fn skipped_images_are_named_with_the_study() {
     let dir = tempfile::tempdir().unwrap();
     let a = open(dir.path(), 1 << 20).await;
     let jobs = a.jobs();
     let job = job_for(&a, "2.25.43").await;
-    let skipped = |sop: &str, error: &str| archive::SkippedImage {
-        sop_instance_uid: sop.into(),
-        error: error.into(),
+    let skips = |model: &str, version: &str, images: &[(&str, &str)]| archive::ModelSkips {
+        model: model.into(),
+        version: version.into(),
+        images: images
+            .iter()
+            .map(|(sop, error)| archive::SkippedImage {
+                sop_instance_uid: (*sop).into(),
+                error: (*error).into(),
+            })
+            .collect(),
     };
-    let model = ("cxr", "1");
-    jobs.record_skipped(
+    let cxr = |images: &[(&str, &str)]| skips("cxr", "1", images);
+    let shown = |detail: &archive::StudyDetail| -> Vec<(String, String, String)> {
+        detail
+            .skipped_images
+            .iter()
+            .map(|s| {
+                assert_eq!(s.job_id, job.id);
+                (s.model.clone(), s.sop_instance_uid.clone(), s.error.clone())
+            })
+            .collect()
+    };
+    let row = |m: &str, sop: &str, e: &str| (m.to_string(), sop.to_string(), e.to_string());
+    // The first attempt fails after the model skipped two images.
+    jobs.fail(
         &job,
-        model,
-        &[
-            skipped("2.25.43", "pixel data too short"),
-            skipped("2.25.44", "JPEG-LS"),
-        ],
+        "no image of the study could be analysed",
+        &[cxr(&[
+            ("2.25.43", "pixel data too short"),
+            ("2.25.44", "JPEG-LS"),
+        ])],
     )
     .await
     .unwrap();
-    // Another model's rows are its own.
-    jobs.record_skipped(&job, ("ich", "2"), &[skipped("2.25.43", "not CT")])
-        .await
-        .unwrap();
-    // The re-run could read 2.25.44.
-    jobs.record_skipped(&job, model, &[skipped("2.25.43", "pixel data too short")])
+    let detail = a.worklist().study("2.25.41").await.unwrap().unwrap();
+    assert_eq!(
+        shown(&detail),
+        [
+            row("cxr", "2.25.43", "pixel data too short"),
+            row("cxr", "2.25.44", "JPEG-LS")
+        ]
+    );
+    // The re-run could read 2.25.44; a shadow model's rows are its own.
+    jobs.finish(
+        &job,
+        &[],
+        &[],
+        Some("routine"),
+        &[],
+        &[cxr(&[("2.25.43", "pixel data too short")])],
+    )
+    .await
+    .unwrap();
+    jobs.add_findings(&job, &[], &[skips("ich", "2", &[("2.25.43", "not CT")])])
         .await
         .unwrap();
     let detail = a.worklist().study("2.25.41").await.unwrap().unwrap();
-    let shown: Vec<(&str, &str, &str)> = detail
-        .skipped_images
-        .iter()
-        .map(|s| {
-            assert_eq!(s.job_id, job.id);
-            (
-                s.model.as_str(),
-                s.sop_instance_uid.as_str(),
-                s.error.as_str(),
-            )
-        })
-        .collect();
     assert_eq!(
-        shown,
+        shown(&detail),
         [
-            ("cxr", "2.25.43", "pixel data too short"),
-            ("ich", "2.25.43", "not CT")
+            row("cxr", "2.25.43", "pixel data too short"),
+            row("ich", "2.25.43", "not CT")
         ]
     );
     // Nothing skipped: nothing kept.
-    jobs.record_skipped(&job, model, &[]).await.unwrap();
-    jobs.record_skipped(&job, ("ich", "2"), &[]).await.unwrap();
+    jobs.finish(&job, &[], &[], Some("routine"), &[], &[cxr(&[])])
+        .await
+        .unwrap();
+    jobs.add_findings(&job, &[], &[skips("ich", "2", &[])])
+        .await
+        .unwrap();
     let detail = a.worklist().study("2.25.41").await.unwrap().unwrap();
     assert!(detail.skipped_images.is_empty(), "{detail:?}");
     a.close().await;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use archive::{FindingRow, Job, Kept, ModelState, NewObject, StudyInstance};
+use archive::{FindingRow, Job, Kept, ModelSkips, ModelState, NewObject, StudyInstance};
 use infer::Classifier;
 use report::{ImageRef, Priority, SrClass};
 
@@ -38,7 +38,9 @@ impl Pipeline {
         let study = job.study_instance_uid.clone();
         let started = std::time::Instant::now();
         let m = &self.settings.metrics;
-        let outcome = self.analyse(&job).await;
+        // The images each model could not read, recorded with the outcome.
+        let mut skipped = Vec::new();
+        let outcome = self.analyse(&job, &mut skipped).await;
         match &outcome {
             Ok(Some((_, queued))) => {
                 Metrics::add(&m.jobs_done, 1);
@@ -58,7 +60,12 @@ impl Pipeline {
             }
             Err(e) => {
                 tracing::error!(job = job.id, study_instance_uid = %study, error = %e, "analysis failed");
-                if let Err(e) = self.archive.jobs().fail(&job, &e.to_string()).await {
+                if let Err(e) = self
+                    .archive
+                    .jobs()
+                    .fail(&job, &e.to_string(), &skipped)
+                    .await
+                {
                     tracing::error!(job = job.id, error = %e, "cannot record the failure");
                 }
             }
@@ -105,11 +112,15 @@ impl Pipeline {
     }
 
     /// One model over its images, off the async threads; the images it
-    /// could not read are recorded with the job.
-    async fn run_model(&self, job: &Job, w: &Work) -> Result<ModelRun, PipelineError> {
+    /// could not read are added to `skipped`.
+    async fn run_model(
+        &self,
+        w: &Work,
+        skipped: &mut Vec<ModelSkips>,
+    ) -> Result<ModelRun, PipelineError> {
         let (model, images) = (w.model.clone(), w.images.clone());
         let max = self.settings.max_images_per_series;
-        let run = tokio::task::spawn_blocking(move || {
+        let mut run = tokio::task::spawn_blocking(move || {
             // Choosing the series reads headers: off the async threads too.
             let images = subsample(select_series(&model.manifest, images), max);
             aggregate::run(&model, &images)
@@ -119,21 +130,26 @@ impl Pipeline {
         let m = &self.settings.metrics;
         Metrics::add(&m.images_analysed, run.evidence.len() as u64);
         Metrics::add(&m.images_skipped, run.skipped.len() as u64);
-        let manifest = &w.model.manifest;
-        self.archive
-            .jobs()
-            .record_skipped(job, (&manifest.name, &manifest.version), &run.skipped)
-            .await?;
+        skipped.push(ModelSkips {
+            model: w.model.manifest.name.clone(),
+            version: w.model.manifest.version.clone(),
+            images: std::mem::take(&mut run.skipped),
+        });
         Ok(run)
     }
 
     /// The findings of the models in shadow: what fails is logged, never
     /// the job's failure.
-    async fn shadow_findings(&self, job: &Job, work: &[Work]) -> Vec<FindingRow> {
+    async fn shadow_findings(
+        &self,
+        job: &Job,
+        work: &[Work],
+        skipped: &mut Vec<ModelSkips>,
+    ) -> Vec<FindingRow> {
         let mut rows = Vec::new();
         for w in work {
             let (name, version) = (&w.model.manifest.name, &w.model.manifest.version);
-            match self.run_model(job, w).await {
+            match self.run_model(w, skipped).await {
                 Ok(run) if run.results.is_empty() => tracing::warn!(
                     job = job.id, model = %name, version = %version,
                     "shadow model: no image of the study could be analysed"
@@ -151,7 +167,11 @@ impl Pipeline {
     /// Returns the priority and the number of objects queued, or `None`
     /// when no active model applies. Models in shadow run after the
     /// active ones have reported, so they never delay a result.
-    async fn analyse(&self, job: &Job) -> Result<Option<(Priority, usize)>, PipelineError> {
+    async fn analyse(
+        &self,
+        job: &Job,
+        skipped: &mut Vec<ModelSkips>,
+    ) -> Result<Option<(Priority, usize)>, PipelineError> {
         let jobs = self.archive.jobs();
         let instances = jobs.instances(&job.study_instance_uid).await?;
         let now = self.models.current(&self.archive).await?;
@@ -160,15 +180,16 @@ impl Pipeline {
             .into_iter()
             .partition(|w| w.shadow);
         if active.is_empty() {
-            let findings = self.shadow_findings(job, &shadow).await;
-            jobs.finish(job, &findings, &[], None, &[]).await?;
+            let findings = self.shadow_findings(job, &shadow, skipped).await;
+            jobs.finish(job, &findings, &[], None, &[], skipped).await?;
             return Ok(None);
         }
-        let outcome = self.report_active(job, active).await?;
+        let outcome = self.report_active(job, active, skipped).await?;
         if !shadow.is_empty() {
-            let findings = self.shadow_findings(job, &shadow).await;
+            let before = skipped.len();
+            let findings = self.shadow_findings(job, &shadow, skipped).await;
             // The report is queued already: this job no longer fails.
-            if let Err(e) = jobs.add_findings(job, &findings).await {
+            if let Err(e) = jobs.add_findings(job, &findings, &skipped[before..]).await {
                 tracing::error!(job = job.id, error = %e, "cannot record the shadow models' findings");
             }
         }
@@ -181,11 +202,12 @@ impl Pipeline {
         &self,
         job: &Job,
         work: Vec<Work>,
+        skipped: &mut Vec<ModelSkips>,
     ) -> Result<(Priority, usize), PipelineError> {
         let jobs = self.archive.jobs();
         let mut runs = Vec::new();
         for w in work {
-            let run = self.run_model(job, &w).await?;
+            let run = self.run_model(&w, skipped).await?;
             if run.results.is_empty() {
                 return Err(PipelineError::Model(format!(
                     "{}: no image of the study could be analysed",
@@ -224,7 +246,7 @@ impl Pipeline {
             Priority::Flagged => "flagged",
             Priority::Routine => "routine",
         };
-        jobs.finish(job, &findings, &report_uids, Some(p), &queued)
+        jobs.finish(job, &findings, &report_uids, Some(p), &queued, skipped)
             .await?;
         self.settings.queued.notify_one();
         Ok((study_priority, queued.len()))

@@ -184,7 +184,7 @@ impl Pipeline {
                             error = %why, "analysis panicked: the job fails, the worker goes on"
                         );
                         let reason = format!("analysis {why}");
-                        if let Err(e) = jobs.fail(&job, &reason).await {
+                        if let Err(e) = jobs.fail(&job, &reason, &[]).await {
                             tracing::error!(job = job.id, error = %e, "cannot record the failure");
                         }
                     }
