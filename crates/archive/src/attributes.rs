@@ -1,5 +1,6 @@
 //! The attributes of an instance that the index keeps.
 
+use attrs::{int, text};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemDicomObject;
@@ -33,16 +34,6 @@ pub struct InstanceAttributes {
     pub columns: Option<i64>,
     pub number_of_frames: Option<i64>,
     pub view_position: Option<String>,
-}
-
-fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let value = obj.element_opt(tag).ok()??.to_str().ok()?;
-    let value = value.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    (!value.is_empty()).then(|| value.to_string())
-}
-
-fn int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
-    obj.element_opt(tag).ok()??.to_int::<i64>().ok()
 }
 
 fn uid(obj: &InMemDicomObject, tag: Tag, attribute: &'static str) -> Result<String, ArchiveError> {

@@ -21,7 +21,7 @@ pub fn load(path: &std::path::Path) -> Result<Outgoing, Error> {
         detail,
     };
     let obj = dicom_object::open_file(path).map_err(|e| unreadable(e.to_string()))?;
-    let text = |t| report::attribute(&obj, t);
+    let text = |t| attrs::text(&obj, t);
     let class = text(tags::SOP_CLASS_UID).ok_or_else(|| unreadable("no SOP Class UID".into()))?;
     let instance =
         text(tags::SOP_INSTANCE_UID).ok_or_else(|| unreadable("no SOP Instance UID".into()))?;

@@ -41,15 +41,6 @@ pub enum CommandError {
     Missing(&'static str),
 }
 
-fn uid(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    obj.element_opt(tag)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-        .filter(|s| !s.is_empty())
-}
-
 /// Parse a command set (always implicit VR little endian).
 fn parse(bytes: &[u8]) -> Result<InMemDicomObject, CommandError> {
     InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
@@ -110,8 +101,8 @@ impl Command {
         Ok(Command {
             field: read_u16(&obj, tags::COMMAND_FIELD, "CommandField")?,
             message_id: read_u16(&obj, tags::MESSAGE_ID, "MessageID")?,
-            affected_sop_class_uid: uid(&obj, tags::AFFECTED_SOP_CLASS_UID),
-            affected_sop_instance_uid: uid(&obj, tags::AFFECTED_SOP_INSTANCE_UID),
+            affected_sop_class_uid: attrs::text(&obj, tags::AFFECTED_SOP_CLASS_UID),
+            affected_sop_instance_uid: attrs::text(&obj, tags::AFFECTED_SOP_INSTANCE_UID),
             has_data_set: data_set_type != NO_DATA_SET,
         })
     }

@@ -1,27 +1,14 @@
 //! Reading and checking the image header before any decoder runs.
 
-use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 
 use crate::ImagingError;
 
+pub(crate) use attrs::{floats, int, text};
+
 pub(crate) fn sop_of(obj: &DefaultDicomObject) -> String {
     text(obj, tags::SOP_INSTANCE_UID).unwrap_or_else(|| "<no SOP Instance UID>".into())
-}
-
-pub(crate) fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
-    let v = obj.element_opt(tag).ok()??.to_str().ok()?;
-    let v = v.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    (!v.is_empty()).then(|| v.to_string())
-}
-
-pub(crate) fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
-    obj.element_opt(tag).ok()??.to_int::<i64>().ok()
-}
-
-pub(crate) fn floats(obj: &DefaultDicomObject, tag: Tag) -> Option<Vec<f64>> {
-    obj.element_opt(tag).ok()??.to_multi_float64().ok()
 }
 
 /// The header fields that size the pixel data, validated.

@@ -219,17 +219,9 @@ fn study_scores(classifier: &Classifier, folder: &Path, max: usize) -> Result<Ve
         let obj = dicom_object::OpenFileOptions::new()
             .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
             .open_file(&path)?;
-        let text = |tag| {
-            obj.element_opt(tag)
-                .ok()
-                .flatten()
-                .and_then(|e| e.to_str().ok())
-                .map(|v| v.trim().to_string())
-        };
+        let text = |tag| attrs::text(&obj, tag);
         use dicom_dictionary_std::tags;
-        let number: i64 = text(tags::INSTANCE_NUMBER)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let number = attrs::int(&obj, tags::INSTANCE_NUMBER).unwrap_or(0);
         found.push((
             text(tags::SERIES_INSTANCE_UID).unwrap_or_default(),
             number,

@@ -62,7 +62,7 @@ pub fn input_spec(m: &Manifest) -> Result<imaging::InputSpec, PipelineError> {
 }
 
 fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
-    report::attribute(obj, tag).unwrap_or_default()
+    attrs::text(obj, tag).unwrap_or_default()
 }
 
 /// The square the model saw, grey, at most 1024 pixels a side.

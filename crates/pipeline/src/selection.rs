@@ -79,12 +79,7 @@ impl SeriesGeometry {
             .read_until(tags::PIXEL_DATA)
             .open_file(file)
             .ok()?;
-        let floats = |tag| {
-            obj.element_opt(tag)
-                .ok()
-                .flatten()
-                .and_then(|e| e.to_multi_float64().ok())
-        };
+        let floats = |tag| attrs::floats(&obj, tag);
         let thickness = floats(tags::SLICE_THICKNESS)
             .and_then(|v| v.first().copied())
             .filter(|t| t.is_finite() && *t > 0.0);
@@ -94,12 +89,9 @@ impl SeriesGeometry {
                 let nz = v[0] * v[4] - v[1] * v[3];
                 nz.abs() > 0.9
             });
-        let localizer = obj
-            .element_opt(tags::IMAGE_TYPE)
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_str().ok().map(|s| s.to_ascii_uppercase()))
-            .is_some_and(|s| s.split('\\').any(|v| v.trim() == "LOCALIZER"));
+        let localizer = attrs::values(&obj, tags::IMAGE_TYPE)
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case("LOCALIZER"));
         Some(SeriesGeometry {
             thickness,
             axial,

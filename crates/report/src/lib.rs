@@ -41,16 +41,6 @@ pub enum ReportError {
     Image(String),
 }
 
-/// A string attribute of a data set, without DICOM padding (trailing NUL
-/// or spaces); `None` when absent or empty.
-pub fn attribute(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    obj.element(tag)
-        .ok()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches('\0').trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
 /// A `2.25.` UID from the SHA-256 of the parts (first 128 bits, top bit
 /// cleared so it fits 39 digits).
 pub fn uid_from<S: AsRef<str>>(parts: &[S]) -> String {

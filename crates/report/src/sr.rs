@@ -9,8 +9,7 @@ use dicom_object::{FileDicomObject, InMemDicomObject};
 use crate::codes::{self, Code};
 use crate::content::{code, code_item, container, image, num, put, sequence, text, uidref};
 use crate::{
-    attribute, copy_patient_and_study, file_meta, put_equipment, put_instance, uid_from,
-    ReportError,
+    copy_patient_and_study, file_meta, put_equipment, put_instance, uid_from, ReportError,
 };
 
 pub const COMPREHENSIVE_3D_SR: &str = "1.2.840.10008.5.1.4.1.1.88.34";
@@ -236,8 +235,8 @@ impl Report<'_> {
     /// What was imaged, from the source's Modality and Body Part Examined.
     fn procedure(&self) -> Code {
         codes::procedure(
-            attribute(self.source, tags::MODALITY).as_deref(),
-            attribute(self.source, tags::BODY_PART_EXAMINED).as_deref(),
+            attrs::text(self.source, tags::MODALITY).as_deref(),
+            attrs::text(self.source, tags::BODY_PART_EXAMINED).as_deref(),
         )
     }
 
@@ -330,7 +329,7 @@ impl Report<'_> {
                 vec![hierarchy(&self.study_uid, std::slice::from_ref(p))],
             );
         }
-        if let Some(accession) = attribute(self.source, tags::ACCESSION_NUMBER) {
+        if let Some(accession) = attrs::text(self.source, tags::ACCESSION_NUMBER) {
             let mut rq = InMemDicomObject::new_empty();
             put(
                 &mut rq,
@@ -416,12 +415,12 @@ pub fn series_uid(study_uid: &str, device: &Device) -> String {
 /// retried fallback is the same instance. `None` if `dataset` is not a
 /// Comprehensive 3D SR.
 pub fn as_comprehensive(dataset: &InMemDicomObject) -> Option<(InMemDicomObject, String)> {
-    if attribute(dataset, tags::SOP_CLASS_UID)?.as_str() != COMPREHENSIVE_3D_SR {
+    if attrs::text(dataset, tags::SOP_CLASS_UID)?.as_str() != COMPREHENSIVE_3D_SR {
         return None;
     }
     let uid = uid_from(&[
         "comprehensive-sr-fallback",
-        &attribute(dataset, tags::SOP_INSTANCE_UID)?,
+        &attrs::text(dataset, tags::SOP_INSTANCE_UID)?,
     ]);
     let mut copy = dataset.clone();
     put(&mut copy, tags::SOP_CLASS_UID, VR::UI, COMPREHENSIVE_SR);

@@ -259,7 +259,7 @@ fn head_ct_slices() -> (InMemDicomObject, Vec<ImageRef>, String) {
     for index in [10, 14] {
         let slice = case.render_slice(index);
         let obj = phantom::dicom::head_ct_instance(&case, &slice, index as u32 + 1).unwrap();
-        let s = |t| report::attribute(&obj, t).unwrap();
+        let s = |t| attrs::text(&obj, t).unwrap();
         refs.push(ImageRef {
             series_uid: s(tags::SERIES_INSTANCE_UID),
             sop_class_uid: s(tags::SOP_CLASS_UID),
@@ -268,7 +268,7 @@ fn head_ct_slices() -> (InMemDicomObject, Vec<ImageRef>, String) {
         first.get_or_insert(obj.into_inner());
     }
     let src = first.unwrap();
-    let study = report::attribute(&src, tags::STUDY_INSTANCE_UID).unwrap();
+    let study = attrs::text(&src, tags::STUDY_INSTANCE_UID).unwrap();
     (src, refs, study)
 }
 

@@ -41,7 +41,7 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> anyhow::Result<ExitCode
     let mut json = Vec::new();
     for f in &args.files {
         let a = analysis::analyse_file(&classifier, f)?;
-        let study = report::attribute(&a.source, tags::STUDY_INSTANCE_UID).unwrap_or_default();
+        let study = attrs::text(&a.source, tags::STUDY_INSTANCE_UID).unwrap_or_default();
         if args.json {
             json.push(serde_json::json!({
                 "file": f,

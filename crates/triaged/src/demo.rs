@@ -36,7 +36,7 @@ pub struct DemoArgs {
 }
 
 fn outgoing(obj: dicom_object::FileDicomObject<dicom_object::InMemDicomObject>) -> Outgoing {
-    let text = |t| report::attribute(&obj, t).unwrap_or_default();
+    let text = |t| attrs::text(&obj, t).unwrap_or_default();
     let (class, sop) = (text(tags::SOP_CLASS_UID), text(tags::SOP_INSTANCE_UID));
     Outgoing {
         sop_class_uid: class,
@@ -133,7 +133,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 what.join(", ")
             }
         );
-        let study = report::attribute(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
+        let study = attrs::text(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
         studies.push((study, what, items.len()..items.len() + 1));
         items.push(outgoing(obj));
     }
@@ -145,7 +145,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 for index in 0..series.slice_positions().len() {
                     let slice = series.render_slice(index);
                     let obj = phantom::dicom::head_ct_instance(&series, &slice, index as u32 + 1)?;
-                    study = report::attribute(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
+                    study = attrs::text(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
                     items.push(outgoing(obj));
                 }
             }

@@ -50,7 +50,7 @@ pub async fn add(config: &Config, to: &[String], files: &[PathBuf]) -> anyhow::R
     let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
     for f in files {
         let o = deliver::load(f)?;
-        let study = report::attribute(&o.dataset, dicom_dictionary_std::tags::STUDY_INSTANCE_UID)
+        let study = attrs::text(&o.dataset, dicom_dictionary_std::tags::STUDY_INSTANCE_UID)
             .unwrap_or_default();
         outbox
             .add(
