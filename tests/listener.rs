@@ -502,24 +502,29 @@ fn configuration_errors_name_the_key() {
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
-        "[dicom]\nae_title = \"MUCH TOO LONG AE TITLE\"\n[[sources]]\nname = \"x\"\nae_title = \"X\"\nhosts = [\"example.org\"]\n",
-    )
-    .unwrap();
-    for cmd in [&["config", "check"][..], &["serve"][..]] {
-        let out = std::process::Command::new(exe)
-            .args(cmd)
-            .arg("--config")
-            .arg(&bad)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", text(&out));
-        let t = text(&out);
-        assert!(
-            t.contains("dicom.ae_title") && t.contains("sources[0].hosts[0]"),
-            "{t}"
-        );
+    // A value of the wrong kind stops the parse; the others are all listed.
+    for (file, keys) in [
+        (
+            "[[sources]]\nname = \"x\"\nae_title = \"X\"\nhosts = [\"10.0.0.1\", \"example.org\"]\n",
+            &["sources[0].hosts[1]", "example.org"][..],
+        ),
+        (
+            "[dicom]\nae_title = \"MUCH TOO LONG AE TITLE\"\n[[sources]]\nname = \"x\"\nae_title = \"\"\n",
+            &["dicom.ae_title", "sources[0].ae_title"][..],
+        ),
+    ] {
+        std::fs::write(&bad, file).unwrap();
+        for cmd in [&["config", "check"][..], &["serve"][..]] {
+            let out = std::process::Command::new(exe)
+                .args(cmd)
+                .arg("--config")
+                .arg(&bad)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", text(&out));
+            let t = text(&out);
+            assert!(keys.iter().all(|k| t.contains(k)), "{keys:?} in {t}");
+        }
     }
     std::fs::write(&bad, "[dicom]\nport = 104\n").unwrap();
     let out = std::process::Command::new(exe)

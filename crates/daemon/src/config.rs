@@ -279,10 +279,23 @@ fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> 
 /// A source's `hosts`: IP addresses or CIDR ranges, parsed when the file
 /// is read.
 fn host_patterns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<dimse::HostPattern>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .iter()
-        .map(|h| h.parse().map_err(serde::de::Error::custom))
-        .collect()
+    Ok(Vec::<Host>::deserialize(d)?
+        .into_iter()
+        .map(|h| h.0)
+        .collect())
+}
+
+/// One entry of `hosts`, read element by element so that an error names
+/// its index (`sources[0].hosts[1]`).
+struct Host(dimse::HostPattern);
+
+impl<'de> Deserialize<'de> for Host {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Host, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map(Host)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for DicomConfig {
@@ -369,8 +382,22 @@ impl Config {
         }
     }
 
+    /// Parse a configuration file's text. A value that cannot be read as
+    /// its type (an address, a host pattern, a regex) is named by its key
+    /// path, followed by TOML's own message with the line and column.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        let document = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+        serde_path_to_error::deserialize(document)
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let message = e.into_inner().to_string();
+                if key == "." {
+                    message
+                } else {
+                    format!("{key}: {message}")
+                }
+            })
+            .map_err(|m| m.trim_end().to_string())
     }
 
     /// Every validation problem, each naming its key.
@@ -747,22 +774,22 @@ mod tests {
         for (text, key, value) in [
             (
                 "[dicom]\nlisten = \"nowhere\"\n",
-                "listen",
+                "dicom.listen: ",
                 "'nowhere' is not an address:port",
             ),
             (
                 "[http]\nlisten = \"8642\"\n",
-                "listen",
+                "http.listen: ",
                 "'8642' is not an address:port",
             ),
             (
                 "[[sources]]\nname = \"a\"\nae_title = \"A\"\nhosts = [\"10.0.0.0/99\"]\n",
-                "hosts",
+                "sources[0].hosts[0]: ",
                 "'10.0.0.0/99' is not an IP address or CIDR range",
             ),
             (
                 "[[rules]]\nname = \"r\"\nstudy_description = \"(unclosed\"\n",
-                "study_description",
+                "rules[0].study_description: ",
                 "not a regular expression",
             ),
         ] {
