@@ -219,14 +219,13 @@ impl Delivery {
     }
 
     async fn record(&self, policy: &RetryPolicy, e: &OutboxEntry, outcome: Outcome) {
-        use std::sync::atomic::Ordering::Relaxed;
         let counter = match record(&self.outbox, policy, e, outcome).await {
             Some("delivered") => &self.stats.delivered,
             Some("dead") => &self.stats.dead,
             Some(_) => &self.stats.retried,
             None => return,
         };
-        counter.fetch_add(1, Relaxed);
+        counter.inc();
     }
 }
 

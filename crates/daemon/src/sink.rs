@@ -1,7 +1,6 @@
 //! The bridge between the DICOM listener and the archive: maps archive
 //! outcomes to DIMSE statuses.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use archive::{Archive, ArchiveError, Incoming, PendingInstance};
@@ -64,7 +63,7 @@ impl InstanceWriter for ArchiveWriter {
         self.bytes += chunk.len() as u64;
         let r = self.pending.write(chunk).await.map_err(failure);
         if r.is_err() {
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            self.stats.failed.inc();
         }
         r
     }
@@ -72,7 +71,7 @@ impl InstanceWriter for ArchiveWriter {
     async fn commit(self) -> Result<StoreOutcome, StoreFailure> {
         let stats = self.stats.clone();
         let stored = self.pending.commit().await.map_err(|e| {
-            stats.failed.fetch_add(1, Ordering::Relaxed);
+            stats.failed.inc();
             failure(e)
         })?;
         stats.stored(&self.calling_ae, self.bytes);

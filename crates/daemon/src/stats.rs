@@ -1,127 +1,186 @@
-//! The daemon's own counters (ingest by calling AE, deliveries), rendered
-//! with the listener's and the pipeline's for `/metrics`.
+//! The daemon's own counters (ingest by calling AE, deliveries) and the
+//! one Prometheus registry (prometheus-client) that `/metrics` encodes,
+//! holding them with the listener's and the pipeline's.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use dimse::ListenerStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallingAe {
+    calling_ae: String,
+}
 
 /// Instances and bytes stored, per calling AE title. The set of keys is
 /// bounded by the AE policy (only accepted callers store).
 #[derive(Debug, Default)]
 pub struct Ingest {
-    by_ae: Mutex<BTreeMap<String, (u64, u64)>>,
-    pub failed: AtomicU64,
+    instances: Family<CallingAe, Counter>,
+    bytes: Family<CallingAe, Counter>,
+    pub failed: Counter,
 }
 
 impl Ingest {
     pub fn stored(&self, calling_ae: &str, bytes: u64) {
-        let mut m = self.by_ae.lock().unwrap_or_else(|e| e.into_inner());
-        let e = m.entry(calling_ae.to_string()).or_default();
-        e.0 += 1;
-        e.1 += bytes;
+        let ae = CallingAe {
+            calling_ae: calling_ae.to_string(),
+        };
+        self.instances.get_or_create(&ae).inc();
+        self.bytes.get_or_create(&ae).inc_by(bytes);
     }
 }
 
 /// Deliveries by outcome.
 #[derive(Debug, Default)]
 pub struct Delivery {
-    pub delivered: AtomicU64,
-    pub retried: AtomicU64,
-    pub dead: AtomicU64,
+    pub delivered: Counter,
+    pub retried: Counter,
+    pub dead: Counter,
+}
+
+/// The listener's counters live in `dimse` (which knows nothing of
+/// Prometheus): read at each scrape.
+#[derive(Debug)]
+struct Listener(Arc<ListenerStats>);
+
+impl Collector for Listener {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let l = &self.0;
+        let counters: [(&str, &str, &AtomicU64); 4] = [
+            (
+                "triaged_associations_accepted",
+                "Associations accepted",
+                &l.associations_accepted,
+            ),
+            (
+                "triaged_associations_rejected",
+                "Associations rejected by the AE-title policy or not established",
+                &l.associations_rejected,
+            ),
+            (
+                "triaged_associations_over_limit",
+                "Associations refused because max_associations were open",
+                &l.associations_over_limit,
+            ),
+            (
+                "triaged_connections_dropped",
+                "Connections closed unanswered: max_associations open and as many refusals under way",
+                &l.connections_dropped,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(ListenerStats::get(v));
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Everything `/metrics` shows that lives in memory.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Stats {
     pub ingest: Arc<Ingest>,
     pub delivery: Arc<Delivery>,
     pub listener: Arc<ListenerStats>,
     pub pipeline: Arc<pipeline::metrics::Metrics>,
+    registry: Arc<Registry>,
 }
 
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"")
+impl Default for Stats {
+    fn default() -> Stats {
+        let ingest = Arc::new(Ingest::default());
+        let delivery = Arc::new(Delivery::default());
+        let listener = Arc::new(ListenerStats::default());
+        let pipeline = Arc::new(pipeline::metrics::Metrics::default());
+        let mut r = Registry::default();
+        r.register(
+            "triaged_instances_received",
+            "Instances stored and acknowledged, by calling AE title",
+            ingest.instances.clone(),
+        );
+        r.register(
+            "triaged_bytes_received",
+            "Bytes of instances stored, by calling AE title",
+            ingest.bytes.clone(),
+        );
+        r.register(
+            "triaged_instances_failed",
+            "Instances answered with a failure status",
+            ingest.failed.clone(),
+        );
+        r.register_collector(Box::new(Listener(listener.clone())));
+        r.register(
+            "triaged_deliveries",
+            "Result objects delivered to a destination",
+            delivery.delivered.clone(),
+        );
+        r.register(
+            "triaged_delivery_failures",
+            "Delivery attempts that failed and will be retried",
+            delivery.retried.clone(),
+        );
+        r.register(
+            "triaged_deliveries_dead",
+            "Result objects given up on",
+            delivery.dead.clone(),
+        );
+        pipeline.register(&mut r);
+        Stats {
+            ingest,
+            delivery,
+            listener,
+            pipeline,
+            registry: Arc::new(r),
+        }
+    }
 }
 
 impl Stats {
+    /// The Prometheus text exposition (format 0.0.4) of every metric.
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
-        let by_ae = self
-            .ingest
-            .by_ae
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let _ = writeln!(out, "# HELP triaged_instances_received_total Instances stored and acknowledged, by calling AE title.\n# TYPE triaged_instances_received_total counter");
-        for (ae, (n, _)) in &by_ae {
-            let _ = writeln!(
-                out,
-                "triaged_instances_received_total{{calling_ae=\"{}\"}} {n}",
-                label(ae)
-            );
-        }
-        let _ = writeln!(out, "# HELP triaged_bytes_received_total Bytes of instances stored, by calling AE title.\n# TYPE triaged_bytes_received_total counter");
-        for (ae, (_, b)) in &by_ae {
-            let _ = writeln!(
-                out,
-                "triaged_bytes_received_total{{calling_ae=\"{}\"}} {b}",
-                label(ae)
-            );
-        }
-        let l = &self.listener;
-        let d = &self.delivery;
-        let counters = [
-            (
-                "triaged_instances_failed_total",
-                "Instances answered with a failure status.",
-                self.ingest.failed.load(Ordering::Relaxed),
-            ),
-            (
-                "triaged_associations_accepted_total",
-                "Associations accepted.",
-                ListenerStats::get(&l.associations_accepted),
-            ),
-            (
-                "triaged_associations_rejected_total",
-                "Associations rejected by the AE-title policy or not established.",
-                ListenerStats::get(&l.associations_rejected),
-            ),
-            (
-                "triaged_associations_over_limit_total",
-                "Associations refused because max_associations were open.",
-                ListenerStats::get(&l.associations_over_limit),
-            ),
-            (
-                "triaged_connections_dropped_total",
-                "Connections closed unanswered: max_associations open and as many refusals under way.",
-                ListenerStats::get(&l.connections_dropped),
-            ),
-            (
-                "triaged_deliveries_total",
-                "Result objects delivered to a destination.",
-                d.delivered.load(Ordering::Relaxed),
-            ),
-            (
-                "triaged_delivery_failures_total",
-                "Delivery attempts that failed and will be retried.",
-                d.retried.load(Ordering::Relaxed),
-            ),
-            (
-                "triaged_deliveries_dead_total",
-                "Result objects given up on.",
-                d.dead.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        }
-        out.push_str(&self.pipeline.prometheus());
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_shows_in_one_exposition() {
+        let s = Stats::default();
+        s.ingest.stored("MODALITY \"1\"", 100);
+        s.ingest.stored("MODALITY \"1\"", 50);
+        s.delivery.dead.inc();
+        s.listener
+            .connections_dropped
+            .fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        s.pipeline.jobs_created.inc_by(4);
+        let t = s.prometheus();
+        assert!(
+            t.contains("triaged_instances_received_total{calling_ae=\"MODALITY \\\"1\\\"\"} 2\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("triaged_bytes_received_total{calling_ae=\"MODALITY \\\"1\\\"\"} 150\n"),
+            "{t}"
+        );
+        assert!(t.contains("triaged_deliveries_dead_total 1\n"), "{t}");
+        assert!(
+            t.contains("# TYPE triaged_connections_dropped_total counter\n"),
+            "{t}"
+        );
+        assert!(t.contains("triaged_connections_dropped_total 3\n"), "{t}");
+        assert!(t.contains("triaged_jobs_created_total 4\n"), "{t}");
+        assert_eq!(t.matches("# TYPE ").count(), t.matches("# HELP ").count());
     }
 }

@@ -45,7 +45,7 @@ impl Pipeline {
             Ok(Some((_, queued))) => {
                 Metrics::add(&m.jobs_done, 1);
                 Metrics::add(&m.objects_queued, *queued as u64);
-                m.analysis.observe(started.elapsed());
+                m.observe_analysis(started.elapsed());
             }
             Ok(None) => Metrics::add(&m.jobs_not_applicable, 1),
             Err(_) => Metrics::add(&m.jobs_failed, 1),

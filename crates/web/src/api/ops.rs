@@ -6,6 +6,11 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
 use super::ApiError;
 use crate::auth::Authed;
 use crate::AppState;
@@ -33,21 +38,42 @@ pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// The daemon's metrics, then the database's gauges (read at each scrape).
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut out = s.control.metrics();
+    let mut registry = Registry::default();
     if let Ok(states) = s.worklist.jobs_by_state().await {
-        out.push_str("# HELP triaged_jobs Analysis jobs by state.\n# TYPE triaged_jobs gauge\n");
+        let jobs = Family::<JobState, Gauge>::default();
         for (state, n) in states {
-            out.push_str(&format!("triaged_jobs{{state=\"{state}\"}} {n}\n"));
+            jobs.get_or_create(&JobState { state }).set(n);
         }
+        registry.register("triaged_jobs", "Analysis jobs by state", jobs);
     }
     if let Ok((waiting, dead)) = s.outbox.backlog().await {
-        out.push_str(&format!(
-            "# HELP triaged_outbox_backlog Results not yet delivered.\n# TYPE triaged_outbox_backlog gauge\ntriaged_outbox_backlog {waiting}\n\
-             # HELP triaged_outbox_dead Results given up on (see the outbox).\n# TYPE triaged_outbox_dead gauge\ntriaged_outbox_dead {dead}\n"
-        ));
+        let gauge = |n: i64| {
+            let g = Gauge::<i64>::default();
+            g.set(n);
+            g
+        };
+        registry.register(
+            "triaged_outbox_backlog",
+            "Results not yet delivered",
+            gauge(waiting),
+        );
+        registry.register(
+            "triaged_outbox_dead",
+            "Results given up on (see the outbox)",
+            gauge(dead),
+        );
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    // Writing to a String cannot fail.
+    let _ = prometheus_text::encode(&mut out, &registry);
+    ([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], out)
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobState {
+    state: String,
 }
 
 pub async fn openapi() -> impl IntoResponse {
