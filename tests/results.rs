@@ -397,10 +397,13 @@ fn a_destination_that_never_ends_its_response_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let o = objects(dir.path());
     let port = free_port();
+    // The peer prints a line per association when it ends, into a file the
+    // test reads while the peer runs.
+    let peer_log = dir.path().join("endless.jsonl");
     let mut peer = std::process::Command::new(python())
         .arg(repo_root().join("tests/peers/endless_scp.py"))
         .args([&port.to_string(), "ENDLESS"])
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&peer_log).unwrap())
         .spawn()
         .unwrap();
     let d = Daemon::start("", &destination("endless", "ENDLESS", port));
@@ -425,8 +428,20 @@ fn a_destination_that_never_ends_its_response_is_cut_off() {
         let _ = send.kill();
     }
     let out = send.wait_with_output().unwrap();
+    // It really sent more than the cap before the caller hung up (the
+    // peer notices the hang-up at its next write, after `send` has ended).
+    let sent = || -> u64 {
+        std::fs::read_to_string(&peer_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["sent"].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    let saw_the_cap = wait_for(Duration::from_secs(30), || sent() > 1 << 20);
     let _ = peer.kill();
-    let peer_out = peer.wait_with_output().unwrap();
+    let _ = peer.wait();
     assert!(
         gave_up,
         "the send never gave up: its response buffer grew without bound"
@@ -437,12 +452,5 @@ fn a_destination_that_never_ends_its_response_is_cut_off() {
         "{}",
         text(&out)
     );
-    // It really sent more than the cap before the caller hung up.
-    let sent: u64 = String::from_utf8_lossy(&peer_out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["sent"].as_u64())
-        .max()
-        .unwrap_or(0);
-    assert!(sent > 1 << 20, "the peer sent only {sent} bytes");
+    assert!(saw_the_cap, "the peer sent only {} bytes", sent());
 }
