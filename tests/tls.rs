@@ -1,16 +1,27 @@
-//! DICOM over TLS against DCMTK's `storescu` and `echoscu` (Debian's are
-//! built with OpenSSL), with certificates made here by `openssl`: a client
-//! with a certificate from the configured CA stores; one without a
-//! certificate, one from another CA, and a plain-TCP client on the TLS port
-//! are refused and leave nothing behind; the plain port keeps working; a key
-//! that does not match its certificate stops the start naming the key.
+//! DICOM over TLS both ways, against DCMTK (Debian's is built with OpenSSL)
+//! and Orthanc with DICOM TLS, with certificates made here by `openssl`.
+//!
+//! Receiving: a client with a certificate from the configured CA stores;
+//! one without a certificate, one from another CA, and a plain-TCP client
+//! on the TLS port are refused and leave nothing behind; the plain port
+//! keeps working; a key that does not match its certificate stops the start
+//! naming the key.
+//!
+//! Sending: `tls = true` on a destination reaches DCMTK's `storescp +tls`
+//! (which requires our client certificate) by C-ECHO and C-STORE; a
+//! destination whose certificate does not verify against `ca_file`, and one
+//! called without the client certificate it requires, store nothing and say
+//! why; the outbox delivers to Orthanc's DICOM TLS port.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{free_port, phantom_study, run, text, Daemon};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use support::{every, free_port, phantom_study, run, sop_uid, text, wait_until, Daemon, Orthanc};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -45,15 +56,18 @@ fn certificates(dir: &Path) {
             ],
         );
     }
+    // X.509 v3 certificates (with extensions), as CAs issue today; rustls
+    // refuses v1 ones.
     std::fs::write(
         dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
     for (name, ca, ext) in [
-        ("server", "ca", Some("server.ext")),
-        ("client", "ca", None),
-        ("stranger", "other-ca", None),
+        ("server", "ca", "server.ext"),
+        ("client", "ca", "client.ext"),
+        ("stranger", "other-ca", "client.ext"),
     ] {
         openssl(
             dir,
@@ -70,7 +84,7 @@ fn certificates(dir: &Path) {
                 &format!("/CN=triaged test {name}"),
             ],
         );
-        let mut args = vec![
+        let args = vec![
             "x509".to_string(),
             "-req".into(),
             "-in".into(),
@@ -84,10 +98,9 @@ fn certificates(dir: &Path) {
             format!("{name}.pem"),
             days[0].into(),
             days[1].into(),
+            "-extfile".into(),
+            ext.into(),
         ];
-        if let Some(ext) = ext {
-            args.extend(["-extfile".into(), ext.into()]);
-        }
         openssl(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
     }
 }
@@ -284,4 +297,199 @@ fn a_key_that_does_not_match_its_certificate_stops_the_start() {
         !dir.path().join("storage").exists(),
         "storage created before the check"
     );
+}
+
+/// A `[[destinations]]` entry over TLS; `identity` names our client
+/// certificate and key files (`client` for client.pem and client.key).
+fn tls_destination(name: &str, ae: &str, port: u16, ca: &Path, identity: Option<&Path>) -> String {
+    let mut t = format!(
+        "[[destinations]]\nname = \"{name}\"\nae_title = \"{ae}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = true\nca_file = \"{}\"\n",
+        ca.display()
+    );
+    if let Some(id) = identity {
+        t += &format!(
+            "certificate = \"{}\"\nprivate_key = \"{}\"\n",
+            id.with_extension("pem").display(),
+            id.with_extension("key").display()
+        );
+    }
+    t
+}
+
+/// DCMTK's `storescp` on a TLS port with the test server certificate; it
+/// requires a client certificate from the test CA (its default).
+struct Storescp {
+    child: Child,
+    port: u16,
+    out: tempfile::TempDir,
+}
+
+impl Storescp {
+    const AE: &'static str = "TLSPACS";
+
+    fn start(certs: &Path) -> Storescp {
+        let port = free_port();
+        let out = tempfile::tempdir().unwrap();
+        let p = |f: &str| certs.join(f).display().to_string();
+        let child = Command::new("storescp")
+            .args([
+                "+tls",
+                &p("server.key"),
+                &p("server.pem"),
+                "+cf",
+                &p("ca.pem"),
+            ])
+            .args(["-aet", Self::AE, "-od"])
+            .arg(out.path())
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("storescp (dcmtk)");
+        let s = Storescp { child, port, out };
+        wait_until("storescp +tls answers", Duration::from_secs(20), || {
+            run(
+                "echoscu",
+                &[
+                    "+tls",
+                    &p("client.key"),
+                    &p("client.pem"),
+                    "+cf",
+                    &p("ca.pem"),
+                    "-aec",
+                    Self::AE,
+                    "127.0.0.1",
+                    &port.to_string(),
+                ],
+            )
+            .status
+            .success()
+        });
+        s
+    }
+
+    /// The SOP Instance UIDs of what it stored.
+    fn stored(&self) -> Vec<String> {
+        support::files_under(self.out.path())
+            .iter()
+            .map(|f| sop_uid(f))
+            .collect()
+    }
+}
+
+impl Drop for Storescp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn results_reach_a_pacs_over_tls_and_an_unverified_peer_gets_nothing() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let c = certs.path();
+    let pacs = Storescp::start(c);
+    let files_dir = tempfile::tempdir().unwrap();
+    let files = phantom_study(files_dir.path(), 11, vec![], 3).1;
+    let client = c.join("client");
+    let destinations = [
+        tls_destination(
+            "pacs",
+            Storescp::AE,
+            pacs.port,
+            &c.join("ca.pem"),
+            Some(&client),
+        ),
+        // The PACS's certificate is not from this authority.
+        tls_destination(
+            "distrusted",
+            Storescp::AE,
+            pacs.port,
+            &c.join("other-ca.pem"),
+            Some(&client),
+        ),
+        // The PACS requires a client certificate; none is configured.
+        tls_destination(
+            "anonymous",
+            Storescp::AE,
+            pacs.port,
+            &c.join("ca.pem"),
+            None,
+        ),
+    ]
+    .concat();
+    let d = Daemon::start("", &destinations);
+
+    let echo = d.cli(&["echo", "pacs"]);
+    assert!(echo.status.success(), "echo over TLS: {}", text(&echo));
+    let out = d.cli(&["send", "--to", "pacs", files[0].to_str().unwrap()]);
+    assert!(out.status.success(), "send over TLS: {}", text(&out));
+    assert!(text(&out).contains("stored (0x0000)"), "{}", text(&out));
+    assert_eq!(pacs.stored(), vec![sop_uid(&files[0])]);
+
+    let out = d.cli(&["send", "--to", "distrusted", files[1].to_str().unwrap()]);
+    assert!(!out.status.success(), "an unverified PACS was sent to");
+    let said = text(&out);
+    assert!(said.contains("UnknownIssuer"), "no reason given: {said}");
+    let out = d.cli(&["send", "--to", "anonymous", files[2].to_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "sent without the required certificate"
+    );
+    assert!(text(&out).contains("cannot associate"), "{}", text(&out));
+    assert_eq!(pacs.stored().len(), 1, "the refused sends stored something");
+}
+
+#[test]
+fn the_outbox_delivers_to_orthanc_over_dicom_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let c = certs.path();
+    let dir = tempfile::tempdir().unwrap();
+    let (http_port, dicom_port) = (free_port(), free_port());
+    let db = dir.path().join("db");
+    let p = |f: &str| c.join(f).display().to_string();
+    // Orthanc's DICOM port speaks only TLS and requires client certificates
+    // from the test CA.
+    let config = format!(
+        r#"{{"Name": "TLSPACS", "StorageDirectory": "{db}", "IndexDirectory": "{db}", "Plugins": [],
+           "HttpPort": {http_port}, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
+           "DicomAet": "{ae}", "DicomPort": {dicom_port}, "DicomCheckCalledAet": true,
+           "DicomAlwaysAllowStore": true, "SaveJobs": false,
+           "DicomTlsEnabled": true, "DicomTlsCertificate": "{cert}", "DicomTlsPrivateKey": "{key}",
+           "DicomTlsTrustedCertificates": "{ca}", "DicomTlsRemoteCertificateRequired": true}}"#,
+        db = db.display(),
+        ae = Orthanc::AE,
+        cert = p("server.pem"),
+        key = p("server.key"),
+        ca = p("ca.pem"),
+    );
+    let pacs = Orthanc::start_config(dir, &config, http_port, dicom_port);
+    let files_dir = tempfile::tempdir().unwrap();
+    let (study, files) = phantom_study(files_dir.path(), 12, vec![], 2);
+    let d = Daemon::start(
+        "",
+        &tls_destination(
+            "pacs",
+            Orthanc::AE,
+            dicom_port,
+            &c.join("ca.pem"),
+            Some(&c.join("client")),
+        ),
+    );
+    let mut args = vec!["outbox", "add", "--to", "pacs"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let out = d.cli(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("both delivered", Duration::from_secs(60), || {
+        let out = d.cli(&["outbox", "list", "--json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        rows.len() == 2 && every(&rows, |r| r["state"] == "delivered")
+    });
+    let found = pacs.post(
+        "/tools/find",
+        &format!(r#"{{"Level":"Instance","Query":{{"StudyInstanceUID":"{study}"}}}}"#),
+    );
+    assert_eq!(found.as_array().map(Vec::len), Some(2), "{found}");
 }

@@ -227,6 +227,20 @@ pub struct DestinationConfig {
     pub ae_title: String,
     pub host: String,
     pub port: u16,
+    /// DICOM over TLS to this destination (its TLS port, often 2762):
+    /// `ca_file` is then required, the authorities the destination's
+    /// certificate must verify against (the certificate must also name
+    /// `host`); `certificate` and `private_key`, together, for a destination
+    /// that requires client certificates. Only the configuration file sets
+    /// them: a console change of the destination's address keeps them.
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub private_key: Option<PathBuf>,
 }
 
 impl DestinationConfig {
@@ -236,7 +250,69 @@ impl DestinationConfig {
             ae_title: self.ae_title.clone(),
             host: self.host.clone(),
             port: self.port,
+            tls: self.tls_settings(),
         }
+    }
+
+    /// What the SCU calls with; `None` for plain TCP. Complete only for a
+    /// destination [`Config::problems`] found nothing wrong with.
+    fn tls_settings(&self) -> Option<dimse::ClientTlsSettings> {
+        self.tls.then(|| dimse::ClientTlsSettings {
+            ca_file: self.ca_file.clone().unwrap_or_default(),
+            identity: self.certificate.clone().zip(self.private_key.clone()).map(
+                |(certificate, private_key)| dimse::Identity {
+                    certificate,
+                    private_key,
+                },
+            ),
+        })
+    }
+
+    /// This destination with `other`'s TLS settings.
+    pub fn with_tls_of(self, other: &DestinationConfig) -> DestinationConfig {
+        DestinationConfig {
+            tls: other.tls,
+            ca_file: other.ca_file.clone(),
+            certificate: other.certificate.clone(),
+            private_key: other.private_key.clone(),
+            ..self
+        }
+    }
+
+    /// What is wrong with the TLS settings, each message starting with its
+    /// key after `prefix` (e.g. "destinations[0].").
+    fn tls_problems(&self, prefix: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        let files = [
+            ("ca_file", &self.ca_file),
+            ("certificate", &self.certificate),
+            ("private_key", &self.private_key),
+        ];
+        if !self.tls {
+            for (key, _) in files.iter().filter(|(_, f)| f.is_some()) {
+                p.push(format!("{prefix}{key}: set, but tls is false"));
+            }
+            return p;
+        }
+        if self.ca_file.is_none() {
+            p.push(format!(
+                "{prefix}ca_file: required with tls = true (the authorities the destination's certificate must verify against)"
+            ));
+        }
+        match (&self.certificate, &self.private_key) {
+            (Some(_), None) => p.push(format!("{prefix}private_key: required with certificate")),
+            (None, Some(_)) => p.push(format!("{prefix}certificate: required with private_key")),
+            _ => {}
+        }
+        if p.is_empty() {
+            if let Some(Err(e)) = self.tls_settings().map(|s| s.client_config()) {
+                p.push(match e {
+                    dimse::TlsError::File { .. } => format!("{prefix}{e}"),
+                    e => format!("{prefix}tls: {e}"),
+                });
+            }
+        }
+        p
     }
 }
 
@@ -523,6 +599,7 @@ impl Config {
             if d.port == 0 {
                 p.push(format!("destinations[{i}].port: must be 1..=65535"));
             }
+            p.extend(d.tls_problems(&format!("destinations[{i}].")));
         }
         for (i, u) in self.http.users.iter().enumerate() {
             if u.name.trim().is_empty() {
@@ -758,6 +835,35 @@ mod tests {
         ] {
             assert!(p.contains(key), "no problem for {key} in:\n{p}");
         }
+    }
+
+    #[test]
+    fn a_tls_destination_needs_its_authorities_and_both_halves_of_its_identity() {
+        let dest = |name: &str, extra: &str| {
+            format!("[[destinations]]\nname = \"{name}\"\nae_title = \"P\"\nhost = \"h\"\nport = 2762\n{extra}\n")
+        };
+        let text = [
+            dest("a", "tls = true\ncertificate = \"/etc/me.pem\""),
+            dest("b", "tls = true\nca_file = \"/nonexistent/ca.pem\""),
+            dest("c", "ca_file = \"/etc/ca.pem\""),
+            dest("d", ""),
+        ]
+        .concat();
+        let c = Config::parse(&text).unwrap();
+        let p = c.problems();
+        for want in [
+            "destinations[0].ca_file: required with tls = true",
+            "destinations[0].private_key: required with certificate",
+            "destinations[1].ca_file /nonexistent/ca.pem: ",
+            "destinations[2].ca_file: set, but tls is false",
+        ] {
+            assert!(
+                p.iter().any(|p| p.starts_with(want)),
+                "no '{want}' in {p:#?}"
+            );
+        }
+        assert_eq!(p.len(), 4, "{p:#?}");
+        assert!(c.destinations[3].peer().tls.is_none());
     }
 
     #[test]

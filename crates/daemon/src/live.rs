@@ -123,12 +123,38 @@ fn host_patterns(hosts: &[String]) -> Result<Vec<dimse::HostPattern>, ControlErr
         .collect()
 }
 
-fn destination_of(r: &PeerOverride) -> DestinationConfig {
-    DestinationConfig {
-        name: r.name.clone(),
-        ae_title: r.ae_title.clone().unwrap_or_default(),
-        host: r.host.clone().unwrap_or_default(),
-        port: r.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+/// A destination as the console stored it, with the TLS settings of the
+/// file's destination of that name (the console does not set them).
+fn destination_of(file: &Config, r: &PeerOverride) -> DestinationConfig {
+    console_destination(
+        file,
+        &r.name,
+        r.ae_title.clone().unwrap_or_default(),
+        r.host.clone().unwrap_or_default(),
+        r.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+    )
+}
+
+fn console_destination(
+    file: &Config,
+    name: &str,
+    ae_title: String,
+    host: String,
+    port: u16,
+) -> DestinationConfig {
+    let d = DestinationConfig {
+        name: name.to_string(),
+        ae_title,
+        host,
+        port,
+        tls: false,
+        ca_file: None,
+        certificate: None,
+        private_key: None,
+    };
+    match file.destinations.iter().find(|f| f.name == name) {
+        Some(f) => d.with_tls_of(f),
+        None => d,
     }
 }
 
@@ -159,7 +185,7 @@ fn apply(file: &Config, rows: &[PeerOverride]) -> Config {
             "destination" => {
                 c.destinations.retain(|d| d.name != r.name);
                 if !r.removed {
-                    let d = destination_of(r);
+                    let d = destination_of(file, r);
                     let check = Config {
                         destinations: vec![d.clone()],
                         ..Config::default()
@@ -315,6 +341,7 @@ impl Control for Console {
                 ae_title: d.ae_title.clone(),
                 host: d.host.clone(),
                 port: d.port,
+                tls: d.tls,
                 origin: self.live.origin("destination", &d.name),
             })
             .collect()
@@ -360,12 +387,13 @@ impl Control for Console {
     ) -> BoxFuture<'a, Result<(), ControlError>> {
         Box::pin(async move {
             check_name(name)?;
-            let d = DestinationConfig {
-                name: name.to_string(),
-                ae_title: input.ae_title.trim().to_string(),
-                host: input.host.trim().to_string(),
-                port: input.port,
-            };
+            let d = console_destination(
+                &self.live.file,
+                name,
+                input.ae_title.trim().to_string(),
+                input.host.trim().to_string(),
+                input.port,
+            );
             problems(
                 Config {
                     destinations: vec![d.clone()],
@@ -575,5 +603,25 @@ mod tests {
         c.remove_source("router", "test").await.unwrap();
         assert!(readers.current().sources.is_empty());
         assert!(readers.quiet().by_calling_ae.is_empty());
+    }
+
+    #[test]
+    fn a_console_address_change_keeps_the_files_tls_settings() {
+        let file = Config::parse(
+            "[[destinations]]\nname = \"pacs\"\nae_title = \"PACS\"\nhost = \"a\"\nport = 2762\ntls = true\nca_file = \"/etc/pacs-ca.pem\"\ncertificate = \"/etc/me.pem\"\nprivate_key = \"/etc/me.key\"\n",
+        )
+        .unwrap();
+        let d = console_destination(&file, "pacs", "NEWPACS".into(), "b".into(), 2763);
+        assert_eq!(
+            (d.ae_title.as_str(), d.host.as_str(), d.port),
+            ("NEWPACS", "b", 2763)
+        );
+        assert!(d.tls);
+        assert_eq!(d.ca_file, Some("/etc/pacs-ca.pem".into()));
+        let id = d.peer().tls.unwrap().identity.unwrap();
+        assert_eq!(id.private_key, std::path::PathBuf::from("/etc/me.key"));
+        // A destination the file does not have is plain TCP.
+        let new = console_destination(&file, "other", "OTHER".into(), "c".into(), 104);
+        assert!(!new.tls && new.peer().tls.is_none());
     }
 }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use dicom_ul::association::server::ServerAssociationOptions;
+use dicom_ul::association::server::{DefaultNegotiation, ServerAssociationOptions};
 use dicom_ul::association::{AsyncServerAssociation, Error as UlError};
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
 use tokio::net::TcpStream;
@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use crate::command::{self, field, Command};
 use crate::listener::ListenerConfig;
 use crate::listener::ListenerStats;
-use crate::pdv::send_command;
+use crate::pdv::{send_command, Stream};
 use crate::policy::{PeerAccess, Verdict};
 use crate::shutdown::Shutdown;
 use crate::sink::{StorageSink, StoreRequest};
@@ -26,6 +26,9 @@ use crate::sop;
 use crate::status::Status;
 use crate::store::StoreOp;
 use crate::tls::TlsAcceptor;
+
+/// How long closing a finished connection may take.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) struct Handler<S> {
     pub id: u64,
@@ -55,9 +58,9 @@ enum End {
     Aborted(String),
 }
 
-struct Session<'a, S: StorageSink> {
+struct Session<'a, S: StorageSink, T> {
     handler: &'a Handler<S>,
-    assoc: AsyncServerAssociation<TcpStream>,
+    assoc: AsyncServerAssociation<T>,
     calling_ae: String,
     source: String,
     command_buf: Vec<u8>,
@@ -68,41 +71,45 @@ struct Session<'a, S: StorageSink> {
 }
 
 impl<S: StorageSink> Handler<S> {
-    /// A connection to the TLS port: the handshake (within the idle
-    /// timeout), then the association over the decrypted stream.
-    pub async fn run_tls(self, socket: TcpStream, acceptor: &TlsAcceptor) {
-        let t = match acceptor
-            .terminate(socket, self.peer, self.config.idle_timeout)
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                ListenerStats::add(&self.config.stats.associations_rejected);
-                tracing::warn!(
-                    assoc = self.id,
-                    peer = %self.peer,
-                    error = %e,
-                    "TLS handshake failed: connection closed"
-                );
-                return;
-            }
-        };
-        let mut pump = t.pump;
-        let run = self.run(t.stream);
-        tokio::pin!(run);
-        tokio::select! {
-            // The association is over: let the last bytes and the TLS
-            // close reach the peer, briefly.
-            _ = &mut run => {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut pump).await;
-            }
-            // The peer went away: the handler sees the stream end.
-            _ = &mut pump => run.await,
+    /// A connection to the plain port.
+    pub async fn run(self, socket: TcpStream) {
+        let verdict = Arc::new(Mutex::new(None));
+        let options = self.options(&verdict);
+        let established = self.within_deadline(options.establish_async(socket)).await;
+        if let Some(assoc) = self.established(established, &verdict) {
+            self.serve(assoc, &verdict).await;
         }
     }
 
-    pub async fn run(self, socket: TcpStream) {
+    /// A connection to the TLS port: the handshake, then the association
+    /// over the same stream, both within the negotiation's deadline.
+    pub async fn run_tls(self, socket: TcpStream, acceptor: &TlsAcceptor) {
         let verdict = Arc::new(Mutex::new(None));
+        let options = self.options(&verdict).tls_config(acceptor.config());
+        let established = self
+            .within_deadline(options.establish_tls_async(socket))
+            .await;
+        let Some(mut assoc) = self.established(established, &verdict) else {
+            return;
+        };
+        let (_, session) = assoc.inner_stream().get_ref();
+        tracing::debug!(
+            assoc = self.id,
+            peer = %self.peer,
+            version = ?session.protocol_version(),
+            cipher = ?session.negotiated_cipher_suite().map(|s| s.suite()),
+            client_certificate = session.peer_certificates().is_some(),
+            "TLS session established"
+        );
+        self.serve(assoc, &verdict).await;
+    }
+
+    /// What we accept: the policy (which records its verdict), our AE
+    /// title, verification and every storage class.
+    fn options(
+        &self,
+        verdict: &Arc<Mutex<Option<Verdict>>>,
+    ) -> ServerAssociationOptions<'static, PeerAccess, DefaultNegotiation> {
         let policy = self.config.policy.current();
         let access = PeerAccess {
             policy: policy.clone(),
@@ -119,35 +126,59 @@ impl<S: StorageSink> Handler<S> {
         for uid in sop::storage_sop_classes() {
             options = options.with_abstract_syntax(uid);
         }
-        // The whole negotiation has one deadline: a peer trickling a byte
-        // at a time (slowloris) never resets a per-read timeout enough to
-        // hold a slot for longer than this.
-        let assoc =
-            match tokio::time::timeout(self.config.idle_timeout, options.establish_async(socket))
-                .await
-            {
-                Ok(Ok(a)) => a,
-                Ok(Err(e)) => {
-                    ListenerStats::add(&self.config.stats.associations_rejected);
-                    self.log_refusal(&read_verdict(&verdict), &e);
-                    return;
-                }
-                Err(_) => {
-                    ListenerStats::add(&self.config.stats.associations_rejected);
-                    tracing::warn!(
-                        assoc = self.id,
-                        peer = %self.peer,
-                        secs = self.config.idle_timeout.as_secs(),
-                        "association not established in time: connection closed"
-                    );
-                    return;
-                }
-            };
-        ListenerStats::add(&self.config.stats.associations_accepted);
+        options
+    }
+
+    /// The whole negotiation (and a TLS handshake) has one deadline: a
+    /// peer trickling a byte at a time (slowloris) never resets a per-read
+    /// timeout enough to hold a slot for longer than this.
+    async fn within_deadline<T>(
+        &self,
+        negotiation: impl std::future::Future<Output = Result<T, UlError>>,
+    ) -> Option<Result<T, UlError>> {
+        tokio::time::timeout(self.config.idle_timeout, negotiation)
+            .await
+            .ok()
+    }
+
+    /// The association, or `None` after logging and counting why not.
+    fn established<T>(
+        &self,
+        outcome: Option<Result<AsyncServerAssociation<T>, UlError>>,
+        verdict: &Mutex<Option<Verdict>>,
+    ) -> Option<AsyncServerAssociation<T>> {
+        match outcome {
+            Some(Ok(a)) => {
+                ListenerStats::add(&self.config.stats.associations_accepted);
+                return Some(a);
+            }
+            Some(Err(e @ UlError::TlsHandshake { .. })) => tracing::warn!(
+                assoc = self.id,
+                peer = %self.peer,
+                error = %chain(&e),
+                "TLS handshake failed: connection closed"
+            ),
+            Some(Err(e)) => self.log_refusal(&read_verdict(verdict), &e),
+            None => tracing::warn!(
+                assoc = self.id,
+                peer = %self.peer,
+                secs = self.config.idle_timeout.as_secs(),
+                "association not established in time: connection closed"
+            ),
+        }
+        ListenerStats::add(&self.config.stats.associations_rejected);
+        None
+    }
+
+    async fn serve<T: Stream>(
+        &self,
+        assoc: AsyncServerAssociation<T>,
+        verdict: &Mutex<Option<Verdict>>,
+    ) {
         let calling_ae = dicom_ul::association::Association::peer_ae_title(&assoc)
             .trim()
             .to_string();
-        let source = read_verdict(&verdict)
+        let source = read_verdict(verdict)
             .and_then(|v| v.result.ok())
             .unwrap_or_else(|| calling_ae.clone());
         let accepted = assoc
@@ -167,7 +198,7 @@ impl<S: StorageSink> Handler<S> {
         );
         let started = Instant::now();
         let mut session = Session {
-            handler: &self,
+            handler: self,
             assoc,
             calling_ae,
             source,
@@ -187,8 +218,13 @@ impl<S: StorageSink> Handler<S> {
             );
             op.abandon().await;
         }
-        let assoc = session.assoc;
+        let mut assoc = session.assoc;
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        if !matches!(end, End::Aborted(_)) {
+            // Close our side: over TLS, the peer gets its close_notify.
+            let closing = tokio::io::AsyncWriteExt::shutdown(assoc.inner_stream());
+            let _ = tokio::time::timeout(CLOSE_GRACE, closing).await;
+        }
         match end {
             End::Released => {
                 tracing::info!(assoc = self.id, peer = %self.peer, stored, failed, elapsed_ms, "association released")
@@ -231,7 +267,19 @@ fn read_verdict(v: &Mutex<Option<Verdict>>) -> Option<Verdict> {
     v.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-impl<S: StorageSink> Session<'_, S> {
+/// An error and its causes, in one line (the TLS reason is a cause).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+impl<S: StorageSink, T: Stream> Session<'_, S, T> {
     async fn serve(&mut self) -> End {
         let mut shutdown = self.handler.shutdown.clone();
         loop {

@@ -4,7 +4,7 @@
 //! services triaged needs: it accepts associations under an
 //! [`AssociationPolicy`], answers C-ECHO, and streams every C-STORE data set
 //! into a [`StorageSink`] chosen by the caller. It also holds the SCU side
-//! (C-ECHO today, C-STORE for reports later).
+//! (C-ECHO and C-STORE to destinations), over TCP or TLS.
 //!
 //! It knows nothing of SQLite or of the file layout: whoever runs the
 //! [`Listener`] decides where instances go by implementing [`StorageSink`].
@@ -37,4 +37,4 @@ pub use policy::{
 pub use shutdown::Shutdown;
 pub use sink::{InstanceWriter, StorageSink, StoreFailure, StoreOutcome, StoreRequest};
 pub use status::Status;
-pub use tls::{TlsAcceptor, TlsError, TlsSettings};
+pub use tls::{ClientTlsSettings, Identity, TlsAcceptor, TlsError, TlsSettings};

@@ -2,10 +2,16 @@
 
 use dicom_ul::association::AsyncAssociation;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
-use tokio::net::TcpStream;
+
+/// A stream an association runs on: TCP, or TLS over TCP.
+pub(crate) trait Stream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Send a command set (always small enough for one PDV) on a context.
-pub(crate) async fn send_command<A: AsyncAssociation<TcpStream> + Send>(
+pub(crate) async fn send_command<S: Stream, A: AsyncAssociation<S> + Send>(
     assoc: &mut A,
     context_id: u8,
     command: Vec<u8>,

@@ -1,28 +1,27 @@
-//! DICOM over TLS (PS3.15 Annex B, the BCP 195 profile): the TLS session
-//! ends here, in Debian's OpenSSL, and the decrypted byte stream reaches
-//! the same association [`Handler`](crate::handler) as plain TCP through a
-//! loopback socket pair the daemon opens for it.
+//! DICOM over TLS (PS3.15 Annex B, the BCP 195 profile), both ways: the
+//! listener's TLS port ([`TlsAcceptor`]) and associations triaged opens to a
+//! destination ([`ClientTlsSettings`]).
 //!
-//! Why the detour: dicom-ul's server negotiates only over a tokio
-//! `TcpStream`, and its own TLS support needs rustls with a crypto provider
-//! (ring or aws-lc-rs) that compiles C sources Debian does not ship, which
-//! the project's build rules exclude. The pair costs one local copy of the
-//! bytes; the handler, its policy (checked against the real peer address,
-//! not the loopback one), limits and timeouts are exactly those of plain
-//! associations.
+//! TLS is dicom-ul's own (rustls, with ring as the one crypto provider, both
+//! compiled by cargo): the handshake and the association run on one stream,
+//! so an association over TLS is served by the same handler, under the same
+//! policy (checked against the peer's real address), limits and timeouts as
+//! one over plain TCP. Protocol versions are TLS 1.2 and 1.3; rustls offers
+//! only forward-secret AES-GCM and ChaCha20-Poly1305 suites, which is what
+//! BCP 195 asks of DICOM nodes.
+//!
+//! Files are read and checked when a configuration is built, so a bad path,
+//! a file without a PEM certificate or a key that does not match its
+//! certificate is reported naming the setting it came from.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use openssl::pkey::PKey;
-use openssl::ssl::{Ssl, SslAcceptor, SslMethod, SslVerifyMode, SslVersion};
-use openssl::stack::Stack;
-use openssl::x509::X509;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_openssl::SslStream;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// Where the TLS listener's certificate and key come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,9 +36,29 @@ pub struct TlsSettings {
     pub client_ca: Option<PathBuf>,
 }
 
+/// How triaged calls a peer over TLS: whom it trusts, and what it shows
+/// when the peer asks for a client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsSettings {
+    /// Certificate authorities (PEM) the peer's certificate must verify
+    /// against; the certificate must also name the host called (a DNS name
+    /// or an IP address in its subject alternative names).
+    pub ca_file: PathBuf,
+    /// Our certificate chain (PEM, leaf first) and its key, for peers that
+    /// require client certificates.
+    pub identity: Option<Identity>,
+}
+
+/// A certificate chain and its private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// `field` names the [`TlsSettings`] field the file came from.
+    /// `field` names the settings field the file came from.
     #[error("{field} {}: {detail}", path.display())]
     File {
         field: &'static str,
@@ -54,7 +73,7 @@ pub enum TlsError {
 /// client verification), shared by every connection.
 #[derive(Clone)]
 pub struct TlsAcceptor {
-    acceptor: Arc<SslAcceptor>,
+    config: Arc<ServerConfig>,
 }
 
 impl std::fmt::Debug for TlsAcceptor {
@@ -63,131 +82,128 @@ impl std::fmt::Debug for TlsAcceptor {
     }
 }
 
-/// The decrypted side of a TLS connection, and the task that pumps bytes
-/// between it and the peer: run both until either ends.
-pub(crate) struct Terminated {
-    pub stream: TcpStream,
-    pub pump: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+/// The one crypto provider, named rather than left to rustls' process-wide
+/// default, which a second provider compiled in would make ambiguous.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 impl TlsAcceptor {
     /// Loads and checks the files now, so a bad path or a key that does not
     /// match its certificate stops the daemon at start-up, naming the file.
     pub fn new(settings: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
-        let setup = |e: openssl::error::ErrorStack| TlsError::Setup(e.to_string());
-        // Mozilla's "intermediate" settings: TLS 1.2 and 1.3, forward-secret
-        // AES-GCM and ChaCha20 suites; what BCP 195 asks of DICOM nodes.
-        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(setup)?;
-        b.set_min_proto_version(Some(SslVersion::TLS1_2))
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
             .map_err(setup)?;
-        // The server's chain, leaf first, and the leaf's key.
-        let (cert_path, key_path) = (&settings.certificate, &settings.private_key);
-        let chain = certificates("certificate", cert_path)?;
-        let leaf = &chain[0];
-        b.set_certificate(leaf)
-            .map_err(|e| file_error("certificate", cert_path, e))?;
-        for intermediate in &chain[1..] {
-            b.add_extra_chain_cert(intermediate.clone())
-                .map_err(|e| file_error("certificate", cert_path, e))?;
-        }
-        let key = std::fs::read(key_path)
-            .map_err(|e| file_error("private_key", key_path, e))
-            .and_then(|pem| {
-                PKey::private_key_from_pem(&pem).map_err(|e| file_error("private_key", key_path, e))
-            })?;
-        if !leaf.public_key().is_ok_and(|public| public.public_eq(&key)) {
-            let detail = format!("does not match the certificate {}", cert_path.display());
-            return Err(file_error("private_key", key_path, detail));
-        }
-        b.set_private_key(&key)
-            .map_err(|e| file_error("private_key", key_path, e))?;
-        if let Some(ca) = &settings.client_ca {
-            // Trusted for verifying clients, and named in the request so a
-            // client with several certificates picks the right one.
-            let mut names = Stack::new().map_err(setup)?;
-            for cert in certificates("client_ca", ca)? {
-                names
-                    .push(cert.subject_name().to_owned().map_err(setup)?)
-                    .map_err(setup)?;
-                b.cert_store_mut().add_cert(cert).map_err(setup)?;
+        let builder = match &settings.client_ca {
+            Some(ca) => {
+                // Trusted for verifying clients, and named in the request so
+                // a client with several certificates picks the right one.
+                let roots = Arc::new(roots("client_ca", ca)?);
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| file_error("client_ca", ca, e))?;
+                builder.with_client_cert_verifier(verifier)
             }
-            b.set_client_ca_list(names);
-            b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
-        } else {
-            b.set_verify(SslVerifyMode::NONE);
-        }
+            None => builder.with_no_client_auth(),
+        };
+        let (chain, key) = identity(
+            "certificate",
+            "private_key",
+            &settings.certificate,
+            &settings.private_key,
+        )?;
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| key_error(&settings.certificate, &settings.private_key, e))?;
         Ok(TlsAcceptor {
-            acceptor: Arc::new(b.build()),
+            config: Arc::new(config),
         })
     }
 
-    /// The TLS handshake on `socket`, within `deadline`; then the loopback
-    /// pair. The handler reads and writes `stream`; `pump` carries the bytes.
-    pub(crate) async fn terminate(
-        &self,
-        socket: TcpStream,
-        peer: SocketAddr,
-        deadline: Duration,
-    ) -> std::io::Result<Terminated> {
-        let ssl = Ssl::new(self.acceptor.context()).map_err(std::io::Error::other)?;
-        let mut tls = SslStream::new(ssl, socket).map_err(std::io::Error::other)?;
-        match tokio::time::timeout(deadline, Pin::new(&mut tls).accept()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(std::io::Error::other(describe(&e))),
-            Err(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "TLS handshake not finished in time",
-                ))
-            }
-        }
-        tracing::debug!(
-            %peer,
-            version = tls.ssl().version_str(),
-            cipher = tls.ssl().current_cipher().map(|c| c.name()).unwrap_or("?"),
-            client_certificate = tls.ssl().peer_certificate().is_some(),
-            "TLS session established"
-        );
-        let (inner, mut outer) = loopback_pair().await?;
-        let pump = Box::pin(async move {
-            let mut tls = tls;
-            // Ends when either side closes; then both are closed.
-            let _ = tokio::io::copy_bidirectional(&mut tls, &mut outer).await;
-            let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
-        });
-        Ok(Terminated {
-            stream: inner,
-            pump,
-        })
+    pub(crate) fn config(&self) -> Arc<ServerConfig> {
+        self.config.clone()
     }
 }
 
-/// Two connected loopback sockets. Only the connection we open ourselves is
-/// taken: the listening socket lives for one accept, and a stranger that
-/// raced us to it is refused.
-async fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let outer = TcpStream::connect(listener.local_addr()?).await?;
-    let ours = outer.local_addr()?;
-    loop {
-        let (inner, from) = listener.accept().await?;
-        if from == ours {
-            inner.set_nodelay(true)?;
-            outer.set_nodelay(true)?;
-            return Ok((inner, outer));
-        }
-        tracing::warn!(%from, "unexpected connection to a TLS loopback socket: closed");
+impl ClientTlsSettings {
+    /// The rustls configuration for one association, read from the files
+    /// now: a renewed certificate is used from the next association on.
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(setup)?
+            .with_root_certificates(roots("ca_file", &self.ca_file)?);
+        let config = match &self.identity {
+            Some(id) => {
+                let (chain, key) = identity(
+                    "certificate",
+                    "private_key",
+                    &id.certificate,
+                    &id.private_key,
+                )?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| key_error(&id.certificate, &id.private_key, e))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
     }
+}
+
+/// The trust anchors in a PEM file; at least one.
+fn roots(field: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in certificates(field, path)? {
+        store.add(cert).map_err(|e| file_error(field, path, e))?;
+    }
+    Ok(store)
+}
+
+/// A certificate chain and its key, each named by its settings field.
+fn identity(
+    cert_field: &'static str,
+    key_field: &'static str,
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let chain = certificates(cert_field, cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key_field, key, e))?;
+    Ok((chain, key))
 }
 
 /// The PEM certificates in the file `settings.<field>` names; at least one.
-fn certificates(field: &'static str, path: &Path) -> Result<Vec<X509>, TlsError> {
-    let pem = std::fs::read(path).map_err(|e| file_error(field, path, e))?;
-    let certs = X509::stack_from_pem(&pem).map_err(|e| file_error(field, path, e))?;
+fn certificates(
+    field: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| file_error(field, path, e))?;
     if certs.is_empty() {
         return Err(file_error(field, path, "no PEM certificate in it"));
     }
     Ok(certs)
+}
+
+/// A certificate and key rustls cannot use together, named by the file at
+/// fault: the certificate when rustls refuses it (an X.509 v1 certificate,
+/// say), else the key.
+fn key_error(cert: &Path, key: &Path, e: rustls::Error) -> TlsError {
+    match e {
+        rustls::Error::InconsistentKeys(_) => file_error(
+            "private_key",
+            key,
+            format!("does not match the certificate {}", cert.display()),
+        ),
+        e @ rustls::Error::InvalidCertificate(_) => file_error("certificate", cert, e),
+        e => file_error("private_key", key, e),
+    }
+}
+
+fn setup(e: rustls::Error) -> TlsError {
+    TlsError::Setup(e.to_string())
 }
 
 fn file_error(field: &'static str, path: &Path, e: impl std::fmt::Display) -> TlsError {
@@ -198,15 +214,41 @@ fn file_error(field: &'static str, path: &Path, e: impl std::fmt::Display) -> Tl
     }
 }
 
-/// OpenSSL's reason for a failed handshake, in one line.
-fn describe(e: &openssl::ssl::Error) -> String {
-    match e.ssl_error() {
-        Some(stack) => stack
-            .errors()
-            .iter()
-            .filter_map(|e| e.reason())
-            .collect::<Vec<_>>()
-            .join("; "),
-        None => e.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_is_named_by_its_field() {
+        let settings = ClientTlsSettings {
+            ca_file: "/nonexistent/ca.pem".into(),
+            identity: None,
+        };
+        match settings.client_config() {
+            Err(TlsError::File { field, path, .. }) => {
+                assert_eq!(field, "ca_file");
+                assert_eq!(path, PathBuf::from("/nonexistent/ca.pem"));
+            }
+            other => panic!("expected a file error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_refused() {
+        let dir = std::env::temp_dir().join(format!("dimse-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let settings = TlsSettings {
+            certificate: empty.clone(),
+            private_key: empty.clone(),
+            client_ca: None,
+        };
+        let e = TlsAcceptor::new(&settings).unwrap_err();
+        assert!(
+            matches!(&e, TlsError::File { field: "certificate", detail, .. } if detail.contains("no PEM certificate")),
+            "{e}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

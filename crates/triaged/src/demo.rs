@@ -86,6 +86,7 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| config.dicom.ae_title.clone()),
         host,
         port,
+        tls: None,
     };
     let settings = ScuSettings {
         calling_ae_title: "TRIAGED-DEMO".into(),

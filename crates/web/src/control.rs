@@ -44,6 +44,8 @@ pub struct DestinationView {
     pub ae_title: String,
     pub host: String,
     pub port: u16,
+    /// Called over TLS (set in the configuration file only).
+    pub tls: bool,
     pub origin: Origin,
 }
 

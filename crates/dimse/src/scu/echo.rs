@@ -2,17 +2,30 @@
 
 use std::time::{Duration, Instant};
 
+use dicom_ul::association::client::AsyncClientAssociation;
 use dicom_ul::pdu::PresentationContextResultReason;
 
-use super::{open, proposed_transfer_syntaxes, read_response, Peer, ScuError, ScuSettings};
+use super::{open, proposed_transfer_syntaxes, read_response, Opened, Peer, ScuError, ScuSettings};
 use crate::command::{self, field};
+use crate::pdv::Stream;
 use crate::sop::VERIFICATION;
 
 /// Send one C-ECHO and return the round-trip time of the whole exchange.
 pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuError> {
     let started = Instant::now();
     let contexts = [(VERIFICATION.to_string(), proposed_transfer_syntaxes())];
-    let mut assoc = open(settings, peer, &contexts).await?;
+    match open(settings, peer, &contexts).await? {
+        Opened::Plain(assoc) => exchange(*assoc, peer).await?,
+        Opened::Tls(assoc) => exchange(*assoc, peer).await?,
+    }
+    Ok(started.elapsed())
+}
+
+/// One C-ECHO over an open association, then release.
+async fn exchange<S: Stream>(
+    mut assoc: AsyncClientAssociation<S>,
+    peer: &Peer,
+) -> Result<(), ScuError> {
     let ctx = assoc
         .presentation_contexts()
         .iter()
@@ -42,7 +55,7 @@ pub async fn echo(settings: &ScuSettings, peer: &Peer) -> Result<Duration, ScuEr
         });
     }
     if status.is_ok() {
-        Ok(started.elapsed())
+        Ok(())
     } else {
         Err(ScuError::Status {
             ae: peer.ae_title.clone(),

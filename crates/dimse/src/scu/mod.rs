@@ -6,12 +6,17 @@ mod store;
 
 use std::time::Duration;
 
-use dicom_ul::association::client::{AsyncClientAssociation, ClientAssociationOptions};
+use dicom_ul::association::client::{
+    AsyncClientAssociation, AsyncTlsStream, ClientAssociationOptions,
+};
 use dicom_ul::pdu::{PDataValueType, Pdu};
 use tokio::net::TcpStream;
 
 use crate::command;
+use crate::handler::chain;
+use crate::pdv::Stream;
 use crate::status::Status;
+use crate::tls::{ClientTlsSettings, TlsError};
 
 pub use echo::echo;
 pub use store::{store, Outgoing, Stored};
@@ -34,6 +39,8 @@ pub struct Peer {
     pub ae_title: String,
     pub host: String,
     pub port: u16,
+    /// Call it over TLS, trusting these authorities; plain TCP when `None`.
+    pub tls: Option<ClientTlsSettings>,
 }
 
 /// Our side of an association we open.
@@ -46,12 +53,19 @@ pub struct ScuSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScuError {
-    #[error("cannot associate with {ae}@{addr}: {source}")]
+    /// `detail` is the upper layer's error with its causes (for TLS, the
+    /// certificate problem).
+    #[error("cannot associate with {ae}@{addr}: {detail}")]
     Associate {
         ae: String,
         addr: String,
+        detail: String,
+    },
+    #[error("TLS to {ae}: {source}")]
+    Tls {
+        ae: String,
         #[source]
-        source: dicom_ul::association::Error,
+        source: TlsError,
     },
     #[error("{ae} accepted none of the proposed presentation contexts for {what}")]
     NotAccepted { ae: String, what: String },
@@ -63,13 +77,20 @@ pub enum ScuError {
     Encode { sop: String, detail: String },
 }
 
+/// An open association, over TCP or over TLS.
+pub(crate) enum Opened {
+    Plain(Box<AsyncClientAssociation<TcpStream>>),
+    Tls(Box<AsyncClientAssociation<AsyncTlsStream>>),
+}
+
 /// An open association to `peer` proposing `contexts` (abstract syntax,
-/// transfer syntaxes), with TCP_NODELAY set.
+/// transfer syntaxes), with TCP_NODELAY set; over TLS when the peer says
+/// so, the TLS handshake within the connection timeout.
 pub(crate) async fn open(
     settings: &ScuSettings,
     peer: &Peer,
     contexts: &[(String, Vec<String>)],
-) -> Result<AsyncClientAssociation<TcpStream>, ScuError> {
+) -> Result<Opened, ScuError> {
     let addr = format!("{}:{}", peer.host, peer.port);
     let mut options = ClientAssociationOptions::new()
         .calling_ae_title(settings.calling_ae_title.clone())
@@ -82,35 +103,58 @@ pub(crate) async fn open(
         options =
             options.with_presentation_context(abstract_syntax.clone(), transfer_syntaxes.clone());
     }
-    let mut assoc =
-        options
-            .establish_async(addr.as_str())
-            .await
-            .map_err(|source| match source {
-                dicom_ul::association::Error::NoAcceptedPresentationContexts { .. } => {
-                    ScuError::NotAccepted {
-                        ae: peer.ae_title.clone(),
-                        what: contexts
-                            .iter()
-                            .map(|(a, _)| a.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    }
-                }
-                source => ScuError::Associate {
-                    ae: peer.ae_title.clone(),
-                    addr: addr.clone(),
-                    source,
-                },
+    let failed = |source: dicom_ul::association::Error| match source {
+        dicom_ul::association::Error::NoAcceptedPresentationContexts { .. } => {
+            ScuError::NotAccepted {
+                ae: peer.ae_title.clone(),
+                what: contexts
+                    .iter()
+                    .map(|(a, _)| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        }
+        source => ScuError::Associate {
+            ae: peer.ae_title.clone(),
+            addr: addr.clone(),
+            detail: chain(&source),
+        },
+    };
+    // Without TCP_NODELAY every exchange waits on Nagle and delayed ACKs.
+    match &peer.tls {
+        None => {
+            let mut assoc = options
+                .establish_async(addr.as_str())
+                .await
+                .map_err(failed)?;
+            let _ = assoc.inner_stream().set_nodelay(true);
+            Ok(Opened::Plain(Box::new(assoc)))
+        }
+        Some(tls) => {
+            let config = tls.client_config().map_err(|source| ScuError::Tls {
+                ae: peer.ae_title.clone(),
+                source,
             })?;
-    // Without it every exchange waits on Nagle and delayed ACKs.
-    let _ = assoc.inner_stream().set_nodelay(true);
-    Ok(assoc)
+            let options = options.tls_config(config).server_name(&peer.host);
+            // The handshake has no timeout of its own in dicom-ul.
+            let mut assoc =
+                tokio::time::timeout(settings.timeout, options.establish_tls_async(addr.as_str()))
+                    .await
+                    .map_err(|_| ScuError::Associate {
+                        ae: peer.ae_title.clone(),
+                        addr: addr.clone(),
+                        detail: "TLS handshake not finished in time".into(),
+                    })?
+                    .map_err(failed)?;
+            let _ = assoc.inner_stream().get_ref().0.set_nodelay(true);
+            Ok(Opened::Tls(Box::new(assoc)))
+        }
+    }
 }
 
 /// Read one response command set; returns its message id and status.
-pub(crate) async fn read_response(
-    assoc: &mut AsyncClientAssociation<TcpStream>,
+pub(crate) async fn read_response<S: Stream>(
+    assoc: &mut AsyncClientAssociation<S>,
     peer: &Peer,
 ) -> Result<(u16, Status), ScuError> {
     let protocol = |reason: String| ScuError::Protocol {

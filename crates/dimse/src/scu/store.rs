@@ -13,8 +13,11 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::pdu::PresentationContextResultReason;
 use tokio::io::AsyncWriteExt;
 
-use super::{open, proposed_transfer_syntaxes, read_response, Peer, ScuError, ScuSettings};
+use dicom_ul::association::client::AsyncClientAssociation;
+
+use super::{open, proposed_transfer_syntaxes, read_response, Opened, Peer, ScuError, ScuSettings};
 use crate::command::{self, field};
+use crate::pdv::Stream;
 use crate::status::Status;
 
 /// A data set to send (native pixel data only: it is re-encoded in the
@@ -47,7 +50,20 @@ pub async fn store(
         .iter()
         .map(|c| (c.clone(), proposed_transfer_syntaxes()))
         .collect();
-    let mut assoc = open(settings, peer, &contexts).await?;
+    match open(settings, peer, &contexts).await? {
+        Opened::Plain(assoc) => send_all(*assoc, peer, items, classes.len()).await,
+        Opened::Tls(assoc) => send_all(*assoc, peer, items, classes.len()).await,
+    }
+}
+
+/// Every item over an open association (proposing `classes` SOP classes),
+/// then release.
+async fn send_all<S: Stream>(
+    mut assoc: AsyncClientAssociation<S>,
+    peer: &Peer,
+    items: &[Outgoing],
+    classes: usize,
+) -> Result<Vec<Stored>, ScuError> {
     let protocol = |reason: String| ScuError::Protocol {
         ae: peer.ae_title.clone(),
         reason,
@@ -73,7 +89,7 @@ pub async fn store(
         let ctx = accepted
             .iter()
             .find(|(a, _, _)| *a == item.sop_class_uid)
-            .or_else(|| (classes.len() == 1).then(|| accepted.first()).flatten());
+            .or_else(|| (classes == 1).then(|| accepted.first()).flatten());
         let Some((_, ctx, ts_uid)) = ctx else {
             results.push(Stored {
                 sop_instance_uid: item.sop_instance_uid.clone(),
