@@ -4,10 +4,11 @@
 #
 #   BUILD_PACKAGES  compile and link the binary: a C compiler and linker
 #                   (rustc links with cc; cargo compiles SQLite's
-#                   amalgamation and ring, the TLS crypto), CharLS
-#                   (JPEG-LS) and OpenJPEG (JPEG 2000) with pkg-config to
-#                   find them;
-#   RUN_PACKAGES    the shared libraries the built binary loads;
+#                   amalgamation and ring, the TLS crypto), CMake and a C++
+#                   compiler (charls-sys builds CharLS, for JPEG-LS), and
+#                   OpenJPEG (JPEG 2000) with pkg-config to find it;
+#   RUN_PACKAGES    the shared libraries the built binary loads (CharLS's
+#                   C++ runtime among them);
 #   TEST_PACKAGES   the real peers and tools of the test suite: DCMTK,
 #                   Orthanc, dicom3tools, sqlite3, Chromium and a font, curl,
 #                   Python's venv, procps, openssl (the TLS test's
@@ -15,8 +16,8 @@
 #                   comes from PyPI into .venv (scripts/setup.sh): Debian
 #                   12's nodejs 18 is older than playwright-core supports.
 
-BUILD_PACKAGES=(gcc libc6-dev pkg-config libcharls-dev libopenjp2-7-dev ca-certificates)
-RUN_PACKAGES=(libcharls2 libopenjp2-7)
+BUILD_PACKAGES=(gcc g++ cmake libc6-dev pkg-config libopenjp2-7-dev ca-certificates)
+RUN_PACKAGES=(libopenjp2-7 libstdc++6)
 TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl)
 
 # install_missing PACKAGE...: apt-get install those not installed yet.

@@ -1,5 +1,5 @@
-//! Codecs triaged runs itself: JPEG-LS (CharLS) and JPEG 2000 / HTJ2K
-//! (OpenJPEG) on C libraries from Debian, and 12-bit JPEG in Rust. Their
+//! Codecs triaged runs itself: JPEG-LS (CharLS, compiled by charls-sys)
+//! and JPEG 2000 / HTJ2K (Debian's OpenJPEG) in C, and 12-bit JPEG in Rust. Their
 //! output becomes native pixel data, so the rest of decoding is the same
 //! for every syntax.
 

@@ -146,7 +146,7 @@ impl Frames {
             }
         }
 
-        // JPEG-LS and JPEG 2000 go through Debian's CharLS and OpenJPEG; the
+        // JPEG-LS and JPEG 2000 go through CharLS and OpenJPEG; the
         // result is decoded as the equivalent native object, so LUT
         // attributes are read the same way for every syntax.
         let transcoded;

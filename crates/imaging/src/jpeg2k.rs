@@ -3,8 +3,11 @@
 //! The pure-Rust port that dicom-rs offers (`openjp2`) is single-threaded
 //! and slower than C OpenJPEG on large radiographs; Debian ships OpenJPEG
 //! 2.5 (libopenjp2-7-dev), which also decodes High-Throughput JPEG 2000 and
-//! can use several threads per image. This binding decodes one code stream
-//! from memory into interleaved samples.
+//! can use several threads per image. Compiled from source by the
+//! `openjpeg-sys` crate instead, it decoded no faster (`bench/codec_sys.sh`:
+//! within the run-to-run spread), so the system library stays, its version
+//! checked by build.rs. This binding decodes one code stream from memory
+//! into interleaved samples.
 
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,7 +58,7 @@ type SkipFn = extern "C" fn(i64, *mut c_void) -> i64;
 type SeekFn = extern "C" fn(i64, *mut c_void) -> i32;
 type MsgFn = extern "C" fn(*const c_char, *mut c_void);
 
-#[link(name = "openjp2")]
+// Linked by build.rs (pkg-config, OpenJPEG 2.5 to 2.x checked).
 extern "C" {
     fn opj_create_decompress(format: i32) -> *mut Codec;
     fn opj_destroy_codec(codec: *mut Codec);

@@ -2,7 +2,7 @@
 //!
 //! [`Frames::decode`] turns a stored instance into exact stored sample
 //! values (every transfer syntax that dicom-pixeldata decodes in pure
-//! Rust; JPEG-LS and JPEG 2000 through Debian's CharLS and OpenJPEG), checking
+//! Rust; JPEG-LS through CharLS and JPEG 2000 through OpenJPEG), checking
 //! the image header first so that a hostile header is a
 //! typed error, never a panic or a huge allocation. From the samples:
 //! - [`Frames::modality`] applies the Modality LUT (rescale slope and
