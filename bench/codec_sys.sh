@@ -10,6 +10,7 @@
 # as fast here: docs/performance.md.)
 #
 #   bench/codec_sys.sh
+#   CALLGRIND=1 bench/codec_sys.sh   # instruction counts, not times
 # Needs cmake and g++ for charls-sys (BUILD_PACKAGES).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,13 +46,28 @@ features = ["static"]
 TOML
   printf '\nuse charls_sys as _;\nuse openjpeg_sys as _;\n' >> src/lib.rs
 )
-bench() { (cd "$WORK/$1" && CARGO_TARGET_DIR="$WORK/target-$1" cargo bench -q -p triaged-imaging --bench decode -- "${FILES[@]}"); }
+# Milliseconds per file; with CALLGRIND=1, instructions executed instead
+# (valgrind's count: the same for the same binary and input however busy
+# the machine is).
+bench() {
+  (cd "$WORK/$1" && CARGO_TARGET_DIR="$WORK/target-$1" cargo bench -q -p triaged-imaging --bench decode --no-run 2>/dev/null)
+  local bin f
+  bin=$(ls -t "$WORK/target-$1"/release/deps/decode-* | grep -v '\.d$' | head -1)
+  if [ "${CALLGRIND:-0}" = 1 ]; then
+    for f in "${FILES[@]}"; do
+      printf '%s\t%s\n' "$(basename "$f")" "$(RUNS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$f" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')"
+    done
+  else
+    "$bin" "${FILES[@]}"
+  fi
+}
 debian=$(bench debian)
 sys=$(bench sys)
+unit=ms; [ "${CALLGRIND:-0}" = 1 ] && unit=Ir
 ver() { grep -A1 "name = \"$1\"" "$WORK/sys/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p'; }
 echo "Debian: OpenJPEG $(pkg-config --modversion libopenjp2), CharLS $(pkg-config --modversion charls); -sys crates: openjpeg-sys $(ver openjpeg-sys), charls-sys $(ver charls-sys)"
-printf '%-30s %12s %12s %10s\n' file "Debian ms" "-sys ms" "sys/Debian"
+printf '%-30s %14s %14s %10s\n' file "Debian $unit" "-sys $unit" "sys/Debian"
 join -t $'\t' <(echo "$debian" | sort) <(echo "$sys" | sort) |
   while IFS=$'\t' read -r name a b; do
-    printf '%-30s %12s %12s %10s\n' "$name" "$a" "$b" "$(python3 -c "print(f'{$b/$a:.2f}')")"
+    printf '%-30s %14s %14s %10s\n' "$name" "$a" "$b" "$(python3 -c "print(f'{$b/$a:.2f}')")"
   done
