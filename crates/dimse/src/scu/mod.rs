@@ -136,14 +136,18 @@ pub(crate) async fn open(
                 source,
             })?;
             let options = options.tls_config(config).server_name(&peer.host);
-            // The handshake has no timeout of its own in dicom-ul.
+            // The handshake has no timeout of its own in dicom-ul: it and
+            // the negotiation get one deadline.
             let mut assoc =
                 tokio::time::timeout(settings.timeout, options.establish_tls_async(addr.as_str()))
                     .await
                     .map_err(|_| ScuError::Associate {
                         ae: peer.ae_title.clone(),
                         addr: addr.clone(),
-                        detail: "TLS handshake not finished in time".into(),
+                        detail: format!(
+                            "TLS handshake and association not done within {} s",
+                            settings.timeout.as_secs()
+                        ),
                     })?
                     .map_err(failed)?;
             let _ = assoc.inner_stream().get_ref().0.set_nodelay(true);
