@@ -128,12 +128,30 @@ pub fn python() -> PathBuf {
     p
 }
 
+/// A loopback port nothing listens on, for a server a test starts. Taken
+/// below Linux's ephemeral range (32768-60999), where the kernel never
+/// puts an outgoing connection, and never twice in one test process: a
+/// port from `bind(":0")` could be taken by another test's connection or
+/// server before the server meant for it bound it (seen in CI: Orthanc's
+/// "Address already in use"). Test binaries start at different points.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20000;
+    const COUNT: u32 = 12000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(2654435761) % COUNT,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// Run a tool to completion. TCP_NODELAY=1 makes DCMTK skip Nagle's delay.
