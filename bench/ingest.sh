@@ -19,13 +19,11 @@ N_LARGE=${N_LARGE:-500}
 N_SMALL=${N_SMALL:-2000}
 export TCP_NODELAY=1
 
-cargo build --release -q -p triaged
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-TRIAGED="$TARGET_DIR/release/triaged"
+source bench/common.sh
+TRIAGED=$(release_triaged)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/triaged-bench.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
 # Start a server; sets PID and PORT.
@@ -78,8 +76,6 @@ timed_run() {
   stop_server
   python3 -c "print(f'{$t1-$t0:.3f}')"
 }
-
-median() { python3 -c 'import sys,statistics; print(f"{statistics.median(map(float,sys.argv[1:])):.3f}")' "$@"; }
 
 printf '%-26s %-9s %9s %11s %17s\n' workload server seconds "inst/s" "triaged/storescp"
 for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \

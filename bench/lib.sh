@@ -2,13 +2,12 @@
 # daemon on free ports in a temporary folder, both stopped on exit.
 # Source it after setting `quiet` (seconds) and `models` (a models folder).
 # Sets: bin, work, dicom (daemon port), http (Orthanc REST port), daemon (pid).
-cargo build --release -q -p triaged
-bin=${CARGO_TARGET_DIR:-target}/release/triaged
+source bench/common.sh
+bin=$(release_triaged)
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 3; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pacs=$(free_port); http=$(free_port); dicom=$(free_port)
 cat > "$work/orthanc.json" <<JSON
 {"Name":"BenchPACS","StorageDirectory":"$work/pacs","IndexDirectory":"$work/pacs","Plugins":[],

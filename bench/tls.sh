@@ -17,15 +17,11 @@ N_LARGE=${N_LARGE:-300}
 N_SMALL=${N_SMALL:-1000}
 export TCP_NODELAY=1
 
-if [ -z "${TRIAGED:-}" ]; then
-  cargo build --release -q -p triaged
-  TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  TRIAGED="$TARGET_DIR/release/triaged"
-fi
+source bench/common.sh
+TRIAGED=${TRIAGED:-$(release_triaged)}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/triaged-tls-bench.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 CERTS="$WORK/certs"; mkdir -p "$CERTS"
 # A CA, a server certificate for 127.0.0.1 and a client certificate.
 (
@@ -92,8 +88,6 @@ timed_run() {
   stop_server
   python3 -c "print(f'{$t1-$t0:.3f}')"
 }
-
-median() { python3 -c 'import sys,statistics; print(f"{statistics.median(map(float,sys.argv[1:])):.3f}")' "$@"; }
 
 echo "triaged: $TRIAGED"
 printf '%-16s %-14s %9s %9s %9s\n' workload server seconds "inst/s" "MB/s"

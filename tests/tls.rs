@@ -446,26 +446,17 @@ fn the_outbox_delivers_to_orthanc_over_dicom_tls() {
     let certs = tempfile::tempdir().unwrap();
     certificates(certs.path());
     let c = certs.path();
-    let dir = tempfile::tempdir().unwrap();
-    let (http_port, dicom_port) = (free_port(), free_port());
-    let db = dir.path().join("db");
     let p = |f: &str| c.join(f).display().to_string();
     // Orthanc's DICOM port speaks only TLS and requires client certificates
     // from the test CA.
-    let config = format!(
-        r#"{{"Name": "TLSPACS", "StorageDirectory": "{db}", "IndexDirectory": "{db}", "Plugins": [],
-           "HttpPort": {http_port}, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
-           "DicomAet": "{ae}", "DicomPort": {dicom_port}, "DicomCheckCalledAet": true,
-           "DicomAlwaysAllowStore": true, "SaveJobs": false,
-           "DicomTlsEnabled": true, "DicomTlsCertificate": "{cert}", "DicomTlsPrivateKey": "{key}",
-           "DicomTlsTrustedCertificates": "{ca}", "DicomTlsRemoteCertificateRequired": true}}"#,
-        db = db.display(),
-        ae = Orthanc::AE,
-        cert = p("server.pem"),
-        key = p("server.key"),
-        ca = p("ca.pem"),
-    );
-    let pacs = Orthanc::start_config(dir, &config, http_port, dicom_port);
+    let pacs = Orthanc::start_with_settings(&format!(
+        r#""DicomTlsEnabled": true, "DicomTlsCertificate": "{}", "DicomTlsPrivateKey": "{}",
+           "DicomTlsTrustedCertificates": "{}", "DicomTlsRemoteCertificateRequired": true"#,
+        p("server.pem"),
+        p("server.key"),
+        p("ca.pem"),
+    ));
+    let dicom_port = pacs.dicom_port;
     let files_dir = tempfile::tempdir().unwrap();
     let (study, files) = phantom_study(files_dir.path(), 12, vec![], 2);
     let d = Daemon::start(

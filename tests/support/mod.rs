@@ -422,6 +422,21 @@ impl Orthanc {
         modalities: &[(&str, &str, u16)],
         allow_store: bool,
     ) -> Orthanc {
+        Self::start_configured(dicom_port, modalities, allow_store, "")
+    }
+
+    /// Storing from anyone, with `extra` configuration entries (JSON
+    /// members, e.g. `"DicomTlsEnabled": true`) added to the usual ones.
+    pub fn start_with_settings(extra: &str) -> Orthanc {
+        Self::start_configured(free_port(), &[], true, extra)
+    }
+
+    fn start_configured(
+        dicom_port: u16,
+        modalities: &[(&str, &str, u16)],
+        allow_store: bool,
+        extra: &str,
+    ) -> Orthanc {
         let dir = tempfile::tempdir().unwrap();
         let http_port = free_port();
         let mods: Vec<String> = modalities
@@ -434,10 +449,15 @@ impl Orthanc {
                "HttpPort": {http_port}, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
                "DicomAet": "{ae}", "DicomPort": {dicom_port}, "DicomCheckCalledAet": true,
                "DicomAlwaysAllowStore": {allow_store}, "DicomModalities": {{ {mods} }},
-               "StableAge": 5, "SaveJobs": false, "HttpTimeout": 60}}"#,
+               "StableAge": 5, "SaveJobs": false, "HttpTimeout": 60{extra}}}"#,
             db = db.display(),
             ae = Self::AE,
-            mods = mods.join(", ")
+            mods = mods.join(", "),
+            extra = if extra.is_empty() {
+                String::new()
+            } else {
+                format!(", {extra}")
+            }
         );
         Self::start_config(dir, &config, http_port, dicom_port)
     }

@@ -220,7 +220,7 @@ pub struct SourceConfig {
     pub quiet_secs: Option<f64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     pub name: String,
@@ -266,17 +266,6 @@ impl DestinationConfig {
                 },
             ),
         })
-    }
-
-    /// This destination with `other`'s TLS settings.
-    pub fn with_tls_of(self, other: &DestinationConfig) -> DestinationConfig {
-        DestinationConfig {
-            tls: other.tls,
-            ca_file: other.ca_file.clone(),
-            certificate: other.certificate.clone(),
-            private_key: other.private_key.clone(),
-            ..self
-        }
     }
 
     /// What is wrong with the TLS settings, each message starting with its

@@ -135,6 +135,8 @@ fn destination_of(file: &Config, r: &PeerOverride) -> DestinationConfig {
     )
 }
 
+/// The console's address for destination `name`; everything else (TLS)
+/// from the file's destination of that name, or the defaults (plain TCP).
 fn console_destination(
     file: &Config,
     name: &str,
@@ -142,19 +144,13 @@ fn console_destination(
     host: String,
     port: u16,
 ) -> DestinationConfig {
-    let d = DestinationConfig {
+    let from_file = file.destinations.iter().find(|f| f.name == name);
+    DestinationConfig {
         name: name.to_string(),
         ae_title,
         host,
         port,
-        tls: false,
-        ca_file: None,
-        certificate: None,
-        private_key: None,
-    };
-    match file.destinations.iter().find(|f| f.name == name) {
-        Some(f) => d.with_tls_of(f),
-        None => d,
+        ..from_file.cloned().unwrap_or_default()
     }
 }
 

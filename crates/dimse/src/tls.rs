@@ -107,12 +107,7 @@ impl TlsAcceptor {
             }
             None => builder.with_no_client_auth(),
         };
-        let (chain, key) = identity(
-            "certificate",
-            "private_key",
-            &settings.certificate,
-            &settings.private_key,
-        )?;
+        let (chain, key) = identity(&settings.certificate, &settings.private_key)?;
         let config = builder
             .with_single_cert(chain, key)
             .map_err(|e| key_error(&settings.certificate, &settings.private_key, e))?;
@@ -136,12 +131,7 @@ impl ClientTlsSettings {
             .with_root_certificates(roots("ca_file", &self.ca_file)?);
         let config = match &self.identity {
             Some(id) => {
-                let (chain, key) = identity(
-                    "certificate",
-                    "private_key",
-                    &id.certificate,
-                    &id.private_key,
-                )?;
+                let (chain, key) = identity(&id.certificate, &id.private_key)?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| key_error(&id.certificate, &id.private_key, e))?
@@ -161,15 +151,14 @@ fn roots(field: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(store)
 }
 
-/// A certificate chain and its key, each named by its settings field.
+/// A certificate chain and its key (the settings' `certificate` and
+/// `private_key` on either side).
 fn identity(
-    cert_field: &'static str,
-    key_field: &'static str,
     cert: &Path,
     key: &Path,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let chain = certificates(cert_field, cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key_field, key, e))?;
+    let chain = certificates("certificate", cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error("private_key", key, e))?;
     Ok((chain, key))
 }
 

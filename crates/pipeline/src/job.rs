@@ -9,7 +9,6 @@ use infer::Classifier;
 use report::{ImageRef, Priority, SrClass};
 
 use crate::aggregate::{self, ModelRun};
-use crate::metrics::Metrics;
 use crate::{analysis, rules, select_series, subsample, Pipeline, PipelineError};
 
 /// A model, the images it reads and where its report goes.
@@ -43,12 +42,16 @@ impl Pipeline {
         let outcome = self.analyse(&job, &mut skipped).await;
         match &outcome {
             Ok(Some((_, queued))) => {
-                Metrics::add(&m.jobs_done, 1);
-                Metrics::add(&m.objects_queued, *queued as u64);
+                m.jobs_done.inc();
+                m.objects_queued.inc_by(*queued as u64);
                 m.observe_analysis(started.elapsed());
             }
-            Ok(None) => Metrics::add(&m.jobs_not_applicable, 1),
-            Err(_) => Metrics::add(&m.jobs_failed, 1),
+            Ok(None) => {
+                m.jobs_not_applicable.inc();
+            }
+            Err(_) => {
+                m.jobs_failed.inc();
+            }
         }
         match outcome {
             Ok(Some((priority, reports))) => tracing::info!(
@@ -128,8 +131,8 @@ impl Pipeline {
         .await
         .map_err(|e| PipelineError::Model(e.to_string()))?;
         let m = &self.settings.metrics;
-        Metrics::add(&m.images_analysed, run.evidence.len() as u64);
-        Metrics::add(&m.images_skipped, run.skipped.len() as u64);
+        m.images_analysed.inc_by(run.evidence.len() as u64);
+        m.images_skipped.inc_by(run.skipped.len() as u64);
         skipped.push(ModelSkips {
             model: w.model.manifest.name.clone(),
             version: w.model.manifest.version.clone(),

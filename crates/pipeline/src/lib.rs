@@ -149,7 +149,7 @@ impl Pipeline {
             let quiet = me.settings.live.quiet();
             match jobs.assemble(&quiet, watching_since.as_deref()).await {
                 Ok(made) if !made.is_empty() => {
-                    metrics::Metrics::add(&me.settings.metrics.jobs_created, made.len() as u64);
+                    me.settings.metrics.jobs_created.inc_by(made.len() as u64);
                     ready.notify_waiters();
                 }
                 Ok(_) => {}
@@ -178,7 +178,7 @@ impl Pipeline {
                     let (me, claimed) = (self.clone(), job.clone());
                     if let Err(why) = guard::guarded(async move { me.process(claimed).await }).await
                     {
-                        metrics::Metrics::add(&self.settings.metrics.jobs_failed, 1);
+                        self.settings.metrics.jobs_failed.inc();
                         tracing::error!(
                             worker = n, job = job.id, study_instance_uid = %job.study_instance_uid,
                             error = %why, "analysis panicked: the job fails, the worker goes on"

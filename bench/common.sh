@@ -1,0 +1,15 @@
+# Helpers the benchmark scripts share; source it from the repository root.
+
+# The release daemon, built now; prints its path.
+release_triaged() {
+  cargo build --release -q -p triaged
+  local target
+  target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  echo "$target/release/triaged"
+}
+
+# A free loopback TCP port.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The median of the arguments, to 3 decimals.
+median() { python3 -c 'import sys,statistics; print(f"{statistics.median(map(float,sys.argv[1:])):.3f}")' "$@"; }
