@@ -54,6 +54,7 @@ pub const TRACKING_UID: Code = dcm("112040", "Tracking Unique Identifier");
 pub const FINDING: Code = dcm("121071", "Finding");
 pub const ALGORITHM_NAME: Code = dcm("111001", "Algorithm Name");
 pub const ALGORITHM_VERSION: Code = dcm("111003", "Algorithm Version");
+pub const STUDY_INSTANCE_UID: Code = dcm("110180", "Study Instance UID");
 pub const SOURCE: Code = sct("260753009", "Source");
 pub const PRESENT: Code = sct("52101004", "Present");
 pub const ABSENT: Code = sct("2667000", "Absent");

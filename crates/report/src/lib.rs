@@ -8,15 +8,22 @@
 //! Secondary Capture of the image with its heatmap and a burned-in
 //! "not for diagnosis" label. Both copy Patient and Study attributes from
 //! a source instance and get deterministic UIDs, so a retry never makes a
-//! second object. Sending is `dimse`'s job; this crate only builds.
+//! second object. [`result::StudyResult`] is the same result as plain
+//! data; [`hl7`], [`fhir`] and [`webhook`] build the messages that carry it
+//! to a RIS, a FHIR server and an alerting service. Sending is the
+//! daemon's job; this crate only builds.
 
 #![forbid(unsafe_code)]
 
 pub mod codes;
 mod content;
+pub mod fhir;
 pub mod heatmap;
+pub mod hl7;
+pub mod result;
 pub mod sr;
 mod text;
+pub mod webhook;
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
@@ -25,6 +32,7 @@ use dicom_object::InMemDicomObject;
 use sha2::{Digest, Sha256};
 
 pub use heatmap::HeatmapCapture;
+pub use result::StudyResult;
 pub use sr::{Device, ImageRef, ImageResult, LabelResult, ModelInfo, Priority, Report, SrClass};
 
 /// triaged's Implementation Class UID for the objects it creates.

@@ -233,7 +233,7 @@ impl Report<'_> {
     }
 
     /// What was imaged, from the source's Modality and Body Part Examined.
-    fn procedure(&self) -> Code {
+    pub fn procedure(&self) -> Code {
         codes::procedure(
             attrs::text(self.source, tags::MODALITY).as_deref(),
             attrs::text(self.source, tags::BODY_PART_EXAMINED).as_deref(),
@@ -256,7 +256,9 @@ impl Report<'_> {
         best.map(|(_, image)| image)
     }
 
-    fn intended_use(&self) -> String {
+    /// The intended use as reported: "not for diagnostic use" added
+    /// unless the model is validated and states its use.
+    pub fn intended_use(&self) -> String {
         let stated = self
             .model
             .intended_use

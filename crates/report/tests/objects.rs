@@ -328,3 +328,43 @@ fn a_head_ct_report_names_the_procedure_the_types_and_the_key_slice() {
     let key = tree.lines().find(|l| l.contains("Key image")).unwrap();
     assert!(key.contains(&slices[1].sop_instance_uid), "{key}\n{tree}");
 }
+
+#[test]
+fn the_result_document_states_what_the_sr_states() {
+    let (src, slices, study) = head_ct_slices();
+    let finding = |label: &str, probability: f32| LabelResult {
+        label: label.into(),
+        probability,
+        threshold: 0.5,
+        flagged: probability >= 0.5,
+        heatmap: None,
+    };
+    let mut r = report(&src, &slices[0], &study, 0.0);
+    r.results = vec![
+        ImageResult {
+            image: slices[0].clone(),
+            findings: vec![finding("Intracranial haemorrhage", 0.4)],
+        },
+        ImageResult {
+            image: slices[1].clone(),
+            findings: vec![finding("Intracranial haemorrhage", 0.8)],
+        },
+    ];
+    let doc = report::StudyResult::of(&r, SrClass::Comprehensive3d);
+    let sr = r.build(SrClass::Comprehensive3d, 1).unwrap();
+    assert_eq!(
+        doc.report_uid,
+        attrs::text(&sr, tags::SOP_INSTANCE_UID).unwrap()
+    );
+    assert_eq!(doc.study.instance_uid, study);
+    assert_eq!(doc.patient.id, attrs::text(&src, tags::PATIENT_ID).unwrap());
+    assert_eq!(doc.study.procedure.meaning, "Computed tomography of head");
+    assert_eq!(doc.priority, report::result::PriorityName::Urgent);
+    // One finding per label: its most probable slice, flagged if any is.
+    assert_eq!(doc.findings.len(), 1);
+    let f = &doc.findings[0];
+    assert_eq!((f.probability, f.flagged), (0.8, true));
+    assert_eq!(f.image_uid, slices[1].sop_instance_uid);
+    assert_eq!(f.code.code, "1386000");
+    assert!(doc.producer.intended_use.contains("not for diagnostic use"));
+}
