@@ -40,7 +40,7 @@ pub use models::{
     effective as effective_state, LabelComparison, ModelState, ModelStateRow, ModelStates,
     StateChange, UnknownState,
 };
-pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy};
+pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy, RESULT_EXTENSION};
 pub use peers::{PeerKind, PeerOverride, Peers};
 pub use query::StudySummary;
 pub use worklist::{

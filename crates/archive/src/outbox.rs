@@ -3,7 +3,9 @@
 //!
 //! An object is written to `<storage>/outbox/<SOPInstanceUID>.dcm`
 //! (temporary file, fsync, rename, directory fsync) before its rows are
-//! committed, so a row never points at a missing file. Delivery claims due
+//! committed, so a row never points at a missing file. A destination that
+//! takes messages (HL7, FHIR, webhook) gets one row per report instead,
+//! pointing at the report's result document (`<SOPInstanceUID>.result.json`). Delivery claims due
 //! rows (`sending`); success makes them `delivered`, a transient failure
 //! puts them back to `pending` after an exponential backoff with jitter,
 //! and a permanent rejection or the retry limit makes them `dead` until an
@@ -22,6 +24,8 @@ use crate::fsutil::{create_dir_durable, is_safe_uid, sync_dir};
 use crate::ArchiveError;
 
 const FOLDER: &str = "outbox";
+/// How a kept result document's file name ends.
+pub const RESULT_EXTENSION: &str = "result.json";
 
 /// A result object to deliver.
 #[derive(Debug, Clone)]
@@ -188,21 +192,33 @@ impl Outbox {
     /// findings ([`crate::Jobs::finish`]), so a crash leaves either both or
     /// neither. A file kept but never queued is overwritten by the re-run.
     pub async fn keep(&self, object: &NewObject) -> Result<Kept, ArchiveError> {
+        self.keep_as(object, "dcm").await
+    }
+
+    /// Keep the result document of the report `object` names (its SOP
+    /// Instance UID and class are the report's; its file is the result as
+    /// JSON), for destinations that take a message rather than DICOM
+    /// objects. Kept as `<SOPInstanceUID>.result.json` beside the report.
+    pub async fn keep_result(&self, object: &NewObject) -> Result<Kept, ArchiveError> {
+        self.keep_as(object, RESULT_EXTENSION).await
+    }
+
+    async fn keep_as(&self, object: &NewObject, extension: &str) -> Result<Kept, ArchiveError> {
         if !is_safe_uid(&object.sop_instance_uid) {
             return Err(ArchiveError::BadAttribute {
                 attribute: "SOPInstanceUID",
             });
         }
-        let relative = format!("{FOLDER}/{}.dcm", object.sop_instance_uid);
+        let relative = format!("{FOLDER}/{}.{extension}", object.sop_instance_uid);
         let folder = self.dir.join(FOLDER);
         let path = self.dir.join(&relative);
+        let tmp = self.dir.join(format!("{relative}.tmp"));
         let bytes = object.file.clone();
         let root = self.dir.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Write;
             // The folder's own entry must survive power loss too.
             create_dir_durable(&root, &folder)?;
-            let tmp = path.with_extension("dcm.tmp");
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;

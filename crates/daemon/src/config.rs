@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod destination;
+pub use destination::{DestinationConfig, DestinationKind};
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -38,6 +41,18 @@ pub struct HttpConfig {
     /// Who may sign in. With none, the daemon makes one admin token at
     /// first start and keeps it in `<storage>/admin.token`.
     pub users: Vec<HttpUserConfig>,
+    /// The worklist's address as users reach it (e.g. behind the TLS
+    /// proxy), for links in alerts; default `http://<listen>`.
+    pub public_url: Option<String>,
+}
+
+impl HttpConfig {
+    /// Where users reach the worklist.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
 }
 
 impl Default for HttpConfig {
@@ -46,6 +61,7 @@ impl Default for HttpConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8642)),
             users: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -102,6 +118,10 @@ pub struct OutboxConfig {
     /// `max_retry_secs`.
     pub first_retry_secs: u64,
     pub max_retry_secs: u64,
+    /// How long one attempt to an HL7, FHIR or webhook destination may
+    /// take: connecting, sending and the answer (DICOM destinations use
+    /// `dicom.scu_timeout_secs`).
+    pub timeout_secs: u64,
 }
 
 impl Default for OutboxConfig {
@@ -110,6 +130,7 @@ impl Default for OutboxConfig {
             max_attempts: 50,
             first_retry_secs: 5,
             max_retry_secs: 3600,
+            timeout_secs: 30,
         }
     }
 }
@@ -218,91 +239,6 @@ pub struct SourceConfig {
     /// between images than a router); default `pipeline.quiet_secs`.
     #[serde(default)]
     pub quiet_secs: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DestinationConfig {
-    pub name: String,
-    pub ae_title: String,
-    pub host: String,
-    pub port: u16,
-    /// DICOM over TLS to this destination (its TLS port, often 2762):
-    /// `ca_file` is then required, the authorities the destination's
-    /// certificate must verify against (the certificate must also name
-    /// `host`); `certificate` and `private_key`, together, for a destination
-    /// that requires client certificates. Only the configuration file sets
-    /// them: a console change of the destination's address keeps them.
-    #[serde(default)]
-    pub tls: bool,
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default)]
-    pub certificate: Option<PathBuf>,
-    #[serde(default)]
-    pub private_key: Option<PathBuf>,
-}
-
-impl DestinationConfig {
-    /// The peer an association to this destination is opened with.
-    pub fn peer(&self) -> dimse::scu::Peer {
-        dimse::scu::Peer {
-            ae_title: self.ae_title.clone(),
-            host: self.host.clone(),
-            port: self.port,
-            tls: self.tls_settings(),
-        }
-    }
-
-    /// What the SCU calls with; `None` for plain TCP. Complete only for a
-    /// destination [`Config::problems`] found nothing wrong with.
-    fn tls_settings(&self) -> Option<dimse::ClientTlsSettings> {
-        self.tls.then(|| dimse::ClientTlsSettings {
-            ca_file: self.ca_file.clone().unwrap_or_default(),
-            identity: self.certificate.clone().zip(self.private_key.clone()).map(
-                |(certificate, private_key)| dimse::Identity {
-                    certificate,
-                    private_key,
-                },
-            ),
-        })
-    }
-
-    /// What is wrong with the TLS settings, each message starting with its
-    /// key after `prefix` (e.g. "destinations[0].").
-    fn tls_problems(&self, prefix: &str) -> Vec<String> {
-        let mut p = Vec::new();
-        let files = [
-            ("ca_file", &self.ca_file),
-            ("certificate", &self.certificate),
-            ("private_key", &self.private_key),
-        ];
-        if !self.tls {
-            for (key, _) in files.iter().filter(|(_, f)| f.is_some()) {
-                p.push(format!("{prefix}{key}: set, but tls is false"));
-            }
-            return p;
-        }
-        if self.ca_file.is_none() {
-            p.push(format!(
-                "{prefix}ca_file: required with tls = true (the authorities the destination's certificate must verify against)"
-            ));
-        }
-        match (&self.certificate, &self.private_key) {
-            (Some(_), None) => p.push(format!("{prefix}private_key: required with certificate")),
-            (None, Some(_)) => p.push(format!("{prefix}certificate: required with private_key")),
-            _ => {}
-        }
-        if p.is_empty() {
-            if let Some(Err(e)) = self.tls_settings().map(|s| s.client_config()) {
-                p.push(match e {
-                    dimse::TlsError::File { .. } => format!("{prefix}{e}"),
-                    e => format!("{prefix}tls: {e}"),
-                });
-            }
-        }
-        p
-    }
 }
 
 /// A destination name that is not in `[[destinations]]`.
@@ -508,6 +444,9 @@ impl Config {
                 }
             }
         }
+        if self.outbox.timeout_secs == 0 {
+            p.push("outbox.timeout_secs: must be at least 1".into());
+        }
         if self.outbox.max_attempts == 0 {
             p.push("outbox.max_attempts: must be at least 1".into());
         }
@@ -570,25 +509,13 @@ impl Config {
             }
         }
         for (i, d) in self.destinations.iter().enumerate() {
-            if d.name.trim().is_empty() {
-                p.push(format!("destinations[{i}].name: must not be empty"));
-            }
             if self.destinations[..i].iter().any(|o| o.name == d.name) {
                 p.push(format!(
                     "destinations[{i}].name: '{}' is used twice",
                     d.name
                 ));
             }
-            if let Err(e) = check_ae_title(&d.ae_title) {
-                p.push(format!("destinations[{i}].ae_title: {e}"));
-            }
-            if let Err(e) = check_host(&d.host) {
-                p.push(format!("destinations[{i}].host: {e}"));
-            }
-            if d.port == 0 {
-                p.push(format!("destinations[{i}].port: must be 1..=65535"));
-            }
-            p.extend(d.tls_problems(&format!("destinations[{i}].")));
+            p.extend(d.problems(&format!("destinations[{i}].")));
         }
         for (i, u) in self.http.users.iter().enumerate() {
             if u.name.trim().is_empty() {

@@ -76,6 +76,13 @@ impl LiveRouting for Snapshots {
     fn destinations(&self) -> Vec<String> {
         self.now().destinations.clone()
     }
+
+    fn wants(&self, destination: &str, priority: report::Priority) -> Option<pipeline::Form> {
+        match self.now().config.destination(destination) {
+            Some(d) => d.wants(priority),
+            None => Some(pipeline::Form::Objects),
+        }
+    }
 }
 
 /// Problems of one source or destination, named by field.

@@ -179,7 +179,8 @@ pub fn now() -> (String, String) {
 
 /// The SR for a study's analysed images (`evidence`: every image the model
 /// read; `images`: those the report states results for) and a heatmap
-/// capture per flagged finding; the SR first.
+/// capture per flagged finding, the SR first; and the result the SR states,
+/// as data.
 pub fn objects(
     study: &str,
     evidence: &[ImageRef],
@@ -188,7 +189,7 @@ pub fn objects(
     device: &Device,
     priority: Priority,
     predecessor: Option<ImageRef>,
-) -> Result<Vec<FileDicomObject<InMemDicomObject>>, PipelineError> {
+) -> Result<(Vec<FileDicomObject<InMemDicomObject>>, report::StudyResult), PipelineError> {
     let (date, time) = now();
     let report = Report {
         source: &images[0].source,
@@ -215,6 +216,7 @@ pub fn objects(
         content_time: time.clone(),
     };
     let mut out = vec![report.build(SrClass::Comprehensive3d, 1)?];
+    let result = report::StudyResult::of(&report, SrClass::Comprehensive3d);
     let mut n = 0;
     for a in images {
         for (label, heat) in &a.heatmaps {
@@ -240,5 +242,5 @@ pub fn objects(
             );
         }
     }
-    Ok(out)
+    Ok((out, result))
 }

@@ -9,7 +9,7 @@ use infer::Classifier;
 use report::{ImageRef, Priority, SrClass};
 
 use crate::aggregate::{self, ModelRun};
-use crate::{analysis, rules, select_series, subsample, Pipeline, PipelineError};
+use crate::{analysis, rules, select_series, subsample, Form, Pipeline, PipelineError};
 
 /// A model, the images it reads and where its report goes.
 struct Work {
@@ -237,13 +237,31 @@ impl Pipeline {
         for (model, run, destinations) in runs {
             let priority = analysis::priority(&run.results, &self.settings.urgent_labels);
             study_priority = study_priority.max(priority);
-            let kept = self
-                .report(job, &model, &run, priority, predecessor.clone())
+            // Who takes the objects, who the result document.
+            let (mut objects, mut result) = (Vec::new(), Vec::new());
+            for d in destinations {
+                match self.settings.live.wants(&d, priority) {
+                    Some(Form::Objects) => objects.push(d),
+                    Some(Form::Result) => result.push(d),
+                    None => {}
+                }
+            }
+            let (kept, document) = self
+                .report(
+                    job,
+                    &model,
+                    &run,
+                    priority,
+                    predecessor.clone(),
+                    !result.is_empty(),
+                )
                 .await?;
             findings.extend(finding_rows(&model, &run, &kept, false));
             report_uids.push(kept[0].sop_instance_uid.clone());
-            queued.extend(kept.into_iter().map(|k| (k, destinations.clone())));
+            queued.extend(kept.into_iter().map(|k| (k, objects.clone())));
+            queued.extend(document.map(|k| (k, result)));
         }
+        queued.retain(|(_, destinations)| !destinations.is_empty());
         let p = match study_priority {
             Priority::Urgent => "urgent",
             Priority::Flagged => "flagged",
@@ -256,7 +274,8 @@ impl Pipeline {
     }
 
     /// Build one model's SR and heatmap captures and keep them in the
-    /// outbox folder (queued by the caller); the SR first.
+    /// outbox folder (queued by the caller), the SR first; and, when some
+    /// destination takes messages, the result document.
     async fn report(
         &self,
         job: &Job,
@@ -264,8 +283,9 @@ impl Pipeline {
         run: &ModelRun,
         priority: Priority,
         predecessor: Option<ImageRef>,
-    ) -> Result<Vec<Kept>, PipelineError> {
-        let objects = analysis::objects(
+        with_result: bool,
+    ) -> Result<(Vec<Kept>, Option<Kept>), PipelineError> {
+        let (objects, result) = analysis::objects(
             &job.study_instance_uid,
             &run.evidence,
             &run.results,
@@ -292,7 +312,22 @@ impl Pipeline {
                     .await?,
             );
         }
-        Ok(kept)
+        let document = match with_result {
+            true => Some(
+                outbox
+                    .keep_result(&NewObject {
+                        sop_instance_uid: result.report_uid.clone(),
+                        sop_class_uid: SrClass::Comprehensive3d.uid().into(),
+                        study_instance_uid: job.study_instance_uid.clone(),
+                        file: serde_json::to_vec(&result).map_err(|e| {
+                            PipelineError::Model(format!("encoding the result: {e}"))
+                        })?,
+                    })
+                    .await?,
+            ),
+            false => None,
+        };
+        Ok((kept, document))
     }
 }
 

@@ -75,6 +75,19 @@ pub trait LiveRouting: std::fmt::Debug + Send + Sync + 'static {
     fn quiet(&self) -> archive::QuietPeriods;
     /// Destinations reports go to unless a rule names others.
     fn destinations(&self) -> Vec<String>;
+    /// What `destination` receives of a report of this priority; `None`:
+    /// nothing (e.g. an alert webhook for routine results). A destination
+    /// that is not configured takes objects (and its rows fail, saying so).
+    fn wants(&self, destination: &str, priority: report::Priority) -> Option<Form>;
+}
+
+/// What a destination receives of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The DICOM objects: the SR and the heatmap captures.
+    Objects,
+    /// The result document, from which a message is built at delivery.
+    Result,
 }
 
 /// How the pipeline runs.

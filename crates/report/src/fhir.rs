@@ -71,7 +71,10 @@ fn uid_identifier(uid: &str) -> Value {
 
 /// A conditional create of `resource` with the identifier `id`.
 fn entry(full_url: &str, resource: Value, id: &Value) -> Value {
-    let kind = resource["resourceType"].as_str().unwrap_or_default().to_string();
+    let kind = resource["resourceType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     json!({
         "fullUrl": full_url,
         "resource": resource,
@@ -97,7 +100,8 @@ pub fn bundle(result: &StudyResult, options: &Options) -> Value {
     if let Some(system) = &options.patient_system {
         subject["identifier"]["system"] = json!(system);
     }
-    let study = json!({"type": "ImagingStudy", "identifier": uid_identifier(&r.study.instance_uid)});
+    let study =
+        json!({"type": "ImagingStudy", "identifier": uid_identifier(&r.study.instance_uid)});
     let note = |text: &str| {
         if text.is_empty() {
             json!([])
@@ -112,7 +116,8 @@ pub fn bundle(result: &StudyResult, options: &Options) -> Value {
         crate::uid_from(&all)
     };
 
-    let device_uid = crate::uid_from(&["device", &p.model_name, &p.model_version, &p.weights_sha256]);
+    let device_uid =
+        crate::uid_from(&["device", &p.model_name, &p.model_version, &p.weights_sha256]);
     let device_id = uid_identifier(&device_uid);
     let device_url = uuid(&["device", &device_uid]);
     let device = json!({
@@ -229,7 +234,10 @@ pub fn bundle(result: &StudyResult, options: &Options) -> Value {
             "value": r.study.accession_number,
         }}]);
     }
-    if report["conclusionCode"].as_array().is_some_and(Vec::is_empty) {
+    if report["conclusionCode"]
+        .as_array()
+        .is_some_and(Vec::is_empty)
+    {
         report.as_object_mut().map(|o| o.remove("conclusionCode"));
     }
     entries.push(entry(&uuid(&[&r.report_uid, "report"]), report, &report_id));
@@ -286,27 +294,49 @@ mod tests {
             .iter()
             .map(|e| e["resource"]["resourceType"].as_str().unwrap())
             .collect();
-        assert_eq!(kinds, ["Device", "Observation", "Observation", "Observation", "DiagnosticReport"]);
+        assert_eq!(
+            kinds,
+            [
+                "Device",
+                "Observation",
+                "Observation",
+                "Observation",
+                "DiagnosticReport"
+            ]
+        );
         for e in entries {
             let id = &e["resource"]["identifier"][0];
             assert_eq!(
                 e["request"]["ifNoneExist"],
-                format!("identifier={}|{}", id["system"].as_str().unwrap(), id["value"].as_str().unwrap())
+                format!(
+                    "identifier={}|{}",
+                    id["system"].as_str().unwrap(),
+                    id["value"].as_str().unwrap()
+                )
             );
             assert!(e["fullUrl"].as_str().unwrap().starts_with("urn:uuid:"));
         }
         let report = &entries[4]["resource"];
         assert_eq!(report["status"], "preliminary");
         assert_eq!(report["identifier"][0]["value"], "urn:oid:2.25.1234");
-        assert_eq!(report["imagingStudy"][0]["identifier"]["value"], "urn:oid:1.2.3.4");
+        assert_eq!(
+            report["imagingStudy"][0]["identifier"]["value"],
+            "urn:oid:1.2.3.4"
+        );
         assert_eq!(report["subject"]["identifier"]["value"], "PH-001");
         assert_eq!(report["basedOn"][0]["identifier"]["value"], "ACC|42");
         assert_eq!(report["result"].as_array().unwrap().len(), 3);
         assert_eq!(report["conclusionCode"][0]["coding"][0]["code"], "36118008");
         let pneumothorax = &entries[2]["resource"];
         assert_eq!(pneumothorax["valueQuantity"]["value"], 0.93);
-        assert_eq!(pneumothorax["interpretation"][0]["coding"][0]["code"], "POS");
-        assert_eq!(entries[3]["resource"]["interpretation"][0]["coding"][0]["code"], "NEG");
+        assert_eq!(
+            pneumothorax["interpretation"][0]["coding"][0]["code"],
+            "POS"
+        );
+        assert_eq!(
+            entries[3]["resource"]["interpretation"][0]["coding"][0]["code"],
+            "NEG"
+        );
         assert_eq!(pneumothorax["device"]["reference"], entries[0]["fullUrl"]);
         // No patient name anywhere: the subject is an identifier.
         assert!(!b.to_string().contains("Phantom"));
@@ -318,7 +348,10 @@ mod tests {
         assert_eq!(a, bundle(&sample(), &Options::default()));
         let mut other = sample();
         other.report_uid = "2.25.5678".into();
-        assert_ne!(a["entry"][4]["fullUrl"], bundle(&other, &Options::default())["entry"][4]["fullUrl"]);
+        assert_ne!(
+            a["entry"][4]["fullUrl"],
+            bundle(&other, &Options::default())["entry"][4]["fullUrl"]
+        );
     }
 
     #[test]
@@ -329,7 +362,10 @@ mod tests {
                 patient_system: Some("urn:oid:1.2.36.1".into()),
             },
         );
-        assert_eq!(b["entry"][4]["resource"]["subject"]["identifier"]["system"], "urn:oid:1.2.36.1");
+        assert_eq!(
+            b["entry"][4]["resource"]["subject"]["identifier"]["system"],
+            "urn:oid:1.2.36.1"
+        );
     }
 
     #[test]

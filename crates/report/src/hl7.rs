@@ -54,7 +54,10 @@ pub fn escape(s: &str) -> String {
 
 /// Components joined by `^`, each escaped, trailing empty ones dropped.
 fn components(parts: &[&str]) -> String {
-    let n = parts.iter().rposition(|p| !p.is_empty()).map_or(0, |i| i + 1);
+    let n = parts
+        .iter()
+        .rposition(|p| !p.is_empty())
+        .map_or(0, |i| i + 1);
     parts[..n]
         .iter()
         .map(|p| escape(p))
@@ -172,11 +175,7 @@ pub fn oru(result: &StudyResult, header: &Header, control_id: &str) -> String {
         ));
     }
     let st = |code: &crate::codes::Code, value: &str| {
-        format!(
-            "ST|{}||{}||||||{status}",
-            cwe(&code.into()),
-            escape(value)
-        )
+        format!("ST|{}||{}||||||{status}", cwe(&code.into()), escape(value))
     };
     obx.push(st(&crate::codes::STUDY_INSTANCE_UID, &r.study.instance_uid));
     obx.push(st(&crate::codes::ALGORITHM_NAME, &r.producer.model_name));
@@ -343,14 +342,18 @@ mod tests {
 
     #[test]
     fn delimiters_in_text_are_escaped() {
-        assert_eq!(escape("a|b^c&d~e\\f\rg"), "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f g");
+        assert_eq!(
+            escape("a|b^c&d~e\\f\rg"),
+            "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f g"
+        );
         assert_eq!(xpn("Doe^John^^Dr^Jr=ideographic"), "Doe^John^^Jr^Dr");
         assert_eq!(xpn(""), "");
     }
 
     #[test]
     fn acks_are_read_with_their_text() {
-        let aa = parse_ack("MSH|^~\\&|RIS||||20261202||ACK^R01|9|P|2.5.1\rMSA|AA|abc123\r").unwrap();
+        let aa =
+            parse_ack("MSH|^~\\&|RIS||||20261202||ACK^R01|9|P|2.5.1\rMSA|AA|abc123\r").unwrap();
         assert!(aa.accepted());
         assert_eq!(aa.control_id, "abc123");
         let ae = parse_ack(
@@ -358,7 +361,10 @@ mod tests {
         )
         .unwrap();
         assert!(!ae.accepted());
-        assert_eq!(ae.text, "Unknown patient; PID-3 not on file; 204^Unknown key identifier^HL70357");
+        assert_eq!(
+            ae.text,
+            "Unknown patient; PID-3 not on file; 204^Unknown key identifier^HL70357"
+        );
         assert_eq!(parse_ack("hello"), Err(AckError::NoHeader));
         assert_eq!(parse_ack("MSH|^~\\&|x"), Err(AckError::NoMsa));
     }

@@ -78,7 +78,14 @@ mod tests {
         assert_eq!(v["findings"][0]["code"]["system"], "http://snomed.info/sct");
         assert!(v.get("patient").is_none());
         assert!(!v.to_string().contains("Phantom"));
-        let with = payload(&sample(), "id1", &Options { include_patient: true, ..o });
+        let with = payload(
+            &sample(),
+            "id1",
+            &Options {
+                include_patient: true,
+                ..o
+            },
+        );
         assert_eq!(with["patient"]["name"], "Phantom^Jane^Q");
     }
 }

@@ -89,7 +89,9 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> anyhow::Result<ExitCode
             &device,
             priority,
             None,
-        )? {
+        )?
+        .0
+        {
             let uid = o
                 .meta()
                 .media_storage_sop_instance_uid()

@@ -1,36 +1,22 @@
-//! Delivering the outbox: results go to their destinations by C-STORE,
-//! with retries, dead letter and the SR class fallback.
+//! Delivering the outbox: each destination by its kind — DICOM objects by
+//! C-STORE ([`dicom`]), HL7 v2 over MLLP ([`mllp`]), FHIR and webhooks over
+//! HTTP ([`http`]) — with retries and dead letter common to all.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use archive::{Jobs, Outbox, OutboxEntry, RetryPolicy};
-use dicom_dictionary_std::tags;
-use dimse::scu::{self, Outgoing, Peer, ScuSettings};
 use dimse::{Shutdown, Status};
 use tokio::sync::Notify;
 
-use crate::config::Config;
-use crate::Error;
+use crate::config::{Config, DestinationConfig, DestinationKind};
 
-/// Read a DICOM file into what the C-STORE SCU sends.
-pub fn load(path: &std::path::Path) -> Result<Outgoing, Error> {
-    let unreadable = |detail: String| Error::Unreadable {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let obj = dicom_object::open_file(path).map_err(|e| unreadable(e.to_string()))?;
-    let text = |t| attrs::text(&obj, t);
-    let class = text(tags::SOP_CLASS_UID).ok_or_else(|| unreadable("no SOP Class UID".into()))?;
-    let instance =
-        text(tags::SOP_INSTANCE_UID).ok_or_else(|| unreadable("no SOP Instance UID".into()))?;
-    Ok(Outgoing {
-        sop_class_uid: class,
-        sop_instance_uid: instance,
-        dataset: obj.into_inner(),
-    })
-}
+mod dicom;
+pub mod http;
+pub mod mllp;
+
+pub use dicom::{load, send};
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,64 +33,8 @@ pub enum Outcome {
     },
 }
 
-/// Send objects to one destination over one association. A Comprehensive
-/// 3D SR the peer has no context for is sent again as Comprehensive SR
-/// (a deterministic new UID, so retries never duplicate it).
-pub async fn send(settings: &ScuSettings, peer: &Peer, items: &[Outgoing]) -> Vec<Outcome> {
-    let statuses: Vec<Option<Status>> = match scu::store(settings, peer, items).await {
-        Ok(r) => r.into_iter().map(|s| s.status).collect(),
-        // Not one class accepted: each item is handled as "no context".
-        Err(scu::ScuError::NotAccepted { .. }) => vec![None; items.len()],
-        Err(e) => {
-            return items
-                .iter()
-                .map(|_| Outcome::Failed {
-                    status: None,
-                    error: e.to_string(),
-                    permanent: false,
-                })
-                .collect()
-        }
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for (item, status) in items.iter().zip(statuses) {
-        out.push(match status {
-            Some(s) if s.is_ok() => Outcome::Delivered { status: s, note: None },
-            Some(s) => Outcome::Failed {
-                status: Some(s),
-                error: format!("{} answered C-STORE with status {s}", peer.ae_title),
-                permanent: s.is_permanent_failure(),
-            },
-            None => match report::sr::as_comprehensive(&item.dataset) {
-                Some((dataset, uid)) => {
-                    let fallback = Outgoing {
-                        sop_class_uid: report::sr::COMPREHENSIVE_SR.into(),
-                        sop_instance_uid: uid.clone(),
-                        dataset,
-                    };
-                    match Box::pin(send(settings, peer, std::slice::from_ref(&fallback))).await.pop() {
-                        Some(Outcome::Delivered { status, .. }) => Outcome::Delivered {
-                            status,
-                            note: Some(format!(
-                                "sent as Comprehensive SR {uid}: the peer does not take Comprehensive 3D SR"
-                            )),
-                        },
-                        Some(failed) => failed,
-                        None => Outcome::Failed { status: None, error: "no result".into(), permanent: false },
-                    }
-                }
-                None => Outcome::Failed {
-                    status: None,
-                    error: format!("{} accepted no presentation context for {}", peer.ae_title, item.sop_class_uid),
-                    permanent: true,
-                },
-            },
-        });
-    }
-    out
-}
-
 /// The delivery loop of `serve`.
+#[derive(Clone)]
 pub struct Delivery {
     pub outbox: Outbox,
     pub jobs: Jobs,
@@ -153,9 +83,17 @@ impl Delivery {
             for e in due {
                 groups.entry(e.destination.clone()).or_default().push(e);
             }
+            // Destinations at once: a slow RIS never holds up an alert.
             let config = self.live.config();
+            let mut sending = tokio::task::JoinSet::new();
             for (name, entries) in groups {
-                self.deliver_group(&config, &name, entries).await;
+                let (this, config) = (self.clone(), config.clone());
+                sending.spawn(async move { this.deliver_group(&config, &name, entries).await });
+            }
+            while let Some(done) = sending.join_next().await {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "outbox: a delivery task failed");
+                }
             }
             // Only outcomes change a job's state: settle after a batch, not
             // on every idle wake-up (the writer connection is ingest's too).
@@ -187,21 +125,47 @@ impl Delivery {
             }
             return;
         };
+        match dest.kind {
+            DestinationKind::Dicom => self.deliver_objects(config, dest, &policy, entries).await,
+            _ => {
+                for e in entries {
+                    let outcome = deliver_message(config, dest, &e).await;
+                    self.record(&policy, &e, outcome).await;
+                }
+            }
+        }
+    }
+
+    /// DICOM objects over one association.
+    async fn deliver_objects(
+        &self,
+        config: &Config,
+        dest: &DestinationConfig,
+        policy: &RetryPolicy,
+        entries: Vec<OutboxEntry>,
+    ) {
         let mut ready = Vec::new();
         let mut items = Vec::new();
         for e in entries {
-            match load(&e.file_path) {
+            let loaded = match is_result_document(&e) {
+                true => Err(format!(
+                    "this row holds a result document, but destination '{}' is now of kind dicom",
+                    dest.name
+                )),
+                false => load(&e.file_path).map_err(|err| format!("{err:#}")),
+            };
+            match loaded {
                 Ok(o) => {
                     items.push(o);
                     ready.push(e);
                 }
-                Err(err) => {
+                Err(error) => {
                     self.record(
-                        &policy,
+                        policy,
                         &e,
                         Outcome::Failed {
                             status: None,
-                            error: format!("{err:#}"),
+                            error,
                             permanent: true,
                         },
                     )
@@ -214,7 +178,7 @@ impl Delivery {
         }
         let outcomes = send(&config.scu_settings(), &dest.peer(), &items).await;
         for (e, o) in ready.iter().zip(outcomes) {
-            self.record(&policy, e, o).await;
+            self.record(policy, e, o).await;
         }
     }
 
@@ -226,6 +190,58 @@ impl Delivery {
             None => return,
         };
         counter.inc();
+    }
+}
+
+fn is_result_document(e: &OutboxEntry) -> bool {
+    e.file_path
+        .to_string_lossy()
+        .ends_with(archive::RESULT_EXTENSION)
+}
+
+/// Read the result document of `e`.
+fn read_result(e: &OutboxEntry, dest: &DestinationConfig) -> Result<report::StudyResult, String> {
+    if !is_result_document(e) {
+        return Err(format!(
+            "this row holds a DICOM object, but destination '{}' is now of kind {}",
+            dest.name,
+            dest.kind.as_str()
+        ));
+    }
+    let bytes = std::fs::read(&e.file_path)
+        .map_err(|err| format!("cannot read {}: {err}", e.file_path.display()))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|err| format!("{} is not a result document: {err}", e.file_path.display()))
+}
+
+/// One message to an HL7, FHIR or webhook destination.
+async fn deliver_message(config: &Config, dest: &DestinationConfig, e: &OutboxEntry) -> Outcome {
+    let result = match read_result(e, dest) {
+        Ok(r) => r,
+        Err(error) => {
+            return Outcome::Failed {
+                status: None,
+                error,
+                permanent: true,
+            }
+        }
+    };
+    let timeout = Duration::from_secs(config.outbox.timeout_secs);
+    match dest.kind {
+        DestinationKind::Hl7 => {
+            let id = result.message_id(&dest.name);
+            let message = report::hl7::oru(&result, &dest.hl7_header(), &id);
+            mllp::deliver(&dest.host, dest.port, &message, &id, timeout).await
+        }
+        DestinationKind::Fhir => http::fhir(dest, &result, timeout).await,
+        DestinationKind::Webhook => {
+            http::webhook(dest, &result, &config.http.public_url(), timeout).await
+        }
+        DestinationKind::Dicom => Outcome::Failed {
+            status: None,
+            error: "a DICOM destination takes objects, not messages".into(),
+            permanent: true,
+        },
     }
 }
 
