@@ -470,3 +470,79 @@ fn a_kill_while_the_ris_is_acknowledging_files_the_result_once() {
         "each resource created once"
     );
 }
+
+#[test]
+fn the_console_and_the_cli_show_each_kind_and_try_it_without_sending() {
+    let s = Setup::new();
+    let (ris, _fhir) = (s.ris("aa"), s.fhir("ok"));
+    let d = s.daemon("");
+    let token = std::fs::read_to_string(d.storage().join("admin.token")).unwrap();
+    let curl = |args: &[&str]| {
+        let auth = format!("Authorization: Bearer {}", token.trim());
+        let mut all = vec!["-s", "-H", &auth];
+        all.extend_from_slice(args);
+        text(&run("curl", &all))
+    };
+    let api = format!("http://127.0.0.1:{}/api/destinations", d.http_port);
+    let listed: Value = serde_json::from_str(&curl(&[&api])).unwrap();
+    let kinds: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["kind"].as_str().unwrap(), x["address"].as_str().unwrap()))
+        .collect();
+    let fhir_url = format!("http://127.0.0.1:{}/fhir", s.fhir_port);
+    assert!(kinds.contains(&("fhir", fhir_url.as_str())), "{kinds:?}");
+    assert!(kinds.iter().any(|(k, _)| *k == "hl7"), "{kinds:?}");
+    // The console edits DICOM destinations only.
+    let refused = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        r#"{"ae_title":"X","host":"127.0.0.1","port":104}"#,
+        &format!("{api}/ris"),
+    ]);
+    assert!(
+        refused.contains("destination 'ris' is of kind hl7: change it in the configuration file"),
+        "{refused}"
+    );
+
+    let echo = |name: &str| d.cli(&["echo", name]);
+    let out = echo("ris");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("accepted a connection"),
+        "{}",
+        text(&out)
+    );
+    let out = echo("fhir");
+    assert!(text(&out).contains("fhirVersion 4.0.1"), "{}", text(&out));
+    let out = echo("alert");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("cannot be tried without sending an alert"),
+        "{}",
+        text(&out)
+    );
+    drop(ris);
+    let out = echo("ris");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("cannot connect to 127.0.0.1:"),
+        "{}",
+        text(&out)
+    );
+
+    // Files go by C-STORE to DICOM destinations only.
+    let (_, files) = phantom_study(s.dir.path(), 9106, vec![], 1);
+    let out = d.cli(&["send", "--to", "ris", files[0].to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .contains("destination 'ris' is of kind hl7: files go to DICOM destinations only"),
+        "{}",
+        text(&out)
+    );
+}

@@ -13,7 +13,9 @@ nothing. Modes:
   reject       422 with an OperationOutcome for every request
   unavailable  503
 
-Requires `Authorization: Bearer TOKEN` when TOKEN is given. Appends one JSON
+GET <base>/metadata answers a CapabilityStatement (what `triaged echo`
+asks for). Requires `Authorization: Bearer TOKEN` on POSTs when TOKEN is
+given. Appends one JSON
 line per request to LOG: the status answered, what was created, the
 Bundle.
 
@@ -76,6 +78,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path.rstrip("/").endswith("/metadata"):
+            self.answer(200, {"resourceType": "CapabilityStatement", "status": "active",
+                              "kind": "instance", "fhirVersion": "4.0.1", "format": ["json"]})
+        else:
+            self.answer(404, outcome("only /metadata"))
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))

@@ -17,7 +17,7 @@ use web::{
     ModelView, Origin, SourceInput, SourceView,
 };
 
-use crate::config::{Config, DestinationConfig, SourceConfig};
+use crate::config::{Config, DestinationConfig, DestinationKind, SourceConfig};
 
 pub struct Live {
     file: Config,
@@ -341,6 +341,8 @@ impl Control for Console {
             .iter()
             .map(|d| DestinationView {
                 name: d.name.clone(),
+                kind: d.kind.as_str().into(),
+                address: d.address(),
                 ae_title: d.ae_title.clone(),
                 host: d.host.clone(),
                 port: d.port,
@@ -390,6 +392,14 @@ impl Control for Console {
     ) -> BoxFuture<'a, Result<(), ControlError>> {
         Box::pin(async move {
             check_name(name)?;
+            if let Some(f) = self.live.file.destination(name) {
+                if f.kind != DestinationKind::Dicom {
+                    return Err(ControlError::Invalid(format!(
+                        "destination '{name}' is of kind {}: change it in the configuration file",
+                        f.kind.as_str()
+                    )));
+                }
+            }
             let d = console_destination(
                 &self.live.file,
                 name,
@@ -436,16 +446,9 @@ impl Control for Console {
             let d = c.destination(destination).ok_or_else(|| {
                 ControlError::NotFound(format!("no destination named '{destination}'"))
             })?;
-            match dimse::scu::echo(&c.scu_settings(), &d.peer()).await {
-                Ok(rtt) => Ok(format!(
-                    "{}@{}:{} answered C-ECHO in {} ms",
-                    d.ae_title,
-                    d.host,
-                    d.port,
-                    rtt.as_millis()
-                )),
-                Err(e) => Err(ControlError::Failed(format!("C-ECHO failed: {e}"))),
-            }
+            crate::deliver::probe(&c, d)
+                .await
+                .map_err(ControlError::Failed)
         })
     }
 

@@ -1,25 +1,19 @@
-//! `triaged echo <destination>`: C-ECHO a configured peer.
+//! `triaged echo <destination>`: try a configured destination without
+//! sending a result (C-ECHO for DICOM; see `daemon::deliver::probe`).
 
-use dimse::scu;
 use std::process::ExitCode;
 
 use daemon::config::Config;
 
 pub async fn run(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let d = config.named_destination(name)?;
-    match scu::echo(&config.scu_settings(), &d.peer()).await {
-        Ok(rtt) => {
-            println!(
-                "{name}: {}@{}:{} answered C-ECHO in {} ms",
-                d.ae_title,
-                d.host,
-                d.port,
-                rtt.as_millis()
-            );
+    match daemon::deliver::probe(config, d).await {
+        Ok(said) => {
+            println!("{name}: {said}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("{name}: C-ECHO failed: {e}");
+            eprintln!("{name}: {e}");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -6,13 +6,27 @@ use std::process::ExitCode;
 
 use archive::{ArchiveReader, NewObject};
 
-use daemon::config::Config;
+use daemon::config::{Config, DestinationConfig, DestinationKind};
 use daemon::deliver::{self, Outcome};
+
+/// The DICOM destination `name`: files go by C-STORE; HL7, FHIR and
+/// webhook messages are built by the daemon from its own analyses.
+fn dicom_destination<'a>(config: &'a Config, name: &str) -> anyhow::Result<&'a DestinationConfig> {
+    let d = config.named_destination(name)?;
+    if d.kind != DestinationKind::Dicom {
+        anyhow::bail!(
+            "destination '{name}' is of kind {}: files go to DICOM destinations only (the daemon sends {} messages for the studies it analyses)",
+            d.kind.as_str(),
+            d.kind.as_str()
+        );
+    }
+    Ok(d)
+}
 
 /// `triaged send --to DEST FILE...`: C-STORE the files now, one
 /// association, and print each status.
 pub async fn send(config: &Config, to: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let dest = config.named_destination(to)?;
+    let dest = dicom_destination(config, to)?;
     let mut items = Vec::new();
     for f in files {
         items.push(deliver::load(f)?);
@@ -45,7 +59,7 @@ pub async fn send(config: &Config, to: &str, files: &[PathBuf]) -> anyhow::Resul
 /// deliver, with retries, surviving restarts.
 pub async fn add(config: &Config, to: &[String], files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     for name in to {
-        config.named_destination(name)?;
+        dicom_destination(config, name)?;
     }
     let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
     for f in files {

@@ -41,6 +41,9 @@ async function start() {
   $("#tab-admin").classList.toggle("hidden", me.role !== "admin");
   $("#signin-view").classList.add("hidden"); $("#app").classList.remove("hidden");
   await refresh();
+  // Alerts link to a study as /#study=<Study Instance UID>.
+  const linked = location.hash.match(/^#study=([0-9.]+)$/);
+  if (linked) openStudy(linked[1]);
 }
 
 function showTab(name) {
@@ -196,7 +199,7 @@ async function loadAdmin() {
       const echo = el("button", { class: "act secondary echo" }, "echo");
       const result = el("span", { class: "echo-result" });
       echo.onclick = async () => { result.textContent = "…"; try { const r = await json("/api/destinations/" + encodeURIComponent(x.name) + "/echo", { method: "POST", body: "{}" }); result.textContent = (r.ok ? "✓ " : "✗ ") + r.answer; } catch (e) { result.textContent = "✗ " + e.message; } };
-      db.append(el("tr", { dataset: { name: x.name } }, el("td", {}, x.name), el("td", {}, x.ae_title), el("td", {}, x.host), el("td", {}, String(x.port) + (x.tls ? " (TLS)" : "")),
+      db.append(el("tr", { dataset: { name: x.name } }, el("td", {}, x.name), el("td", {}, x.kind), el("td", {}, x.address + (x.tls ? " (TLS)" : "")),
         el("td", { class: "dim" }, x.origin), el("td", {}, echo, " ",
           el("button", { class: "act secondary", onclick: async () => { try { await api("/api/destinations/" + encodeURIComponent(x.name), { method: "DELETE" }); loadAdmin(); } catch (e) { fail(e); } } }, "remove"), " ", result)));
     }

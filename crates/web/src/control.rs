@@ -41,6 +41,11 @@ pub struct SourceView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DestinationView {
     pub name: String,
+    /// dicom, hl7, fhir or webhook (only dicom ones are edited in the
+    /// console; the others are set in the configuration file).
+    pub kind: String,
+    /// Where results go: AE@host:port, host:port, or the URL.
+    pub address: String,
     pub ae_title: String,
     pub host: String,
     pub port: u16,

@@ -112,6 +112,31 @@ pub async fn fhir(d: &DestinationConfig, result: &StudyResult, timeout: Duration
     post(&d.url, request).await
 }
 
+/// `GET <base>/metadata`: whether the FHIR server answers, and which
+/// FHIR version it says it speaks.
+pub async fn capabilities(d: &DestinationConfig, timeout: Duration) -> Result<String, String> {
+    let client = client(d, timeout)?;
+    let url = format!("{}/metadata", d.url.trim_end_matches('/'));
+    let mut request = client.get(&url).header("Accept", "application/fhir+json");
+    if let Some(f) = &d.token_file {
+        request = request
+            .bearer_auth(read_secret(f).map_err(|e| format!("token_file {}: {e}", f.display()))?);
+    }
+    let started = std::time::Instant::now();
+    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let body: serde_json::Value =
+        serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!("{url} answered HTTP {}", status.as_u16()));
+    }
+    Ok(format!(
+        "{url} answered in {} ms (fhirVersion {})",
+        started.elapsed().as_millis(),
+        body["fhirVersion"].as_str().unwrap_or("not stated")
+    ))
+}
+
 /// The signature header's value for `body` signed at `timestamp`.
 pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");

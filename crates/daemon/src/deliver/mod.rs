@@ -245,6 +245,49 @@ async fn deliver_message(config: &Config, dest: &DestinationConfig, e: &OutboxEn
     }
 }
 
+/// Whether a destination answers, without sending a result: C-ECHO for
+/// DICOM, a connection for HL7, the CapabilityStatement for FHIR. A
+/// webhook cannot be tried without sending an alert.
+pub async fn probe(config: &Config, d: &DestinationConfig) -> Result<String, String> {
+    let timeout = Duration::from_secs(config.outbox.timeout_secs);
+    match d.kind {
+        DestinationKind::Dicom => match dimse::scu::echo(&config.scu_settings(), &d.peer()).await {
+            Ok(rtt) => Ok(format!(
+                "{} answered C-ECHO in {} ms",
+                d.address(),
+                rtt.as_millis()
+            )),
+            Err(e) => Err(format!("C-ECHO failed: {e}")),
+        },
+        DestinationKind::Hl7 => {
+            let started = std::time::Instant::now();
+            match tokio::time::timeout(
+                timeout,
+                tokio::net::TcpStream::connect((d.host.as_str(), d.port)),
+            )
+            .await
+            {
+                Ok(Ok(_)) => Ok(format!(
+                    "{} accepted a connection in {} ms (no message sent)",
+                    d.address(),
+                    started.elapsed().as_millis()
+                )),
+                Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", d.address())),
+                Err(_) => Err(format!(
+                    "{} did not accept within {} s",
+                    d.address(),
+                    timeout.as_secs()
+                )),
+            }
+        }
+        DestinationKind::Fhir => http::capabilities(d, timeout).await,
+        DestinationKind::Webhook => Err(
+            "a webhook cannot be tried without sending an alert: watch its row in the outbox"
+                .into(),
+        ),
+    }
+}
+
 /// Record one outcome; returns the row's new state, or `None` if it could
 /// not be recorded.
 async fn record(
