@@ -349,6 +349,7 @@ pub fn read_secret(path: &Path) -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::DestinationKind;
     use crate::config::Config;
 
     fn problems(toml: &str) -> Vec<String> {
@@ -401,6 +402,31 @@ mod tests {
             assert!(p.iter().any(|m| m.starts_with(e)), "{e} not in {p:#?}");
         }
         assert_eq!(p.len(), expected.len(), "{p:#?}");
+    }
+
+    /// The commented examples in config/triaged.example.toml use real keys.
+    #[test]
+    fn the_example_file_s_destination_examples_parse() {
+        let text = include_str!("../../../../config/triaged.example.toml");
+        let mut kinds = Vec::new();
+        for block in text.split("# [[destinations]]\n").skip(1) {
+            let body: String = block
+                .lines()
+                .take_while(|l| l.starts_with("# "))
+                .map(|l| format!("{}\n", &l[2..]))
+                .collect();
+            let c = Config::parse(&format!("[[destinations]]\n{body}"))
+                .unwrap_or_else(|e| panic!("{e}\n{body}"));
+            kinds.push(c.destinations[0].kind);
+        }
+        for k in [
+            DestinationKind::Dicom,
+            DestinationKind::Hl7,
+            DestinationKind::Fhir,
+            DestinationKind::Webhook,
+        ] {
+            assert!(kinds.contains(&k), "no {k:?} example");
+        }
     }
 
     #[test]
