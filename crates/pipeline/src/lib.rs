@@ -18,7 +18,8 @@
 //! ([`aggregate`]: every radiograph, or per CT series the slice where each
 //! label scores highest), and records the findings, the study's priority
 //! and its report objects queued for every destination in one transaction
-//! ([`job`]). A model in shadow runs the same way, but only its findings
+//! ([`job`]): the SR and heatmap captures for DICOM destinations, the
+//! report's result document for those that take messages ([`Form`]). A model in shadow runs the same way, but only its findings
 //! are recorded (marked shadow): it never sets the priority, reports or
 //! fails a job. The delivery loop settles the job once the outbox has sent
 //! them. An instance arriving after a job makes a new job whose report

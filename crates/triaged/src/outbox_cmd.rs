@@ -94,15 +94,18 @@ pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:>6}  {:<10} {:<12} {:>8}  {:<46} {:<24} LAST ERROR",
-        "ID", "STATE", "DESTINATION", "ATTEMPTS", "SOP INSTANCE UID", "NEXT ATTEMPT"
+        "{:>6}  {:<10} {:<12} {:<7} {:>8}  {:<46} {:<24} LAST ERROR",
+        "ID", "STATE", "DESTINATION", "KIND", "ATTEMPTS", "SOP INSTANCE UID", "NEXT ATTEMPT"
     );
     for r in rows {
         println!(
-            "{:>6}  {:<10} {:<12} {:>8}  {:<46} {:<24} {}",
+            "{:>6}  {:<10} {:<12} {:<7} {:>8}  {:<46} {:<24} {}",
             r.id,
             r.state,
             r.destination,
+            config
+                .destination(&r.destination)
+                .map_or("-", |d| d.kind.as_str()),
             r.attempts,
             r.sop_instance_uid,
             if r.state == "pending" {

@@ -142,6 +142,16 @@ impl DestinationConfig {
         }
     }
 
+    /// The keys of MSH-3..6 and their values.
+    fn msh_names(&self) -> [(&'static str, &Option<String>); 4] {
+        [
+            ("sending_application", &self.sending_application),
+            ("sending_facility", &self.sending_facility),
+            ("receiving_application", &self.receiving_application),
+            ("receiving_facility", &self.receiving_facility),
+        ]
+    }
+
     /// Every problem, each message starting with its key after `prefix`
     /// (e.g. "destinations[0].").
     pub fn problems(&self, prefix: &str) -> Vec<String> {
@@ -182,12 +192,7 @@ impl DestinationConfig {
             "include_patient",
             self.kind != DestinationKind::Webhook && self.include_patient,
         );
-        for (key, v) in [
-            ("sending_application", &self.sending_application),
-            ("sending_facility", &self.sending_facility),
-            ("receiving_application", &self.receiving_application),
-            ("receiving_facility", &self.receiving_facility),
-        ] {
+        for (key, v) in self.msh_names() {
             unused(key, !hl7 && v.is_some());
         }
         if dicom {
@@ -240,12 +245,7 @@ impl DestinationConfig {
             }
         }
         if hl7 {
-            for (key, v) in [
-                ("sending_application", &self.sending_application),
-                ("sending_facility", &self.sending_facility),
-                ("receiving_application", &self.receiving_application),
-                ("receiving_facility", &self.receiving_facility),
-            ] {
+            for (key, v) in self.msh_names() {
                 if v.as_deref()
                     .is_some_and(|v| v.contains(['|', '^', '~', '\\', '&', '\r', '\n']))
                 {
