@@ -428,41 +428,45 @@ fn outages_are_retried_and_each_peer_files_the_result_once() {
 }
 
 #[test]
-fn a_kill_while_the_ris_is_acknowledging_files_the_result_once() {
+fn a_kill_while_the_peers_are_answering_files_each_result_once() {
     let s = Setup::new();
-    // The RIS files the message but has not acknowledged it when the
-    // daemon dies: the restarted daemon sends it again, with the same
-    // control ID, and the RIS recognises it.
-    let slow = s.ris("slow");
-    let (fhir, hook) = (s.fhir("ok"), s.hook("ok"));
+    // Each peer files what it receives but has not answered when the
+    // daemon dies: the restarted daemon sends again, with the same
+    // identifiers, and each peer recognises the repeat.
+    let (ris, fhir, hook) = (s.ris("slow"), s.fhir("slow"), s.hook("slow"));
     let mut d = s.daemon("");
     send_urgent_study(&d, s.dir.path(), 9105);
     wait_until(
-        "the RIS holding the message",
+        "every peer holding its message",
         Duration::from_secs(60),
-        || slow.seen().iter().any(|e| e["answered"] == "AA"),
+        || {
+            ris.seen().iter().any(|e| e["answered"] == "AA")
+                && fhir
+                    .seen()
+                    .iter()
+                    .any(|e| e["created"].as_array().is_some_and(|c| !c.is_empty()))
+                && hook.seen().iter().any(|e| e["status"] == 204)
+        },
     );
     d.kill();
     d.restart();
-    wait_until("the message delivered", Duration::from_secs(60), || {
-        state_of(&d, "ris") == ["delivered"]
+    wait_until("every message delivered", Duration::from_secs(60), || {
+        ["ris", "fhir", "alert"]
+            .iter()
+            .all(|n| state_of(&d, n) == ["delivered"])
     });
-    let seen = slow.seen();
+    let seen = ris.seen();
     assert!(seen.len() >= 2, "sent again after the restart: {seen:?}");
     assert!(
         seen.iter().all(|e| e["MSH-10"] == seen[0]["MSH-10"]),
         "{seen:?}"
     );
-    assert_eq!(hl7_filed(&slow).len(), 1, "{seen:?}");
-    wait_until("the others delivered", Duration::from_secs(60), || {
-        state_of(&d, "fhir") == ["delivered"] && state_of(&d, "alert") == ["delivered"]
-    });
-    assert_eq!(hook_filed(&hook).len(), 1);
-    let bundles: Vec<Value> = fhir
-        .seen()
-        .into_iter()
-        .filter(|e| e["status"] == 200)
-        .collect();
+    assert_eq!(hl7_filed(&ris).len(), 1, "{seen:?}");
+    let alerts = hook.seen();
+    assert!(alerts.len() >= 2, "{alerts:?}");
+    assert_eq!(hook_filed(&hook).len(), 1, "{alerts:?}");
+    let bundles = fhir.seen();
+    assert!(bundles.len() >= 2, "{bundles:?}");
     let entries = bundles[0]["bundle"]["entry"].as_array().unwrap().len();
     assert_eq!(
         fhir_created(&fhir).len(),

@@ -12,6 +12,8 @@ nothing. Modes:
                OperationOutcome saying what is wrong
   reject       422 with an OperationOutcome for every request
   unavailable  503
+  slow         as ok, but a Bundle that creates something is never
+               answered (the server has committed it; the answer is lost)
 
 GET <base>/metadata answers a CapabilityStatement (what `triaged echo`
 asks for). Requires `Authorization: Bearer TOKEN` on POSTs when TOKEN is
@@ -24,6 +26,7 @@ Bundle.
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -89,7 +92,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length)
-        entry = {"mode": MODE, "content_type": self.headers.get("Content-Type")}
+        entry = {"mode": MODE, "at": time.time(), "content_type": self.headers.get("Content-Type")}
         try:
             bundle = json.loads(raw)
         except ValueError:
@@ -125,6 +128,8 @@ class Handler(BaseHTTPRequestHandler):
             entry["outcome"] = body["issue"][0]["diagnostics"]
         with lock, open(LOG, "a") as f:
             f.write(json.dumps(entry) + "\n")
+        if MODE == "slow" and entry.get("created"):
+            time.sleep(3600)
         self.answer(status, body)
 
 

@@ -12,13 +12,15 @@ triaged promises, and answers as its mode says:
   silent  reads the message and never answers
   close   closes the connection before the whole message has arrived
 
-Appends one JSON line per message (or connection, for close) to LOG.
+Appends one JSON line per message (or connection, for close) to LOG, with
+the time it came (`at`, seconds since 1970).
 
   hl7_receiver.py PORT LOG MODE
 """
 import asyncio
 import json
 import sys
+import time
 
 import hl7
 from hl7.mllp import start_hl7_server
@@ -76,7 +78,7 @@ async def answer(reader, writer):
     try:
         while not writer.is_closing():
             msg = await reader.readmessage()
-            entry = {"mode": MODE}
+            entry = {"mode": MODE, "at": time.time()}
             try:
                 assert str(msg.segment("MSH")(9)) == "ORU^R01^ORU_R01", "not an ORU^R01"
                 for name in ["PID", "ORC", "OBR", "TQ1", "OBX"]:
