@@ -498,18 +498,19 @@ fn the_console_and_the_cli_show_each_kind_and_try_it_without_sending() {
     let fhir_url = format!("http://127.0.0.1:{}/fhir", s.fhir_port);
     assert!(kinds.contains(&("fhir", fhir_url.as_str())), "{kinds:?}");
     assert!(kinds.iter().any(|(k, _)| *k == "hl7"), "{kinds:?}");
-    // The console edits DICOM destinations only.
+    // The console sets DICOM and HL7 destinations, not those that read
+    // secrets from files.
     let refused = curl(&[
         "-X",
         "PUT",
         "-H",
         "Content-Type: application/json",
         "--data-binary",
-        r#"{"ae_title":"X","host":"127.0.0.1","port":104}"#,
-        &format!("{api}/ris"),
+        r#"{"kind":"hl7","host":"127.0.0.1","port":2575}"#,
+        &format!("{api}/fhir"),
     ]);
     assert!(
-        refused.contains("destination 'ris' is of kind hl7: change it in the configuration file"),
+        refused.contains("destination 'fhir' is of kind fhir: change it in the configuration file"),
         "{refused}"
     );
 
@@ -549,4 +550,59 @@ fn the_console_and_the_cli_show_each_kind_and_try_it_without_sending() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn an_hl7_destination_set_in_the_console_receives_results_without_a_restart() {
+    let s = Setup::new();
+    let ris = s.ris("aa");
+    // No destination in the file: the RIS comes from the console.
+    let d = Daemon::start(
+        "",
+        &format!(
+            "[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n",
+            repo_root().join("models").display()
+        ),
+    );
+    let token = std::fs::read_to_string(d.storage().join("admin.token")).unwrap();
+    let put = |name: &str, body: &str| {
+        let auth = format!("Authorization: Bearer {}", token.trim());
+        let url = format!("http://127.0.0.1:{}/api/destinations/{name}", d.http_port);
+        text(&run(
+            "curl",
+            &[
+                "-s",
+                "-X",
+                "PUT",
+                "-H",
+                &auth,
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+                &url,
+            ],
+        ))
+    };
+    let refused = put(
+        "bad",
+        r#"{"kind":"hl7","host":"127.0.0.1","port":2575,"sending_facility":"A|B"}"#,
+    );
+    assert!(
+        refused.contains("sending_facility: must not contain HL7 delimiters"),
+        "{refused}"
+    );
+    let saved = put(
+        "ris",
+        &format!(
+            r#"{{"kind":"hl7","host":"127.0.0.1","port":{},"receiving_application":"CONSOLE-RIS","min_priority":"flagged"}}"#,
+            s.hl7_port
+        ),
+    );
+    assert!(saved.contains(r#""kind":"hl7""#), "{saved}");
+    send_urgent_study(&d, s.dir.path(), 9107);
+    wait_until("the console's RIS served", Duration::from_secs(60), || {
+        !hl7_filed(&ris).is_empty()
+    });
+    assert_eq!(hl7_filed(&ris)[0]["MSH-5"], "CONSOLE-RIS");
 }

@@ -38,6 +38,9 @@ pub struct PeerOverride {
     pub host: Option<String>,
     pub port: Option<i64>,
     pub quiet_secs: Option<f64>,
+    /// Destinations: what the console set beyond the address (JSON, read
+    /// by the daemon).
+    pub settings: Option<String>,
     pub updated_by: String,
     pub updated_at: String,
 }
@@ -77,18 +80,21 @@ impl Peers {
             None,
             None,
             quiet_secs,
+            None,
             user,
         )
         .await
     }
 
-    /// Set a destination (AE title, host, port) by name.
+    /// Set a destination (AE title, host, port and its other settings) by
+    /// name.
     pub async fn put_destination(
         &self,
         name: &str,
         ae_title: &str,
         host: &str,
         port: u16,
+        settings: Option<&str>,
         user: &str,
     ) -> Result<(), ArchiveError> {
         self.put(
@@ -99,6 +105,7 @@ impl Peers {
             Some(host),
             Some(port as i64),
             None,
+            settings,
             user,
         )
         .await
@@ -114,14 +121,16 @@ impl Peers {
         host: Option<&str>,
         port: Option<i64>,
         quiet_secs: Option<f64>,
+        settings: Option<&str>,
         user: &str,
     ) -> Result<(), ArchiveError> {
         sqlx::query(&format!(
-            "INSERT INTO peers (kind, name, removed, ae_title, hosts, host, port, quiet_secs, updated_by, updated_at)
-             VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, {NOW})
+            "INSERT INTO peers (kind, name, removed, ae_title, hosts, host, port, quiet_secs, settings, updated_by, updated_at)
+             VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, {NOW})
              ON CONFLICT (kind, name) DO UPDATE SET removed = 0, ae_title = excluded.ae_title,
                hosts = excluded.hosts, host = excluded.host, port = excluded.port,
-               quiet_secs = excluded.quiet_secs, updated_by = excluded.updated_by, updated_at = excluded.updated_at"
+               quiet_secs = excluded.quiet_secs, settings = excluded.settings,
+               updated_by = excluded.updated_by, updated_at = excluded.updated_at"
         ))
         .bind(kind.as_str())
         .bind(name)
@@ -130,6 +139,7 @@ impl Peers {
         .bind(host)
         .bind(port)
         .bind(quiet_secs)
+        .bind(settings)
         .bind(user)
         .execute(&self.pool)
         .await
@@ -142,7 +152,7 @@ impl Peers {
         sqlx::query(&format!(
             "INSERT INTO peers (kind, name, removed, updated_by, updated_at) VALUES (?, ?, 1, ?, {NOW})
              ON CONFLICT (kind, name) DO UPDATE SET removed = 1, ae_title = NULL, hosts = NULL, host = NULL,
-               port = NULL, quiet_secs = NULL, updated_by = excluded.updated_by, updated_at = excluded.updated_at"
+               port = NULL, quiet_secs = NULL, settings = NULL, updated_by = excluded.updated_by, updated_at = excluded.updated_at"
         ))
         .bind(kind.as_str())
         .bind(name)

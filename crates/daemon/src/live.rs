@@ -11,10 +11,11 @@ use std::time::Duration;
 use archive::{Archive, PeerKind, PeerOverride, QuietPeriods};
 use dimse::{AssociationPolicy, PolicySource};
 use pipeline::LiveRouting;
+use report::result::PriorityName;
 use tokio::sync::watch;
 use web::{
-    BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelStateInput,
-    ModelView, Origin, SourceInput, SourceView,
+    BoxFuture, ConsoleKind, Control, ControlError, DestinationInput, DestinationView, MinPriority,
+    ModelStateInput, ModelView, Origin, SourceInput, SourceView,
 };
 
 use crate::config::{Config, DestinationConfig, DestinationKind, SourceConfig};
@@ -130,33 +131,88 @@ fn host_patterns(hosts: &[String]) -> Result<Vec<dimse::HostPattern>, ControlErr
         .collect()
 }
 
+/// What the console sets of a destination beyond its address, kept as
+/// JSON in its row's `settings` (absent: a DICOM destination, all results).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct ConsoleSettings {
+    #[serde(default)]
+    kind: DestinationKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sending_application: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sending_facility: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    receiving_application: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    receiving_facility: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min_priority: Option<PriorityName>,
+}
+
+impl ConsoleSettings {
+    fn of(input: &DestinationInput) -> ConsoleSettings {
+        let trimmed = |v: &Option<String>| v.as_deref().map(|v| v.trim().to_string());
+        ConsoleSettings {
+            kind: match input.kind {
+                ConsoleKind::Dicom => DestinationKind::Dicom,
+                ConsoleKind::Hl7 => DestinationKind::Hl7,
+            },
+            sending_application: trimmed(&input.sending_application),
+            sending_facility: trimmed(&input.sending_facility),
+            receiving_application: trimmed(&input.receiving_application),
+            receiving_facility: trimmed(&input.receiving_facility),
+            min_priority: input.min_priority.map(|p| match p {
+                MinPriority::Routine => PriorityName::Routine,
+                MinPriority::Flagged => PriorityName::Flagged,
+                MinPriority::Urgent => PriorityName::Urgent,
+            }),
+        }
+    }
+}
+
 /// A destination as the console stored it, with the TLS settings of the
 /// file's destination of that name (the console does not set them).
 fn destination_of(file: &Config, r: &PeerOverride) -> DestinationConfig {
+    let settings = r
+        .settings
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
     console_destination(
         file,
         &r.name,
         r.ae_title.clone().unwrap_or_default(),
         r.host.clone().unwrap_or_default(),
         r.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+        settings,
     )
 }
 
-/// The console's address for destination `name`; everything else (TLS)
-/// from the file's destination of that name, or the defaults (plain TCP).
+/// The console's destination `name`; what the console does not set (TLS)
+/// from the file's destination of that name and kind, or the defaults.
 fn console_destination(
     file: &Config,
     name: &str,
     ae_title: String,
     host: String,
     port: u16,
+    s: ConsoleSettings,
 ) -> DestinationConfig {
-    let from_file = file.destinations.iter().find(|f| f.name == name);
+    let from_file = file
+        .destinations
+        .iter()
+        .find(|f| f.name == name && f.kind == s.kind);
     DestinationConfig {
         name: name.to_string(),
+        kind: s.kind,
         ae_title,
         host,
         port,
+        sending_application: s.sending_application,
+        sending_facility: s.sending_facility,
+        receiving_application: s.receiving_application,
+        receiving_facility: s.receiving_facility,
+        min_priority: s.min_priority,
         ..from_file.cloned().unwrap_or_default()
     }
 }
@@ -393,19 +449,28 @@ impl Control for Console {
         Box::pin(async move {
             check_name(name)?;
             if let Some(f) = self.live.file.destination(name) {
-                if f.kind != DestinationKind::Dicom {
+                if !f.kind.is_address_only() {
                     return Err(ControlError::Invalid(format!(
                         "destination '{name}' is of kind {}: change it in the configuration file",
                         f.kind.as_str()
                     )));
                 }
             }
+            let settings = ConsoleSettings::of(&input);
+            let stored = match settings == ConsoleSettings::default() {
+                true => None,
+                false => Some(
+                    serde_json::to_string(&settings)
+                        .map_err(|e| ControlError::Failed(e.to_string()))?,
+                ),
+            };
             let d = console_destination(
                 &self.live.file,
                 name,
                 input.ae_title.trim().to_string(),
                 input.host.trim().to_string(),
                 input.port,
+                settings,
             );
             problems(
                 Config {
@@ -417,7 +482,7 @@ impl Control for Console {
             self.live
                 .archive
                 .peers()
-                .put_destination(name, &d.ae_title, &d.host, d.port, user)
+                .put_destination(name, &d.ae_title, &d.host, d.port, stored.as_deref(), user)
                 .await
                 .map_err(|e| ControlError::Failed(e.to_string()))?;
             self.live.reload().await
@@ -590,6 +655,7 @@ mod tests {
             ae_title: "PACS".into(),
             host: "127.0.0.1".into(),
             port: 104,
+            ..DestinationInput::default()
         };
         c.put_destination("pacs", destination, "test")
             .await
@@ -617,7 +683,14 @@ mod tests {
             "[[destinations]]\nname = \"pacs\"\nae_title = \"PACS\"\nhost = \"a\"\nport = 2762\ntls = true\nca_file = \"/etc/pacs-ca.pem\"\ncertificate = \"/etc/me.pem\"\nprivate_key = \"/etc/me.key\"\n",
         )
         .unwrap();
-        let d = console_destination(&file, "pacs", "NEWPACS".into(), "b".into(), 2763);
+        let d = console_destination(
+            &file,
+            "pacs",
+            "NEWPACS".into(),
+            "b".into(),
+            2763,
+            ConsoleSettings::default(),
+        );
         assert_eq!(
             (d.ae_title.as_str(), d.host.as_str(), d.port),
             ("NEWPACS", "b", 2763)
@@ -627,7 +700,14 @@ mod tests {
         let id = d.peer().tls.unwrap().identity.unwrap();
         assert_eq!(id.private_key, std::path::PathBuf::from("/etc/me.key"));
         // A destination the file does not have is plain TCP.
-        let new = console_destination(&file, "other", "OTHER".into(), "c".into(), 104);
+        let new = console_destination(
+            &file,
+            "other",
+            "OTHER".into(),
+            "c".into(),
+            104,
+            ConsoleSettings::default(),
+        );
         assert!(!new.tls && new.peer().tls.is_none());
     }
 }

@@ -229,11 +229,19 @@ $("#source-form").onsubmit = async (ev) => {
   try { await api("/api/sources/" + encodeURIComponent(f.get("name")), { method: "PUT", body: JSON.stringify(body) }); msg.className = ""; msg.textContent = "Source saved."; ev.target.reset(); loadAdmin(); }
   catch (e) { msg.className = "error"; msg.textContent = e.message; }
 };
+$("#destination-form [name=kind]").onchange = (ev) => {
+  const hl7 = ev.target.value === "hl7";
+  $("#destination-form .for-hl7").classList.toggle("hidden", !hl7);
+  $("#destination-form .for-dicom").classList.toggle("hidden", hl7);
+};
 $("#destination-form").onsubmit = async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target), msg = $("#admin-message");
-  const body = { ae_title: f.get("ae_title"), host: f.get("host"), port: Number(f.get("port")) };
-  try { await api("/api/destinations/" + encodeURIComponent(f.get("name")), { method: "PUT", body: JSON.stringify(body) }); msg.className = ""; msg.textContent = "Destination saved."; ev.target.reset(); loadAdmin(); }
+  const kind = f.get("kind"), body = { kind, host: f.get("host"), port: Number(f.get("port")) };
+  if (kind === "dicom") body.ae_title = f.get("ae_title");
+  else for (const k of ["sending_application", "sending_facility", "receiving_application", "receiving_facility"]) if (f.get(k)) body[k] = f.get(k);
+  if (f.get("min_priority")) body.min_priority = f.get("min_priority");
+  try { await api("/api/destinations/" + encodeURIComponent(f.get("name")), { method: "PUT", body: JSON.stringify(body) }); msg.className = ""; msg.textContent = "Destination saved."; ev.target.reset(); ev.target.kind.dispatchEvent(new Event("change")); loadAdmin(); }
   catch (e) { msg.className = "error"; msg.textContent = e.message; }
 };
 

@@ -41,7 +41,7 @@ pub struct SourceView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DestinationView {
     pub name: String,
-    /// dicom, hl7, fhir or webhook (only dicom ones are edited in the
+    /// dicom, hl7, fhir or webhook (dicom and hl7 ones are edited in the
     /// console; the others are set in the configuration file).
     pub kind: String,
     /// Where results go: AE@host:port, host:port, or the URL.
@@ -64,13 +64,119 @@ pub struct SourceInput {
     pub quiet_secs: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A destination as the console sets it: a PACS (dicom) or a RIS (hl7).
+/// FHIR and webhook destinations read secrets from files, so only the
+/// configuration file sets them. Checked as it is read: a key of the
+/// other kind, a missing AE title or a `null` is refused by name.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(try_from = "DestinationRequest")]
 pub struct DestinationInput {
+    pub kind: ConsoleKind,
+    /// dicom only.
     pub ae_title: String,
     pub host: String,
-    #[serde(deserialize_with = "whole_u16")]
     pub port: u16,
+    /// hl7 only: MSH-3..6.
+    pub sending_application: Option<String>,
+    pub sending_facility: Option<String>,
+    pub receiving_application: Option<String>,
+    pub receiving_facility: Option<String>,
+    /// The least priority of the reports sent there (default: all).
+    pub min_priority: Option<MinPriority>,
+}
+
+/// The request body as sent, before the per-kind checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestinationRequest {
+    #[serde(default)]
+    kind: ConsoleKind,
+    #[serde(default, deserialize_with = "present")]
+    ae_title: Option<String>,
+    host: String,
+    #[serde(deserialize_with = "whole_u16")]
+    port: u16,
+    #[serde(default, deserialize_with = "present")]
+    sending_application: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    sending_facility: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    receiving_application: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    receiving_facility: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    min_priority: Option<MinPriority>,
+}
+
+impl TryFrom<DestinationRequest> for DestinationInput {
+    type Error = String;
+
+    fn try_from(r: DestinationRequest) -> Result<DestinationInput, String> {
+        let hl7_names = [
+            ("sending_application", &r.sending_application),
+            ("sending_facility", &r.sending_facility),
+            ("receiving_application", &r.receiving_application),
+            ("receiving_facility", &r.receiving_facility),
+        ];
+        let ae_title = match (r.kind, r.ae_title) {
+            (ConsoleKind::Dicom, None) => {
+                return Err("ae_title: a dicom destination needs one".to_string())
+            }
+            (ConsoleKind::Dicom, Some(ae)) => {
+                if let Some((key, _)) = hl7_names.iter().find(|(_, v)| v.is_some()) {
+                    return Err(format!("{key}: only an hl7 destination has one"));
+                }
+                ae
+            }
+            (ConsoleKind::Hl7, Some(_)) => {
+                return Err("ae_title: an hl7 destination has none".to_string())
+            }
+            (ConsoleKind::Hl7, None) => String::new(),
+        };
+        Ok(DestinationInput {
+            kind: r.kind,
+            ae_title,
+            host: r.host,
+            port: r.port,
+            sending_application: r.sending_application,
+            sending_facility: r.sending_facility,
+            receiving_application: r.receiving_application,
+            receiving_facility: r.receiving_facility,
+            min_priority: r.min_priority,
+        })
+    }
+}
+
+/// An optional key that, when present, must hold a value (not `null`).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(d)? {
+        Some(v) => Ok(Some(v)),
+        None => Err(serde::de::Error::custom(
+            "null is not a value: leave the key out instead",
+        )),
+    }
+}
+
+/// The kinds of destination the console sets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleKind {
+    #[default]
+    Dicom,
+    Hl7,
+}
+
+/// A priority, as the console names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MinPriority {
+    Routine,
+    Flagged,
+    Urgent,
 }
 
 /// A JSON integer in 0..=65535, also when written with a zero fraction
@@ -156,4 +262,48 @@ pub trait Control: Send + Sync + 'static {
     fn metrics(&self) -> String;
     /// Whether the daemon takes work (listener bound, models loaded).
     fn ready(&self) -> Result<(), String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(body: &str) -> Result<DestinationInput, String> {
+        serde_json::from_str(body).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_destination_body_holds_the_keys_of_its_kind_only() {
+        let pacs = read(r#"{"ae_title":"PACS","host":"h","port":104}"#).unwrap();
+        assert_eq!(
+            (pacs.kind, pacs.ae_title.as_str()),
+            (ConsoleKind::Dicom, "PACS")
+        );
+        let ris = read(
+            r#"{"kind":"hl7","host":"h","port":2575,"sending_facility":"RAD","min_priority":"flagged"}"#,
+        )
+        .unwrap();
+        assert_eq!(ris.kind, ConsoleKind::Hl7);
+        assert_eq!(ris.sending_facility.as_deref(), Some("RAD"));
+        assert_eq!(ris.min_priority, Some(MinPriority::Flagged));
+        for (body, key) in [
+            (r#"{"host":"h","port":104}"#, "ae_title"),
+            (
+                r#"{"kind":"hl7","ae_title":"X","host":"h","port":1}"#,
+                "ae_title",
+            ),
+            (
+                r#"{"ae_title":"X","host":"h","port":1,"receiving_application":"RIS"}"#,
+                "receiving_application",
+            ),
+            (
+                r#"{"kind":"hl7","host":"h","port":1,"min_priority":null}"#,
+                "null",
+            ),
+            (r#"{"kind":"fhir","host":"h","port":1}"#, "fhir"),
+        ] {
+            let e = read(body).unwrap_err();
+            assert!(e.contains(key), "{body}: {e}");
+        }
+    }
 }

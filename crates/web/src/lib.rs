@@ -34,8 +34,8 @@ use axum::Router;
 
 pub use auth::{Role, User};
 pub use control::{
-    BoxFuture, Control, ControlError, DestinationInput, DestinationView, ModelStateInput,
-    ModelView, Origin, SourceInput, SourceView,
+    BoxFuture, ConsoleKind, Control, ControlError, DestinationInput, DestinationView, MinPriority,
+    ModelStateInput, ModelView, Origin, SourceInput, SourceView,
 };
 
 /// What the handlers share.

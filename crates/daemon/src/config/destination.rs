@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use report::result::PriorityName;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{check_ae_title, check_host};
 
 /// How a destination receives results.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DestinationKind {
     /// A PACS: the SR and heatmap captures by C-STORE.
@@ -27,6 +27,11 @@ pub enum DestinationKind {
 }
 
 impl DestinationKind {
+    /// Set by an address alone (the console may set these).
+    pub fn is_address_only(self) -> bool {
+        matches!(self, DestinationKind::Dicom | DestinationKind::Hl7)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DestinationKind::Dicom => "dicom",
