@@ -1,6 +1,7 @@
 # Shared by the end-to-end benchmarks: a real PACS (Orthanc) and a release
 # daemon on free ports in a temporary folder, both stopped on exit.
-# Source it after setting `quiet` (seconds) and `models` (a models folder).
+# Source it after setting `quiet` (seconds) and `models` (a models folder);
+# `extra_toml`, if set, is appended to the daemon's configuration.
 # Sets: bin, work, dicom (daemon port), http (Orthanc REST port), daemon (pid).
 source bench/common.sh
 bin=$(release_triaged)
@@ -34,6 +35,7 @@ name = "pacs"
 ae_title = "BENCHPACS"
 host = "127.0.0.1"
 port = $pacs
+${extra_toml:-}
 TOML
 "$bin" --config "$work/triaged.toml" serve > "$work/triaged.log" 2>&1 & daemon=$!; pids+=($daemon)
 until curl -sf "http://127.0.0.1:$http/system" > /dev/null; do sleep 0.1; done
