@@ -46,6 +46,15 @@ impl ArchiveError {
         move |source| ArchiveError::Database { action, source }
     }
 
+    /// Whether the disk (or the user's quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::Io { source, .. }
+                if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+        )
+    }
+
     /// Whether retrying later could succeed (resources), as opposed to a
     /// data set that will fail again however often it is sent.
     pub fn is_transient(&self) -> bool {

@@ -25,6 +25,7 @@ mod models;
 mod outbox;
 mod peers;
 mod query;
+mod retention;
 mod worklist;
 mod writer;
 
@@ -43,6 +44,9 @@ pub use models::{
 pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy, RESULT_EXTENSION};
 pub use peers::{PeerKind, PeerOverride, Peers};
 pub use query::StudySummary;
+pub use retention::{
+    PurgeReason, PurgeTotals, Purged, Retention, RetentionPolicy, RetentionRun, SettledStudy, Usage,
+};
 pub use worklist::{
     DeliveryRow, Feedback, FindingView, InstanceRow, JobRow, ReviewRow, SkippedRow, StudyDetail,
     Worklist, WorklistEntry, WorklistFilter, WorklistPage,
@@ -70,6 +74,10 @@ pub struct ArchiveOptions {
     /// Implementation Class UID and Version Name written into file meta.
     pub implementation_class_uid: String,
     pub implementation_version_name: String,
+    /// When a write finds the disk full, purge settled studies down to
+    /// this fraction in use and try once more (see [`Retention`]); `None`:
+    /// fail the write at once.
+    pub make_room_to: Option<f64>,
 }
 
 impl ArchiveOptions {
@@ -79,6 +87,7 @@ impl ArchiveOptions {
             spill_threshold: 16 << 20,
             implementation_class_uid: IMPLEMENTATION_CLASS_UID.into(),
             implementation_version_name: IMPLEMENTATION_VERSION_NAME.into(),
+            make_room_to: None,
         }
     }
 }
@@ -94,6 +103,8 @@ struct Inner {
     tmp_dir: PathBuf,
     db: db::Db,
     index: index::IndexWriter,
+    /// Writers and purges of one study meet here (see `retention`).
+    gates: Arc<retention::Gates>,
     /// Held until `close`: one process per storage folder.
     lock: std::sync::Mutex<Option<std::fs::File>>,
 }
@@ -126,6 +137,7 @@ impl Archive {
                 tmp_dir,
                 db,
                 index,
+                gates: Arc::new(retention::Gates::new()),
                 lock: std::sync::Mutex::new(Some(lock)),
             }),
         })
@@ -149,7 +161,11 @@ impl Archive {
 
     /// The outbox of results to deliver (sharing the archive's writer).
     pub fn outbox(&self) -> Outbox {
-        Outbox::new(self.inner.db.write.clone(), self.inner.options.dir.clone())
+        let outbox = Outbox::new(self.inner.db.write.clone(), self.inner.options.dir.clone());
+        match self.inner.options.make_room_to {
+            Some(low) => outbox.making_room(self.retention(), low),
+            None => outbox,
+        }
     }
 
     /// Analysis jobs and findings (sharing the archive's writer).
@@ -165,6 +181,16 @@ impl Archive {
     /// The state of each model version (active, shadow, disabled).
     pub fn models(&self) -> ModelStates {
         ModelStates::new(self.inner.db.write.clone())
+    }
+
+    /// Retention: holds, purges by age and by watermark.
+    pub fn retention(&self) -> Retention {
+        Retention::new(
+            self.inner.db.write.clone(),
+            self.inner.options.dir.clone(),
+            self.inner.gates.clone(),
+            true,
+        )
     }
 
     /// The radiologists' worklist and reviews.
@@ -217,6 +243,18 @@ impl ArchiveReader {
     pub async fn models(dir: &Path) -> Result<ModelStates, ArchiveError> {
         let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
         Ok(ModelStates::new(pool))
+    }
+
+    /// Retention, for admin commands while the daemon runs (a write
+    /// connection of its own): holds and dry runs; only the daemon purges.
+    pub async fn retention(dir: &Path) -> Result<Retention, ArchiveError> {
+        let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
+        Ok(Retention::new(
+            pool,
+            dir.to_path_buf(),
+            Arc::new(retention::Gates::new()),
+            false,
+        ))
     }
 
     pub async fn studies(&self) -> Result<Vec<StudySummary>, ArchiveError> {

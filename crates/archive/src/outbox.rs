@@ -23,7 +23,7 @@ use crate::db::NOW;
 use crate::fsutil::{create_dir_durable, is_safe_uid, sync_dir};
 use crate::ArchiveError;
 
-const FOLDER: &str = "outbox";
+pub(crate) const FOLDER: &str = "outbox";
 /// How a kept result document's file name ends.
 pub const RESULT_EXTENSION: &str = "result.json";
 
@@ -137,6 +137,9 @@ impl RetryPolicy {
 pub struct Outbox {
     pool: SqlitePool,
     dir: PathBuf,
+    /// When keeping an object finds the disk full: purge settled studies
+    /// down to this fraction in use and try once more.
+    room: Option<(crate::Retention, f64)>,
 }
 
 fn entry(row: &sqlx::sqlite::SqliteRow, dir: &Path) -> Result<OutboxEntry, sqlx::Error> {
@@ -162,7 +165,16 @@ const COLUMNS: &str = "id, sop_instance_uid, sop_class_uid, study_instance_uid, 
 
 impl Outbox {
     pub(crate) fn new(pool: SqlitePool, dir: PathBuf) -> Outbox {
-        Outbox { pool, dir }
+        Outbox {
+            pool,
+            dir,
+            room: None,
+        }
+    }
+
+    pub(crate) fn making_room(mut self, retention: crate::Retention, low: f64) -> Outbox {
+        self.room = Some((retention, low));
+        self
     }
 
     /// Keep `object` durably and queue it for each destination. Queuing an
@@ -213,21 +225,45 @@ impl Outbox {
         let folder = self.dir.join(FOLDER);
         let path = self.dir.join(&relative);
         let tmp = self.dir.join(format!("{relative}.tmp"));
-        let bytes = object.file.clone();
-        let root = self.dir.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            // The folder's own entry must survive power loss too.
-            create_dir_durable(&root, &folder)?;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(&folder)
-        })
-        .await
-        .map_err(|e| ArchiveError::io("keep a result object", std::io::Error::other(e)))?
-        .map_err(|e| ArchiveError::io("keep a result object", e))?;
+        let write = || {
+            let (bytes, root, folder, path, tmp) = (
+                object.file.clone(),
+                self.dir.clone(),
+                folder.clone(),
+                path.clone(),
+                tmp.clone(),
+            );
+            async move {
+                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                    use std::io::Write;
+                    // The folder's own entry must survive power loss too.
+                    create_dir_durable(&root, &folder)?;
+                    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+                        f.write_all(&bytes)?;
+                        f.sync_all()
+                    });
+                    if let Err(e) = written {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                    std::fs::rename(&tmp, &path)?;
+                    sync_dir(&folder)
+                })
+                .await
+                .map_err(|e| ArchiveError::io("keep a result object", std::io::Error::other(e)))?
+                .map_err(|e| ArchiveError::io("keep a result object", e))
+            }
+        };
+        match (write().await, &self.room) {
+            (Err(e), Some((retention, low))) if e.is_disk_full() => {
+                // Settled studies make room; then once more.
+                if !retention.make_room(*low).await? {
+                    return Err(e);
+                }
+                write().await?
+            }
+            (r, _) => r?,
+        }
         Ok(Kept {
             sop_instance_uid: object.sop_instance_uid.clone(),
             sop_class_uid: object.sop_class_uid.clone(),

@@ -27,6 +27,10 @@ pub struct StudySummary {
     pub priority: Option<String>,
     pub flagged: Option<bool>,
     pub findings: Vec<String>,
+    /// Set while `triaged studies hold` keeps it from retention.
+    pub held_at: Option<String>,
+    /// When retention last deleted its instances.
+    pub purged_at: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -44,6 +48,8 @@ pub(crate) struct Row {
     priority: Option<String>,
     flagged: Option<i64>,
     findings: Option<String>,
+    held_at: Option<String>,
+    purged_at: Option<String>,
 }
 
 /// The columns of [`Row`], over `studies st`.
@@ -57,7 +63,8 @@ pub(crate) const SUMMARY_COLUMNS: &str = "st.study_instance_uid,
     (SELECT state FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid ORDER BY id DESC LIMIT 1) AS status,
     st.priority, st.flagged,
     (SELECT GROUP_CONCAT(label || ' ' || printf('%.3f', probability), ', ') FROM findings f
-        WHERE f.flagged = 1 AND f.shadow = 0 AND f.job_id = (SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid AND j.report_uids IS NOT NULL)) AS findings";
+        WHERE f.flagged = 1 AND f.shadow = 0 AND f.job_id = (SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid AND j.report_uids IS NOT NULL)) AS findings,
+    st.held_at, st.purged_at";
 
 impl From<Row> for StudySummary {
     fn from(r: Row) -> StudySummary {
@@ -81,6 +88,8 @@ impl From<Row> for StudySummary {
                 .findings
                 .map(|f| f.split(", ").map(str::to_string).collect())
                 .unwrap_or_default(),
+            held_at: r.held_at,
+            purged_at: r.purged_at,
         }
     }
 }

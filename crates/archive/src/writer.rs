@@ -88,7 +88,22 @@ impl PendingInstance {
         self.size += chunk.len() as u64;
         self.buf.extend_from_slice(chunk);
         if self.buf.len() >= self.archive.inner.options.spill_threshold {
-            self.spill().await?;
+            if let Err(e) = self.spill().await {
+                // Too big to keep in memory for another try: make room for
+                // the sender's retry, and fail this one (0xA700).
+                if let Some(low) = self
+                    .archive
+                    .inner
+                    .options
+                    .make_room_to
+                    .filter(|_| e.is_disk_full())
+                {
+                    if let Err(purge) = self.archive.retention().make_room(low).await {
+                        tracing::error!(error = %purge, "storage full and purging failed");
+                    }
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -155,46 +170,37 @@ impl PendingInstance {
             size,
         } = self;
         let file_size = header.len() as u64 + size;
-        let inc = incoming.clone();
         let started = Instant::now();
-        let placed = blocking(move || {
-            let mut timings = Timings::default();
-            let (tmp_path, attrs) = match spill {
-                None => {
-                    let t = Instant::now();
-                    let attrs = checked_attributes(
-                        &parse_bytes(&header, &buf, &inc.transfer_syntax_uid)?,
-                        &inc,
-                    )?;
-                    timings.parse = t.elapsed();
-                    let t = Instant::now();
-                    let result = write_new(&tmp, &[&header, &buf]);
-                    timings.write = t.elapsed();
-                    result?;
-                    (tmp, attrs)
-                }
-                Some((mut file, path)) => {
-                    let t = Instant::now();
-                    let written = file
-                        .write_all(&buf)
-                        .and_then(|()| file.sync_all())
-                        .map_err(|e| ArchiveError::io("write a temporary file", e));
-                    drop(file);
-                    timings.write = t.elapsed();
-                    let t = Instant::now();
-                    let attrs = written
-                        .and_then(|()| parse_file(&path, &inc.transfer_syntax_uid))
-                        .and_then(|obj| checked_attributes(&obj, &inc));
-                    timings.parse = t.elapsed();
-                    match attrs {
-                        Ok(a) => (path, a),
-                        Err(e) => {
-                            let _ = std::fs::remove_file(&path);
-                            return Err(e);
-                        }
+        let make_room_to = archive.inner.options.make_room_to;
+        let mut parts = Some((header, buf, spill));
+        let mut room_made = false;
+        let (tmp_path, attrs, mut timings) = loop {
+            let (header, buf, spill) = parts.take().expect("parts are put back on a retry");
+            let inc = incoming.clone();
+            let tmp = tmp.clone();
+            match blocking(move || write_temporary(&inc, &tmp, header, buf, spill)).await? {
+                Written::Done(path, attrs, timings) => break (path, *attrs, timings),
+                Written::DiskFull(e, header, buf) => {
+                    // An instance held in memory can be written again once
+                    // settled studies have made room (once: if nothing was
+                    // purgeable, the sender hears 0xA700 and retries later).
+                    let Some(low) = make_room_to.filter(|_| !room_made) else {
+                        return Err(e);
+                    };
+                    room_made = true;
+                    if !archive.retention().make_room(low).await? {
+                        return Err(e);
                     }
+                    parts = Some((header, buf, None));
                 }
-            };
+            }
+        };
+        // From the move into place until the index row is committed, a
+        // purge of this study waits (and a purge under way finishes first).
+        let study_uid = attrs.study_instance_uid.clone();
+        let gates = archive.inner.gates.clone();
+        let _gate = gates.enter(&study_uid).await;
+        let placed = blocking(move || {
             let t = Instant::now();
             let rel = format!(
                 "{}/{}/{}.dcm",
@@ -262,6 +268,62 @@ impl PendingInstance {
         if let Some((file, path)) = self.spill {
             drop(file);
             let _ = tokio::fs::remove_file(path).await;
+        }
+    }
+}
+
+/// The temporary file of an instance, or the disk was full (with the
+/// bytes back, for another try, when they were held in memory).
+enum Written {
+    Done(PathBuf, Box<InstanceAttributes>, Timings),
+    DiskFull(ArchiveError, Vec<u8>, Vec<u8>),
+}
+
+/// Parse (in memory) and write the temporary file, or finish and parse the
+/// spilled one; fsynced either way.
+fn write_temporary(
+    inc: &Incoming,
+    tmp: &Path,
+    header: Vec<u8>,
+    buf: Vec<u8>,
+    spill: Option<(File, PathBuf)>,
+) -> Result<Written, ArchiveError> {
+    let mut timings = Timings::default();
+    match spill {
+        None => {
+            let t = Instant::now();
+            let attrs =
+                checked_attributes(&parse_bytes(&header, &buf, &inc.transfer_syntax_uid)?, inc)?;
+            timings.parse = t.elapsed();
+            let t = Instant::now();
+            let result = write_new(tmp, &[&header, &buf]);
+            timings.write = t.elapsed();
+            match result {
+                Ok(()) => Ok(Written::Done(tmp.to_path_buf(), Box::new(attrs), timings)),
+                Err(e) if e.is_disk_full() => Ok(Written::DiskFull(e, header, buf)),
+                Err(e) => Err(e),
+            }
+        }
+        Some((mut file, path)) => {
+            let t = Instant::now();
+            let written = file
+                .write_all(&buf)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| ArchiveError::io("write a temporary file", e));
+            drop(file);
+            timings.write = t.elapsed();
+            let t = Instant::now();
+            let attrs = written
+                .and_then(|()| parse_file(&path, &inc.transfer_syntax_uid))
+                .and_then(|obj| checked_attributes(&obj, inc));
+            timings.parse = t.elapsed();
+            match attrs {
+                Ok(a) => Ok(Written::Done(path, Box::new(a), timings)),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    Err(e)
+                }
+            }
         }
     }
 }

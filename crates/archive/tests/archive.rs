@@ -712,3 +712,208 @@ async fn count(dir: &std::path::Path, sql: &str) -> i64 {
     pool.close().await;
     n
 }
+
+/// Store one instance of study `study` (its series `study`.1, instance
+/// `study`.1.1) and, unless `analyse` is false, take it through a job to
+/// `outcome`: "delivered" (a report delivered), "pending" (a report not
+/// yet delivered), "done" (no destination), "failed".
+async fn study_in_state(a: &Archive, study: &str, outcome: &str) {
+    use archive::NewObject;
+    let (series, sop) = (format!("{study}.1"), format!("{study}.1.1"));
+    store(a, &sop, &data_set(study, &series, &sop, 4096))
+        .await
+        .unwrap();
+    if outcome == "unanalysed" {
+        return;
+    }
+    let jobs = a.jobs();
+    jobs.assemble(
+        &archive::QuietPeriods::uniform(std::time::Duration::ZERO),
+        None,
+    )
+    .await
+    .unwrap();
+    let job = jobs.claim().await.unwrap().unwrap();
+    assert_eq!(job.study_instance_uid, study);
+    if outcome == "failed" {
+        jobs.fail(&job, "nothing decodable", &[]).await.unwrap();
+        return;
+    }
+    let report = format!("{study}.9");
+    let kept = a
+        .outbox()
+        .keep(&NewObject {
+            sop_instance_uid: report.clone(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.88.34".into(),
+            study_instance_uid: study.into(),
+            file: vec![1, 2, 3],
+        })
+        .await
+        .unwrap();
+    let queued = match outcome {
+        "done" => vec![],
+        _ => vec![(kept, vec!["pacs".to_string()])],
+    };
+    jobs.finish(&job, &[], &[report], Some("routine"), &queued, &[])
+        .await
+        .unwrap();
+    if outcome == "delivered" {
+        let outbox = a.outbox();
+        // (Another study's row claimed here stays 'sending': undelivered.)
+        for row in outbox.claim_due(10).await.unwrap() {
+            if row.study_instance_uid == study {
+                outbox.delivered(row.id, 0, None).await.unwrap();
+            }
+        }
+        jobs.settle().await.unwrap();
+    }
+}
+
+/// Retention deletes the instances of settled studies only: analysed, every
+/// report delivered, not held; by age, by watermark, and forgets old
+/// results; a dry run changes nothing.
+#[tokio::test]
+async fn retention_deletes_only_settled_unheld_studies() {
+    use archive::{PurgeReason, RetentionPolicy};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    for (study, outcome) in [
+        ("2.25.601", "delivered"),
+        ("2.25.602", "pending"),
+        ("2.25.603", "done"),
+        ("2.25.604", "failed"),
+        ("2.25.605", "delivered"),
+        ("2.25.606", "unanalysed"),
+    ] {
+        study_in_state(&a, study, outcome).await;
+    }
+    let retention = a.retention();
+    assert!(retention
+        .hold("2.25.605", "test", "complaint")
+        .await
+        .unwrap());
+    assert!(!retention.hold("2.25.999", "test", "").await.unwrap());
+    let file = |study: &str| {
+        dir.path()
+            .join(format!("{study}/{study}.1/{study}.1.1.dcm"))
+    };
+    let by_age = RetentionPolicy {
+        delete_after: Some(Duration::ZERO),
+        high_watermark: 1.0,
+        low_watermark: 1.0,
+        keep_results: None,
+    };
+    let uids = |run: &archive::RetentionRun| {
+        run.purged
+            .iter()
+            .map(|p| (p.study.study_instance_uid.clone(), p.reason))
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        ("2.25.601".to_string(), PurgeReason::Age),
+        ("2.25.603".to_string(), PurgeReason::Age),
+    ];
+    let dry = retention.run(&by_age, true).await.unwrap();
+    assert_eq!(uids(&dry), expected);
+    assert!(file("2.25.601").is_file(), "a dry run deletes nothing");
+    // Not old enough yet: nothing.
+    let week = RetentionPolicy {
+        delete_after: Some(Duration::from_secs(7 * 86_400)),
+        ..by_age.clone()
+    };
+    assert!(retention.run(&week, false).await.unwrap().purged.is_empty());
+    let run = retention.run(&by_age, false).await.unwrap();
+    assert_eq!(uids(&run), expected);
+    assert!(run
+        .purged
+        .iter()
+        .all(|p| p.study.instances == 1 && p.study.bytes > 4096));
+    for gone in ["2.25.601", "2.25.603"] {
+        assert!(!file(gone).exists(), "{gone}");
+        assert!(
+            !dir.path().join(gone).exists(),
+            "{gone}: empty folders go too"
+        );
+    }
+    for kept in ["2.25.602", "2.25.604", "2.25.605", "2.25.606"] {
+        assert!(file(kept).is_file(), "{kept} must be kept");
+    }
+    // Delivered report copies go with the instances; undelivered stay.
+    let report = |study: &str| dir.path().join(format!("outbox/{study}.9.dcm"));
+    assert!(!report("2.25.603").exists());
+    assert!(report("2.25.602").is_file());
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM purges WHERE reason = 'age'"
+        )
+        .await,
+        2
+    );
+    let studies = a.studies().await.unwrap();
+    let s601 = studies
+        .iter()
+        .find(|s| s.study_instance_uid == "2.25.601")
+        .unwrap();
+    assert_eq!(s601.instances, 0);
+    assert!(s601.purged_at.is_some());
+    assert!(studies
+        .iter()
+        .any(|s| s.study_instance_uid == "2.25.605" && s.held_at.is_some()));
+
+    // Released, the held study goes by watermark (every filesystem is above
+    // a 0 % watermark).
+    assert!(retention.release("2.25.605").await.unwrap());
+    let full = RetentionPolicy {
+        delete_after: None,
+        high_watermark: 0.0,
+        low_watermark: 0.0,
+        keep_results: None,
+    };
+    let run = retention.run(&full, false).await.unwrap();
+    assert_eq!(
+        uids(&run),
+        vec![("2.25.605".to_string(), PurgeReason::Watermark)]
+    );
+    assert!(!file("2.25.605").exists());
+
+    // A late instance of a purged study is stored and makes it wait again.
+    store(
+        &a,
+        "2.25.601.1.2",
+        &data_set("2.25.601", "2.25.601.1", "2.25.601.1.2", 10),
+    )
+    .await
+    .unwrap();
+    assert!(retention.run(&full, false).await.unwrap().purged.is_empty());
+
+    // Results of purged studies are forgotten: findings, jobs, rows.
+    let forget = RetentionPolicy {
+        keep_results: Some(Duration::ZERO),
+        ..full.clone()
+    };
+    let run = retention.run(&forget, false).await.unwrap();
+    assert_eq!(run.forgotten, vec!["2.25.603", "2.25.605"]);
+    let left: Vec<String> = a
+        .studies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.study_instance_uid)
+        .collect();
+    assert!(!left.contains(&"2.25.603".to_string()), "{left:?}");
+    assert!(
+        left.contains(&"2.25.601".to_string()),
+        "waiting again: kept"
+    );
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT COUNT(*) FROM jobs WHERE study_instance_uid = '2.25.603'"
+        )
+        .await,
+        0
+    );
+    a.close().await;
+}
