@@ -194,56 +194,6 @@ fn wait_for_state(d: &Daemon, uid: &str, states: &[&str]) {
     });
 }
 
-/// A tmpfs mounted for the test's life.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(at).unwrap();
-        let out = run(
-            "mount",
-            &[
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "tmpfs",
-                at.to_str().unwrap(),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "mount tmpfs (the tests run as root): {}",
-            text(&out)
-        );
-        Tmpfs(at.to_path_buf())
-    }
-
-    fn resize(&self, size: &str) {
-        let out = run(
-            "mount",
-            &[
-                "-o",
-                &format!("remount,size={size}"),
-                self.0.to_str().unwrap(),
-            ],
-        );
-        assert!(out.status.success(), "{}", text(&out));
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = run("umount", &["-l", self.0.to_str().unwrap()]);
-        // The temporary folder around it could not be removed while the
-        // mount was there.
-        let _ = std::fs::remove_dir_all(&self.0);
-        if let Some(parent) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(parent);
-        }
-    }
-}
-
 fn indexed(d: &Daemon) -> i64 {
     d.studies()
         .iter()

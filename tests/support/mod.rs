@@ -577,3 +577,68 @@ impl Drop for Orthanc {
         }
     }
 }
+
+/// A tmpfs mounted for the test's life.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mount a tmpfs of `size` (as mount(8) says it: `4m`) at `at`.
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let out = run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                at.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "mount tmpfs (the tests run as root): {}",
+            text(&out)
+        );
+        Tmpfs(at.to_path_buf())
+    }
+
+    pub fn resize(&self, size: &str) {
+        let out = run(
+            "mount",
+            &[
+                "-o",
+                &format!("remount,size={size}"),
+                self.0.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    /// The fraction in use, as df counts it.
+    pub fn used(&self) -> f64 {
+        let out = run(
+            "df",
+            &["--output=used,avail", "-B1", self.0.to_str().unwrap()],
+        );
+        let line = text(&out).lines().last().unwrap_or_default().to_string();
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        v[0] / (v[0] + v[1])
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = run("umount", &["-l", self.0.to_str().unwrap()]);
+        // The temporary folder around it could not be removed while the
+        // mount was there.
+        let _ = std::fs::remove_dir_all(&self.0);
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+}

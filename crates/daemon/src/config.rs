@@ -10,13 +10,16 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub mod destination;
+pub mod retention;
 pub use destination::{DestinationConfig, DestinationKind};
+pub use retention::RetentionConfig;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub dicom: DicomConfig,
     pub storage: StorageConfig,
+    pub retention: RetentionConfig,
     pub sources: Vec<SourceConfig>,
     pub destinations: Vec<DestinationConfig>,
     pub models: ModelsConfig,
@@ -444,6 +447,7 @@ impl Config {
                 }
             }
         }
+        p.extend(self.retention.problems());
         if self.outbox.timeout_secs == 0 {
             p.push("outbox.timeout_secs: must be at least 1".into());
         }

@@ -8,6 +8,8 @@
 //! - [`deliver`]: the outbox's delivery loop (C-STORE with retries, dead
 //!   letter, SR class fallback);
 //! - [`models`]: loading the models folder and the start-up lifecycle check;
+//! - [`retention`]: the task that applies `[retention]` (purges by age and
+//!   by watermark);
 //! - [`stats`]: the daemon's counters as Prometheus text;
 //! - [`serve`]: start everything, wait for a signal, shut down cleanly.
 //!
@@ -21,6 +23,7 @@ pub mod deliver;
 mod error;
 pub mod live;
 pub mod models;
+pub mod retention;
 pub mod serve;
 pub mod sink;
 pub mod stats;

@@ -52,6 +52,8 @@ impl Daemon {
     pub async fn start(config: Config) -> Result<Daemon, Error> {
         let mut options = ArchiveOptions::new(&config.storage.dir);
         options.spill_threshold = config.storage.spill_threshold_mb << 20;
+        let retention = config.retention.policy();
+        options.make_room_to = retention.as_ref().map(|p| p.low_watermark);
         let archive = Archive::open(options)
             .await
             .map_err(|source| Error::Archive {
@@ -76,7 +78,9 @@ impl Daemon {
             config.models.load_options(),
         ));
         let stats = Stats::default();
+        stats.retention.watch(archive.retention());
         let shutdown = Shutdown::new();
+        let stored = Arc::new(tokio::sync::Notify::new());
         let mut listener_config = config.listener_config();
         listener_config.policy = dimse::LivePolicy::from_source(live.snapshots());
         listener_config.stats = stats.listener.clone();
@@ -86,6 +90,7 @@ impl Daemon {
             Arc::new(ArchiveSink {
                 archive: archive.clone(),
                 stats: stats.ingest.clone(),
+                stored: stored.clone(),
             }),
             shutdown.clone(),
         )
@@ -191,6 +196,22 @@ impl Daemon {
             "pipeline",
             tokio::spawn(pipeline.run(async move { stop.wait().await })),
         ));
+        match retention {
+            Some(policy) => tasks.push((
+                "retention",
+                tokio::spawn(
+                    crate::retention::RetentionTask {
+                        retention: archive.retention(),
+                        policy,
+                        interval: config.retention.interval(),
+                        stored,
+                        stats: stats.retention.clone(),
+                    }
+                    .run(shutdown.clone()),
+                ),
+            )),
+            None => tracing::warn!("[retention] enabled = false: nothing is ever deleted"),
+        }
         tasks.push(("listener", tokio::spawn(listener.run())));
         Ok(Daemon {
             archive,

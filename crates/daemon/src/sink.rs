@@ -11,6 +11,8 @@ use crate::stats::Ingest;
 pub struct ArchiveSink {
     pub archive: Archive,
     pub stats: Arc<Ingest>,
+    /// Told after every stored instance (retention checks the watermark).
+    pub stored: Arc<tokio::sync::Notify>,
 }
 
 pub struct ArchiveWriter {
@@ -18,6 +20,7 @@ pub struct ArchiveWriter {
     calling_ae: String,
     bytes: u64,
     stats: Arc<Ingest>,
+    stored: Arc<tokio::sync::Notify>,
 }
 
 fn failure(e: ArchiveError) -> StoreFailure {
@@ -54,6 +57,7 @@ impl StorageSink for ArchiveSink {
             calling_ae: r.calling_ae_title.clone(),
             bytes: 0,
             stats: self.stats.clone(),
+            stored: self.stored.clone(),
         })
     }
 }
@@ -75,6 +79,7 @@ impl InstanceWriter for ArchiveWriter {
             failure(e)
         })?;
         stats.stored(&self.calling_ae, self.bytes);
+        self.stored.notify_one();
         if stored.duplicate {
             tracing::info!(sop_instance_uid = %stored.attributes.sop_instance_uid, "resent instance replaced");
         }

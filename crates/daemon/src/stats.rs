@@ -2,7 +2,7 @@
 //! one Prometheus registry (prometheus-client) that `/metrics` encodes,
 //! holding them with the listener's and the pipeline's.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dimse::ListenerStats;
@@ -10,6 +10,8 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,6 +44,91 @@ pub struct Delivery {
     pub delivered: Counter,
     pub retried: Counter,
     pub dead: Counter,
+}
+
+/// Retention's counters live in the archive (which counts what it
+/// deletes, whoever asked: the periodic task or a write that found the
+/// disk full); read at each scrape once the archive is open.
+#[derive(Debug, Default)]
+pub struct Retention {
+    archive: std::sync::OnceLock<archive::Retention>,
+    failed: AtomicU64,
+    /// The fraction of the storage in use, as f64 bits.
+    used: AtomicU64,
+}
+
+impl Retention {
+    pub fn watch(&self, retention: archive::Retention) {
+        let _ = self.archive.set(retention);
+    }
+
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn used(&self, fraction: f64) {
+        self.used.store(fraction.to_bits(), Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+struct RetentionCollector(Arc<Retention>);
+
+impl Collector for RetentionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let r = &self.0;
+        let failed = ConstCounter::new(r.failed.load(Ordering::Relaxed));
+        failed.encode(encoder.encode_descriptor(
+            "triaged_retention_failures",
+            "Retention runs that failed",
+            None,
+            failed.metric_type(),
+        )?)?;
+        let used = ConstGauge::new(f64::from_bits(r.used.load(Ordering::Relaxed)));
+        used.encode(encoder.encode_descriptor(
+            "triaged_storage_used_ratio",
+            "Fraction of the storage filesystem in use",
+            None,
+            used.metric_type(),
+        )?)?;
+        let Some(archive) = r.archive.get() else {
+            return Ok(());
+        };
+        let (by_reason, forgotten) = archive.totals();
+        type Pick = fn(&archive::PurgeTotals) -> u64;
+        let series: [(&str, &str, Pick); 3] = [
+            (
+                "triaged_retention_purged_studies",
+                "Studies whose instances retention deleted, by reason",
+                |t| t.studies,
+            ),
+            (
+                "triaged_retention_purged_instances",
+                "Instances retention deleted, by reason",
+                |t| t.instances,
+            ),
+            (
+                "triaged_retention_purged_bytes",
+                "Bytes of instance files retention deleted, by reason",
+                |t| t.bytes,
+            ),
+        ];
+        for (name, help, pick) in series {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for t in &by_reason {
+                let c = ConstCounter::new(pick(t));
+                c.encode(family.encode_family(&[("reason", t.reason.as_str())])?)?;
+            }
+        }
+        let f = ConstCounter::new(forgotten);
+        f.encode(encoder.encode_descriptor(
+            "triaged_retention_forgotten_studies",
+            "Purged studies whose results were forgotten after keep_results_days",
+            None,
+            f.metric_type(),
+        )?)?;
+        Ok(())
+    }
 }
 
 /// The listener's counters live in `dimse` (which knows nothing of
@@ -89,6 +176,7 @@ pub struct Stats {
     pub delivery: Arc<Delivery>,
     pub listener: Arc<ListenerStats>,
     pub pipeline: Arc<pipeline::metrics::Metrics>,
+    pub retention: Arc<Retention>,
     registry: Arc<Registry>,
 }
 
@@ -131,11 +219,14 @@ impl Default for Stats {
             delivery.dead.clone(),
         );
         pipeline.register(&mut r);
+        let retention = Arc::new(Retention::default());
+        r.register_collector(Box::new(RetentionCollector(retention.clone())));
         Stats {
             ingest,
             delivery,
             listener,
             pipeline,
+            retention,
             registry: Arc::new(r),
         }
     }

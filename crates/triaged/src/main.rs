@@ -10,6 +10,7 @@ mod echo;
 mod logging;
 mod models;
 mod outbox_cmd;
+mod retention_cmd;
 mod studies;
 mod token;
 
@@ -70,6 +71,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Deleting received instances of settled studies ([retention]).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Results waiting for delivery, and their retries.
     Outbox {
         #[command(subcommand)]
@@ -105,6 +111,19 @@ enum OutboxCommand {
     },
     /// Retry a pending or dead row now, with a fresh attempt count.
     Retry { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Apply [retention] now (age, watermark, old results); needs the
+    /// daemon stopped. With --dry-run, beside a running daemon, only show
+    /// what would go.
+    Run {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +166,16 @@ enum StudiesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Keep a study's received instances whatever [retention] says (for
+    /// a case under review, a complaint, a research request).
+    Hold {
+        study_instance_uid: String,
+        /// Why (kept with the hold).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Let [retention] apply to a held study again.
+    Release { study_instance_uid: String },
 }
 
 fn main() -> ExitCode {
@@ -188,9 +217,19 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Echo { destination } => echo::run(&config, &destination).await,
-            Command::Studies {
-                command: StudiesCommand::List { json },
-            } => studies::list(&config, json).await,
+            Command::Studies { command } => match command {
+                StudiesCommand::List { json } => studies::list(&config, json).await,
+                StudiesCommand::Hold {
+                    study_instance_uid,
+                    reason,
+                } => retention_cmd::hold(&config, &study_instance_uid, &reason).await,
+                StudiesCommand::Release { study_instance_uid } => {
+                    retention_cmd::release(&config, &study_instance_uid).await
+                }
+            },
+            Command::Retention {
+                command: RetentionCommand::Run { dry_run, json },
+            } => retention_cmd::run(&config, dry_run, json).await,
             Command::Models { command } => match command {
                 ModelsCommand::List => models::list(&config).await,
                 ModelsCommand::Check => models::check(&config).await,

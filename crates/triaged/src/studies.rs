@@ -29,10 +29,22 @@ pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             s.instances,
             s.modalities.join(","),
             s.received_at,
-            s.status.as_deref().unwrap_or("waiting"),
+            state(&s),
             s.priority.as_deref().unwrap_or("-"),
             s.findings.join(", ")
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The job state, and whether retention keeps or has deleted the images.
+fn state(s: &archive::StudySummary) -> String {
+    let mut state = s.status.clone().unwrap_or_else(|| "waiting".into());
+    if s.held_at.is_some() {
+        state += ",held";
+    }
+    if s.purged_at.is_some() && s.instances == 0 {
+        state += ",purged";
+    }
+    state
 }

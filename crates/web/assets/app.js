@@ -88,7 +88,8 @@ async function refresh() {
       el("td", {}, (s.modalities || []).join(" ")),
       el("td", {}, s.study_description || "", el("div", { class: "dim" }, s.instances + (s.instances === 1 ? " image" : " images"))),
       el("td", {}, when(s.received_at)),
-      el("td", {}, s.status || "received", s.acknowledged_at ? el("div", { class: "acked" }, "✓ " + s.acknowledged_by) : ""),
+      el("td", {}, s.status || "received", s.acknowledged_at ? el("div", { class: "acked" }, "✓ " + s.acknowledged_by) : "",
+        s.held_at ? el("div", { class: "dim" }, "held") : "", s.purged_at && s.instances === 0 ? el("div", { class: "dim" }, "images deleted") : ""),
       el("td", {}, (s.findings || []).join(", ")));
     if (s.study_instance_uid === selected) tr.classList.add("selected");
     tr.onclick = () => openStudy(s.study_instance_uid);
@@ -127,7 +128,10 @@ async function openStudy(uid) {
   const margin = (f) => f.probability - f.threshold;
   const key = [...(withMap.length ? withMap : s.results)].sort((a, b) => margin(b) - margin(a))[0];
   const first = (key || {}).sop_instance_uid || (s.images[0] || {}).sop_instance_uid;
-  if (first) {
+  if (s.purged_at && s.images.length === 0) {
+    d.append(el("p", { class: "dim", id: "purged" }, "Images deleted by retention " + when(s.purged_at) +
+      " (the PACS has the study and its reports); findings and reviews are kept."));
+  } else if (first) {
     const img = el("img", { id: "image", alt: "study image" });
     const viewer = el("div", { id: "viewer", dataset: { showing: "image" } }, img);
     const imageUrl = await blobUrl("/api/instances/" + first + "/image.png");
