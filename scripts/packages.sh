@@ -12,13 +12,14 @@
 #   TEST_PACKAGES   the real peers and tools of the test suite: DCMTK,
 #                   Orthanc, dicom3tools, sqlite3, Chromium and a font, curl,
 #                   Python's venv, procps, openssl (the TLS test's
-#                   certificates). Node.js for the browser test's driver
+#                   certificates), rsyslog (the audit trail's syslog
+#                   collector). Node.js for the browser test's driver
 #                   comes from PyPI into .venv (scripts/setup.sh): Debian
 #                   12's nodejs 18 is older than playwright-core supports.
 
 BUILD_PACKAGES=(gcc g++ cmake libc6-dev pkg-config libopenjp2-7-dev ca-certificates)
 RUN_PACKAGES=(libopenjp2-7 libstdc++6)
-TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl)
+TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl rsyslog)
 
 # install_missing PACKAGE...: apt-get install those not installed yet.
 install_missing() {

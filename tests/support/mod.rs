@@ -236,8 +236,16 @@ impl Daemon {
 
     /// With a whole configuration file's text (its storage under `dir`),
     /// listening on the ports it names.
+    ///
+    /// Unless the text has a `[retention]` table, retention is off: the
+    /// host's disk may well be above the default 90 % watermark, and a test
+    /// about something else must not see its studies purged.
     pub fn start_config(dir: tempfile::TempDir, text: &str, port: u16, http_port: u16) -> Daemon {
         let config = dir.path().join("triaged.toml");
+        let mut text = text.to_string();
+        if !text.contains("[retention]") {
+            text += "\n[retention]\nenabled = false\n";
+        }
         std::fs::File::create(&config)
             .unwrap()
             .write_all(text.as_bytes())

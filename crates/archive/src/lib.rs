@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod attributes;
+mod audit;
 mod db;
 mod error;
 mod fsutil;
@@ -33,6 +34,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use attributes::InstanceAttributes;
+pub use audit::{
+    Audit, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditRole, NewAuditEvent,
+};
 pub use error::ArchiveError;
 pub use jobs::{
     instance_set, FindingRow, Job, Jobs, ModelSkips, QuietPeriods, SkippedImage, StudyInstance,
@@ -183,10 +187,16 @@ impl Archive {
         ModelStates::new(self.inner.db.write.clone())
     }
 
+    /// The audit trail (append-only).
+    pub fn audit(&self) -> Audit {
+        Audit::new(self.inner.db.write.clone(), self.inner.db.read.clone())
+    }
+
     /// Retention: holds, purges by age and by watermark.
     pub fn retention(&self) -> Retention {
         Retention::new(
             self.inner.db.write.clone(),
+            self.inner.db.read.clone(),
             self.inner.options.dir.clone(),
             self.inner.gates.clone(),
             true,
@@ -245,11 +255,19 @@ impl ArchiveReader {
         Ok(ModelStates::new(pool))
     }
 
+    /// The audit trail, for admin commands while the daemon runs (a write
+    /// connection of its own: the CLI's actions are recorded too).
+    pub async fn audit(dir: &Path) -> Result<Audit, ArchiveError> {
+        let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
+        Ok(Audit::new(pool.clone(), pool))
+    }
+
     /// Retention, for admin commands while the daemon runs (a write
     /// connection of its own): holds and dry runs; only the daemon purges.
     pub async fn retention(dir: &Path) -> Result<Retention, ArchiveError> {
         let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
         Ok(Retention::new(
+            pool.clone(),
             pool,
             dir.to_path_buf(),
             Arc::new(retention::Gates::new()),

@@ -228,7 +228,11 @@ const SETTLED_COLUMNS: &str = "st.study_instance_uid,
 /// Retention over an archive: planning, purging, holds.
 #[derive(Clone)]
 pub struct Retention {
+    /// The archive's writer (purges, holds).
     pool: SqlitePool,
+    /// Readers, for the scans that find candidates (which must not keep
+    /// the writer from indexing instances meanwhile).
+    read: SqlitePool,
     dir: PathBuf,
     gates: Arc<Gates>,
     /// Whether this process holds the storage lock (only then may it
@@ -248,12 +252,14 @@ impl std::fmt::Debug for Retention {
 impl Retention {
     pub(crate) fn new(
         pool: SqlitePool,
+        read: SqlitePool,
         dir: PathBuf,
         gates: Arc<Gates>,
         exclusive: bool,
     ) -> Retention {
         Retention {
             pool,
+            read,
             dir,
             gates,
             exclusive,
@@ -294,7 +300,7 @@ impl Retention {
                AND EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = st.study_instance_uid)
              ORDER BY settled_at, st.study_instance_uid"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(ArchiveError::db("finding settled studies"))?;
         rows.iter()
@@ -307,7 +313,7 @@ impl Retention {
     async fn cutoff(&self, age: Duration) -> Result<String, ArchiveError> {
         sqlx::query_scalar("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)")
             .bind(format!("-{:.3} seconds", age.as_secs_f64()))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.read)
             .await
             .map_err(ArchiveError::db("reading the clock"))
     }
@@ -547,7 +553,7 @@ impl Retention {
              ORDER BY st.study_instance_uid"
         ))
         .bind(cutoff)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(ArchiveError::db("finding results to forget"))?;
         if dry_run {

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod audit;
 pub mod destination;
 pub mod retention;
+pub use audit::AuditConfig;
 pub use destination::{DestinationConfig, DestinationKind};
 pub use retention::RetentionConfig;
 
@@ -20,6 +22,7 @@ pub struct Config {
     pub dicom: DicomConfig,
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
+    pub audit: AuditConfig,
     pub sources: Vec<SourceConfig>,
     pub destinations: Vec<DestinationConfig>,
     pub models: ModelsConfig,
@@ -448,6 +451,7 @@ impl Config {
             }
         }
         p.extend(self.retention.problems());
+        p.extend(self.audit.problems());
         if self.outbox.timeout_secs == 0 {
             p.push("outbox.timeout_secs: must be at least 1".into());
         }

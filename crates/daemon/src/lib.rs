@@ -10,6 +10,7 @@
 //! - [`models`]: loading the models folder and the start-up lifecycle check;
 //! - [`retention`]: the task that applies `[retention]` (purges by age and
 //!   by watermark);
+//! - [`syslog`]: forwarding the audit trail to a syslog collector;
 //! - [`stats`]: the daemon's counters as Prometheus text;
 //! - [`serve`]: start everything, wait for a signal, shut down cleanly.
 //!
@@ -27,6 +28,7 @@ pub mod retention;
 pub mod serve;
 pub mod sink;
 pub mod stats;
+pub mod syslog;
 
 pub use config::Config;
 pub use error::Error;

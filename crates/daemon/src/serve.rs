@@ -149,6 +149,7 @@ impl Daemon {
                 }),
                 users: Arc::new(users),
                 cache_dir: config.storage.dir.join("cache"),
+                audit: Arc::new(web::AuditTrail::new(archive.audit())),
             };
             let addr = bound.local_addr()?;
             tracing::info!(listen = %addr, "worklist and admin console over HTTP");
@@ -196,6 +197,35 @@ impl Daemon {
             "pipeline",
             tokio::spawn(pipeline.run(async move { stop.wait().await })),
         ));
+        if let (Some(policy), Ok(used)) = (&retention, archive.retention().usage()) {
+            if used.fraction() > policy.high_watermark {
+                tracing::warn!(
+                    used_percent = format!("{:.1}", used.fraction() * 100.0),
+                    high_watermark_percent = format!("{:.1}", policy.high_watermark * 100.0),
+                    "the storage filesystem is above retention's high watermark: settled studies \
+                     are purged as soon as their reports are delivered (give the storage its own \
+                     volume, or raise [retention] high_watermark_percent)"
+                );
+            }
+        }
+        if let Ok(Some(target)) = config.audit.target() {
+            tracing::info!(target = ?target, "audit trail forwarded to syslog");
+            tasks.push((
+                "syslog",
+                tokio::spawn(
+                    crate::syslog::Forwarder {
+                        audit: archive.audit(),
+                        target,
+                        hostname: config
+                            .audit
+                            .syslog_hostname
+                            .clone()
+                            .unwrap_or_else(crate::syslog::host_name),
+                    }
+                    .run(shutdown.clone()),
+                ),
+            ));
+        }
         match retention {
             Some(policy) => tasks.push((
                 "retention",

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod analyze;
+mod audit_cmd;
 mod conformance;
 mod demo;
 mod echo;
@@ -71,6 +72,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// The audit trail: who looked at and changed what.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Deleting received instances of settled studies ([retention]).
     Retention {
         #[command(subcommand)]
@@ -111,6 +117,19 @@ enum OutboxCommand {
     },
     /// Retry a pending or dead row now, with a fresh attempt count.
     Retry { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the audit trail as JSON lines, oldest first.
+    Export {
+        /// From this time (UTC, ISO 8601: 2026-12-01 or 2026-12-01T08:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time.
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -227,6 +246,9 @@ fn main() -> ExitCode {
                     retention_cmd::release(&config, &study_instance_uid).await
                 }
             },
+            Command::Audit {
+                command: AuditCommand::Export { since, until },
+            } => audit_cmd::export(&config, since.as_deref(), until.as_deref()).await,
             Command::Retention {
                 command: RetentionCommand::Run { dry_run, json },
             } => retention_cmd::run(&config, dry_run, json).await,

@@ -109,13 +109,6 @@ pub async fn check(config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 /// Who changes a state from the command line.
-fn cli_user() -> String {
-    match std::env::var("USER") {
-        Ok(u) if !u.is_empty() => format!("cli:{u}"),
-        _ => "cli".into(),
-    }
-}
-
 /// `triaged models activate|shadow|disable NAME VERSION`: the version is
 /// verified (weights, a test pass) before it is put to work; the running
 /// daemon applies the change to the next study.
@@ -133,7 +126,24 @@ pub async fn set_state(
             .map_err(|e| anyhow::anyhow!("{name} {version} cannot run, state unchanged: {e}"))?;
     }
     let store = ArchiveReader::models(&config.storage.dir).await?;
-    let changes = lifecycle::set(&store, &refs, name, version, state, &cli_user()).await?;
+    let changes = lifecycle::set(
+        &store,
+        &refs,
+        name,
+        version,
+        state,
+        &crate::audit_cmd::cli_user(),
+    )
+    .await;
+    crate::audit_cmd::record(
+        config,
+        archive::AuditAction::ModelState,
+        None,
+        Some(format!("{name} {version} {state}")),
+        changes.is_ok(),
+    )
+    .await?;
+    let changes = changes?;
     if changes.is_empty() {
         println!("{name} {version} is already {state}");
     }

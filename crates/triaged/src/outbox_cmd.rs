@@ -71,12 +71,20 @@ pub async fn add(config: &Config, to: &[String], files: &[PathBuf]) -> anyhow::R
                 &NewObject {
                     sop_instance_uid: o.sop_instance_uid.clone(),
                     sop_class_uid: o.sop_class_uid.clone(),
-                    study_instance_uid: study,
+                    study_instance_uid: study.clone(),
                     file: std::fs::read(f)?,
                 },
                 to,
             )
             .await?;
+        crate::audit_cmd::record(
+            config,
+            archive::AuditAction::OutboxAdd,
+            Some(study.as_str()),
+            Some(format!("{} to {}", o.sop_instance_uid, to.join(","))),
+            true,
+        )
+        .await?;
         println!("{}: queued for {}", f.display(), to.join(", "));
     }
     Ok(ExitCode::SUCCESS)
@@ -121,7 +129,16 @@ pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
 
 pub async fn retry(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
     let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
-    if outbox.retry(id).await? {
+    let retried = outbox.retry(id).await?;
+    crate::audit_cmd::record(
+        config,
+        archive::AuditAction::OutboxRetry,
+        None,
+        Some(id.to_string()),
+        retried,
+    )
+    .await?;
+    if retried {
         println!("outbox row {id} will be retried now");
         Ok(ExitCode::SUCCESS)
     } else {

@@ -25,7 +25,33 @@ pub async fn run(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<E
             )
         })?;
         let run = archive.retention().run(&policy, false).await;
+        let object = run
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "{} studies purged, {} forgotten",
+                    r.purged.len(),
+                    r.forgotten.len()
+                )
+            })
+            .ok();
+        let record = archive
+            .audit()
+            .record(&archive::NewAuditEvent {
+                user: crate::audit_cmd::cli_user(),
+                role: archive::AuditRole::Cli,
+                action: archive::AuditAction::RetentionRun,
+                study_instance_uid: None,
+                object,
+                outcome: match run.is_ok() {
+                    true => archive::AuditOutcome::Ok,
+                    false => archive::AuditOutcome::Failed,
+                },
+                address: None,
+            })
+            .await;
         archive.close().await;
+        record?;
         run?
     };
     if json {
@@ -77,11 +103,18 @@ fn table(run: &RetentionRun) -> String {
 /// Keep a study's instances whatever `[retention]` says.
 pub async fn hold(config: &Config, study: &str, reason: &str) -> anyhow::Result<ExitCode> {
     let retention = archive::ArchiveReader::retention(&config.storage.dir).await?;
-    let by = format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
-    if !retention.hold(study, &by, reason).await? {
+    let held = retention
+        .hold(study, &crate::audit_cmd::cli_user(), reason)
+        .await?;
+    crate::audit_cmd::record(
+        config,
+        archive::AuditAction::StudyHold,
+        Some(study),
+        None,
+        held,
+    )
+    .await?;
+    if !held {
         anyhow::bail!("no study {study} in {}", config.storage.dir.display());
     }
     println!("study {study} held: retention will not delete it until `triaged studies release`");
@@ -91,7 +124,16 @@ pub async fn hold(config: &Config, study: &str, reason: &str) -> anyhow::Result<
 /// Let `[retention]` apply to a held study again.
 pub async fn release(config: &Config, study: &str) -> anyhow::Result<ExitCode> {
     let retention = archive::ArchiveReader::retention(&config.storage.dir).await?;
-    if !retention.release(study).await? {
+    let released = retention.release(study).await?;
+    crate::audit_cmd::record(
+        config,
+        archive::AuditAction::StudyRelease,
+        Some(study),
+        None,
+        released,
+    )
+    .await?;
+    if !released {
         anyhow::bail!("no study {study} in {}", config.storage.dir.display());
     }
     println!("study {study} released: retention applies to it again");

@@ -68,7 +68,8 @@ impl FromRequestParts<AppState> for Authed {
             .ok_or(ApiError::Unauthorized)?;
         // The access log names the user, never the token.
         if let Some(slot) = parts.extensions.get::<crate::log::UserSlot>() {
-            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(user.name.clone());
+            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((user.name.clone(), user.role));
         }
         Ok(Authed {
             name: user.name.clone(),

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod audit;
 pub mod auth;
 mod control;
 mod images;
@@ -32,6 +33,7 @@ use archive::{Outbox, Worklist};
 use axum::routing::{get, post, put};
 use axum::Router;
 
+pub use audit::AuditTrail;
 pub use auth::{Role, User};
 pub use control::{
     BoxFuture, ConsoleKind, Control, ControlError, DestinationInput, DestinationView, MinPriority,
@@ -47,6 +49,8 @@ pub struct AppState {
     pub users: Arc<Vec<User>>,
     /// Rendered PNGs are kept here (created on first use).
     pub cache_dir: PathBuf,
+    /// Who looked at and changed what.
+    pub audit: Arc<AuditTrail>,
 }
 
 /// Every route of the daemon's HTTP server.
@@ -89,7 +93,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/destinations/{name}/echo", post(api::admin::echo))
         .route("/api/outbox", get(api::admin::outbox))
         .route("/api/outbox/{id}/retry", post(api::admin::retry))
-        .layer(axum::middleware::from_fn(log::access))
+        .route("/api/audit", get(api::admin::audit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log::access,
+        ))
         .with_state(state)
 }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::{ApiError, Body, Path};
+use super::{ApiError, Body, Path, Query};
 use crate::auth::{Admin, Authed};
 use crate::{
     AppState, DestinationInput, DestinationView, ModelStateInput, ModelView, SourceInput,
@@ -118,4 +118,41 @@ pub async fn retry(
     }
     tracing::info!(outbox_id = id, user = %user.name, "delivery retried");
     Ok(Json(serde_json::json!({ "retried": id })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// From this time (ISO 8601 UTC, e.g. 2026-12-01 or 2026-12-01T08:00:00Z).
+    since: Option<String>,
+    /// Before this time.
+    until: Option<String>,
+    user: Option<String>,
+    action: Option<archive::AuditAction>,
+    study: Option<String>,
+    /// 1..=1000 (default 100).
+    limit: Option<u32>,
+}
+
+/// The audit trail, newest first, filtered.
+pub async fn audit(
+    _admin: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<archive::AuditEvent>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is outside 1..=1000"
+        )));
+    }
+    let filter = archive::AuditFilter {
+        since: q.since,
+        until: q.until,
+        user: q.user,
+        action: q.action,
+        study_instance_uid: q.study,
+        limit: limit as i64,
+    };
+    Ok(Json(s.audit.audit().list(&filter).await?))
 }
