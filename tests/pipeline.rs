@@ -669,3 +669,107 @@ fn a_label_the_model_does_not_predict_is_never_reported() {
     assert!(content.contains("Effusion"), "{content}");
     assert!(!content.contains("Nodule"), "{content}");
 }
+
+/// One daemon answering to several AE titles: each takes its own sources
+/// and its own models; an unknown AE title, or a source calling an AE
+/// title that is not its own, is refused as before.
+#[test]
+fn each_ae_title_takes_its_own_sources_and_models() {
+    let port = free_port();
+    let d = daemon_with_pacs(
+        port,
+        "quiet_secs = 0.5",
+        r#"
+[[sources]]
+name = "xr-rooms"
+ae_title = "XRROOM"
+
+[[sources]]
+name = "ct-router"
+ae_title = "CTROUTER"
+
+[[dicom.ae_titles]]
+ae_title = "TRIAGE_CXR"
+sources = ["xr-rooms"]
+models = ["demo-cxr"]
+
+[[dicom.ae_titles]]
+ae_title = "TRIAGE_CT"
+sources = ["ct-router"]
+models = ["demo-ich"]
+"#,
+    );
+    let _pacs = Orthanc::start_with(port, &[], true);
+    let dir = tempfile::tempdir().unwrap();
+    let (cxr, cxr_files) = phantom_study(
+        dir.path(),
+        901,
+        vec![(Label::Pneumothorax, Grade::Severe)],
+        1,
+    );
+    let (to_ct, ct_files) = phantom_study(
+        dir.path(),
+        902,
+        vec![(Label::Pneumothorax, Grade::Severe)],
+        1,
+    );
+    let send = |calling: &str, called: &str, f: &Path| {
+        run(
+            "storescu",
+            &[
+                "-aet",
+                calling,
+                "-aec",
+                called,
+                "127.0.0.1",
+                &d.port.to_string(),
+                f.to_str().unwrap(),
+            ],
+        )
+    };
+    // The chest room's radiograph, to the chest AE title: the chest model.
+    let out = send("XRROOM", "TRIAGE_CXR", &cxr_files[0]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The same kind of image sent to the CT AE title: the head CT model
+    // only, which does not read radiographs.
+    let out = send("CTROUTER", "TRIAGE_CT", &ct_files[0]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("both studies analysed", Duration::from_secs(60), || {
+        [&cxr, &to_ct].iter().all(|u| {
+            study_row(&d, u).is_some_and(|r| {
+                !r["status"].is_null() && r["status"] != "ready" && r["status"] != "analysing"
+            })
+        })
+    });
+    let chest = study_row(&d, &cxr).unwrap();
+    assert_eq!(chest["priority"], "urgent", "{chest}");
+    let ct = study_row(&d, &to_ct).unwrap();
+    assert_eq!(ct["status"], "not_applicable", "{ct}");
+    assert_eq!(
+        sql(
+            &d,
+            &format!("SELECT called_ae_title FROM instances WHERE study_instance_uid = '{cxr}'")
+        ),
+        "TRIAGE_CXR"
+    );
+    // The chest room may not call the CT AE title; nobody may call an AE
+    // title that is not configured; every source may call the main one.
+    for (calling, called, says) in [
+        (
+            "XRROOM",
+            "TRIAGE_CT",
+            "calling AE title is not a source of this called AE title",
+        ),
+        ("XRROOM", "TRIAGE_MR", "called AE title is not ours"),
+    ] {
+        let out = send(calling, called, &cxr_files[0]);
+        assert!(
+            !out.status.success() || text(&out).contains("Rejected"),
+            "{}",
+            text(&out)
+        );
+        wait_until(says, Duration::from_secs(30), || d.log().contains(says));
+    }
+    let out = send("XRROOM", "TRIAGED", &cxr_files[0]);
+    assert!(out.status.success(), "{}", text(&out));
+}

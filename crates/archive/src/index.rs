@@ -214,8 +214,8 @@ async fn record(
     sqlx::query(&format!(
         "INSERT INTO instances (sop_instance_uid, sop_class_uid, series_instance_uid, study_instance_uid,
             instance_number, transfer_syntax_uid, rows, columns, number_of_frames, view_position,
-            file_path, file_size, calling_ae_title, source, peer_address, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})
+            file_path, file_size, calling_ae_title, source, peer_address, called_ae_title, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})
          ON CONFLICT (sop_instance_uid) DO UPDATE SET
             sop_class_uid = excluded.sop_class_uid,
             series_instance_uid = excluded.series_instance_uid,
@@ -231,6 +231,7 @@ async fn record(
             calling_ae_title = excluded.calling_ae_title,
             source = excluded.source,
             peer_address = excluded.peer_address,
+            called_ae_title = excluded.called_ae_title,
             received_at = excluded.received_at,
             receive_count = receive_count + 1"
     ))
@@ -249,6 +250,7 @@ async fn record(
     .bind(&incoming.calling_ae_title)
     .bind(&incoming.source)
     .bind(&incoming.peer_address)
+    .bind(&incoming.called_ae_title)
     .execute(&mut **tx)
     .await
     .map_err(ArchiveError::db("recording the instance"))?;

@@ -30,6 +30,9 @@ pub struct StudyInstance {
     pub body_part_examined: Option<String>,
     pub view_position: Option<String>,
     pub calling_ae_title: String,
+    /// The AE title it was sent to (`None`: received before triaged
+    /// recorded it, i.e. sent to `[dicom] ae_title`).
+    pub called_ae_title: Option<String>,
     pub study_description: Option<String>,
     pub file: PathBuf,
 }
@@ -268,7 +271,7 @@ impl Jobs {
     pub async fn instances(&self, study: &str) -> Result<Vec<StudyInstance>, ArchiveError> {
         let rows = sqlx::query(
             "SELECT i.sop_instance_uid, i.sop_class_uid, i.series_instance_uid, se.modality,
-                    se.body_part_examined, i.view_position, i.file_path, i.calling_ae_title,
+                    se.body_part_examined, i.view_position, i.file_path, i.calling_ae_title, i.called_ae_title,
                     st.study_description
              FROM instances i JOIN series se ON se.series_instance_uid = i.series_instance_uid
              JOIN studies st ON st.study_instance_uid = i.study_instance_uid
@@ -288,6 +291,7 @@ impl Jobs {
                     body_part_examined: r.try_get("body_part_examined")?,
                     view_position: r.try_get("view_position")?,
                     calling_ae_title: r.try_get("calling_ae_title")?,
+                    called_ae_title: r.try_get("called_ae_title")?,
                     study_description: r.try_get("study_description")?,
                     file: self.dir.join(r.try_get::<String, _>("file_path")?),
                 })

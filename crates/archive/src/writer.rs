@@ -23,6 +23,8 @@ pub struct Incoming {
     pub sop_instance_uid: String,
     pub transfer_syntax_uid: String,
     pub calling_ae_title: String,
+    /// The AE title it was sent to (ours, or one of `[[dicom.ae_titles]]`).
+    pub called_ae_title: String,
     /// The configured source's name.
     pub source: String,
     pub peer_address: String,

@@ -41,6 +41,7 @@ fn incoming(sop: &str) -> Incoming {
         sop_instance_uid: sop.into(),
         transfer_syntax_uid: EXPLICIT_LE.into(),
         calling_ae_title: "TESTSCU".into(),
+        called_ae_title: "TRIAGED".into(),
         source: "test".into(),
         peer_address: "127.0.0.1".into(),
     }

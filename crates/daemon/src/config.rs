@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod ae_titles;
 pub mod audit;
 pub mod destination;
 pub mod retention;
@@ -201,6 +202,8 @@ pub struct DicomConfig {
     pub scu_timeout_secs: u64,
     /// DICOM over TLS on a second port, beside the plain one.
     pub tls: Option<DicomTlsConfig>,
+    /// Further AE titles, each with its own sources, rules and models.
+    pub ae_titles: Vec<ae_titles::AeTitleConfig>,
 }
 
 /// `[dicom.tls]`: the TLS port (DICOM's registered one is 2762) and its
@@ -316,6 +319,7 @@ impl Default for DicomConfig {
             shutdown_grace_secs: 30,
             scu_timeout_secs: 30,
             tls: None,
+            ae_titles: Vec::new(),
         }
     }
 }
@@ -452,6 +456,7 @@ impl Config {
         }
         p.extend(self.retention.problems());
         p.extend(self.audit.problems());
+        p.extend(ae_titles::problems(self));
         if self.outbox.timeout_secs == 0 {
             p.push("outbox.timeout_secs: must be at least 1".into());
         }
@@ -600,6 +605,15 @@ impl Config {
                     name: s.name.clone(),
                     ae_title: s.ae_title.clone(),
                     hosts: s.hosts.clone(),
+                })
+                .collect(),
+            other_ae_titles: self
+                .dicom
+                .ae_titles
+                .iter()
+                .map(|a| dimse::CalledAe {
+                    ae_title: a.ae_title.trim().to_string(),
+                    sources: a.sources.clone(),
                 })
                 .collect(),
         }

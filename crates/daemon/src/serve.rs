@@ -71,6 +71,18 @@ impl Daemon {
         // Before the listener: a daemon that refuses its models never
         // takes an association.
         let models = crate::models::load_serving(&config);
+        for (i, a) in config.dicom.ae_titles.iter().enumerate() {
+            for (k, name) in a.models.iter().enumerate() {
+                if !models.iter().any(|m| &m.manifest.name == name) {
+                    tracing::warn!(
+                        key = format!("dicom.ae_titles[{i}].models[{k}]"),
+                        model = %name,
+                        ae_title = %a.ae_title,
+                        "not a loaded model: nothing sent to this AE title is read by it"
+                    );
+                }
+            }
+        }
         crate::models::check_lifecycle(&archive, &models).await?;
         let models = Arc::new(pipeline::lifecycle::Registry::new(
             models,
@@ -167,6 +179,13 @@ impl Daemon {
         }
         tracing::info!(
             ae_title = %config.dicom.ae_title,
+            other_ae_titles = %config
+                .dicom
+                .ae_titles
+                .iter()
+                .map(|a| a.ae_title.trim())
+                .collect::<Vec<_>>()
+                .join(","),
             listen = %dicom,
             storage = %config.storage.dir.display(),
             instances,
@@ -423,6 +442,7 @@ fn pipeline_settings(
         max_images_per_series: config.pipeline.max_images_per_series,
         workers: config.pipeline.workers,
         rules: config.rules.clone(),
+        scopes: config.dicom.ae_titles.iter().map(|a| a.scope()).collect(),
         device: device(config),
         metrics: stats.pipeline.clone(),
         queued,

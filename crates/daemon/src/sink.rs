@@ -49,6 +49,7 @@ impl StorageSink for ArchiveSink {
             sop_instance_uid: r.sop_instance_uid.clone(),
             transfer_syntax_uid: r.transfer_syntax_uid.clone(),
             calling_ae_title: r.calling_ae_title.clone(),
+            called_ae_title: r.called_ae_title.clone(),
             source: r.source.clone(),
             peer_address: r.peer.ip().to_string(),
         });

@@ -62,6 +62,8 @@ struct Session<'a, S: StorageSink, T> {
     handler: &'a Handler<S>,
     assoc: AsyncServerAssociation<T>,
     calling_ae: String,
+    /// Which of our AE titles the peer called.
+    called_ae: String,
     source: String,
     command_buf: Vec<u8>,
     command_context: Option<u8>,
@@ -197,10 +199,12 @@ impl<S: StorageSink> Handler<S> {
             "association accepted"
         );
         let started = Instant::now();
+        let called_ae = assoc.called_ae_title().trim().to_string();
         let mut session = Session {
             handler: self,
             assoc,
             calling_ae,
+            called_ae,
             source,
             command_buf: Vec::new(),
             command_context: None,
@@ -407,7 +411,7 @@ impl<S: StorageSink, T: Stream> Session<'_, S, T> {
                         .trim_end_matches(['\0', ' '])
                         .to_string(),
                     calling_ae_title: self.calling_ae.clone(),
-                    called_ae_title: self.handler.config.policy.current().ae_title.clone(),
+                    called_ae_title: self.called_ae.clone(),
                     source: self.source.clone(),
                     peer: self.handler.peer,
                 };

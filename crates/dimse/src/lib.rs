@@ -32,7 +32,8 @@ mod tls;
 
 pub use listener::{Listener, ListenerConfig, ListenerStats};
 pub use policy::{
-    AssociationPolicy, HostPattern, HostPatternError, LivePolicy, PolicySource, SourceRule,
+    AssociationPolicy, CalledAe, HostPattern, HostPatternError, LivePolicy, PolicySource,
+    SourceRule,
 };
 pub use shutdown::Shutdown;
 pub use sink::{InstanceWriter, StorageSink, StoreFailure, StoreOutcome, StoreRequest};

@@ -1,9 +1,11 @@
 //! Who may open an association with triaged.
 //!
-//! The called AE title must be ours, and the calling AE title must belong to
-//! a configured source connecting from one of that source's hosts. With no
-//! sources configured, any calling AE is accepted from loopback only: the
-//! safe default for a daemon started without a configuration file.
+//! The called AE title must be ours (the main one or one of the others a
+//! daemon answers to), and the calling AE title must belong to a configured
+//! source connecting from one of that source's hosts, and be one of the
+//! sources that AE title accepts. With no sources configured, any calling
+//! AE is accepted from loopback only: the safe default for a daemon started
+//! without a configuration file.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -101,11 +103,22 @@ pub struct SourceRule {
     pub hosts: Vec<HostPattern>,
 }
 
+/// Another AE title the daemon answers to, and who may call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalledAe {
+    pub ae_title: String,
+    /// The names of the sources that may call it; empty: every source.
+    pub sources: Vec<String>,
+}
+
 /// The association acceptance policy.
 #[derive(Debug, Clone)]
 pub struct AssociationPolicy {
+    /// The main AE title: every source may call it.
     pub ae_title: String,
     pub sources: Vec<SourceRule>,
+    /// Further AE titles, each for some of the sources.
+    pub other_ae_titles: Vec<CalledAe>,
 }
 
 /// Where a running listener finds the policy in force (an admin may add a
@@ -151,6 +164,8 @@ pub enum Refusal {
     CalledAeNotRecognized,
     CallingAeNotRecognized,
     HostNotAllowed,
+    /// A known source calling an AE title that does not accept it.
+    SourceNotForCalledAe,
 }
 
 impl Refusal {
@@ -161,7 +176,9 @@ impl Refusal {
             }
             // DICOM has no "host not allowed" reason: the calling AE is not
             // recognized *from that address*.
-            Refusal::CallingAeNotRecognized | Refusal::HostNotAllowed => {
+            Refusal::CallingAeNotRecognized
+            | Refusal::HostNotAllowed
+            | Refusal::SourceNotForCalledAe => {
                 AssociationRJServiceUserReason::CallingAETitleNotRecognized
             }
         }
@@ -174,6 +191,9 @@ impl fmt::Display for Refusal {
             Refusal::CalledAeNotRecognized => "called AE title is not ours",
             Refusal::CallingAeNotRecognized => "calling AE title is not a configured source",
             Refusal::HostNotAllowed => "calling AE title is not allowed from this address",
+            Refusal::SourceNotForCalledAe => {
+                "calling AE title is not a source of this called AE title"
+            }
         })
     }
 }
@@ -185,9 +205,19 @@ fn ae_eq(a: &str, b: &str) -> bool {
 impl AssociationPolicy {
     /// Decide on an association request. Returns the source's name.
     pub fn check(&self, peer: IpAddr, calling: &str, called: &str) -> Result<String, Refusal> {
-        if !ae_eq(called, &self.ae_title) {
-            return Err(Refusal::CalledAeNotRecognized);
-        }
+        // The sources the called AE title accepts (empty: all).
+        let accepts: &[String] = if ae_eq(called, &self.ae_title) {
+            &[]
+        } else {
+            match self
+                .other_ae_titles
+                .iter()
+                .find(|c| ae_eq(&c.ae_title, called))
+            {
+                Some(c) => &c.sources,
+                None => return Err(Refusal::CalledAeNotRecognized),
+            }
+        };
         if self.sources.is_empty() {
             return if peer.to_canonical().is_loopback() {
                 Ok(format!("loopback:{}", calling.trim()))
@@ -195,18 +225,20 @@ impl AssociationPolicy {
                 Err(Refusal::HostNotAllowed)
             };
         }
-        let mut known_ae = false;
+        let mut refusal = Refusal::CallingAeNotRecognized;
         for source in self.sources.iter().filter(|s| ae_eq(&s.ae_title, calling)) {
-            known_ae = true;
-            if source.hosts.is_empty() || source.hosts.iter().any(|h| h.matches(peer)) {
+            if !(source.hosts.is_empty() || source.hosts.iter().any(|h| h.matches(peer))) {
+                if refusal == Refusal::CallingAeNotRecognized {
+                    refusal = Refusal::HostNotAllowed;
+                }
+                continue;
+            }
+            if accepts.is_empty() || accepts.contains(&source.name) {
                 return Ok(source.name.clone());
             }
+            refusal = Refusal::SourceNotForCalledAe;
         }
-        Err(if known_ae {
-            Refusal::HostNotAllowed
-        } else {
-            Refusal::CallingAeNotRecognized
-        })
+        Err(refusal)
     }
 }
 
@@ -305,6 +337,7 @@ mod tests {
         let p = AssociationPolicy {
             ae_title: "TRIAGED".into(),
             sources: vec![],
+            other_ae_titles: vec![],
         };
         assert!(p.check(ip("127.0.0.1"), "ANY", "TRIAGED").is_ok());
         assert!(p.check(ip("::1"), "ANY", "TRIAGED ").is_ok());
@@ -334,6 +367,7 @@ mod tests {
                     hosts: vec![],
                 },
             ],
+            other_ae_titles: vec![],
         };
         assert_eq!(
             p.check(ip("10.0.0.5"), "ROUTER", "TRIAGED").unwrap(),
@@ -346,6 +380,45 @@ mod tests {
         assert_eq!(p.check(ip("192.0.2.9"), "CT1", "TRIAGED").unwrap(), "ct");
         assert_eq!(
             p.check(ip("127.0.0.1"), "STRANGER", "TRIAGED"),
+            Err(Refusal::CallingAeNotRecognized)
+        );
+    }
+
+    #[test]
+    fn other_ae_titles_take_their_own_sources() {
+        let source = |name: &str, ae: &str| SourceRule {
+            name: name.into(),
+            ae_title: ae.into(),
+            hosts: vec![],
+        };
+        let p = AssociationPolicy {
+            ae_title: "TRIAGED".into(),
+            sources: vec![source("ct-router", "CTROUTER"), source("cr", "CR1")],
+            other_ae_titles: vec![
+                CalledAe {
+                    ae_title: "TRIAGE_CT".into(),
+                    sources: vec!["ct-router".into()],
+                },
+                CalledAe {
+                    ae_title: "TRIAGE_ANY".into(),
+                    sources: vec![],
+                },
+            ],
+        };
+        let at = ip("10.0.0.9");
+        assert_eq!(p.check(at, "CTROUTER", "TRIAGE_CT").unwrap(), "ct-router");
+        assert_eq!(
+            p.check(at, "CR1", "TRIAGE_CT"),
+            Err(Refusal::SourceNotForCalledAe)
+        );
+        assert_eq!(p.check(at, "CR1", "TRIAGE_ANY").unwrap(), "cr");
+        assert_eq!(p.check(at, "CR1", "TRIAGED").unwrap(), "cr");
+        assert_eq!(
+            p.check(at, "CR1", "TRIAGE_MR"),
+            Err(Refusal::CalledAeNotRecognized)
+        );
+        assert_eq!(
+            p.check(at, "NOBODY", "TRIAGE_CT"),
             Err(Refusal::CallingAeNotRecognized)
         );
     }

@@ -46,6 +46,7 @@ fn received(data: &[u8]) -> Option<(archive::Incoming, &[u8])> {
             sop_instance_uid: "1.2.3.4".into(),
             transfer_syntax_uid: SYNTAXES[pick as usize % SYNTAXES.len()].into(),
             calling_ae_title: "FUZZ".into(),
+            called_ae_title: "TRIAGED".into(),
             source: "fuzz".into(),
             peer_address: "127.0.0.1".into(),
         },

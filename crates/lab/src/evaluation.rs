@@ -233,6 +233,7 @@ fn study_scores(classifier: &Classifier, folder: &Path, max: usize) -> Result<Ve
                 body_part_examined: text(tags::BODY_PART_EXAMINED),
                 view_position: text(tags::VIEW_POSITION),
                 calling_ae_title: String::new(),
+                called_ae_title: None,
                 study_description: text(tags::STUDY_DESCRIPTION),
                 file: path,
             },

@@ -93,7 +93,13 @@ impl Pipeline {
             let mut images = Vec::new();
             let mut destinations: Vec<String> = Vec::new();
             for i in instances {
-                if let Some(dests) = rules::route(&self.settings.rules, &defaults, &m.manifest, i) {
+                if let Some(dests) = rules::route(
+                    &self.settings.rules,
+                    &self.settings.scopes,
+                    &defaults,
+                    &m.manifest,
+                    i,
+                ) {
                     images.push(i.clone());
                     for d in dests {
                         if !destinations.contains(&d) {

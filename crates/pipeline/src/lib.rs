@@ -99,6 +99,9 @@ pub struct Settings {
     pub live: Arc<dyn LiveRouting>,
     /// Routing rules (none: every model by its manifest, to the defaults).
     pub rules: Vec<rules::Rule>,
+    /// The rules and models of each further AE title (instances sent to
+    /// the main one, or to one without a scope, use all of them).
+    pub scopes: Vec<rules::AeScope>,
     /// Labels whose presence makes a study urgent.
     pub urgent_labels: Vec<String>,
     /// At most this many images per series go through a model (evenly

@@ -74,8 +74,19 @@ impl Rule {
 
 /// Where `model`'s result for `instance` goes, or `None` when the model
 /// does not analyse it.
+/// What one called AE title lets read what it receives: some rules and
+/// some models (empty: all). Instances sent to an AE title without a scope
+/// (the main one) are read by every model and routed by every rule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AeScope {
+    pub ae_title: String,
+    pub rules: Vec<String>,
+    pub models: Vec<String>,
+}
+
 pub fn route(
     rules: &[Rule],
+    scopes: &[AeScope],
     defaults: &[String],
     model: &Manifest,
     instance: &StudyInstance,
@@ -83,12 +94,22 @@ pub fn route(
     if !crate::applies(model, instance) {
         return None;
     }
+    let scope = instance
+        .called_ae_title
+        .as_deref()
+        .and_then(|ae| scopes.iter().find(|s| s.ae_title == ae.trim()));
+    if let Some(s) = scope {
+        if !s.models.is_empty() && !s.models.contains(&model.name) {
+            return None;
+        }
+    }
     if rules.is_empty() {
         return Some(defaults.to_vec());
     }
+    let in_scope = |r: &Rule| scope.is_none_or(|s| s.rules.is_empty() || s.rules.contains(&r.name));
     let matching: Vec<&Rule> = rules
         .iter()
-        .filter(|r| r.names(&model.name) && r.matches(instance))
+        .filter(|r| in_scope(r) && r.names(&model.name) && r.matches(instance))
         .collect();
     if matching.is_empty() {
         return None;
@@ -122,6 +143,7 @@ mod tests {
             body_part_examined: Some("CHEST".into()),
             view_position: None,
             calling_ae_title: ae.into(),
+            called_ae_title: None,
             study_description: Some(description.into()),
             file: "x.dcm".into(),
         }
@@ -162,23 +184,42 @@ mod tests {
         let defaults = vec!["pacs".to_string()];
         let chest = instance("CR", "XR CHEST PA", "ROUTER");
         // No rules: the manifest decides, defaults receive.
-        assert_eq!(route(&[], &defaults, &m, &chest), Some(defaults.clone()));
         assert_eq!(
-            route(&[], &defaults, &m, &instance("CT", "CT HEAD", "ROUTER")),
+            route(&[], &[], &defaults, &m, &chest),
+            Some(defaults.clone())
+        );
+        assert_eq!(
+            route(
+                &[],
+                &[],
+                &defaults,
+                &m,
+                &instance("CT", "CT HEAD", "ROUTER")
+            ),
             None
         );
         let rules = vec![
             rule(Some("(?i)chest"), &[], &[]),
             rule(None, &["ER-ROUTER"], &["er-pacs", "pacs"]),
         ];
-        assert_eq!(route(&rules, &defaults, &m, &chest), Some(defaults.clone()));
         assert_eq!(
-            route(&rules, &defaults, &m, &instance("CR", "XR HAND", "ROUTER")),
+            route(&rules, &[], &defaults, &m, &chest),
+            Some(defaults.clone())
+        );
+        assert_eq!(
+            route(
+                &rules,
+                &[],
+                &defaults,
+                &m,
+                &instance("CR", "XR HAND", "ROUTER")
+            ),
             None
         );
         assert_eq!(
             route(
                 &rules,
+                &[],
                 &defaults,
                 &m,
                 &instance("DX", "XR CHEST", "ER-ROUTER")
@@ -189,6 +230,7 @@ mod tests {
         assert_eq!(
             route(
                 &rules,
+                &[],
                 &defaults,
                 &m,
                 &instance("CT", "CT CHEST", "ER-ROUTER")
@@ -215,6 +257,49 @@ mod tests {
         // A rule for another model does not route this one.
         let mut other = rule(None, &[], &[]);
         other.models = vec!["ct-head".into()];
-        assert_eq!(route(&[other], &defaults, &m, &chest), None);
+        assert_eq!(route(&[other], &[], &defaults, &m, &chest), None);
+    }
+
+    #[test]
+    fn an_ae_titles_scope_limits_its_models_and_rules() {
+        let m = manifest();
+        let defaults = vec!["pacs".to_string()];
+        let sent_to = |ae: &str| StudyInstance {
+            called_ae_title: Some(ae.into()),
+            ..instance("CR", "XR CHEST PA", "ROUTER")
+        };
+        let scopes = [
+            AeScope {
+                ae_title: "TRIAGE_CT".into(),
+                rules: vec![],
+                models: vec!["ich".into()],
+            },
+            AeScope {
+                ae_title: "TRIAGE_CXR".into(),
+                rules: vec!["to ris".into()],
+                models: vec![],
+            },
+        ];
+        let to_pacs = rule(None, &[], &["pacs"]);
+        let to_ris = Rule {
+            name: "to ris".into(),
+            ..rule(None, &[], &["ris"])
+        };
+        let rules = [to_pacs, to_ris];
+        // Another model's AE title: this model does not read it.
+        assert_eq!(
+            route(&rules, &scopes, &defaults, &m, &sent_to("TRIAGE_CT")),
+            None
+        );
+        // Its own: only its rules route.
+        assert_eq!(
+            route(&rules, &scopes, &defaults, &m, &sent_to("TRIAGE_CXR")),
+            Some(vec!["ris".to_string()])
+        );
+        // The main AE title (no scope): every rule.
+        assert_eq!(
+            route(&rules, &scopes, &defaults, &m, &sent_to("TRIAGED")),
+            Some(vec!["pacs".to_string(), "ris".to_string()])
+        );
     }
 }

@@ -151,6 +151,7 @@ mod tests {
             body_part_examined: Some("HEAD".into()),
             view_position: None,
             calling_ae_title: "CT1".into(),
+            called_ae_title: None,
             study_description: None,
             file: std::path::PathBuf::from(format!("{series}-{n}.dcm")),
         }

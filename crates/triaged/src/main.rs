@@ -311,6 +311,19 @@ fn summary(c: &daemon::Config, path: Option<&std::path::Path>) -> String {
         "  AE title {} listening on {}\n",
         c.dicom.ae_title, c.dicom.listen
     );
+    for a in &c.dicom.ae_titles {
+        let all = |v: &[String], what: &str| match v.is_empty() {
+            true => format!("every {what}"),
+            false => v.join(", "),
+        };
+        s += &format!(
+            "  AE title {} too: sources {}; rules {}; models {}\n",
+            a.ae_title.trim(),
+            all(&a.sources, "source"),
+            all(&a.rules, "rule"),
+            all(&a.models, "model")
+        );
+    }
     s += &format!("  storage {}\n", c.storage.dir.display());
     if c.sources.is_empty() {
         s += "  sources: none configured; any calling AE is accepted from loopback only\n";
