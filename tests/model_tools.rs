@@ -137,6 +137,39 @@ fn evaluate_measures_the_bundled_model_on_dicom_and_png() {
             .unwrap();
     let labels = report["report"]["labels"].as_array().unwrap();
     assert_eq!(labels.len(), 5);
+    // The drift reference for the manifest: ten fractions per label that
+    // match the evaluation's own bins, and a manifest takes it.
+    let reference = std::fs::read_to_string(data.join("evaluation/reference_scores.toml")).unwrap();
+    let table: toml::Value = toml::from_str(&reference).unwrap();
+    for l in labels {
+        let name = l["label"].as_str().unwrap();
+        let bins: Vec<f64> = table["reference_scores"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_float().unwrap())
+            .collect();
+        assert_eq!(bins.len(), 10, "{reference}");
+        assert!((bins.iter().sum::<f64>() - 1.0).abs() < 1e-3, "{reference}");
+        for b in l["reliability"].as_array().unwrap() {
+            let i = (b["lower"].as_f64().unwrap() * 10.0).round() as usize;
+            let share = b["count"].as_f64().unwrap() / 80.0;
+            assert!(
+                (bins[i.min(9)] - share).abs() < 1e-3,
+                "{name} bin {i}: {reference}"
+            );
+        }
+    }
+    let manifest = std::fs::read_to_string(repo_root().join("models/demo-cxr/model.toml")).unwrap();
+    let with_reference = dir.path().join("with-reference");
+    std::fs::create_dir(&with_reference).unwrap();
+    let body = manifest
+        .split("\n[reference_scores]")
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(with_reference.join("model.toml"), body + "\n" + &reference).unwrap();
+    infer::Manifest::load(&with_reference.join("model.toml")).unwrap();
     for l in labels {
         let auc = l["auroc"].as_f64().unwrap();
         let (lo, hi) = (

@@ -109,7 +109,7 @@ fn daemon_and_pacs(models: &std::path::Path) -> (Daemon, Orthanc) {
     let d = Daemon::start(
         "",
         &format!(
-            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n\n{}",
+            "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\nquiet_secs = 1\n\n[models]\ndir = \"{}\"\n\n[monitoring]\ninterval_secs = 10\n\n{}",
             Orthanc::AE,
             models.display(),
             users()
@@ -869,6 +869,45 @@ fn a_version_in_shadow_never_reports_and_versions_switch_without_a_restart() {
             .lines()
             .any(|l| l.starts_with("2 ") && l.contains("shadow") && l.contains("Effusion")),
         "{table}"
+    );
+
+    // Monitoring shows the shadow version beside the active one: version 2
+    // flagged every study it read, the active one only some.
+    let report = get_json(&d, "/api/monitoring", ADMIN);
+    let row = |version: &str, shadow: bool| {
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["version"] == version && r["shadow"] == shadow && r["label"] == "Effusion")
+            .unwrap_or_else(|| panic!("no {version} row: {report}"))
+            .clone()
+    };
+    let (active, shadow) = (row("0.1.0-s1", false), row("2", true));
+    assert_eq!(shadow["flagged_7d"], shadow["studies_7d"], "{shadow}");
+    assert!(active["studies_7d"].as_i64().unwrap() >= 1, "{active}");
+    assert!(
+        active["flagged_7d"].as_i64() < active["studies_7d"].as_i64(),
+        "{active}"
+    );
+    // Drift against the validation set's scores in the bundled manifest.
+    assert_eq!(active["reference_source"], "validation", "{active}");
+    assert!(active["psi"].is_number(), "{active}");
+    let (s, _) = http(&d, "GET", "/api/monitoring", Some(READER), None);
+    assert_eq!(s, 403);
+    // And as Prometheus series, refreshed every [monitoring] interval_secs.
+    wait_until(
+        "monitoring series in /metrics",
+        Duration::from_secs(60),
+        || {
+            let (_, m) = http(&d, "GET", "/metrics", None, None);
+            String::from_utf8_lossy(&m).lines().any(|l| {
+                l.starts_with("triaged_model_flag_rate_7d{")
+                    && l.contains("version=\"2\"")
+                    && l.contains("label=\"Effusion\"")
+                    && l.ends_with(" 1.0")
+            })
+        },
     );
 }
 

@@ -23,6 +23,7 @@ mod index;
 mod jobs;
 mod lengths;
 mod models;
+mod monitoring;
 mod outbox;
 mod peers;
 mod query;
@@ -45,6 +46,7 @@ pub use models::{
     effective as effective_state, LabelComparison, ModelState, ModelStateRow, ModelStates,
     StateChange, UnknownState,
 };
+pub use monitoring::{psi, DayRate, LabelMonitor, Monitoring, ReferenceSource};
 pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy, RESULT_EXTENSION};
 pub use peers::{PeerKind, PeerOverride, Peers};
 pub use query::StudySummary;
@@ -185,6 +187,11 @@ impl Archive {
     /// The state of each model version (active, shadow, disabled).
     pub fn models(&self) -> ModelStates {
         ModelStates::new(self.inner.db.write.clone())
+    }
+
+    /// Flag rates, agreement and drift of the models in use.
+    pub fn monitoring(&self) -> Monitoring {
+        Monitoring::new(self.inner.db.read.clone())
     }
 
     /// The audit trail (append-only).

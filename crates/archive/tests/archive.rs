@@ -918,3 +918,97 @@ async fn retention_deletes_only_settled_unheld_studies() {
     );
     a.close().await;
 }
+
+/// Monitoring counts analyses and flags per day, estimates PPV and misses
+/// from verdicts, and measures drift against a reference histogram or,
+/// without one, the version's first weeks.
+#[tokio::test]
+async fn monitoring_counts_flags_verdicts_and_drift() {
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    // Four analyses of label "Effusion" by model m 1: scores 0.9, 0.8
+    // (flagged), 0.3, 0.2 (not flagged).
+    for (n, p) in [0.9, 0.8, 0.3, 0.2].into_iter().enumerate() {
+        let study = format!("2.25.70{n}");
+        let (series, sop) = (format!("{study}.1"), format!("{study}.1.1"));
+        store(&a, &sop, &data_set(&study, &series, &sop, 10))
+            .await
+            .unwrap();
+        let jobs = a.jobs();
+        jobs.assemble(
+            &archive::QuietPeriods::uniform(std::time::Duration::ZERO),
+            None,
+        )
+        .await
+        .unwrap();
+        let job = jobs.claim().await.unwrap().unwrap();
+        let finding = FindingRow {
+            series_instance_uid: series.clone(),
+            sop_instance_uid: sop.clone(),
+            model: "m".into(),
+            model_version: "1".into(),
+            label: "Effusion".into(),
+            probability: p,
+            threshold: 0.5,
+            flagged: p > 0.5,
+            heatmap_uid: None,
+            shadow: false,
+        };
+        // (A report, which verdicts are given on.)
+        jobs.finish(
+            &job,
+            &[finding],
+            &[format!("{study}.9")],
+            Some("routine"),
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    // Verdicts: the first flag confirmed, the second refuted; a finding
+    // seen on the third, which was not flagged.
+    let w = a.worklist();
+    for (study, agree) in [("2.25.700", true), ("2.25.701", false), ("2.25.702", false)] {
+        let f = archive::Feedback {
+            label: "Effusion".into(),
+            agree,
+            comment: None,
+        };
+        assert!(w.feedback(study, "dr", &f).await.unwrap());
+    }
+    let m = a.monitoring();
+    let report = m.report(30, &BTreeMap::new(), 0.25).await.unwrap();
+    assert_eq!(report.len(), 1, "{report:?}");
+    let e = &report[0];
+    assert_eq!((e.studies_7d, e.flagged_7d), (4, 2));
+    assert_eq!(e.days.len(), 1);
+    assert_eq!((e.days[0].studies, e.days[0].flagged), (4, 2));
+    assert_eq!(
+        (e.flagged_reviewed, e.flagged_confirmed, e.ppv),
+        (2, 1, Some(0.5))
+    );
+    assert_eq!(
+        (e.clear_reviewed, e.missed, e.missed_rate),
+        (1, 1, Some(1.0))
+    );
+    assert_eq!(e.scores_7d, [0, 0, 1, 1, 0, 0, 0, 0, 1, 1]);
+    // No reference: this week is the baseline, so no drift.
+    assert_eq!(e.reference_source, Some(archive::ReferenceSource::Baseline));
+    assert!(e.psi.unwrap().abs() < 1e-9 && !e.drift_alert);
+    // A validation set that scored everything low: this week drifted.
+    let mut low = vec![0.0; 10];
+    low[0] = 1.0;
+    let refs = BTreeMap::from([(
+        ("m".to_string(), "1".to_string(), "Effusion".to_string()),
+        low,
+    )]);
+    let e = &m.report(30, &refs, 0.25).await.unwrap()[0];
+    assert_eq!(
+        e.reference_source,
+        Some(archive::ReferenceSource::Validation)
+    );
+    assert!(e.psi.unwrap() > 0.25 && e.drift_alert, "{e:?}");
+    a.close().await;
+}

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 pub mod ae_titles;
 pub mod audit;
 pub mod destination;
+pub mod monitoring;
 pub mod retention;
 pub use audit::AuditConfig;
 pub use destination::{DestinationConfig, DestinationKind};
@@ -24,6 +25,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
+    pub monitoring: monitoring::MonitoringConfig,
     pub sources: Vec<SourceConfig>,
     pub destinations: Vec<DestinationConfig>,
     pub models: ModelsConfig,
@@ -456,6 +458,7 @@ impl Config {
         }
         p.extend(self.retention.problems());
         p.extend(self.audit.problems());
+        p.extend(self.monitoring.problems());
         p.extend(ae_titles::problems(self));
         if self.outbox.timeout_secs == 0 {
             p.push("outbox.timeout_secs: must be at least 1".into());

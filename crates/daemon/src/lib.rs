@@ -11,6 +11,7 @@
 //! - [`retention`]: the task that applies `[retention]` (purges by age and
 //!   by watermark);
 //! - [`syslog`]: forwarding the audit trail to a syslog collector;
+//! - [`monitoring`]: models' flag rates, agreement and drift;
 //! - [`stats`]: the daemon's counters as Prometheus text;
 //! - [`serve`]: start everything, wait for a signal, shut down cleanly.
 //!
@@ -24,6 +25,7 @@ pub mod deliver;
 mod error;
 pub mod live;
 pub mod models;
+pub mod monitoring;
 pub mod retention;
 pub mod serve;
 pub mod sink;

@@ -580,6 +580,14 @@ impl Control for Console {
         })
     }
 
+    fn monitoring(&self) -> BoxFuture<'_, Result<Vec<archive::LabelMonitor>, ControlError>> {
+        Box::pin(async move {
+            crate::monitoring::report(&self.live.archive, &self.models, &self.live.file.monitoring)
+                .await
+                .map_err(|e| ControlError::Failed(e.to_string()))
+        })
+    }
+
     fn metrics(&self) -> String {
         self.stats.prometheus()
     }

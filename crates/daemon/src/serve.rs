@@ -206,6 +206,7 @@ impl Daemon {
                 .run(shutdown.clone()),
             ),
         ));
+        let models_for_monitoring = models.clone();
         let pipeline = pipeline::Pipeline::new(
             archive.clone(),
             models,
@@ -245,6 +246,18 @@ impl Daemon {
                 ),
             ));
         }
+        tasks.push((
+            "monitoring",
+            tokio::spawn(
+                crate::monitoring::MonitoringTask {
+                    archive: archive.clone(),
+                    models: models_for_monitoring,
+                    config: config.monitoring.clone(),
+                    stats: stats.models.clone(),
+                }
+                .run(shutdown.clone()),
+            ),
+        ));
         match retention {
             Some(policy) => tasks.push((
                 "retention",

@@ -10,7 +10,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -44,6 +44,54 @@ pub struct Delivery {
     pub delivered: Counter,
     pub retried: Counter,
     pub dead: Counter,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabel {
+    model: String,
+    version: String,
+    label: String,
+    shadow: &'static str,
+}
+
+/// Per model version and label, from the last monitoring report.
+#[derive(Debug, Default)]
+pub struct Models {
+    flag_rate: Family<ModelLabel, Gauge<f64, AtomicU64>>,
+    ppv: Family<ModelLabel, Gauge<f64, AtomicU64>>,
+    missed_rate: Family<ModelLabel, Gauge<f64, AtomicU64>>,
+    psi: Family<ModelLabel, Gauge<f64, AtomicU64>>,
+    drift_alert: Family<ModelLabel, Gauge<f64, AtomicU64>>,
+}
+
+impl Models {
+    pub fn set(&self, report: &[archive::LabelMonitor]) {
+        for m in report {
+            let k = ModelLabel {
+                model: m.model.clone(),
+                version: m.version.clone(),
+                label: m.label.clone(),
+                shadow: if m.shadow { "true" } else { "false" },
+            };
+            if m.studies_7d > 0 {
+                self.flag_rate
+                    .get_or_create(&k)
+                    .set(m.flagged_7d as f64 / m.studies_7d as f64);
+            }
+            if let Some(v) = m.ppv {
+                self.ppv.get_or_create(&k).set(v);
+            }
+            if let Some(v) = m.missed_rate {
+                self.missed_rate.get_or_create(&k).set(v);
+            }
+            if let Some(v) = m.psi {
+                self.psi.get_or_create(&k).set(v);
+            }
+            self.drift_alert
+                .get_or_create(&k)
+                .set(if m.drift_alert { 1.0 } else { 0.0 });
+        }
+    }
 }
 
 /// Retention's counters live in the archive (which counts what it
@@ -177,6 +225,7 @@ pub struct Stats {
     pub listener: Arc<ListenerStats>,
     pub pipeline: Arc<pipeline::metrics::Metrics>,
     pub retention: Arc<Retention>,
+    pub models: Arc<Models>,
     registry: Arc<Registry>,
 }
 
@@ -221,12 +270,43 @@ impl Default for Stats {
         pipeline.register(&mut r);
         let retention = Arc::new(Retention::default());
         r.register_collector(Box::new(RetentionCollector(retention.clone())));
+        let models = Arc::new(Models::default());
+        for (name, help, family) in [
+            (
+                "triaged_model_flag_rate_7d",
+                "Share of the last 7 days' analyses a model version flagged, by label",
+                &models.flag_rate,
+            ),
+            (
+                "triaged_model_ppv_estimate",
+                "Share of flagged analyses radiologists confirmed, by label",
+                &models.ppv,
+            ),
+            (
+                "triaged_model_missed_rate_estimate",
+                "Share of unflagged analyses where radiologists found the label",
+                &models.missed_rate,
+            ),
+            (
+                "triaged_model_drift_psi",
+                "Population stability index of this week's scores against the reference",
+                &models.psi,
+            ),
+            (
+                "triaged_model_drift_alert",
+                "1 when the drift index is above [monitoring] drift_alert_psi",
+                &models.drift_alert,
+            ),
+        ] {
+            r.register(name, help, family.clone());
+        }
         Stats {
             ingest,
             delivery,
             listener,
             pipeline,
             retention,
+            models,
             registry: Arc::new(r),
         }
     }

@@ -79,6 +79,11 @@ pub struct Manifest {
     /// How results over a series' images become findings.
     #[serde(default)]
     pub aggregation: Aggregation,
+    /// Per label, the validation set's scores as fractions of its cases in
+    /// ten bins of 0.1 (0-0.1, ..., 0.9-1): the reference for drift
+    /// monitoring (without it, a version's first weeks of use are).
+    #[serde(default)]
+    pub reference_scores: std::collections::BTreeMap<String, Vec<f64>>,
     /// What the network's label outputs are.
     #[serde(default)]
     pub output: OutputKind,
@@ -327,6 +332,17 @@ impl Manifest {
 
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        for (label, bins) in &self.reference_scores {
+            if !self.labels.contains(label) {
+                p.push(format!("reference_scores.{label}: not one of labels"));
+            }
+            let total: f64 = bins.iter().sum();
+            if bins.len() != 10 || bins.iter().any(|b| b.is_nan() || *b < 0.0) || total <= 0.0 {
+                p.push(format!(
+                    "reference_scores.{label}: ten non-negative fractions (bins of 0.1) are needed"
+                ));
+            }
+        }
         if self.output_name.is_some() && self.architecture != "onnx" {
             p.push("output_name: only for architecture = \"onnx\"".into());
         }

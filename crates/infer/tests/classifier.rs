@@ -115,6 +115,36 @@ size = 8
 }
 
 #[test]
+fn reference_scores_are_ten_fractions_of_a_known_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("model.toml");
+    let base = "name = \"demo\"\nversion = \"1\"\narchitecture = \"smallcnn\"\nweights = \"w.safetensors\"\n\
+                sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n\
+                labels = [\"Effusion\", \"Nodule\"]\n[input]\nspec = \"xrv\"\nsize = 64\n";
+    std::fs::write(
+        &p,
+        format!("{base}[reference_scores]\nEffusion = [0.5, 0.2, 0.1, 0.05, 0.05, 0.03, 0.03, 0.02, 0.01, 0.01]\n"),
+    )
+    .unwrap();
+    let m = Manifest::load(&p).unwrap();
+    assert_eq!(m.reference_scores["Effusion"].len(), 10);
+    std::fs::write(
+        &p,
+        format!("{base}[reference_scores]\nEffusion = [0.5, 0.5]\nMass = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]\n"),
+    )
+    .unwrap();
+    let e = Manifest::load(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("reference_scores.Effusion: ten non-negative"),
+        "{e}"
+    );
+    assert!(
+        e.contains("reference_scores.Mass: not one of labels"),
+        "{e}"
+    );
+}
+
+#[test]
 fn smallcnn_manifests_choose_their_widths() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("model.toml");

@@ -430,12 +430,49 @@ pub fn run(args: &EvaluateArgs) -> Result<Outcome, LabError> {
     )?;
     let tables = summary_tables(&report) + &localisation_table(&localisation);
     std::fs::write(out.join("tables.md"), &tables)?;
+    std::fs::write(out.join("reference_scores.toml"), reference_scores(&report))?;
     print!("{tables}{}", subgroup_table(&report));
     eprintln!(
-        "wrote evaluation.json, tables.md, roc.png and reliability.png to {}",
+        "wrote evaluation.json, tables.md, roc.png, reliability.png and reference_scores.toml (for the manifest: the drift reference) to {}",
         out.display()
     );
     Ok(Outcome {
         failed: failed.len(),
     })
+}
+
+/// The manifest's `[reference_scores]` table from an evaluation: per label,
+/// the fraction of cases in each tenth of the score range (the reference
+/// for drift monitoring, docs/models.md section 8).
+pub fn reference_scores(report: &evaluate::Report) -> String {
+    let mut s = String::from(
+        "# The validation set's score distribution per label (ten bins of 0.1),\n# written by `triaged evaluate`: paste into model.toml.\n[reference_scores]\n",
+    );
+    for l in &report.labels {
+        let mut bins = [0usize; 10];
+        for b in &l.reliability {
+            let i = ((b.lower * 10.0).round() as usize).min(9);
+            bins[i] += b.count;
+        }
+        let total: usize = bins.iter().sum();
+        let fractions: Vec<String> = bins
+            .iter()
+            .map(|&c| format!("{:.4}", c as f64 / total.max(1) as f64))
+            .collect();
+        s += &format!("{} = [{}]\n", toml_key(&l.label), fractions.join(", "));
+    }
+    s
+}
+
+/// A label as a TOML key (quoted unless bare).
+fn toml_key(label: &str) -> String {
+    if !label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        label.to_string()
+    } else {
+        format!("\"{}\"", label.replace('\\', "\\\\").replace('"', "\\\""))
+    }
 }

@@ -193,7 +193,7 @@ async function loadAdmin() {
   const msg = $("#admin-message");
   const fail = (e) => { msg.className = "error"; msg.textContent = e.message; };
   try {
-    const [sources, dests, outbox, models] = await Promise.all(["/api/sources", "/api/destinations", "/api/outbox", "/api/models"].map((p) => json(p)));
+    const [sources, dests, outbox, models, monitoring] = await Promise.all(["/api/sources", "/api/destinations", "/api/outbox", "/api/models", "/api/monitoring"].map((p) => json(p)));
     const sb = $("#sources tbody"); sb.replaceChildren();
     for (const s of sources) sb.append(el("tr", { dataset: { name: s.name } }, el("td", {}, s.name), el("td", {}, s.ae_title), el("td", {}, s.hosts.join(", ") || "any"),
       el("td", {}, s.quiet_secs ?? ""), el("td", { class: "dim" }, s.origin),
@@ -222,7 +222,37 @@ async function loadAdmin() {
       mb.append(el("tr", { dataset: { name: m.name, version: m.version } }, el("td", {}, m.name), el("td", {}, m.version), el("td", {}, state, " ", el("span", { class: "dim" }, since)),
         el("td", {}, m.input), el("td", {}, m.labels.join(", ")), el("td", {}, m.validated ? "yes" : "NO — not for diagnosis")));
     }
+    const tb = $("#monitoring tbody"); tb.replaceChildren();
+    const pct = (v) => v == null ? "—" : (100 * v).toFixed(0) + " %";
+    for (const m of monitoring) {
+      const drift = m.psi == null ? "—" : m.psi.toFixed(2) + " (" + m.reference_source + ")";
+      tb.append(el("tr", { dataset: { model: m.model, label: m.label }, class: m.drift_alert ? "drift" : "" },
+        el("td", {}, m.model), el("td", {}, m.version + (m.shadow ? " (shadow)" : "")), el("td", {}, m.label),
+        el("td", {}, sparkline(m.days)),
+        el("td", {}, m.studies_7d ? pct(m.flagged_7d / m.studies_7d) + " of " + m.studies_7d : "—"),
+        el("td", {}, m.flagged_reviewed ? pct(m.ppv) + " of " + m.flagged_reviewed : "—"),
+        el("td", {}, m.clear_reviewed ? m.missed + " of " + m.clear_reviewed : "—"),
+        el("td", { class: m.drift_alert ? "bad" : "" }, (m.drift_alert ? "⚠ " : "") + drift)));
+    }
   } catch (e) { fail(e); }
+}
+
+// Flags per day as bars (height: share flagged; title: the numbers).
+function sparkline(days) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const w = 4, h = 20;
+  svg.setAttribute("width", String(Math.max(days.length, 1) * w)); svg.setAttribute("height", String(h));
+  svg.setAttribute("class", "sparkline");
+  days.forEach((d, i) => {
+    const r = document.createElementNS(ns, "rect");
+    const v = d.studies ? d.flagged / d.studies : 0;
+    r.setAttribute("x", String(i * w)); r.setAttribute("width", String(w - 1));
+    r.setAttribute("y", String(h - Math.max(1, v * h))); r.setAttribute("height", String(Math.max(1, v * h)));
+    const t = document.createElementNS(ns, "title"); t.textContent = d.day + ": " + d.flagged + " of " + d.studies + " flagged";
+    r.append(t); svg.append(r);
+  });
+  return svg;
 }
 
 $("#source-form").onsubmit = async (ev) => {

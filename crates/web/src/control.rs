@@ -258,6 +258,8 @@ pub trait Control: Send + Sync + 'static {
         input: ModelStateInput,
         user: &'a str,
     ) -> BoxFuture<'a, Result<(), ControlError>>;
+    /// Per model version and label: flag rates, agreement, drift.
+    fn monitoring(&self) -> BoxFuture<'_, Result<Vec<archive::LabelMonitor>, ControlError>>;
     /// The daemon's counters in the Prometheus text format.
     fn metrics(&self) -> String;
     /// Whether the daemon takes work (listener bound, models loaded).

@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/outbox", get(api::admin::outbox))
         .route("/api/outbox/{id}/retry", post(api::admin::retry))
         .route("/api/audit", get(api::admin::audit))
+        .route("/api/monitoring", get(api::admin::monitoring))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             log::access,

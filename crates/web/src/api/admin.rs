@@ -156,3 +156,11 @@ pub async fn audit(
     };
     Ok(Json(s.audit.audit().list(&filter).await?))
 }
+
+/// Each model version's flag rates, agreement with radiologists and drift.
+pub async fn monitoring(
+    _admin: Admin,
+    State(s): State<AppState>,
+) -> Result<Json<Vec<archive::LabelMonitor>>, ApiError> {
+    Ok(Json(s.control.monitoring().await?))
+}
