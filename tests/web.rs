@@ -523,6 +523,19 @@ fn the_worklist_page_works_in_chromium() {
     assert_eq!(seen["verdict"], "agree", "{seen}");
     assert!(seen["echo"].as_str().unwrap().starts_with('✓'), "{seen}");
     assert_eq!(seen["model_state"], "shadow", "{seen}");
+    // The monitoring table: each of demo-cxr's five labels, a day's bar,
+    // and the six studies of today in its 7-day rate.
+    let rows: Vec<&serde_json::Value> = seen["monitoring"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["model"] == "demo-cxr")
+        .collect();
+    assert_eq!(rows.len(), 5, "{seen}");
+    for r in rows {
+        assert_eq!(r["bars"], 1, "{r}");
+        assert!(r["rate"].as_str().unwrap().ends_with(" of 6"), "{r}");
+    }
     assert_eq!(get_json(&d, "/api/models", ADMIN)[0]["state"], "shadow");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     for shot in ["worklist.png", "heatmap.png", "study.png", "admin.png"] {

@@ -62,6 +62,11 @@ try {
   await page.click("#destinations tbody tr:first-child button.echo");
   await page.waitForFunction(() => /[✓✗]/.test(document.querySelector("#destinations .echo-result").textContent));
   seen.echo = await page.textContent("#destinations .echo-result");
+  // Model monitoring: a row per model and label, with its daily chart.
+  await page.waitForSelector("#monitoring tbody tr");
+  seen.monitoring = await page.$$eval("#monitoring tbody tr", (trs) => trs.map((t) => ({
+    model: t.dataset.model, label: t.dataset.label,
+    bars: t.querySelectorAll("svg.sparkline rect").length, rate: t.children[4].textContent })));
   // Put the model in shadow from its row; the table reloads with who set it.
   await page.selectOption("#models tbody tr:first-child select.model-state", "shadow");
   await page.waitForFunction(() => /ada,/.test(document.querySelector("#models tbody tr:first-child").textContent));
