@@ -217,63 +217,15 @@ impl Daemon {
             "pipeline",
             tokio::spawn(pipeline.run(async move { stop.wait().await })),
         ));
-        if let (Some(policy), Ok(used)) = (&retention, archive.retention().usage()) {
-            if used.fraction() > policy.high_watermark {
-                tracing::warn!(
-                    used_percent = format!("{:.1}", used.fraction() * 100.0),
-                    high_watermark_percent = format!("{:.1}", policy.high_watermark * 100.0),
-                    "the storage filesystem is above retention's high watermark: settled studies \
-                     are purged as soon as their reports are delivered (give the storage its own \
-                     volume, or raise [retention] high_watermark_percent)"
-                );
-            }
-        }
-        if let Ok(Some(target)) = config.audit.target() {
-            tracing::info!(target = ?target, "audit trail forwarded to syslog");
-            tasks.push((
-                "syslog",
-                tokio::spawn(
-                    crate::syslog::Forwarder {
-                        audit: archive.audit(),
-                        target,
-                        hostname: config
-                            .audit
-                            .syslog_hostname
-                            .clone()
-                            .unwrap_or_else(crate::syslog::host_name),
-                    }
-                    .run(shutdown.clone()),
-                ),
-            ));
-        }
-        tasks.push((
-            "monitoring",
-            tokio::spawn(
-                crate::monitoring::MonitoringTask {
-                    archive: archive.clone(),
-                    models: models_for_monitoring,
-                    config: config.monitoring.clone(),
-                    stats: stats.models.clone(),
-                }
-                .run(shutdown.clone()),
-            ),
+        tasks.extend(housekeeping(
+            &config,
+            &archive,
+            retention,
+            models_for_monitoring,
+            stored,
+            &stats,
+            &shutdown,
         ));
-        match retention {
-            Some(policy) => tasks.push((
-                "retention",
-                tokio::spawn(
-                    crate::retention::RetentionTask {
-                        retention: archive.retention(),
-                        policy,
-                        interval: config.retention.interval(),
-                        stored,
-                        stats: stats.retention.clone(),
-                    }
-                    .run(shutdown.clone()),
-                ),
-            )),
-            None => tracing::warn!("[retention] enabled = false: nothing is ever deleted"),
-        }
         tasks.push(("listener", tokio::spawn(listener.run())));
         Ok(Daemon {
             archive,
@@ -441,6 +393,79 @@ pub fn device(config: &Config) -> report::Device {
         version: env!("CARGO_PKG_VERSION").into(),
         uid: report::uid_from(&["device", &config.dicom.ae_title]),
     }
+}
+
+/// The tasks that keep a daemon healthy for months: retention (with a
+/// warning when the storage is already past its high watermark), model
+/// monitoring, and forwarding the audit trail to syslog.
+fn housekeeping(
+    config: &Config,
+    archive: &Archive,
+    retention: Option<archive::RetentionPolicy>,
+    models: Arc<pipeline::lifecycle::Registry>,
+    stored: Arc<tokio::sync::Notify>,
+    stats: &Stats,
+    shutdown: &Shutdown,
+) -> Vec<(&'static str, JoinHandle<()>)> {
+    let mut tasks = Vec::new();
+    if let (Some(policy), Ok(used)) = (&retention, archive.retention().usage()) {
+        if used.fraction() > policy.high_watermark {
+            tracing::warn!(
+                used_percent = format!("{:.1}", used.fraction() * 100.0),
+                high_watermark_percent = format!("{:.1}", policy.high_watermark * 100.0),
+                "the storage filesystem is above retention's high watermark: settled studies \
+                 are purged as soon as their reports are delivered (give the storage its own \
+                 volume, or raise [retention] high_watermark_percent)"
+            );
+        }
+    }
+    if let Ok(Some(target)) = config.audit.target() {
+        tracing::info!(target = ?target, "audit trail forwarded to syslog");
+        tasks.push((
+            "syslog",
+            tokio::spawn(
+                crate::syslog::Forwarder {
+                    audit: archive.audit(),
+                    target,
+                    hostname: config
+                        .audit
+                        .syslog_hostname
+                        .clone()
+                        .unwrap_or_else(crate::syslog::host_name),
+                }
+                .run(shutdown.clone()),
+            ),
+        ));
+    }
+    tasks.push((
+        "monitoring",
+        tokio::spawn(
+            crate::monitoring::MonitoringTask {
+                archive: archive.clone(),
+                models,
+                config: config.monitoring.clone(),
+                stats: stats.models.clone(),
+            }
+            .run(shutdown.clone()),
+        ),
+    ));
+    match retention {
+        Some(policy) => tasks.push((
+            "retention",
+            tokio::spawn(
+                crate::retention::RetentionTask {
+                    retention: archive.retention(),
+                    policy,
+                    interval: config.retention.interval(),
+                    stored,
+                    stats: stats.retention.clone(),
+                }
+                .run(shutdown.clone()),
+            ),
+        )),
+        None => tracing::warn!("[retention] enabled = false: nothing is ever deleted"),
+    }
+    tasks
 }
 
 fn pipeline_settings(
