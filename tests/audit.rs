@@ -336,7 +336,12 @@ fn every_access_and_change_is_recorded_kept_and_sent_to_syslog() {
     rsyslog.stop();
     api.get(&format!("/studies/{study}"));
     let while_down = api.get("/audit?limit=1")[0]["id"].as_i64().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    // The forwarder tried and found the collector gone (it says so once).
+    wait_until(
+        "the forwarder noticing the collector is down",
+        Duration::from_secs(60),
+        || d.log().contains("cannot forward the audit trail to syslog"),
+    );
     assert!(rsyslog.event(while_down).is_empty());
     rsyslog.spawn();
     wait_until(

@@ -319,18 +319,7 @@ impl Audit {
 
     /// Events after id `after`, oldest first (at most `limit`).
     pub async fn after(&self, after: i64, limit: i64) -> Result<Vec<AuditEvent>, ArchiveError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT ?"
-        ))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await
-        .map_err(ArchiveError::db("reading audit events"))?;
-        rows.iter()
-            .map(event)
-            .collect::<Result<_, _>>()
-            .map_err(ArchiveError::db("reading audit events"))
+        self.page(None, None, after, limit).await
     }
 
     /// How far forwarder `name` has sent the trail (0: nothing yet).

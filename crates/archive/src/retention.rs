@@ -500,11 +500,7 @@ impl Retention {
                 .await
                 .map_err(ArchiveError::db(ACTION))?,
         );
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || remove_files(&dir, &files))
-            .await
-            .map_err(|e| ArchiveError::io("delete instance files", std::io::Error::other(e)))?
-            .map_err(|e| ArchiveError::io("delete instance files", e))?;
+        self.remove(files, "delete instance files").await?;
         sqlx::query("DELETE FROM instances WHERE study_instance_uid = ?")
             .bind(study)
             .execute(&mut *tx)
@@ -608,14 +604,19 @@ impl Retention {
                 .await
                 .map_err(ArchiveError::db(ACTION))?;
         }
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || remove_files(&dir, &files))
-            .await
-            .map_err(|e| ArchiveError::io("delete report copies", std::io::Error::other(e)))?
-            .map_err(|e| ArchiveError::io("delete report copies", e))?;
+        self.remove(files, "delete report copies").await?;
         tx.commit().await.map_err(ArchiveError::db(ACTION))?;
         self.gates.totals.forgotten.fetch_add(1, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// [`remove_files`] off the async threads.
+    async fn remove(&self, files: Vec<String>, action: &'static str) -> Result<(), ArchiveError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || remove_files(&dir, &files))
+            .await
+            .map_err(|e| ArchiveError::io(action, std::io::Error::other(e)))?
+            .map_err(|e| ArchiveError::io(action, e))
     }
 
     /// Keep a study's instances whatever the policy. False if there is no
