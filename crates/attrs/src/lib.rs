@@ -9,6 +9,16 @@
 #![forbid(unsafe_code)]
 
 use dicom_core::Tag;
+
+/// The Implementation Class UID triaged writes into the file meta of every
+/// file it makes: `2.25.` + a fixed UUID as a decimal integer, so it does
+/// not change with dicom-rs releases. (dicom-ul 0.10 puts its own in
+/// association negotiation; file meta is the only place triaged can name
+/// itself.)
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.267283936018423651742918730532093427713";
+
+/// The Implementation Version Name (at most 16 characters).
+pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("TRIAGED_", env!("CARGO_PKG_VERSION"));
 use dicom_object::InMemDicomObject;
 
 /// A string attribute without DICOM padding (NUL or spaces at either end);

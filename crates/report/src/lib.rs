@@ -35,8 +35,7 @@ pub use heatmap::HeatmapCapture;
 pub use result::StudyResult;
 pub use sr::{Device, ImageRef, ImageResult, LabelResult, ModelInfo, Priority, Report, SrClass};
 
-/// triaged's Implementation Class UID for the objects it creates.
-pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.267283936018423651742918730532093427713";
+pub use attrs::IMPLEMENTATION_CLASS_UID;
 const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +147,7 @@ pub(crate) fn file_meta(class: &str, instance: &str) -> Result<FileMetaTable, Re
         .media_storage_sop_instance_uid(instance)
         .transfer_syntax(EXPLICIT_VR_LE)
         .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
-        .implementation_version_name(concat!("TRIAGED_", env!("CARGO_PKG_VERSION")))
+        .implementation_version_name(attrs::IMPLEMENTATION_VERSION_NAME)
         .build()
         .map_err(|e| ReportError::Meta(e.to_string()))
 }
