@@ -28,6 +28,9 @@ pub enum AuditAction {
     StudyHold,
     #[serde(rename = "study.release")]
     StudyRelease,
+    /// A copy of the study written out (`triaged export`).
+    #[serde(rename = "study.export")]
+    StudyExport,
     #[serde(rename = "source.save")]
     SourceSave,
     #[serde(rename = "source.remove")]
@@ -55,7 +58,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 20] = [
+    pub const ALL: [AuditAction; 21] = [
         AuditAction::WorklistView,
         AuditAction::StudyView,
         AuditAction::ImageView,
@@ -64,6 +67,7 @@ impl AuditAction {
         AuditAction::StudyFeedback,
         AuditAction::StudyHold,
         AuditAction::StudyRelease,
+        AuditAction::StudyExport,
         AuditAction::SourceSave,
         AuditAction::SourceRemove,
         AuditAction::DestinationSave,
@@ -88,6 +92,7 @@ impl AuditAction {
             AuditAction::StudyFeedback => "study.feedback",
             AuditAction::StudyHold => "study.hold",
             AuditAction::StudyRelease => "study.release",
+            AuditAction::StudyExport => "study.export",
             AuditAction::SourceSave => "source.save",
             AuditAction::SourceRemove => "source.remove",
             AuditAction::DestinationSave => "destination.save",

@@ -52,7 +52,7 @@ pub(crate) fn create_dir_durable(root: &Path, dir: &Path) -> io::Result<()> {
 
 /// A UID is used as a path component: allow only what cannot escape the
 /// storage directory. Standard UIDs are digits and dots, at most 64 long.
-pub(crate) fn is_safe_uid(uid: &str) -> bool {
+pub fn is_safe_uid(uid: &str) -> bool {
     !uid.is_empty()
         && uid.len() <= 64
         && !uid.starts_with('.')

@@ -18,6 +18,7 @@ mod attributes;
 mod audit;
 mod db;
 mod error;
+mod export;
 mod fsutil;
 mod index;
 mod jobs;
@@ -39,6 +40,8 @@ pub use audit::{
     Audit, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditRole, NewAuditEvent,
 };
 pub use error::ArchiveError;
+pub use export::StudyFiles;
+pub use fsutil::is_safe_uid;
 pub use jobs::{
     instance_set, FindingRow, Job, Jobs, ModelSkips, QuietPeriods, SkippedImage, StudyInstance,
 };
@@ -59,14 +62,7 @@ pub use worklist::{
 };
 pub use writer::{check_received, parse_received, Incoming, PendingInstance, Stored};
 
-/// The Implementation Class UID written into file meta: `2.25.` + a fixed
-/// UUID as a decimal integer, so it does not change with dicom-rs releases.
-/// (dicom-ul 0.10 puts its own in association negotiation; file meta is the
-/// only place triaged can name itself.)
-pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.267283936018423651742918730532093427713";
-
-/// The Implementation Version Name (at most 16 characters).
-pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("TRIAGED_", env!("CARGO_PKG_VERSION"));
+pub use attrs::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 
 /// How the archive is set up.
 #[derive(Debug, Clone)]
@@ -153,7 +149,10 @@ impl Archive {
     /// while the daemon runs). Fails if there is none.
     pub async fn open_read_only(dir: &Path) -> Result<ArchiveReader, ArchiveError> {
         let pool = db::Db::open_read_only(&dir.join(DATABASE_FILE)).await?;
-        Ok(ArchiveReader { pool })
+        Ok(ArchiveReader {
+            pool,
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -245,6 +244,7 @@ impl Archive {
 /// Read-only access to an archive's index.
 pub struct ArchiveReader {
     pool: sqlx::SqlitePool,
+    dir: PathBuf,
 }
 
 impl ArchiveReader {
@@ -284,6 +284,11 @@ impl ArchiveReader {
 
     pub async fn studies(&self) -> Result<Vec<StudySummary>, ArchiveError> {
         query::studies(&self.pool).await
+    }
+
+    /// What an export of `study` copies; `None` if there is no such study.
+    pub async fn study_files(&self, study: &str) -> Result<Option<StudyFiles>, ArchiveError> {
+        export::study_files(&self.pool, &self.dir, study).await
     }
 
     pub async fn close(self) {

@@ -8,6 +8,7 @@
 //! - [`deliver`]: the outbox's delivery loop (C-STORE with retries, dead
 //!   letter, SR class fallback);
 //! - [`models`]: loading the models folder and the start-up lifecycle check;
+//! - [`export`]: a study's files copied out, de-identified or not;
 //! - [`retention`]: the task that applies `[retention]` (purges by age and
 //!   by watermark);
 //! - [`syslog`]: forwarding the audit trail to a syslog collector;
@@ -23,6 +24,7 @@
 pub mod config;
 pub mod deliver;
 mod error;
+pub mod export;
 pub mod live;
 pub mod models;
 pub mod monitoring;

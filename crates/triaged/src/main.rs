@@ -8,6 +8,7 @@ mod audit_cmd;
 mod conformance;
 mod demo;
 mod echo;
+mod export_cmd;
 mod logging;
 mod models;
 mod outbox_cmd;
@@ -82,6 +83,11 @@ enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// Copy a study's instances and reports to a folder; with
+    /// --deidentify, by DICOM PS3.15's Basic Application Level
+    /// Confidentiality Profile. Exit status 2: some files were refused
+    /// (listed), the others written.
+    Export(export_cmd::ExportArgs),
     /// Results waiting for delivery, and their retries.
     Outbox {
         #[command(subcommand)]
@@ -246,6 +252,7 @@ fn main() -> ExitCode {
                     retention_cmd::release(&config, &study_instance_uid).await
                 }
             },
+            Command::Export(args) => export_cmd::run(&config, &args).await,
             Command::Audit {
                 command: AuditCommand::Export { since, until },
             } => audit_cmd::export(&config, since.as_deref(), until.as_deref()).await,
