@@ -206,3 +206,138 @@ fn a_deidentified_study_still_validates() {
         assert_ne!(uid, study);
     }
 }
+
+/// The reports of a study as a destination took them: (PACS instance ID,
+/// simplified tags), every study the PACS holds but `except`.
+fn other_studies(pacs: &Orthanc, except: &str) -> Vec<(String, serde_json::Value)> {
+    let ids = pacs.get("/instances").unwrap();
+    ids.as_array()
+        .unwrap()
+        .iter()
+        .map(|id| {
+            let id = id.as_str().unwrap().to_string();
+            let tags = pacs.get(&format!("/instances/{id}/tags?simplify")).unwrap();
+            (id, tags)
+        })
+        .filter(|(_, t)| t["StudyInstanceUID"] != except)
+        .collect()
+}
+
+#[test]
+fn a_deidentifying_destination_gets_the_sr_alone_and_an_export_matches_it() {
+    let pacs = Orthanc::start(&[]);
+    let d = Daemon::start(
+        "",
+        &format!(
+            "[pipeline]\nquiet_secs = 0.5\n\n[models]\ndir = \"{models}\"\n\n\
+             [[destinations]]\nname = \"pacs\"\nae_title = \"{ae}\"\nhost = \"127.0.0.1\"\nport = {port}\n\n\
+             [[destinations]]\nname = \"research\"\nae_title = \"{ae}\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             deidentify = true\ndeidentify_dates = \"shift\"\n",
+            models = repo_root().join("models").display(),
+            ae = Orthanc::AE,
+            port = pacs.dicom_port,
+        ),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (study, files) = phantom_study(w, 2029, vec![(Label::Pneumothorax, Grade::Severe)], 2);
+    let patient = dicom_object::open_file(&files[0])
+        .unwrap()
+        .element(dicom_dictionary_std::tags::PATIENT_NAME)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = d.storescu(&[], &files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out));
+    analysed(&d, &study);
+
+    // The PACS has the SR and the captures in the study; the research
+    // destination's SR alone, in a study of its own.
+    assert!(pacs.count(&study, "SR") == 1 && pacs.count(&study, "OT") >= 1);
+    let research = other_studies(&pacs, &study);
+    assert_eq!(research.len(), 1, "the SR alone: {research:?}");
+    let (id, tags) = &research[0];
+    assert_eq!(tags["Modality"], "SR");
+    assert_eq!(tags["PatientIdentityRemoved"], "YES");
+    assert_ne!(tags["PatientName"], patient.as_str());
+    let sr = w.join("research-sr.dcm");
+    let out = run(
+        "curl",
+        &[
+            "-sf",
+            "-o",
+            sr.to_str().unwrap(),
+            &format!("http://127.0.0.1:{}/instances/{id}/file", pacs.http_port),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let bytes = std::fs::read(&sr).unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains(&patient));
+    assert!(!String::from_utf8_lossy(&bytes).contains(&study));
+    let out = run("dciodvfy", &[sr.to_str().unwrap()]);
+    assert!(
+        !text(&out).lines().any(|l| l.starts_with("Error")),
+        "{}",
+        text(&out)
+    );
+    let outbox = d.cli(&["outbox", "list", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&outbox.stdout).unwrap();
+    let research_rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r["destination"] == "research")
+        .collect();
+    assert_eq!(research_rows.len(), 1, "{rows:?}");
+    assert_eq!(research_rows[0]["state"], "delivered");
+
+    // Images exported with the destination's key are the ones the SR
+    // references, in the same de-identified study.
+    let out_dir = w.join("as-research");
+    let out = export(
+        &d,
+        &study,
+        &out_dir,
+        &["--deidentify", "--as-destination", "research"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let exported: Vec<_> = dcm_files(&out_dir)
+        .iter()
+        .map(|p| dicom_object::open_file(p).unwrap())
+        .collect();
+    let uid = |o: &dicom_object::DefaultDicomObject, t| {
+        o.element(t)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    use dicom_dictionary_std::tags;
+    let sr_obj = dicom_object::open_file(&sr).unwrap();
+    for o in &exported {
+        assert_eq!(
+            uid(o, tags::STUDY_INSTANCE_UID),
+            uid(&sr_obj, tags::STUDY_INSTANCE_UID)
+        );
+        assert_eq!(uid(o, tags::PATIENT_ID), uid(&sr_obj, tags::PATIENT_ID));
+        assert_eq!(uid(o, tags::STUDY_DATE), uid(&sr_obj, tags::STUDY_DATE));
+    }
+    let images: Vec<String> = exported
+        .iter()
+        .filter(|o| uid(o, tags::MODALITY) != "SR")
+        .map(|o| uid(o, tags::SOP_INSTANCE_UID))
+        .collect();
+    assert_eq!(images.len(), 2);
+    let sr_text = String::from_utf8_lossy(&bytes);
+    for image in &images {
+        assert!(
+            sr_text.contains(image.as_str()),
+            "the SR references {image}"
+        );
+    }
+    // The exported SR is the very object the destination received.
+    assert!(exported
+        .iter()
+        .any(|o| uid(o, tags::SOP_INSTANCE_UID) == uid(&sr_obj, tags::SOP_INSTANCE_UID)));
+}

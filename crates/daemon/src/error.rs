@@ -40,6 +40,10 @@ pub enum Error {
     /// A DICOM file that cannot be read or lacks its SOP identity.
     #[error("{}: {detail}", path.display())]
     Unreadable { path: PathBuf, detail: String },
+    /// An object a de-identifying destination cannot be sent (burned-in
+    /// annotation), or its key cannot be read.
+    #[error("destination '{destination}' de-identifies: {detail}")]
+    Deidentify { destination: String, detail: String },
     /// A task of the running daemon panicked or ended on its own: the
     /// daemon stopped (its log says why).
     #[error("the daemon's {0} task failed; stopped (see the log)")]

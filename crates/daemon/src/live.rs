@@ -403,6 +403,7 @@ impl Control for Console {
                 host: d.host.clone(),
                 port: d.port,
                 tls: d.tls,
+                deidentify: d.deidentify,
                 origin: self.live.origin("destination", &d.name),
             })
             .collect()

@@ -94,6 +94,12 @@ impl Key {
         Key::read(path)
     }
 
+    /// A key of its own for `purpose` (e.g. one destination), from which
+    /// this key cannot be recovered.
+    pub fn derive_key(&self, purpose: &str) -> Key {
+        Key(self.derive("key", purpose))
+    }
+
     fn derive(&self, what: &str, input: &str) -> [u8; 32] {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
         m.update(what.as_bytes());

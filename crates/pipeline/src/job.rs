@@ -244,10 +244,11 @@ impl Pipeline {
             let priority = analysis::priority(&run.results, &self.settings.urgent_labels);
             study_priority = study_priority.max(priority);
             // Who takes the objects, who the result document.
-            let (mut objects, mut result) = (Vec::new(), Vec::new());
+            let (mut objects, mut sr_only, mut result) = (Vec::new(), Vec::new(), Vec::new());
             for d in destinations {
                 match self.settings.live.wants(&d, priority) {
                     Some(Form::Objects) => objects.push(d),
+                    Some(Form::Report) => sr_only.push(d),
                     Some(Form::Result) => result.push(d),
                     None => {}
                 }
@@ -264,7 +265,14 @@ impl Pipeline {
                 .await?;
             findings.extend(finding_rows(&model, &run, &kept, false));
             report_uids.push(kept[0].sop_instance_uid.clone());
-            queued.extend(kept.into_iter().map(|k| (k, objects.clone())));
+            // The SR first, to both; the captures to those that take them.
+            for (i, k) in kept.into_iter().enumerate() {
+                let to = match i {
+                    0 => [objects.clone(), sr_only.clone()].concat(),
+                    _ => objects.clone(),
+                };
+                queued.push((k, to));
+            }
             queued.extend(document.map(|k| (k, result)));
         }
         queued.retain(|(_, destinations)| !destinations.is_empty());

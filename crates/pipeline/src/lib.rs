@@ -87,6 +87,9 @@ pub trait LiveRouting: std::fmt::Debug + Send + Sync + 'static {
 pub enum Form {
     /// The DICOM objects: the SR and the heatmap captures.
     Objects,
+    /// The SR alone (a destination that de-identifies: the captures'
+    /// pixels carry burned-in text, which de-identification refuses).
+    Report,
     /// The result document, from which a message is built at delivery.
     Result,
 }

@@ -33,6 +33,11 @@ pub struct ExportArgs {
     /// each export has a fresh key and cannot be linked to any other.
     #[arg(long, requires = "deidentify")]
     key_file: Option<PathBuf>,
+    /// With --deidentify: the key and date option of the de-identifying
+    /// destination NAME, so the export's UIDs and pseudonyms match the
+    /// reports that destination received.
+    #[arg(long, value_name = "NAME", requires = "deidentify", conflicts_with_all = ["key_file", "dates"])]
+    as_destination: Option<String>,
     /// Print what was written and refused as JSON.
     #[arg(long)]
     json: bool,
@@ -48,9 +53,18 @@ enum DatesArg {
 const PARTIAL: u8 = 2;
 
 pub async fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let deid = match args.deidentify {
-        false => None,
-        true => {
+    let deid = match (args.deidentify, &args.as_destination) {
+        (false, _) => None,
+        (true, Some(name)) => {
+            let dest = config.named_destination(name)?;
+            match dest.deidentifier(&config.storage.dir)? {
+                Some(d) => Some(d),
+                None => {
+                    anyhow::bail!("destination '{name}' does not de-identify (deidentify = false)")
+                }
+            }
+        }
+        (true, None) => {
             let key = match &args.key_file {
                 Some(path) => Key::read_or_create(path)?,
                 None => Key::random()?,

@@ -203,7 +203,7 @@ async function loadAdmin() {
       const echo = el("button", { class: "act secondary echo" }, "echo");
       const result = el("span", { class: "echo-result" });
       echo.onclick = async () => { result.textContent = "…"; try { const r = await json("/api/destinations/" + encodeURIComponent(x.name) + "/echo", { method: "POST", body: "{}" }); result.textContent = (r.ok ? "✓ " : "✗ ") + r.answer; } catch (e) { result.textContent = "✗ " + e.message; } };
-      db.append(el("tr", { dataset: { name: x.name } }, el("td", {}, x.name), el("td", {}, x.kind), el("td", {}, x.address + (x.tls ? " (TLS)" : "")),
+      db.append(el("tr", { dataset: { name: x.name } }, el("td", {}, x.name), el("td", {}, x.kind), el("td", {}, x.address + (x.tls ? " (TLS)" : "") + (x.deidentify ? " (de-identified)" : "")),
         el("td", { class: "dim" }, x.origin), el("td", {}, echo, " ",
           el("button", { class: "act secondary", onclick: async () => { try { await api("/api/destinations/" + encodeURIComponent(x.name), { method: "DELETE" }); loadAdmin(); } catch (e) { fail(e); } } }, "remove"), " ", result)));
     }

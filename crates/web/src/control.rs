@@ -51,6 +51,8 @@ pub struct DestinationView {
     pub port: u16,
     /// Called over TLS (set in the configuration file only).
     pub tls: bool,
+    /// Sent de-identified (set in the configuration file only).
+    pub deidentify: bool,
     pub origin: Origin,
 }
 

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_ae_title, check_host};
 
+/// The site's de-identification key, in the storage folder.
+pub const DEID_KEY_FILE: &str = "deid.key";
+
 /// How a destination receives results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,6 +105,35 @@ pub struct DestinationConfig {
     /// default) or "flagged" or "urgent" (the default for webhooks).
     #[serde(default)]
     pub min_priority: Option<PriorityName>,
+    /// dicom: send the SR de-identified by DICOM PS3.15's Basic Profile
+    /// (a research archive, a registry): UIDs, pseudonym and date shift
+    /// from this destination's key, so resends are identical and
+    /// `triaged export --deidentify --as-destination NAME` writes images
+    /// the SR's references match. Heatmap captures are not sent: their
+    /// pixels carry burned-in text. Only the configuration file sets it.
+    #[serde(default)]
+    pub deidentify: bool,
+    /// With `deidentify`: "remove" dates (the default) or "shift" them by
+    /// a number of days fixed per patient.
+    #[serde(default)]
+    pub deidentify_dates: Option<DatesName>,
+}
+
+/// `deidentify_dates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatesName {
+    Remove,
+    Shift,
+}
+
+impl From<DatesName> for deid::Dates {
+    fn from(d: DatesName) -> deid::Dates {
+        match d {
+            DatesName::Remove => deid::Dates::Remove,
+            DatesName::Shift => deid::Dates::Shift,
+        }
+    }
 }
 
 impl DestinationConfig {
@@ -122,9 +154,27 @@ impl DestinationConfig {
             _ => PriorityName::Routine,
         });
         (PriorityName::from(priority) >= least).then_some(match self.kind {
+            DestinationKind::Dicom if self.deidentify => pipeline::Form::Report,
             DestinationKind::Dicom => pipeline::Form::Objects,
             _ => pipeline::Form::Result,
         })
+    }
+
+    /// The de-identifier of a destination with `deidentify`: its key is
+    /// derived from the site's (`deid.key` in the storage folder, made at
+    /// first use) and its name.
+    pub fn deidentifier(
+        &self,
+        storage: &Path,
+    ) -> Result<Option<deid::Deidentifier>, deid::DeidError> {
+        if !self.deidentify {
+            return Ok(None);
+        }
+        let site = deid::Key::read_or_create(&storage.join(DEID_KEY_FILE))?;
+        Ok(Some(deid::Deidentifier::new(
+            site.derive_key(&format!("destination:{}", self.name)),
+            self.deidentify_dates.unwrap_or(DatesName::Remove).into(),
+        )))
     }
 
     /// Where it is, for the console and messages.
@@ -197,8 +247,14 @@ impl DestinationConfig {
             "include_patient",
             self.kind != DestinationKind::Webhook && self.include_patient,
         );
+        unused("deidentify", !dicom && self.deidentify);
         for (key, v) in self.msh_names() {
             unused(key, !hl7 && v.is_some());
+        }
+        if self.deidentify_dates.is_some() && !self.deidentify {
+            p.push(format!(
+                "{prefix}deidentify_dates: set, but deidentify is false"
+            ));
         }
         if dicom {
             if let Err(e) = check_ae_title(&self.ae_title) {
@@ -453,6 +509,12 @@ mod tests {
             host = "r"
             port = 2575
             min_priority = "flagged"
+            [[destinations]]
+            name = "research"
+            ae_title = "RESEARCH"
+            host = "r"
+            port = 104
+            deidentify = true
             "#,
         )
         .unwrap();
@@ -464,12 +526,43 @@ mod tests {
         assert_eq!(wants("alert", Urgent), Some(Form::Result));
         assert_eq!(wants("ris", Routine), None);
         assert_eq!(wants("ris", Flagged), Some(Form::Result));
+        assert_eq!(wants("research", Routine), Some(Form::Report));
         assert_eq!(
             c.destination("ris")
                 .unwrap()
                 .hl7_header()
                 .sending_application,
             "TRIAGED"
+        );
+    }
+
+    #[test]
+    fn deidentify_is_for_dicom_destinations() {
+        let c = Config::parse(
+            r#"
+            [[destinations]]
+            name = "ris"
+            kind = "hl7"
+            host = "r"
+            port = 2575
+            deidentify = true
+            [[destinations]]
+            name = "pacs"
+            ae_title = "PACS"
+            host = "p"
+            port = 104
+            deidentify_dates = "shift"
+            "#,
+        )
+        .unwrap();
+        let p = c.problems().join("\n");
+        assert!(
+            p.contains("destinations[0].deidentify: not used by kind = \"hl7\""),
+            "{p}"
+        );
+        assert!(
+            p.contains("destinations[1].deidentify_dates: set, but deidentify is false"),
+            "{p}"
         );
     }
 }

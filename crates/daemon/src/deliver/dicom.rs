@@ -6,6 +6,7 @@ use dimse::scu::{self, Outgoing, Peer, ScuSettings};
 use dimse::Status;
 
 use super::Outcome;
+use crate::config::DestinationConfig;
 use crate::Error;
 
 /// Read a DICOM file into what the C-STORE SCU sends.
@@ -23,6 +24,33 @@ pub fn load(path: &std::path::Path) -> Result<Outgoing, Error> {
         sop_class_uid: class,
         sop_instance_uid: instance,
         dataset: obj.into_inner(),
+    })
+}
+
+/// What `dest` receives of a DICOM file: the object, de-identified when
+/// the destination says so (with its own key, so a resend is the same
+/// object).
+pub fn load_for(
+    storage: &std::path::Path,
+    dest: &DestinationConfig,
+    path: &std::path::Path,
+) -> Result<Outgoing, Error> {
+    let o = load(path)?;
+    let Some(deid) = dest.deidentifier(storage).map_err(|e| Error::Deidentify {
+        destination: dest.name.clone(),
+        detail: e.to_string(),
+    })?
+    else {
+        return Ok(o);
+    };
+    let dataset = deid.object(&o.dataset).map_err(|e| Error::Deidentify {
+        destination: dest.name.clone(),
+        detail: format!("{}: {e}", o.sop_instance_uid),
+    })?;
+    Ok(Outgoing {
+        sop_class_uid: o.sop_class_uid,
+        sop_instance_uid: attrs::text(&dataset, tags::SOP_INSTANCE_UID).unwrap_or_default(),
+        dataset,
     })
 }
 

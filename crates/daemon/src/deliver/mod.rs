@@ -16,7 +16,7 @@ mod dicom;
 pub mod http;
 pub mod mllp;
 
-pub use dicom::{load, send};
+pub use dicom::{load, load_for, send};
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +152,8 @@ impl Delivery {
                     "this row holds a result document, but destination '{}' is now of kind dicom",
                     dest.name
                 )),
-                false => load(&e.file_path).map_err(|err| format!("{err:#}")),
+                false => load_for(&config.storage.dir, dest, &e.file_path)
+                    .map_err(|err| format!("{err:#}")),
             };
             match loaded {
                 Ok(o) => {
@@ -177,7 +178,16 @@ impl Delivery {
             return;
         }
         let outcomes = send(&config.scu_settings(), &dest.peer(), &items).await;
-        for (e, o) in ready.iter().zip(outcomes) {
+        for ((e, o), item) in ready.iter().zip(outcomes).zip(&items) {
+            let o = match o {
+                Outcome::Delivered { status, note: None } if dest.deidentify => {
+                    Outcome::Delivered {
+                        status,
+                        note: Some(format!("de-identified as {}", item.sop_instance_uid)),
+                    }
+                }
+                o => o,
+            };
             self.record(policy, e, o).await;
         }
     }
