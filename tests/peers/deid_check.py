@@ -5,7 +5,8 @@
         Copy each FILE into OUT_DIR with every attribute of Table E.1-1
         that pydicom's dictionary knows added (where the file lacks it) with
         a synthetic value containing SECRET, nested ones inside a sequence,
-        an overlay, a curve and a private block.
+        an overlay, a curve and a private block (not the Content Sequence:
+        a received object with a content tree is refused).
 
     deid_check.py check TABLE --dates remove|shift ORIGINAL_DIR EXPORT_DIR
         Read every attribute, at every depth, of every exported file against
@@ -124,6 +125,10 @@ def stuff(table, out, files):
             # File meta and command groups are not data set attributes;
             # the trailing padding and signatures cannot be written here.
             if group in (0x0000, 0x0002) or group >= 0xFFFA or tag in ds:
+                continue
+            # A received object with a content tree is refused whole (its
+            # free text cannot be cleaned): not what this study is about.
+            if tag == 0x0040A730:
                 continue
             try:
                 vr = dictionary_VR(tag)

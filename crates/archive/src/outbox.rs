@@ -95,6 +95,9 @@ pub struct OutboxEntry {
     pub created_at: String,
     pub updated_at: String,
     pub delivered_at: Option<String>,
+    /// The analysis that queued it (`None`: queued by hand, `triaged
+    /// outbox add`).
+    pub job_id: Option<i64>,
 }
 
 /// How failed deliveries are retried.
@@ -158,10 +161,11 @@ fn entry(row: &sqlx::sqlite::SqliteRow, dir: &Path) -> Result<OutboxEntry, sqlx:
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         delivered_at: row.try_get("delivered_at")?,
+        job_id: row.try_get("job_id")?,
     })
 }
 
-const COLUMNS: &str = "id, sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at";
+const COLUMNS: &str = "id, sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at, job_id";
 
 impl Outbox {
     pub(crate) fn new(pool: SqlitePool, dir: PathBuf) -> Outbox {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use deid::Deidentifier;
+use deid::{Deidentifier, Source};
 use dicom_dictionary_std::tags;
 use serde::Serialize;
 
@@ -40,7 +40,7 @@ pub enum ExportError {
 /// `<SOP Instance UID>.dcm`, through `deid` when given. One file that
 /// cannot be read or de-identified is refused, and the others written.
 pub fn export(
-    files: &[PathBuf],
+    files: &[(PathBuf, Source)],
     out: &Path,
     deid: Option<&Deidentifier>,
 ) -> Result<Exported, ExportError> {
@@ -53,8 +53,8 @@ pub fn export(
         return Err(ExportError::NotEmpty(out.to_path_buf()));
     }
     let mut done = Exported::default();
-    for file in files {
-        match one(file, deid) {
+    for (file, source) in files {
+        match one(file, *source, deid) {
             Ok((uid, obj)) => {
                 let target = out.join(format!("{uid}.dcm"));
                 let partial = out.join(format!(".{uid}.partial"));
@@ -81,6 +81,7 @@ type Object = dicom_object::FileDicomObject<dicom_object::InMemDicomObject>;
 /// and object, or its own UID (if readable) and why not.
 fn one(
     file: &Path,
+    source: Source,
     deid: Option<&Deidentifier>,
 ) -> Result<(String, Object), (Option<String>, String)> {
     let obj = dicom_object::open_file(file).map_err(|e| (None, format!("cannot read: {e}")))?;
@@ -88,7 +89,7 @@ fn one(
     let obj = match deid {
         None => obj,
         Some(d) => d
-            .file(&obj)
+            .file(&obj, source)
             .map_err(|e| (own.clone(), format!("not de-identified: {e}")))?,
     };
     let uid = attrs::text(&obj, tags::SOP_INSTANCE_UID)

@@ -41,7 +41,7 @@ impl Key {
         Key(b)
     }
 
-    /// A key file: 64 hex digits (what [`Key::create`] writes).
+    /// A key file: 64 hex digits (what [`Key::read_or_create`] writes).
     pub fn read(path: &Path) -> Result<Key, DeidError> {
         let bad = |detail: String| DeidError::Key {
             path: path.display().to_string(),
@@ -121,6 +121,18 @@ pub enum Dates {
     Shift,
 }
 
+/// Who made the object, which decides what happens to its content tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Received: a content tree (Content Sequence, action D) is refused,
+    /// since its free text cannot be cleaned.
+    Received,
+    /// Made by triaged (its SR): the content tree is kept, each of its
+    /// attributes treated by the table (observer names, dates, UIDs); its
+    /// TEXT items are the device's, model's and findings' names.
+    Triaged,
+}
+
 /// Dummy values by VR (Table E.1-1 action D).
 const DUMMY_TEXT: &str = "ANONYMIZED";
 
@@ -131,7 +143,8 @@ pub struct Deidentifier {
     dates: Dates,
 }
 
-/// What one object needs from its whole: the shift, fixed per patient.
+/// What every attribute of one object is treated with: its patient's
+/// date shift (under [`Dates::Shift`]).
 struct Context {
     days_earlier: Option<u64>,
 }
@@ -172,8 +185,9 @@ impl Deidentifier {
     pub fn file(
         &self,
         file: &FileDicomObject<InMemDicomObject>,
+        source: Source,
     ) -> Result<FileDicomObject<InMemDicomObject>, DeidError> {
-        let obj = self.object(file)?;
+        let obj = self.object(file, source)?;
         let text = |t| attrs::text(&obj, t);
         let sop = text(tags::SOP_INSTANCE_UID).ok_or(DeidError::NoSopInstanceUid)?;
         let meta = file.meta();
@@ -189,12 +203,19 @@ impl Deidentifier {
     }
 
     /// A de-identified copy of a data set; refused if its pixels carry
-    /// burned-in annotation.
-    pub fn object(&self, obj: &InMemDicomObject) -> Result<InMemDicomObject, DeidError> {
+    /// burned-in annotation, or if it is a content tree from elsewhere.
+    pub fn object(
+        &self,
+        obj: &InMemDicomObject,
+        source: Source,
+    ) -> Result<InMemDicomObject, DeidError> {
         if attrs::text(obj, tags::BURNED_IN_ANNOTATION)
             .is_some_and(|v| v.eq_ignore_ascii_case("YES"))
         {
             return Err(DeidError::BurnedInAnnotation);
+        }
+        if source == Source::Received && obj.element(tags::CONTENT_SEQUENCE).is_ok() {
+            return Err(DeidError::ForeignContent);
         }
         let patient = attrs::text(obj, tags::PATIENT_ID).unwrap_or_default();
         let cx = Context {
@@ -432,7 +453,7 @@ mod tests {
     #[test]
     fn the_basic_profile_is_applied() {
         let d = Deidentifier::new(Key::from_bytes([7; 32]), Dates::Remove);
-        let o = d.object(&sample()).unwrap();
+        let o = d.object(&sample(), Source::Received).unwrap();
         let pseudonym = d.pseudonym("MRN123");
         assert_eq!(text(&o, tags::PATIENT_ID), Some(pseudonym.clone()));
         assert_eq!(text(&o, tags::PATIENT_NAME), Some(pseudonym));
@@ -463,7 +484,7 @@ mod tests {
     #[test]
     fn dates_shift_by_the_patients_days_and_times_stay() {
         let d = Deidentifier::new(Key::from_bytes([7; 32]), Dates::Shift);
-        let o = d.object(&sample()).unwrap();
+        let o = d.object(&sample(), Source::Received).unwrap();
         let days = d.days_earlier("MRN123");
         assert!((1..=3650).contains(&days));
         assert_eq!(
@@ -492,9 +513,44 @@ mod tests {
         let d = Deidentifier::new(Key::from_bytes([7; 32]), Dates::Remove);
         let mut o = sample();
         put(&mut o, tags::BURNED_IN_ANNOTATION, VR::CS, "YES");
-        assert!(matches!(d.object(&o), Err(DeidError::BurnedInAnnotation)));
+        assert!(matches!(
+            d.object(&o, Source::Received),
+            Err(DeidError::BurnedInAnnotation)
+        ));
         put(&mut o, tags::BURNED_IN_ANNOTATION, VR::CS, "NO");
-        assert!(d.object(&o).is_ok());
+        assert!(d.object(&o, Source::Received).is_ok());
+    }
+
+    #[test]
+    fn a_content_tree_is_de_identified_only_when_triaged_wrote_it() {
+        let d = Deidentifier::new(Key::from_bytes([7; 32]), Dates::Remove);
+        let mut o = sample();
+        let mut item = InMemDicomObject::new_empty();
+        put(&mut item, tags::PERSON_NAME, VR::PN, "DOE^JOHN");
+        put(&mut item, tags::TEXT_VALUE, VR::UT, "demo-cxr");
+        o.put(DataElement::new(
+            tags::CONTENT_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![item]),
+        ));
+        assert!(matches!(
+            d.object(&o, Source::Received),
+            Err(DeidError::ForeignContent)
+        ));
+        let out = d.object(&o, Source::Triaged).unwrap();
+        let items = out
+            .element(tags::CONTENT_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap();
+        assert_eq!(
+            text(&items[0], tags::PERSON_NAME).as_deref(),
+            Some(DUMMY_TEXT)
+        );
+        assert_eq!(
+            text(&items[0], tags::TEXT_VALUE).as_deref(),
+            Some("demo-cxr")
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! series and the reports that reference them stay consistent), dates
 //! removed or shifted by a number of days fixed per patient, private
 //! attributes removed. Objects whose pixels carry burned-in annotation are
-//! refused, since no attribute change can clean them.
+//! refused, since no attribute change can clean them, and so are content
+//! trees (structured reports) triaged did not write, whose free text may
+//! name the patient.
 //!
 //! The crate knows nothing of the archive or the network: the CLI's
 //! `export` and the DICOM destinations use it alike.
@@ -20,7 +22,7 @@ mod dates;
 mod deidentifier;
 pub mod profile;
 
-pub use deidentifier::{Dates, Deidentifier, Key};
+pub use deidentifier::{Dates, Deidentifier, Key, Source};
 
 /// Why an object was not de-identified.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,11 @@ pub enum DeidError {
     /// or IDs, which this profile does not clean.
     #[error("burned-in annotation (0028,0301 is YES): the pixels may show identifying text")]
     BurnedInAnnotation,
+    /// A structured report (or other object with a content tree) that
+    /// triaged did not make: its free text (TEXT items) may name the
+    /// patient, which the Basic Profile does not clean.
+    #[error("a content tree (0040,A730) from elsewhere: its free text may identify the patient")]
+    ForeignContent,
     #[error("no SOP Instance UID")]
     NoSopInstanceUid,
     #[error("cannot build the file meta group: {0}")]

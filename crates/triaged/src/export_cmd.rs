@@ -94,7 +94,17 @@ pub async fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<ExitCode>
             );
         }
     }
-    let sources: Vec<PathBuf> = files.instances.into_iter().chain(files.reports).collect();
+    let sources: Vec<(PathBuf, deid::Source)> = files
+        .instances
+        .into_iter()
+        .map(|f| (f, deid::Source::Received))
+        .chain(
+            files
+                .reports
+                .into_iter()
+                .map(|f| (f, deid::Source::Triaged)),
+        )
+        .collect();
     let (out, deid_ref) = (args.out.clone(), deid.clone());
     let done = tokio::task::spawn_blocking(move || {
         daemon::export::export(&sources, &out, deid_ref.as_ref())

@@ -29,7 +29,12 @@ pub async fn send(config: &Config, to: &str, files: &[PathBuf]) -> anyhow::Resul
     let dest = dicom_destination(config, to)?;
     let mut items = Vec::new();
     for f in files {
-        items.push(deliver::load_for(&config.storage.dir, dest, f)?);
+        items.push(deliver::load_for(
+            &config.storage.dir,
+            dest,
+            f,
+            deid::Source::Received,
+        )?);
     }
     let outcomes = deliver::send(&config.scu_settings(), &dest.peer(), &items).await;
     let mut failed = 0;

@@ -29,11 +29,12 @@ pub fn load(path: &std::path::Path) -> Result<Outgoing, Error> {
 
 /// What `dest` receives of a DICOM file: the object, de-identified when
 /// the destination says so (with its own key, so a resend is the same
-/// object).
+/// object); `source` says whether triaged made it.
 pub fn load_for(
     storage: &std::path::Path,
     dest: &DestinationConfig,
     path: &std::path::Path,
+    source: deid::Source,
 ) -> Result<Outgoing, Error> {
     let o = load(path)?;
     let Some(deid) = dest.deidentifier(storage).map_err(|e| Error::Deidentify {
@@ -43,10 +44,12 @@ pub fn load_for(
     else {
         return Ok(o);
     };
-    let dataset = deid.object(&o.dataset).map_err(|e| Error::Deidentify {
-        destination: dest.name.clone(),
-        detail: format!("{}: {e}", o.sop_instance_uid),
-    })?;
+    let dataset = deid
+        .object(&o.dataset, source)
+        .map_err(|e| Error::Deidentify {
+            destination: dest.name.clone(),
+            detail: format!("{}: {e}", o.sop_instance_uid),
+        })?;
     Ok(Outgoing {
         sop_class_uid: o.sop_class_uid,
         sop_instance_uid: attrs::text(&dataset, tags::SOP_INSTANCE_UID).unwrap_or_default(),

@@ -152,8 +152,15 @@ impl Delivery {
                     "this row holds a result document, but destination '{}' is now of kind dicom",
                     dest.name
                 )),
-                false => load_for(&config.storage.dir, dest, &e.file_path)
-                    .map_err(|err| format!("{err:#}")),
+                // Rows an analysis queued hold triaged's own reports.
+                false => {
+                    let source = match e.job_id {
+                        Some(_) => deid::Source::Triaged,
+                        None => deid::Source::Received,
+                    };
+                    load_for(&config.storage.dir, dest, &e.file_path, source)
+                        .map_err(|err| format!("{err:#}"))
+                }
             };
             match loaded {
                 Ok(o) => {
