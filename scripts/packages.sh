@@ -13,13 +13,14 @@
 #                   Orthanc, dicom3tools, sqlite3, Chromium and a font, curl,
 #                   Python's venv, procps, openssl (the TLS test's
 #                   certificates), rsyslog (the audit trail's syslog
-#                   collector). Node.js for the browser test's driver
+#                   collector), orthanc-dicomweb (Orthanc's DICOMweb
+#                   plugin: the DICOMweb peer). Node.js for the browser test's driver
 #                   comes from PyPI into .venv (scripts/setup.sh): Debian
 #                   12's nodejs 18 is older than playwright-core supports.
 
 BUILD_PACKAGES=(gcc g++ cmake libc6-dev pkg-config libopenjp2-7-dev ca-certificates)
 RUN_PACKAGES=(libopenjp2-7 libstdc++6)
-TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl rsyslog)
+TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl rsyslog orthanc-dicomweb)
 
 # install_missing PACKAGE...: apt-get install those not installed yet.
 install_missing() {

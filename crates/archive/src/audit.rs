@@ -51,6 +51,15 @@ pub enum AuditAction {
     OutboxRetry,
     #[serde(rename = "retention.run")]
     RetentionRun,
+    /// Instances stored by STOW-RS (one event a request).
+    #[serde(rename = "dicomweb.store")]
+    DicomwebStore,
+    /// A QIDO-RS query (answers carry patient names and IDs).
+    #[serde(rename = "dicomweb.query")]
+    DicomwebQuery,
+    /// A WADO-RS retrieval: instances, metadata, frames or a rendering.
+    #[serde(rename = "dicomweb.retrieve")]
+    DicomwebRetrieve,
     #[serde(rename = "audit.view")]
     AuditView,
     #[serde(rename = "audit.export")]
@@ -58,7 +67,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 24] = [
         AuditAction::WorklistView,
         AuditAction::StudyView,
         AuditAction::ImageView,
@@ -78,6 +87,9 @@ impl AuditAction {
         AuditAction::OutboxAdd,
         AuditAction::OutboxRetry,
         AuditAction::RetentionRun,
+        AuditAction::DicomwebStore,
+        AuditAction::DicomwebQuery,
+        AuditAction::DicomwebRetrieve,
         AuditAction::AuditView,
         AuditAction::AuditExport,
     ];
@@ -103,6 +115,9 @@ impl AuditAction {
             AuditAction::OutboxAdd => "outbox.add",
             AuditAction::OutboxRetry => "outbox.retry",
             AuditAction::RetentionRun => "retention.run",
+            AuditAction::DicomwebStore => "dicomweb.store",
+            AuditAction::DicomwebQuery => "dicomweb.query",
+            AuditAction::DicomwebRetrieve => "dicomweb.retrieve",
             AuditAction::AuditView => "audit.view",
             AuditAction::AuditExport => "audit.export",
         }
@@ -120,6 +135,8 @@ impl AuditAction {
 pub enum AuditRole {
     Admin,
     Radiologist,
+    /// Stores instances by STOW-RS.
+    Sender,
     Cli,
     /// No valid token was given.
     None,
@@ -130,6 +147,7 @@ impl AuditRole {
         match self {
             AuditRole::Admin => "admin",
             AuditRole::Radiologist => "radiologist",
+            AuditRole::Sender => "sender",
             AuditRole::Cli => "cli",
             AuditRole::None => "none",
         }
@@ -139,6 +157,7 @@ impl AuditRole {
         match s {
             "admin" => AuditRole::Admin,
             "radiologist" => AuditRole::Radiologist,
+            "sender" => AuditRole::Sender,
             "cli" => AuditRole::Cli,
             _ => AuditRole::None,
         }

@@ -16,6 +16,7 @@
 
 mod attributes;
 mod audit;
+mod catalog;
 mod db;
 mod error;
 mod export;
@@ -38,6 +39,10 @@ use std::sync::Arc;
 pub use attributes::InstanceAttributes;
 pub use audit::{
     Audit, AuditAction, AuditEvent, AuditFilter, AuditOutcome, AuditRole, NewAuditEvent,
+};
+pub use catalog::{
+    Catalog, DateRange, InstanceQuery, InstanceRecord, SeriesRecord, StudyQuery, StudyRecord,
+    MAX_MATCHES,
 };
 pub use error::ArchiveError;
 pub use export::StudyFiles;
@@ -207,6 +212,11 @@ impl Archive {
             self.inner.gates.clone(),
             true,
         )
+    }
+
+    /// Queries and files for DICOMweb (QIDO-RS, WADO-RS).
+    pub fn catalog(&self) -> Catalog {
+        Catalog::new(self.inner.db.read.clone(), &self.inner.options.dir)
     }
 
     /// The radiologists' worklist and reviews.

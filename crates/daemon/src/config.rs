@@ -51,8 +51,12 @@ pub struct HttpConfig {
     /// first start and keeps it in `<storage>/admin.token`.
     pub users: Vec<HttpUserConfig>,
     /// The worklist's address as users reach it (e.g. behind the TLS
-    /// proxy), for links in alerts; default `http://<listen>`.
+    /// proxy), for links in alerts and DICOMweb's RetrieveURLs; default
+    /// `http://<listen>`.
     pub public_url: Option<String>,
+    /// The largest STOW-RS request (all its instances), in MiB; a larger
+    /// one is refused with 413 before anything is stored.
+    pub max_stow_mb: u64,
 }
 
 impl HttpConfig {
@@ -71,6 +75,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8642)),
             users: Vec::new(),
             public_url: None,
+            max_stow_mb: 1024,
         }
     }
 }
@@ -551,6 +556,12 @@ impl Config {
                     "http.users[{i}].token_sha256: the same token as another user"
                 ));
             }
+        }
+        if !(1..=65536).contains(&self.http.max_stow_mb) {
+            p.push(format!(
+                "http.max_stow_mb: {} is not within 1..=65536",
+                self.http.max_stow_mb
+            ));
         }
         if self.models.threads > 256 {
             p.push(format!(

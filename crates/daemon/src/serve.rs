@@ -162,6 +162,15 @@ impl Daemon {
                 users: Arc::new(users),
                 cache_dir: config.storage.dir.join("cache"),
                 audit: Arc::new(web::AuditTrail::new(archive.audit())),
+                catalog: archive.catalog(),
+                store: Arc::new(crate::sink::StowStore {
+                    archive: archive.clone(),
+                    stats: stats.ingest.clone(),
+                    stored: stored.clone(),
+                    ae_title: config.dicom.ae_title.clone(),
+                }),
+                base_url: config.http.public_url(),
+                max_stow_bytes: (config.http.max_stow_mb as usize).saturating_mul(1 << 20),
             };
             let addr = bound.local_addr()?;
             tracing::info!(listen = %addr, "worklist and admin console over HTTP");

@@ -7,8 +7,8 @@ pub struct TokenArgs {
     /// The user's name (shown on reviews and in the access log).
     #[arg(long)]
     pub name: String,
-    /// radiologist or admin.
-    #[arg(long, value_parser = ["radiologist", "admin"])]
+    /// radiologist, admin, or sender (stores instances by STOW-RS only).
+    #[arg(long, value_parser = ["radiologist", "admin", "sender"])]
     pub role: String,
 }
 

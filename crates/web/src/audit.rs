@@ -57,6 +57,7 @@ impl AuditTrail {
         let (user, role) = match &r.user {
             Some((name, Role::Admin)) => (name.clone(), AuditRole::Admin),
             Some((name, Role::Radiologist)) => (name.clone(), AuditRole::Radiologist),
+            Some((name, Role::Sender)) => (name.clone(), AuditRole::Sender),
             None => (String::new(), AuditRole::None),
         };
         let outcome = match r.status {
@@ -83,6 +84,7 @@ impl AuditTrail {
                 .zip(param("version"))
                 .map(|(n, v)| format!("{n} {v}")),
             AuditAction::OutboxRetry => param("id"),
+            AuditAction::DicomwebRetrieve => param("sop_uid").or(param("series_uid")),
             _ => param("name"),
         };
         let event = NewAuditEvent {
@@ -127,6 +129,15 @@ fn action(method: &Method, route: &str) -> Option<AuditAction> {
         ("GET", "/api/outbox") => OutboxView,
         ("POST", "/api/outbox/{id}/retry") => OutboxRetry,
         ("GET", "/api/audit") => AuditView,
+        ("POST", "/dicomweb/studies" | "/dicomweb/studies/{study_uid}") => DicomwebStore,
+        (
+            "GET",
+            "/dicomweb/studies"
+            | "/dicomweb/studies/{study_uid}/series"
+            | "/dicomweb/studies/{study_uid}/instances"
+            | "/dicomweb/studies/{study_uid}/series/{series_uid}/instances",
+        ) => DicomwebQuery,
+        ("GET", r) if r.starts_with("/dicomweb/studies/{study_uid}") => DicomwebRetrieve,
         _ => return None,
     })
 }

@@ -20,6 +20,7 @@ pub mod api;
 mod audit;
 pub mod auth;
 mod control;
+pub mod dicomweb;
 mod images;
 mod log;
 pub mod page;
@@ -51,6 +52,13 @@ pub struct AppState {
     pub cache_dir: PathBuf,
     /// Who looked at and changed what.
     pub audit: Arc<AuditTrail>,
+    /// DICOMweb: what QIDO-RS and WADO-RS read, where STOW-RS stores.
+    pub catalog: archive::Catalog,
+    pub store: Arc<dyn dicomweb::InstanceStore>,
+    /// How clients reach this server (RetrieveURL, BulkDataURI).
+    pub base_url: String,
+    /// The largest STOW-RS request body.
+    pub max_stow_bytes: usize,
 }
 
 /// Every route of the daemon's HTTP server.
@@ -95,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/outbox/{id}/retry", post(api::admin::retry))
         .route("/api/audit", get(api::admin::audit))
         .route("/api/monitoring", get(api::admin::monitoring))
+        .merge(dicomweb::routes(state.max_stow_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             log::access,

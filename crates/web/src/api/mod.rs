@@ -18,12 +18,19 @@ use crate::ControlError;
 pub enum ApiError {
     #[error("a bearer token is required (Authorization: Bearer <token>)")]
     Unauthorized,
-    #[error("this needs the admin role")]
-    Forbidden,
+    /// The caller's role may not do this; the message says which may.
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The request body's media type is not one this route takes (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// No representation the Accept header allows (406).
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -49,9 +56,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut r = (
