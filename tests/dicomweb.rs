@@ -17,6 +17,11 @@ const SENDER: &str = "5e4de85e4de85e4de85e4de85e4de85e4de85e4de85e4de85e4de85e4d
 const READER: &str = "4ead4ead4ead4ead4ead4ead4ead4ead4ead4ead4ead4ead4ead4ead4ead4ead";
 
 fn daemon() -> Daemon {
+    daemon_with("")
+}
+
+/// With `extra` (destinations) after the usual configuration.
+fn daemon_with(extra: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let (port, http_port) = (free_port(), free_port());
     let text = format!(
@@ -25,7 +30,7 @@ fn daemon() -> Daemon {
          [http]\nlisten = \"127.0.0.1:{http_port}\"\nmax_stow_mb = 1\n\
          [[http.users]]\nname = \"router\"\nrole = \"sender\"\ntoken_sha256 = \"{sender}\"\n\
          [[http.users]]\nname = \"dr\"\nrole = \"radiologist\"\ntoken_sha256 = \"{reader}\"\n\n\
-         [pipeline]\nquiet_secs = 0.5\n\n[models]\ndir = \"{models}\"\n",
+         [pipeline]\nquiet_secs = 0.5\n\n[models]\ndir = \"{models}\"\n\n{extra}",
         storage = dir.path().join("storage").display(),
         sender = web::auth::token_hash(SENDER),
         reader = web::auth::token_hash(READER),
@@ -345,7 +350,8 @@ fn bad_stow_requests_get_clear_statuses_and_store_nothing_half() {
         .any(|s| s["study_instance_uid"] == study.as_str()));
 }
 
-fn orthanc_with_dicomweb(d: &Daemon) -> Orthanc {
+/// Orthanc with its DICOMweb plugin; `servers`: its DicomWeb.Servers.
+fn orthanc_dicomweb(servers: &str) -> Orthanc {
     let dir = tempfile::tempdir().unwrap();
     let (http_port, dicom_port) = (free_port(), free_port());
     let db = dir.path().join("db");
@@ -354,13 +360,18 @@ fn orthanc_with_dicomweb(d: &Daemon) -> Orthanc {
            "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
            "HttpPort": {http_port}, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
            "DicomAet": "{ae}", "DicomPort": {dicom_port}, "StableAge": 5, "SaveJobs": false,
-           "DicomWeb": {{"Enable": true, "Root": "/dicom-web/",
-             "Servers": {{"triaged": {{"Url": "{url}/", "HttpHeaders": {{"Authorization": "Bearer {READER}"}}}}}}}}}}"#,
+           "DicomWeb": {{"Enable": true, "Root": "/dicom-web/", "Servers": {{ {servers} }}}}}}"#,
         db = db.display(),
         ae = Orthanc::AE,
-        url = base(d),
     );
     Orthanc::start_config(dir, &config, http_port, dicom_port)
+}
+
+fn orthanc_with_dicomweb(d: &Daemon) -> Orthanc {
+    orthanc_dicomweb(&format!(
+        r#""triaged": {{"Url": "{}/", "HttpHeaders": {{"Authorization": "Bearer {READER}"}}}}"#,
+        base(d)
+    ))
 }
 
 #[test]
@@ -404,4 +415,53 @@ fn orthanc_s_dicomweb_plugin_queries_and_pulls_a_study_from_triaged() {
     for f in &files {
         assert!(sops.contains(&support::sop_uid(f)));
     }
+}
+
+#[test]
+fn results_go_to_a_dicomweb_server_by_stow_rs() {
+    let pacs = orthanc_dicomweb("");
+    let d = daemon_with(&format!(
+        "[[destinations]]\nname = \"cloud\"\nkind = \"dicomweb\"\nurl = \"http://127.0.0.1:{port}/dicom-web\"\n\n\
+         [[destinations]]\nname = \"wrong\"\nkind = \"dicomweb\"\nurl = \"http://127.0.0.1:{port}/not-dicom-web\"\n",
+        port = pacs.http_port
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let (study, files) = phantom_study(
+        work.path(),
+        3034,
+        vec![(Label::Pneumothorax, Grade::Severe)],
+        1,
+    );
+    let out = d.storescu(&[], &[files[0].as_path()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = |name: &str| -> Vec<serde_json::Value> {
+        let out = d.cli(&["outbox", "list", "--json"]);
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        all.into_iter()
+            .filter(|r| r["destination"] == name)
+            .collect()
+    };
+    wait_until(
+        "every result delivered or dead",
+        Duration::from_secs(90),
+        || {
+            let (cloud, wrong) = (rows("cloud"), rows("wrong"));
+            !cloud.is_empty()
+                && cloud.iter().all(|r| r["state"] == "delivered")
+                && wrong.len() == cloud.len()
+                && wrong.iter().all(|r| r["state"] == "dead")
+        },
+    );
+    // The SR and the heatmap captures, in the source study, by STOW-RS.
+    assert_eq!(pacs.count(&study, "SR"), 1);
+    assert_eq!(pacs.count(&study, "OT"), rows("cloud").len() - 1);
+    // A server that answers 404 is dead letter, with its words.
+    let wrong = rows("wrong");
+    assert!(
+        wrong[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("answered HTTP 404"),
+        "{wrong:?}"
+    );
 }

@@ -27,6 +27,9 @@ pub enum DestinationKind {
     Fhir,
     /// An alerting service: a signed JSON POST.
     Webhook,
+    /// A DICOMweb server (a PACS, a cloud archive): the SR and heatmap
+    /// captures by STOW-RS.
+    Dicomweb,
 }
 
 impl DestinationKind {
@@ -41,6 +44,7 @@ impl DestinationKind {
             DestinationKind::Hl7 => "hl7",
             DestinationKind::Fhir => "fhir",
             DestinationKind::Webhook => "webhook",
+            DestinationKind::Dicomweb => "dicomweb",
         }
     }
 }
@@ -75,11 +79,12 @@ pub struct DestinationConfig {
     pub certificate: Option<PathBuf>,
     #[serde(default)]
     pub private_key: Option<PathBuf>,
-    /// fhir: the server's base; webhook: the address to POST to.
+    /// fhir: the server's base; webhook: the address to POST to;
+    /// dicomweb: the DICOMweb root (STOW-RS posts to `<url>/studies`).
     #[serde(default)]
     pub url: String,
-    /// fhir: a file holding the bearer token (read at each delivery, so a
-    /// renewed token needs no restart).
+    /// fhir and dicomweb: a file holding the bearer token (read at each
+    /// delivery, so a renewed token needs no restart).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     /// fhir: the system of the patient identifier (e.g. the hospital's MRN
@@ -155,7 +160,7 @@ impl DestinationConfig {
         });
         (PriorityName::from(priority) >= least).then_some(match self.kind {
             DestinationKind::Dicom if self.deidentify => pipeline::Form::Report,
-            DestinationKind::Dicom => pipeline::Form::Objects,
+            DestinationKind::Dicom | DestinationKind::Dicomweb => pipeline::Form::Objects,
             _ => pipeline::Form::Result,
         })
     }
@@ -182,7 +187,9 @@ impl DestinationConfig {
         match self.kind {
             DestinationKind::Dicom => format!("{}@{}:{}", self.ae_title, self.host, self.port),
             DestinationKind::Hl7 => format!("{}:{}", self.host, self.port),
-            DestinationKind::Fhir | DestinationKind::Webhook => self.url.clone(),
+            DestinationKind::Fhir | DestinationKind::Webhook | DestinationKind::Dicomweb => {
+                self.url.clone()
+            }
         }
     }
 
@@ -222,7 +229,10 @@ impl DestinationConfig {
         };
         let dicom = self.kind == DestinationKind::Dicom;
         let hl7 = self.kind == DestinationKind::Hl7;
-        let http = matches!(self.kind, DestinationKind::Fhir | DestinationKind::Webhook);
+        let http = matches!(
+            self.kind,
+            DestinationKind::Fhir | DestinationKind::Webhook | DestinationKind::Dicomweb
+        );
         unused("ae_title", !dicom && !self.ae_title.is_empty());
         unused("host", http && !self.host.is_empty());
         unused("port", http && self.port != 0);
@@ -233,7 +243,8 @@ impl DestinationConfig {
         unused("url", !http && !self.url.is_empty());
         unused(
             "token_file",
-            self.kind != DestinationKind::Fhir && self.token_file.is_some(),
+            !matches!(self.kind, DestinationKind::Fhir | DestinationKind::Dicomweb)
+                && self.token_file.is_some(),
         );
         unused(
             "patient_system",
@@ -286,7 +297,7 @@ impl DestinationConfig {
                 }
             }
         }
-        if self.kind == DestinationKind::Fhir {
+        if matches!(self.kind, DestinationKind::Fhir | DestinationKind::Dicomweb) {
             if let Some(f) = &self.token_file {
                 if let Err(e) = read_secret(f) {
                     p.push(format!("{prefix}token_file {}: {e}", f.display()));

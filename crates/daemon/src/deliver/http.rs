@@ -1,4 +1,4 @@
-//! FHIR and webhook destinations over HTTP(S).
+//! FHIR, webhook and DICOMweb (STOW-RS) destinations over HTTP(S).
 //!
 //! 2xx is delivered. 408, 429 and 5xx, a refused connection and a timeout
 //! are retried; any other answer is a rejection the outbox keeps as dead
@@ -52,20 +52,22 @@ fn client(d: &DestinationConfig, timeout: Duration) -> Result<reqwest::Client, S
         .map_err(|e| format!("cannot make an HTTP client: {e}"))
 }
 
+/// An error with its causes: "error sending request" alone says nothing.
+fn chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
 /// Send a request and judge the answer.
 async fn post(name: &str, request: reqwest::RequestBuilder) -> Outcome {
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => {
-            // The whole chain: "error sending request" alone says nothing.
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            return failed(format!("{name}: {text}"), false);
-        }
+        Err(e) => return failed(format!("{name}: {}", chain(&e)), false),
     };
     let status = response.status();
     if status.is_success() {
@@ -197,6 +199,119 @@ pub async fn webhook(
     post(&d.url, request).await
 }
 
+/// The boundary of STOW-RS bodies: 40 random-looking characters, checked
+/// against the object.
+fn stow_boundary(object: &[u8]) -> String {
+    let mut n = 0u32;
+    loop {
+        let b = format!("triaged-stow-{:08x}{:016x}", n, 0x9e37_79b9_7f4a_7c15u64);
+        if !object.windows(b.len()).any(|w| w == b.as_bytes()) {
+            return b;
+        }
+        n += 1;
+    }
+}
+
+/// STOW-RS one kept object (a Part 10 file) to `<url>/studies`. 200 is
+/// delivered; 202 is delivered unless the answer lists the object among
+/// the failed ones; 409 and other 4xx are dead letter with the Failure
+/// Reason; 408, 429, 5xx, timeouts and refused connections are retried.
+pub async fn stow(
+    d: &DestinationConfig,
+    file: &std::path::Path,
+    sop_instance_uid: &str,
+    timeout: Duration,
+) -> Outcome {
+    let object = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => return failed(format!("cannot read {}: {e}", file.display()), true),
+    };
+    let boundary = stow_boundary(&object);
+    let mut body = format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").into_bytes();
+    body.extend_from_slice(&object);
+    body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+    let client = match client(d, timeout) {
+        Ok(c) => c,
+        Err(e) => return failed(e, true),
+    };
+    let url = format!("{}/studies", d.url.trim_end_matches('/'));
+    let mut request = client
+        .post(&url)
+        .header(
+            "Content-Type",
+            format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        )
+        .header("Accept", "application/dicom+json")
+        .body(body);
+    if let Some(f) = &d.token_file {
+        match read_secret(f) {
+            Ok(token) => request = request.bearer_auth(token),
+            Err(e) => return failed(format!("token_file {}: {e}", f.display()), false),
+        }
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        // Refused connections and timeouts: retried.
+        Err(e) => return failed(format!("{url}: {}", chain(&e)), false),
+    };
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let reason = failure_reason(&text, sop_instance_uid);
+    match status.as_u16() {
+        200 => Outcome::Delivered {
+            status: dimse::Status::SUCCESS,
+            note: Some("STOW-RS: HTTP 200".into()),
+        },
+        202 if reason.is_none() => Outcome::Delivered {
+            status: dimse::Status::SUCCESS,
+            note: Some("STOW-RS: HTTP 202 (stored with warnings)".into()),
+        },
+        s => {
+            let retry = status.is_server_error() || matches!(s, 408 | 429);
+            let said = match reason {
+                Some(code) => format!("Failure Reason 0x{code:04X}"),
+                None => status.canonical_reason().unwrap_or("no text").to_string(),
+            };
+            failed(format!("{url} answered HTTP {s}: {said}"), !retry)
+        }
+    }
+}
+
+/// The Failure Reason a STOW-RS answer gives for `sop`, if it lists it
+/// among the failed instances.
+fn failure_reason(answer: &str, sop: &str) -> Option<u16> {
+    let v: serde_json::Value = serde_json::from_str(answer).ok()?;
+    v["00081198"]["Value"].as_array()?.iter().find_map(|item| {
+        let uid = item["00081155"]["Value"][0].as_str()?;
+        (uid == sop).then(|| item["00081197"]["Value"][0].as_u64().unwrap_or(0xC000) as u16)
+    })
+}
+
+/// `GET <url>/studies?limit=1`: whether the DICOMweb server answers QIDO-RS
+/// with this destination's credentials.
+pub async fn qido_probe(d: &DestinationConfig, timeout: Duration) -> Result<String, String> {
+    let client = client(d, timeout)?;
+    let url = format!("{}/studies?limit=1", d.url.trim_end_matches('/'));
+    let mut request = client.get(&url).header("Accept", "application/dicom+json");
+    if let Some(f) = &d.token_file {
+        let token = read_secret(f).map_err(|e| format!("token_file {}: {e}", f.display()))?;
+        request = request.bearer_auth(token);
+    }
+    let started = std::time::Instant::now();
+    let r = request
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", chain(&e)))?;
+    match r.status() {
+        s if s.is_success() => Ok(format!(
+            "{} answered QIDO-RS in {} ms",
+            d.url,
+            started.elapsed().as_millis()
+        )),
+        s => Err(format!("{url} answered HTTP {}", s.as_u16())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +324,13 @@ mod tests {
             signature(b"s3cret", 1700000000, b"{}"),
             "sha256=97926816e98fbb41ccb1673225ff29a2f35369099990e1b1561651e7bd097ebf"
         );
+    }
+
+    #[test]
+    fn a_stow_answer_names_the_failed_instance() {
+        let answer = r#"{"00081198":{"vr":"SQ","Value":[{"00081155":{"vr":"UI","Value":["1.2.3"]},"00081197":{"vr":"US","Value":[43264]}}]}}"#;
+        assert_eq!(super::failure_reason(answer, "1.2.3"), Some(0xA900));
+        assert_eq!(super::failure_reason(answer, "1.2.4"), None);
+        assert_eq!(super::failure_reason("not json", "1.2.3"), None);
     }
 }

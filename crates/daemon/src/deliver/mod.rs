@@ -127,6 +127,23 @@ impl Delivery {
         };
         match dest.kind {
             DestinationKind::Dicom => self.deliver_objects(config, dest, &policy, entries).await,
+            DestinationKind::Dicomweb => {
+                let timeout = Duration::from_secs(config.outbox.timeout_secs);
+                for e in entries {
+                    let outcome = match is_result_document(&e) {
+                        true => Outcome::Failed {
+                            status: None,
+                            error: format!(
+                                "this row holds a result document, but destination '{}' is now of kind dicomweb",
+                                dest.name
+                            ),
+                            permanent: true,
+                        },
+                        false => http::stow(dest, &e.file_path, &e.sop_instance_uid, timeout).await,
+                    };
+                    self.record(&policy, &e, outcome).await;
+                }
+            }
             _ => {
                 for e in entries {
                     let outcome = deliver_message(config, dest, &e).await;
@@ -254,7 +271,7 @@ async fn deliver_message(config: &Config, dest: &DestinationConfig, e: &OutboxEn
         DestinationKind::Webhook => {
             http::webhook(dest, &result, &config.http.public_url(), timeout).await
         }
-        DestinationKind::Dicom => Outcome::Failed {
+        DestinationKind::Dicom | DestinationKind::Dicomweb => Outcome::Failed {
             status: None,
             error: "a DICOM destination takes objects, not messages".into(),
             permanent: true,
@@ -298,6 +315,7 @@ pub async fn probe(config: &Config, d: &DestinationConfig) -> Result<String, Str
             }
         }
         DestinationKind::Fhir => http::capabilities(d, timeout).await,
+        DestinationKind::Dicomweb => http::qido_probe(d, timeout).await,
         DestinationKind::Webhook => Err(
             "a webhook cannot be tried without sending an alert: watch its row in the outbox"
                 .into(),
