@@ -3,6 +3,9 @@
 
     dicomweb_peer.py URL TOKEN store FILE...
         STOW-RS the files in one request; print the answer's DICOM JSON.
+    dicomweb_peer.py URL TOKEN store-each FILE...
+        STOW-RS each file in a request of its own, in turn; print a JSON
+        list of the HTTP statuses (null: no answer, e.g. the server died).
     dicomweb_peer.py URL TOKEN search [KEY=VALUE...]
         QIDO-RS studies; print the JSON array.
     dicomweb_peer.py URL TOKEN retrieve STUDY FILE...
@@ -13,6 +16,7 @@ import json
 import sys
 
 import pydicom
+import requests
 from dicomweb_client.api import DICOMwebClient
 
 
@@ -23,6 +27,19 @@ def main():
         datasets = [pydicom.dcmread(f) for f in args]
         answer = client.store_instances(datasets=datasets)
         print(json.dumps(answer.to_json_dict()))
+    elif cmd == "store-each":
+        # One attempt a file: the caller resends what got no 200.
+        client.set_http_retry_params(retry=False)
+        statuses = []
+        for f in args:
+            try:
+                client.store_instances(datasets=[pydicom.dcmread(f)])
+                statuses.append(200)
+            except requests.exceptions.HTTPError as e:
+                statuses.append(e.response.status_code)
+            except requests.exceptions.RequestException:
+                statuses.append(None)
+        print(json.dumps(statuses))
     elif cmd == "search":
         filters = dict(a.split("=", 1) for a in args)
         print(json.dumps(client.search_for_studies(search_filters=filters)))
