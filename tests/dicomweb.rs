@@ -121,13 +121,8 @@ fn post(
     )
 }
 
-/// Received instances on disk (not the reports kept in the outbox).
 fn instance_count(d: &Daemon) -> usize {
-    let outbox = d.storage().join("outbox");
-    d.instance_files()
-        .iter()
-        .filter(|p| !p.starts_with(&outbox))
-        .count()
+    d.received_files().len()
 }
 
 #[test]
@@ -518,12 +513,7 @@ fn kill_9_during_stow_rs_loses_nothing_that_was_acknowledged() {
                 serde_json::from_slice(again.stdout.trim_ascii()).unwrap();
             assert!(again.iter().all(|s| *s == Some(200)), "{again:?}");
         }
-        let stored: std::collections::BTreeMap<String, PathBuf> = d
-            .instance_files()
-            .into_iter()
-            .filter(|p| !p.starts_with(d.storage().join("outbox")))
-            .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
-            .collect();
+        let stored = d.received_files();
         for f in &files {
             let sop = support::sop_uid(f);
             let path = stored

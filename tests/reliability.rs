@@ -131,12 +131,7 @@ fn kill_9_at_any_moment_loses_nothing_that_was_acknowledged() {
         }
         // Every instance is indexed and intact: its stored data set is the
         // one sent, byte for byte.
-        let stored: BTreeMap<String, PathBuf> = d
-            .instance_files()
-            .into_iter()
-            .filter(|p| !p.starts_with(d.storage().join("outbox")))
-            .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
-            .collect();
+        let stored = d.received_files();
         for f in &files {
             let sop = sop_uid(f);
             let path = stored

@@ -368,6 +368,17 @@ impl Daemon {
         v
     }
 
+    /// The received instances on disk (not the reports kept in the
+    /// outbox), by SOP Instance UID.
+    pub fn received_files(&self) -> std::collections::BTreeMap<String, PathBuf> {
+        let outbox = self.storage().join("outbox");
+        self.instance_files()
+            .into_iter()
+            .filter(|p| !p.starts_with(&outbox))
+            .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+            .collect()
+    }
+
     /// `storescu OPTIONS -aec TRIAGED 127.0.0.1 PORT FILES` to this daemon.
     pub fn storescu(&self, options: &[&str], files: &[&Path]) -> Output {
         let port = self.port.to_string();

@@ -497,7 +497,12 @@ type ModelStatePair = (archive::ModelState, archive::ModelState);
 /// Store instance `sop` of study 2.25.41 (series 2.25.42) and claim the
 /// job it makes.
 async fn job_for(a: &Archive, sop: &str) -> archive::Job {
-    store(a, sop, &data_set("2.25.41", "2.25.42", sop, 10))
+    job_of(a, "2.25.41", "2.25.42", sop).await
+}
+
+/// Store instance `sop` of `study` and `series` and claim the job it makes.
+async fn job_of(a: &Archive, study: &str, series: &str, sop: &str) -> archive::Job {
+    store(a, sop, &data_set(study, series, sop, 10))
         .await
         .unwrap();
     let jobs = a.jobs();
@@ -932,17 +937,8 @@ async fn monitoring_counts_flags_verdicts_and_drift() {
     for (n, p) in [0.9, 0.8, 0.3, 0.2].into_iter().enumerate() {
         let study = format!("2.25.70{n}");
         let (series, sop) = (format!("{study}.1"), format!("{study}.1.1"));
-        store(&a, &sop, &data_set(&study, &series, &sop, 10))
-            .await
-            .unwrap();
+        let job = job_of(&a, &study, &series, &sop).await;
         let jobs = a.jobs();
-        jobs.assemble(
-            &archive::QuietPeriods::uniform(std::time::Duration::ZERO),
-            None,
-        )
-        .await
-        .unwrap();
-        let job = jobs.claim().await.unwrap().unwrap();
         let finding = FindingRow {
             series_instance_uid: series.clone(),
             sop_instance_uid: sop.clone(),

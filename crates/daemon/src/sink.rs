@@ -156,8 +156,11 @@ impl StowStore {
             let f = failure(e);
             refuse(Some(&class), Some(&instance), f.status, f.reason)
         };
-        let attributes = archive::check_received(&incoming, rest).map_err(failed)?;
+        // The archive checks every instance as it commits it; only a request
+        // for one study needs the data set read before (the other study's
+        // instance must not be stored at all).
         if let Some(study) = study {
+            let attributes = archive::check_received(&incoming, rest).map_err(failed)?;
             if attributes.study_instance_uid != study {
                 self.stats.failed.inc();
                 return Err(refuse(

@@ -27,13 +27,14 @@ fn dicom_destination<'a>(config: &'a Config, name: &str) -> anyhow::Result<&'a D
 /// association, and print each status.
 pub async fn send(config: &Config, to: &str, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let dest = dicom_destination(config, to)?;
+    let deid = deliver::deidentifier(&config.storage.dir, dest)?;
     let mut items = Vec::new();
     for f in files {
         items.push(deliver::load_for(
-            &config.storage.dir,
-            dest,
             f,
+            deid.as_ref(),
             deid::Source::Received,
+            &dest.name,
         )?);
     }
     let outcomes = deliver::send(&config.scu_settings(), &dest.peer(), &items).await;

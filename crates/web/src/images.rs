@@ -17,15 +17,6 @@ use crate::AppState;
 
 const MAX_SIDE: usize = 1024;
 
-/// A SOP Instance UID from the path, or a 400.
-fn checked_uid(s: &str) -> Result<&str, ApiError> {
-    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        Ok(s)
-    } else {
-        Err(ApiError::BadRequest(format!("'{s}' is not a UID")))
-    }
-}
-
 pub async fn image(
     _user: Authed,
     State(s): State<AppState>,
@@ -33,7 +24,7 @@ pub async fn image(
 ) -> Result<Response, ApiError> {
     let file = s
         .worklist
-        .instance_file(checked_uid(&sop)?)
+        .instance_file(crate::api::uid(&sop)?)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no instance {sop}")))?;
     png(&s.cache_dir, &format!("{sop}.png"), file).await
@@ -52,7 +43,7 @@ pub async fn heatmap(
 ) -> Result<Response, ApiError> {
     let file = s
         .worklist
-        .heatmap_file(checked_uid(&sop)?, &q.label)
+        .heatmap_file(crate::api::uid(&sop)?, &q.label)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no heatmap of {} on {sop}", q.label)))?;
     let key = format!("{:x}", Sha256::digest(file.to_string_lossy().as_bytes()));

@@ -27,27 +27,35 @@ pub fn load(path: &std::path::Path) -> Result<Outgoing, Error> {
     })
 }
 
-/// What `dest` receives of a DICOM file: the object, de-identified when
-/// the destination says so (with its own key, so a resend is the same
-/// object); `source` says whether triaged made it.
-pub fn load_for(
+/// The de-identifier of `dest` (`None`: it takes objects as they are),
+/// made once for a batch: its key is a file.
+pub fn deidentifier(
     storage: &std::path::Path,
     dest: &DestinationConfig,
-    path: &std::path::Path,
-    source: deid::Source,
-) -> Result<Outgoing, Error> {
-    let o = load(path)?;
-    let Some(deid) = dest.deidentifier(storage).map_err(|e| Error::Deidentify {
+) -> Result<Option<deid::Deidentifier>, Error> {
+    dest.deidentifier(storage).map_err(|e| Error::Deidentify {
         destination: dest.name.clone(),
         detail: e.to_string(),
-    })?
-    else {
+    })
+}
+
+/// What a destination receives of a DICOM file: the object, de-identified
+/// by `deid` when it has one (its own key, so a resend is the same
+/// object); `source` says whether triaged made it.
+pub fn load_for(
+    path: &std::path::Path,
+    deid: Option<&deid::Deidentifier>,
+    source: deid::Source,
+    destination: &str,
+) -> Result<Outgoing, Error> {
+    let o = load(path)?;
+    let Some(deid) = deid else {
         return Ok(o);
     };
     let dataset = deid
         .object(&o.dataset, source)
         .map_err(|e| Error::Deidentify {
-            destination: dest.name.clone(),
+            destination: destination.to_string(),
             detail: format!("{}: {e}", o.sop_instance_uid),
         })?;
     Ok(Outgoing {

@@ -199,19 +199,6 @@ pub async fn webhook(
     post(&d.url, request).await
 }
 
-/// The boundary of STOW-RS bodies: 40 random-looking characters, checked
-/// against the object.
-fn stow_boundary(object: &[u8]) -> String {
-    let mut n = 0u32;
-    loop {
-        let b = format!("triaged-stow-{:08x}{:016x}", n, 0x9e37_79b9_7f4a_7c15u64);
-        if !object.windows(b.len()).any(|w| w == b.as_bytes()) {
-            return b;
-        }
-        n += 1;
-    }
-}
-
 /// STOW-RS one kept object (a Part 10 file) to `<url>/studies`. 200 is
 /// delivered; 202 is delivered unless the answer lists the object among
 /// the failed ones; 409 and other 4xx are dead letter with the Failure
@@ -226,10 +213,11 @@ pub async fn stow(
         Ok(b) => b,
         Err(e) => return failed(format!("cannot read {}: {e}", file.display()), true),
     };
-    let boundary = stow_boundary(&object);
-    let mut body = format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").into_bytes();
+    use web::dicomweb::multipart;
+    let boundary = multipart::boundary_for(std::iter::once(object.as_slice()));
+    let mut body = multipart::part_head(&boundary, "application/dicom", true);
     body.extend_from_slice(&object);
-    body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+    body.extend(multipart::close(&boundary));
     let client = match client(d, timeout) {
         Ok(c) => c,
         Err(e) => return failed(e, true),

@@ -16,7 +16,7 @@ mod dicom;
 pub mod http;
 pub mod mllp;
 
-pub use dicom::{load, load_for, send};
+pub use dicom::{deidentifier, load, load_for, send};
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,19 +163,21 @@ impl Delivery {
     ) {
         let mut ready = Vec::new();
         let mut items = Vec::new();
+        let deid = deidentifier(&config.storage.dir, dest).map_err(|err| format!("{err:#}"));
         for e in entries {
-            let loaded = match is_result_document(&e) {
-                true => Err(format!(
+            let loaded = match (is_result_document(&e), &deid) {
+                (true, _) => Err(format!(
                     "this row holds a result document, but destination '{}' is now of kind dicom",
                     dest.name
                 )),
+                (false, Err(error)) => Err(error.clone()),
                 // Rows an analysis queued hold triaged's own reports.
-                false => {
+                (false, Ok(deid)) => {
                     let source = match e.job_id {
                         Some(_) => deid::Source::Triaged,
                         None => deid::Source::Received,
                     };
-                    load_for(&config.storage.dir, dest, &e.file_path, source)
+                    load_for(&e.file_path, deid.as_ref(), source, &dest.name)
                         .map_err(|err| format!("{err:#}"))
                 }
             };

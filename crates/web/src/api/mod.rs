@@ -78,6 +78,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A UID from the path, or a 400.
+pub(crate) fn uid(s: &str) -> Result<&str, ApiError> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        Ok(s)
+    } else {
+        Err(ApiError::BadRequest(format!("'{s}' is not a UID")))
+    }
+}
+
 /// An axum extractor of request parts whose rejection becomes a JSON 400.
 macro_rules! json_rejection {
     ($(#[$doc:meta])* $name:ident, $inner:path) => {

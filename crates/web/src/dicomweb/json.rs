@@ -19,38 +19,84 @@ pub const FINDINGS: Tag = Tag(0x0011, 0x1002);
 /// (0011,1003) CS: its latest analysis' state.
 pub const STATUS: Tag = Tag(0x0011, 0x1003);
 
-/// Put a text attribute when there is a value; an empty one when `type2`.
-pub fn text(o: &mut InMemDicomObject, tag: Tag, vr: VR, v: Option<&str>, type2: bool) {
-    match v.filter(|v| !v.is_empty()) {
-        Some(v) => o.put(DataElement::new(tag, vr, PrimitiveValue::from(v))),
-        None if type2 => o.put(DataElement::new(tag, vr, PrimitiveValue::Empty)),
-        None => None,
-    };
-}
+/// A data set being written for an answer.
+pub struct Answer(InMemDicomObject);
 
-pub fn texts(o: &mut InMemDicomObject, tag: Tag, vr: VR, values: &[String]) {
-    if !values.is_empty() {
-        o.put(DataElement::new(
-            tag,
-            vr,
-            PrimitiveValue::Strs(values.iter().cloned().collect()),
-        ));
+impl Default for Answer {
+    fn default() -> Answer {
+        Answer(InMemDicomObject::new_empty())
     }
 }
 
-pub fn int(o: &mut InMemDicomObject, tag: Tag, vr: VR, v: Option<i64>) {
-    if let Some(v) = v {
-        let value = match vr {
-            VR::US => PrimitiveValue::from(v.clamp(0, u16::MAX as i64) as u16),
-            VR::UL => PrimitiveValue::from(v.clamp(0, u32::MAX as i64) as u32),
-            _ => PrimitiveValue::from(v.to_string()),
-        };
-        o.put(DataElement::new(tag, vr, value));
+impl Answer {
+    pub fn new() -> Answer {
+        Answer::default()
     }
-}
 
-pub fn sequence(o: &mut InMemDicomObject, tag: Tag, items: Vec<InMemDicomObject>) {
-    o.put(DataElement::new(tag, VR::SQ, DataSetSequence::from(items)));
+    /// A text attribute, left out without a value.
+    pub fn opt(&mut self, tag: Tag, vr: VR, v: Option<&str>) -> &mut Answer {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            self.0
+                .put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
+        }
+        self
+    }
+
+    /// A Type 2 text attribute: empty without a value.
+    pub fn type2(&mut self, tag: Tag, vr: VR, v: Option<&str>) -> &mut Answer {
+        match v.filter(|v| !v.is_empty()) {
+            Some(v) => self.opt(tag, vr, Some(v)),
+            None => {
+                self.0.put(DataElement::new(tag, vr, PrimitiveValue::Empty));
+                self
+            }
+        }
+    }
+
+    pub fn one(&mut self, tag: Tag, vr: VR, v: &str) -> &mut Answer {
+        self.opt(tag, vr, Some(v))
+    }
+
+    /// Several values; left out when there is none.
+    pub fn texts(&mut self, tag: Tag, vr: VR, values: &[String]) -> &mut Answer {
+        if !values.is_empty() {
+            self.0.put(DataElement::new(
+                tag,
+                vr,
+                PrimitiveValue::Strs(values.iter().cloned().collect()),
+            ));
+        }
+        self
+    }
+
+    /// A number (IS, US, UL), left out without a value.
+    pub fn int(&mut self, tag: Tag, vr: VR, v: Option<i64>) -> &mut Answer {
+        if let Some(v) = v {
+            let value = match vr {
+                VR::US => PrimitiveValue::from(v.clamp(0, u16::MAX as i64) as u16),
+                VR::UL => PrimitiveValue::from(v.clamp(0, u32::MAX as i64) as u32),
+                _ => PrimitiveValue::from(v.to_string()),
+            };
+            self.0.put(DataElement::new(tag, vr, value));
+        }
+        self
+    }
+
+    /// triaged's private creator, before its attributes in group 0011.
+    pub fn private_block(&mut self) -> &mut Answer {
+        self.one(Tag(PRIVATE_GROUP, 0x0010), VR::LO, PRIVATE_CREATOR)
+    }
+
+    pub fn sequence(&mut self, tag: Tag, items: Vec<Answer>) -> &mut Answer {
+        let items: Vec<InMemDicomObject> = items.into_iter().map(|a| a.0).collect();
+        self.0
+            .put(DataElement::new(tag, VR::SQ, DataSetSequence::from(items)));
+        self
+    }
+
+    pub fn value(&self) -> serde_json::Value {
+        value(&self.0)
+    }
 }
 
 /// A JSON value of one data set.
@@ -113,15 +159,11 @@ mod tests {
 
     #[test]
     fn is_and_ds_are_numbers() {
-        let mut o = InMemDicomObject::new_empty();
-        int(&mut o, Tag(0x0020, 0x1208), VR::IS, Some(12));
-        o.put(DataElement::new(
-            Tag(0x0018, 0x0050),
-            VR::DS,
-            PrimitiveValue::from("2.5"),
-        ));
-        text(&mut o, Tag(0x0008, 0x0050), VR::SH, Some("12"), false);
-        let v = value(&o);
+        let mut o = Answer::new();
+        o.int(Tag(0x0020, 0x1208), VR::IS, Some(12))
+            .one(Tag(0x0018, 0x0050), VR::DS, "2.5")
+            .one(Tag(0x0008, 0x0050), VR::SH, "12");
+        let v = o.value();
         assert_eq!(v["00201208"]["Value"][0], 12);
         assert_eq!(v["00180050"]["Value"][0], 2.5);
         assert_eq!(v["00080050"]["Value"][0], "12", "text stays text");

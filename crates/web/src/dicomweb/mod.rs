@@ -90,13 +90,23 @@ pub(crate) fn routes(max_stow_bytes: usize) -> Router<AppState> {
         )
 }
 
-/// A UID from the path, or a 400.
-fn uid(s: &str) -> Result<&str, crate::api::ApiError> {
-    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        Ok(s)
-    } else {
-        Err(crate::api::ApiError::BadRequest(format!(
-            "'{s}' is not a UID"
-        )))
+/// Where this server's DICOMweb resources are, as clients reach them.
+struct Urls(String);
+
+impl Urls {
+    fn of(s: &AppState) -> Urls {
+        Urls(format!("{}/dicomweb", s.base_url.trim_end_matches('/')))
+    }
+
+    fn study(&self, study: &str) -> String {
+        format!("{}/studies/{study}", self.0)
+    }
+
+    fn series(&self, study: &str, series: &str) -> String {
+        format!("{}/series/{series}", self.study(study))
+    }
+
+    fn instance(&self, study: &str, series: &str, sop: &str) -> String {
+        format!("{}/instances/{sop}", self.series(study, series))
     }
 }

@@ -10,9 +10,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::InMemDicomObject;
 
-use super::json;
+use super::json::{self, Answer};
+use super::Urls;
 use crate::api::{ApiError, Path};
 use crate::auth::Authed;
 use crate::AppState;
@@ -85,10 +85,6 @@ fn answer(items: Vec<serde_json::Value>, ignored: Vec<String>) -> Response {
     r
 }
 
-fn base(s: &AppState) -> String {
-    format!("{}/dicomweb", s.base_url.trim_end_matches('/'))
-}
-
 const STUDY_KEYS: [(&str, Tag); 7] = [
     ("StudyInstanceUID", tags::STUDY_INSTANCE_UID),
     ("PatientID", tags::PATIENT_ID),
@@ -132,148 +128,74 @@ pub async fn studies(
         limit: p.number("limit", 100)?,
         offset: p.number("offset", 0)?,
     };
-    let base = base(&s);
+    let urls = Urls::of(&s);
     let items = s
         .catalog
         .studies(&q)
         .await?
         .iter()
-        .map(|r| json::value(&study(r, &base)))
+        .map(|r| study(r, &urls).value())
         .collect();
     Ok(answer(items, p.ignored(&STUDY_KEYS)))
 }
 
-fn study(r: &archive::StudyRecord, base: &str) -> InMemDicomObject {
+fn study(r: &archive::StudyRecord, urls: &Urls) -> Answer {
     let sum = &r.summary;
-    let mut o = InMemDicomObject::new_empty();
-    let t = json::text;
-    t(
-        &mut o,
-        tags::SPECIFIC_CHARACTER_SET,
-        VR::CS,
-        Some("ISO_IR 192"),
-        false,
-    );
-    t(
-        &mut o,
-        tags::STUDY_DATE,
-        VR::DA,
-        sum.study_date.as_deref(),
-        true,
-    );
-    t(
-        &mut o,
-        tags::STUDY_TIME,
-        VR::TM,
-        r.study_time.as_deref(),
-        true,
-    );
-    t(
-        &mut o,
-        tags::ACCESSION_NUMBER,
-        VR::SH,
-        sum.accession_number.as_deref(),
-        true,
-    );
-    let availability = if sum.purged_at.is_some() {
-        "UNAVAILABLE"
-    } else {
-        "ONLINE"
+    let upper = |v: &Option<String>| v.as_deref().map(str::to_uppercase);
+    let availability = match sum.purged_at {
+        Some(_) => "UNAVAILABLE",
+        None => "ONLINE",
     };
-    t(
-        &mut o,
-        tags::INSTANCE_AVAILABILITY,
-        VR::CS,
-        Some(availability),
-        false,
-    );
-    json::texts(&mut o, tags::MODALITIES_IN_STUDY, VR::CS, &sum.modalities);
-    t(
-        &mut o,
-        tags::REFERRING_PHYSICIAN_NAME,
-        VR::PN,
-        r.referring_physician.as_deref(),
-        true,
-    );
-    t(
-        &mut o,
-        tags::STUDY_DESCRIPTION,
-        VR::LO,
-        sum.study_description.as_deref(),
-        false,
-    );
-    let url = format!("{base}/studies/{}", sum.study_instance_uid);
-    t(&mut o, tags::RETRIEVE_URL, VR::UR, Some(&url), false);
-    t(
-        &mut o,
-        tags::PATIENT_NAME,
-        VR::PN,
-        r.patient_name.as_deref(),
-        true,
-    );
-    t(
-        &mut o,
-        tags::PATIENT_ID,
-        VR::LO,
-        r.patient_id.as_deref(),
-        true,
-    );
-    t(
-        &mut o,
-        tags::PATIENT_BIRTH_DATE,
-        VR::DA,
-        r.patient_birth_date.as_deref(),
-        true,
-    );
-    t(
-        &mut o,
-        tags::PATIENT_SEX,
-        VR::CS,
-        r.patient_sex.as_deref(),
-        true,
-    );
-    t(
-        &mut o,
-        tags::STUDY_INSTANCE_UID,
-        VR::UI,
-        Some(&sum.study_instance_uid),
-        false,
-    );
-    t(&mut o, tags::STUDY_ID, VR::SH, r.study_id.as_deref(), true);
-    json::int(
-        &mut o,
-        tags::NUMBER_OF_STUDY_RELATED_SERIES,
-        VR::IS,
-        Some(sum.series),
-    );
-    json::int(
-        &mut o,
-        tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
-        VR::IS,
-        Some(sum.instances),
-    );
-    t(
-        &mut o,
-        Tag(json::PRIVATE_GROUP, 0x0010),
-        VR::LO,
-        Some(json::PRIVATE_CREATOR),
-        false,
-    );
-    t(
-        &mut o,
-        json::PRIORITY,
-        VR::CS,
-        sum.priority.as_deref().map(str::to_uppercase).as_deref(),
-        false,
-    );
-    json::texts(&mut o, json::FINDINGS, VR::LO, &sum.findings);
-    t(
-        &mut o,
-        json::STATUS,
-        VR::CS,
-        sum.status.as_deref().map(str::to_uppercase).as_deref(),
-        false,
-    );
+    let mut o = Answer::new();
+    o.one(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192")
+        .type2(tags::STUDY_DATE, VR::DA, sum.study_date.as_deref())
+        .type2(tags::STUDY_TIME, VR::TM, r.study_time.as_deref())
+        .type2(
+            tags::ACCESSION_NUMBER,
+            VR::SH,
+            sum.accession_number.as_deref(),
+        )
+        .one(tags::INSTANCE_AVAILABILITY, VR::CS, availability)
+        .texts(tags::MODALITIES_IN_STUDY, VR::CS, &sum.modalities)
+        .type2(
+            tags::REFERRING_PHYSICIAN_NAME,
+            VR::PN,
+            r.referring_physician.as_deref(),
+        )
+        .opt(
+            tags::STUDY_DESCRIPTION,
+            VR::LO,
+            sum.study_description.as_deref(),
+        )
+        .one(
+            tags::RETRIEVE_URL,
+            VR::UR,
+            &urls.study(&sum.study_instance_uid),
+        )
+        .type2(tags::PATIENT_NAME, VR::PN, r.patient_name.as_deref())
+        .type2(tags::PATIENT_ID, VR::LO, r.patient_id.as_deref())
+        .type2(
+            tags::PATIENT_BIRTH_DATE,
+            VR::DA,
+            r.patient_birth_date.as_deref(),
+        )
+        .type2(tags::PATIENT_SEX, VR::CS, r.patient_sex.as_deref())
+        .one(tags::STUDY_INSTANCE_UID, VR::UI, &sum.study_instance_uid)
+        .type2(tags::STUDY_ID, VR::SH, r.study_id.as_deref())
+        .int(
+            tags::NUMBER_OF_STUDY_RELATED_SERIES,
+            VR::IS,
+            Some(sum.series),
+        )
+        .int(
+            tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+            VR::IS,
+            Some(sum.instances),
+        )
+        .private_block()
+        .opt(json::PRIORITY, VR::CS, upper(&sum.priority).as_deref())
+        .texts(json::FINDINGS, VR::LO, &sum.findings)
+        .opt(json::STATUS, VR::CS, upper(&sum.status).as_deref());
     o
 }
 
@@ -283,7 +205,7 @@ pub async fn series(
     Path(study): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let study = super::uid(&study)?;
+    let study = crate::api::uid(&study)?;
     let p = Params::parse(raw)?;
     let found = s
         .catalog
@@ -296,54 +218,33 @@ pub async fn series(
             p.number("offset", 0)?,
         )
         .await?;
-    let base = base(&s);
+    let urls = Urls::of(&s);
     let items = found
         .iter()
         .map(|r| {
-            let mut o = InMemDicomObject::new_empty();
-            let t = json::text;
-            t(&mut o, tags::MODALITY, VR::CS, r.modality.as_deref(), true);
-            t(
-                &mut o,
-                tags::SERIES_DESCRIPTION,
-                VR::LO,
-                r.series_description.as_deref(),
-                false,
-            );
-            t(
-                &mut o,
-                tags::BODY_PART_EXAMINED,
-                VR::CS,
-                r.body_part_examined.as_deref(),
-                false,
-            );
-            let url = format!(
-                "{base}/studies/{}/series/{}",
-                r.study_instance_uid, r.series_instance_uid
-            );
-            t(&mut o, tags::RETRIEVE_URL, VR::UR, Some(&url), false);
-            t(
-                &mut o,
-                tags::STUDY_INSTANCE_UID,
-                VR::UI,
-                Some(&r.study_instance_uid),
-                false,
-            );
-            t(
-                &mut o,
-                tags::SERIES_INSTANCE_UID,
-                VR::UI,
-                Some(&r.series_instance_uid),
-                false,
-            );
-            json::int(&mut o, tags::SERIES_NUMBER, VR::IS, r.series_number);
-            json::int(
-                &mut o,
-                tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
-                VR::IS,
-                Some(r.instances),
-            );
-            json::value(&o)
+            let (study, series) = (&r.study_instance_uid, &r.series_instance_uid);
+            Answer::new()
+                .type2(tags::MODALITY, VR::CS, r.modality.as_deref())
+                .opt(
+                    tags::SERIES_DESCRIPTION,
+                    VR::LO,
+                    r.series_description.as_deref(),
+                )
+                .opt(
+                    tags::BODY_PART_EXAMINED,
+                    VR::CS,
+                    r.body_part_examined.as_deref(),
+                )
+                .one(tags::RETRIEVE_URL, VR::UR, &urls.series(study, series))
+                .one(tags::STUDY_INSTANCE_UID, VR::UI, study)
+                .one(tags::SERIES_INSTANCE_UID, VR::UI, series)
+                .int(tags::SERIES_NUMBER, VR::IS, r.series_number)
+                .int(
+                    tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
+                    VR::IS,
+                    Some(r.instances),
+                )
+                .value()
         })
         .collect();
     Ok(answer(
@@ -380,10 +281,10 @@ async fn instances(
     series: Option<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let study = super::uid(&study)?;
+    let study = crate::api::uid(&study)?;
     let p = Params::parse(raw)?;
     let series = match series {
-        Some(se) => Some(super::uid(&se)?.to_string()),
+        Some(se) => Some(crate::api::uid(&se)?.to_string()),
         None => p.get("SeriesInstanceUID", tags::SERIES_INSTANCE_UID),
     };
     let q = archive::InstanceQuery {
@@ -395,60 +296,31 @@ async fn instances(
             .min(archive::MAX_MATCHES),
         offset: p.number("offset", 0)?,
     };
-    let base = base(&s);
+    let urls = Urls::of(&s);
     let items = s
         .catalog
         .instances(study, &q)
         .await?
         .iter()
         .map(|r| {
-            let mut o = InMemDicomObject::new_empty();
-            let t = json::text;
-            t(
-                &mut o,
-                tags::SOP_CLASS_UID,
-                VR::UI,
-                Some(&r.sop_class_uid),
-                false,
-            );
-            t(
-                &mut o,
-                tags::SOP_INSTANCE_UID,
-                VR::UI,
-                Some(&r.sop_instance_uid),
-                false,
-            );
-            let url = format!(
-                "{base}/studies/{}/series/{}/instances/{}",
-                r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid
-            );
-            t(&mut o, tags::RETRIEVE_URL, VR::UR, Some(&url), false);
-            t(
-                &mut o,
-                tags::AVAILABLE_TRANSFER_SYNTAX_UID,
-                VR::UI,
-                Some(&r.transfer_syntax_uid),
-                false,
-            );
-            t(
-                &mut o,
-                tags::STUDY_INSTANCE_UID,
-                VR::UI,
-                Some(&r.study_instance_uid),
-                false,
-            );
-            t(
-                &mut o,
-                tags::SERIES_INSTANCE_UID,
-                VR::UI,
-                Some(&r.series_instance_uid),
-                false,
-            );
-            json::int(&mut o, tags::INSTANCE_NUMBER, VR::IS, r.instance_number);
-            json::int(&mut o, tags::NUMBER_OF_FRAMES, VR::IS, r.number_of_frames);
-            json::int(&mut o, tags::ROWS, VR::US, r.rows);
-            json::int(&mut o, tags::COLUMNS, VR::US, r.columns);
-            json::value(&o)
+            let (study, series) = (&r.study_instance_uid, &r.series_instance_uid);
+            let url = urls.instance(study, series, &r.sop_instance_uid);
+            Answer::new()
+                .one(tags::SOP_CLASS_UID, VR::UI, &r.sop_class_uid)
+                .one(tags::SOP_INSTANCE_UID, VR::UI, &r.sop_instance_uid)
+                .one(tags::RETRIEVE_URL, VR::UR, &url)
+                .one(
+                    tags::AVAILABLE_TRANSFER_SYNTAX_UID,
+                    VR::UI,
+                    &r.transfer_syntax_uid,
+                )
+                .one(tags::STUDY_INSTANCE_UID, VR::UI, study)
+                .one(tags::SERIES_INSTANCE_UID, VR::UI, series)
+                .int(tags::INSTANCE_NUMBER, VR::IS, r.instance_number)
+                .int(tags::NUMBER_OF_FRAMES, VR::IS, r.number_of_frames)
+                .int(tags::ROWS, VR::US, r.rows)
+                .int(tags::COLUMNS, VR::US, r.columns)
+                .value()
         })
         .collect();
     Ok(answer(

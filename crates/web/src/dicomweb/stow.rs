@@ -12,10 +12,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
-use dicom_object::InMemDicomObject;
 
-use super::json;
+use super::json::{self, Answer};
 use super::multipart;
+use super::Urls;
 use crate::api::{ApiError, Path};
 use crate::auth::Sender;
 use crate::AppState;
@@ -64,7 +64,7 @@ pub async fn store_in_study(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let study = super::uid(&study)?.to_string();
+    let study = crate::api::uid(&study)?.to_string();
     stow(&s, &who.name, peer, Some(&study), &headers, &body).await
 }
 
@@ -138,8 +138,7 @@ async fn stow(
             }
         }
     }
-    let base = format!("{}/dicomweb", s.base_url.trim_end_matches('/'));
-    let mut o = InMemDicomObject::new_empty();
+    let urls = Urls::of(s);
     let study_url = study
         .or_else(|| {
             let first = stored.first()?;
@@ -148,87 +147,53 @@ async fn stow(
                 .all(|i| i.study_instance_uid == first.study_instance_uid)
                 .then_some(first.study_instance_uid.as_str())
         })
-        .map(|st| format!("{base}/studies/{st}"));
-    json::text(
-        &mut o,
-        tags::RETRIEVE_URL,
-        VR::UR,
-        study_url.as_deref(),
-        false,
-    );
+        .map(|st| urls.study(st));
+    let mut o = Answer::new();
+    o.opt(tags::RETRIEVE_URL, VR::UR, study_url.as_deref());
     if !refused.is_empty() {
-        json::text(
-            &mut o,
-            dicom_core::Tag(json::PRIVATE_GROUP, 0x0010),
-            VR::LO,
-            Some(json::PRIVATE_CREATOR),
-            false,
-        );
         let items = refused
             .iter()
             .map(|r| {
-                let mut i = InMemDicomObject::new_empty();
-                json::text(
-                    &mut i,
+                let mut i = Answer::new();
+                i.type2(
                     tags::REFERENCED_SOP_CLASS_UID,
                     VR::UI,
                     r.sop_class_uid.as_deref(),
-                    true,
-                );
-                json::text(
-                    &mut i,
+                )
+                .type2(
                     tags::REFERENCED_SOP_INSTANCE_UID,
                     VR::UI,
                     r.sop_instance_uid.as_deref(),
-                    true,
-                );
-                json::int(
-                    &mut i,
-                    tags::FAILURE_REASON,
-                    VR::US,
-                    Some(i64::from(r.status)),
-                );
-                json::text(
-                    &mut i,
-                    dicom_core::Tag(json::PRIVATE_GROUP, 0x0010),
-                    VR::LO,
-                    Some(json::PRIVATE_CREATOR),
-                    false,
-                );
-                json::text(&mut i, REASON, VR::LT, Some(&r.reason), false);
+                )
+                .int(tags::FAILURE_REASON, VR::US, Some(i64::from(r.status)))
+                .private_block()
+                .one(REASON, VR::LT, &r.reason);
                 i
             })
             .collect();
-        json::sequence(&mut o, tags::FAILED_SOP_SEQUENCE, items);
+        o.private_block().sequence(tags::FAILED_SOP_SEQUENCE, items);
     }
     if !stored.is_empty() {
         let items = stored
             .iter()
             .map(|i| {
-                let mut it = InMemDicomObject::new_empty();
-                json::text(
-                    &mut it,
-                    tags::REFERENCED_SOP_CLASS_UID,
-                    VR::UI,
-                    Some(&i.sop_class_uid),
-                    false,
+                let url = urls.instance(
+                    &i.study_instance_uid,
+                    &i.series_instance_uid,
+                    &i.sop_instance_uid,
                 );
-                json::text(
-                    &mut it,
-                    tags::REFERENCED_SOP_INSTANCE_UID,
-                    VR::UI,
-                    Some(&i.sop_instance_uid),
-                    false,
-                );
-                let url = format!(
-                    "{base}/studies/{}/series/{}/instances/{}",
-                    i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid
-                );
-                json::text(&mut it, tags::RETRIEVE_URL, VR::UR, Some(&url), false);
+                let mut it = Answer::new();
+                it.one(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &i.sop_class_uid)
+                    .one(
+                        tags::REFERENCED_SOP_INSTANCE_UID,
+                        VR::UI,
+                        &i.sop_instance_uid,
+                    )
+                    .one(tags::RETRIEVE_URL, VR::UR, &url);
                 it
             })
             .collect();
-        json::sequence(&mut o, tags::REFERENCED_SOP_SEQUENCE, items);
+        o.sequence(tags::REFERENCED_SOP_SEQUENCE, items);
     }
     let status = match (stored.is_empty(), refused.is_empty()) {
         (_, true) => StatusCode::OK,
@@ -238,5 +203,5 @@ async fn stow(
         }
         (true, false) => StatusCode::CONFLICT,
     };
-    Ok(json::response(status, &json::value(&o)))
+    Ok(json::response(status, &o.value()))
 }

@@ -34,10 +34,10 @@ async fn select(
     series: Option<&str>,
     sop: Option<&str>,
 ) -> Result<Vec<archive::InstanceRecord>, ApiError> {
-    let study = super::uid(study)?;
+    let study = crate::api::uid(study)?;
     let q = archive::InstanceQuery {
-        series_uid: series.map(super::uid).transpose()?.map(str::to_string),
-        sop_instance_uid: sop.map(super::uid).transpose()?.map(str::to_string),
+        series_uid: series.map(crate::api::uid).transpose()?.map(str::to_string),
+        sop_instance_uid: sop.map(crate::api::uid).transpose()?.map(str::to_string),
         sop_class_uid: None,
         limit: u32::MAX,
         offset: 0,
@@ -215,7 +215,7 @@ async fn metadata(
     sop: Option<&str>,
 ) -> Result<Response, ApiError> {
     let found = select(s, study, series, sop).await?;
-    let base = format!("{}/dicomweb", s.base_url.trim_end_matches('/'));
+    let urls = super::Urls::of(s);
     let items = tokio::task::spawn_blocking(move || {
         found
             .iter()
@@ -230,10 +230,12 @@ async fn metadata(
                         .map(|n| n.to_string())
                         .collect();
                     let uri = format!(
-                        "{base}/studies/{}/series/{}/instances/{}/frames/{}",
-                        r.study_instance_uid,
-                        r.series_instance_uid,
-                        r.sop_instance_uid,
+                        "{}/frames/{}",
+                        urls.instance(
+                            &r.study_instance_uid,
+                            &r.series_instance_uid,
+                            &r.sop_instance_uid
+                        ),
                         frames.join(",")
                     );
                     if let Some(m) = v.as_object_mut() {
