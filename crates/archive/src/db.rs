@@ -97,3 +97,14 @@ impl Db {
         self.write.close().await;
     }
 }
+
+/// Every migration's SQL, for tests that check the schema names what the
+/// code stores.
+#[cfg(test)]
+pub(crate) fn schema_text() -> String {
+    MIGRATOR
+        .iter()
+        .map(|m| m.sql.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

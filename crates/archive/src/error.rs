@@ -32,6 +32,10 @@ pub enum ArchiveError {
     /// The data set's SOP Instance UID is not the one announced.
     #[error("data set SOP Instance UID differs from the C-STORE command's")]
     InstanceMismatch,
+    /// The job is no longer this worker's (another worker or node took it
+    /// over): its results are not recorded.
+    #[error("job {0} is no longer held by this worker")]
+    JobNotHeld(i64),
     /// The data set's SOP Class UID is not the one announced.
     #[error("data set SOP Class UID differs from the C-STORE command's")]
     ClassMismatch,

@@ -9,6 +9,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::db::NOW;
 use crate::outbox::{enqueue, Kept};
+use crate::states::{sql_list, DeliveryState, JobState};
 use crate::ArchiveError;
 
 /// One claimed job.
@@ -120,7 +121,9 @@ impl Jobs {
     /// outbox's.
     pub async fn recover(&self) -> Result<u64, ArchiveError> {
         let r = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'ready', updated_at = {NOW} WHERE state IN ('analysing', 'reporting')"
+            "UPDATE jobs SET state = {}, updated_at = {NOW} WHERE {}",
+            JobState::Ready.sql(),
+            JobState::moving(&JobState::RUNNING, JobState::Ready)
         ))
         .execute(&self.pool)
         .await
@@ -131,7 +134,9 @@ impl Jobs {
     /// The model has run; the reports are being built.
     pub async fn reporting(&self, job: &Job) -> Result<(), ArchiveError> {
         sqlx::query(&format!(
-            "UPDATE jobs SET state = 'reporting', updated_at = {NOW} WHERE id = ? AND state = 'analysing'"
+            "UPDATE jobs SET state = {}, updated_at = {NOW} WHERE id = ? AND {}",
+            JobState::Reporting.sql(),
+            JobState::moving(&[JobState::Analysing], JobState::Reporting)
         ))
         .bind(job.id)
         .execute(&self.pool)
@@ -144,15 +149,23 @@ impl Jobs {
     /// were delivered, `failed` when a destination gave up on one. Returns
     /// how many jobs changed.
     pub async fn settle(&self) -> Result<u64, ArchiveError> {
+        let dead = DeliveryState::Dead.sql();
         let r = sqlx::query(&format!(
             "UPDATE jobs SET
-               state = CASE WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'dead')
-                            THEN 'failed' ELSE 'done' END,
+               state = CASE WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state = {dead})
+                            THEN {failed} ELSE {done} END,
                reason = (SELECT 'not delivered to ' || group_concat(DISTINCT o.destination) || ' (see outbox list)'
-                         FROM outbox o WHERE o.job_id = jobs.id AND o.state = 'dead'),
+                         FROM outbox o WHERE o.job_id = jobs.id AND o.state = {dead}),
                updated_at = {NOW}
-             WHERE state = 'sending'
-               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state IN ('pending', 'sending'))"
+             WHERE {from}
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id AND o.state IN {waiting})",
+            failed = JobState::Failed.sql(),
+            done = JobState::Done.sql(),
+            from = {
+                JobState::moving(&[JobState::Sending], JobState::Failed);
+                JobState::moving(&[JobState::Sending], JobState::Done)
+            },
+            waiting = sql_list(&DeliveryState::WAITING),
         ))
         .execute(&self.pool)
         .await
@@ -218,9 +231,10 @@ impl Jobs {
             // touches the existing job instead of making a second one.
             let id: Option<i64> = sqlx::query_scalar(&format!(
                 "INSERT INTO jobs (study_instance_uid, instance_set, instances, state, created_at, updated_at)
-                 VALUES (?, ?, ?, 'ready', {NOW}, {NOW})
+                 VALUES (?, ?, ?, {ready}, {NOW}, {NOW})
                  ON CONFLICT (study_instance_uid, instance_set) DO UPDATE SET created_at = {NOW}
-                 RETURNING CASE WHEN state = 'ready' AND attempts = 0 THEN id END"
+                 RETURNING CASE WHEN state = {ready} AND attempts = 0 THEN id END",
+                ready = JobState::Ready.sql(),
             ))
             .bind(&study)
             .bind(&set)
@@ -246,11 +260,14 @@ impl Jobs {
     /// it supersedes).
     pub async fn claim(&self) -> Result<Option<Job>, ArchiveError> {
         let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'analysing', attempts = attempts + 1, updated_at = {NOW}
-             WHERE id = (SELECT id FROM jobs WHERE state = 'ready'
-               AND study_instance_uid NOT IN (SELECT study_instance_uid FROM jobs WHERE state IN ('analysing', 'reporting'))
+            "UPDATE jobs SET state = {analysing}, attempts = attempts + 1, updated_at = {NOW}
+             WHERE id = (SELECT id FROM jobs WHERE {from}
+               AND study_instance_uid NOT IN (SELECT study_instance_uid FROM jobs WHERE state IN {running})
                ORDER BY created_at, id LIMIT 1)
-             RETURNING id, study_instance_uid, instance_set, attempts"
+             RETURNING id, study_instance_uid, instance_set, attempts",
+            analysing = JobState::Analysing.sql(),
+            from = JobState::moving(&[JobState::Ready], JobState::Analysing),
+            running = sql_list(&JobState::RUNNING),
         ))
         .fetch_optional(&self.pool)
         .await
@@ -307,11 +324,12 @@ impl Jobs {
         study: &str,
         before: i64,
     ) -> Result<Vec<String>, ArchiveError> {
-        let uids: Option<String> = sqlx::query_scalar(
+        let uids: Option<String> = sqlx::query_scalar(&format!(
             "SELECT report_uids FROM jobs WHERE study_instance_uid = ? AND id < ?
-               AND report_uids IS NOT NULL AND state IN ('sending', 'done', 'failed')
+               AND report_uids IS NOT NULL AND state IN {}
              ORDER BY id DESC LIMIT 1",
-        )
+            sql_list(&JobState::REPORTED)
+        ))
         .bind(study)
         .bind(before)
         .fetch_optional(&self.pool)
@@ -357,12 +375,15 @@ impl Jobs {
             rows += destinations.len();
         }
         let state = match priority {
-            None => "not_applicable",
-            Some(_) if rows > 0 => "sending",
-            Some(_) => "done",
+            None => JobState::NotApplicable,
+            Some(_) if rows > 0 => JobState::Sending,
+            Some(_) => JobState::Done,
         };
-        sqlx::query(&format!("UPDATE jobs SET state = ?, report_uids = ?, reason = ?, updated_at = {NOW} WHERE id = ?"))
-            .bind(state)
+        let moved = sqlx::query(&format!(
+            "UPDATE jobs SET state = ?, report_uids = ?, reason = ?, updated_at = {NOW} WHERE id = ? AND {}",
+            JobState::moving(&JobState::RUNNING, state)
+        ))
+            .bind(state.as_str())
             .bind(if report_uids.is_empty() { None } else { Some(report_uids.join(",")) })
             .bind(match priority {
                 Some(_) => None,
@@ -373,6 +394,9 @@ impl Jobs {
             .execute(&mut *tx)
             .await
             .map_err(ArchiveError::db("recording a job"))?;
+        if moved.rows_affected() != 1 {
+            return Err(ArchiveError::JobNotHeld(job.id));
+        }
         if let Some(p) = priority {
             sqlx::query(
                 "UPDATE studies SET priority = ?, flagged = ? WHERE study_instance_uid = ?",
@@ -429,7 +453,9 @@ impl Jobs {
         let mut tx = self.pool.begin().await.map_err(ArchiveError::db(ACTION))?;
         replace_skipped(&mut tx, job, skipped).await?;
         sqlx::query(&format!(
-            "UPDATE jobs SET state = 'failed', reason = ?, updated_at = {NOW} WHERE id = ?"
+            "UPDATE jobs SET state = {}, reason = ?, updated_at = {NOW} WHERE id = ? AND {}",
+            JobState::Failed.sql(),
+            JobState::moving(&JobState::RUNNING, JobState::Failed)
         ))
         .bind(reason)
         .bind(job.id)

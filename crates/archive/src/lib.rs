@@ -30,6 +30,7 @@ mod outbox;
 mod peers;
 mod query;
 mod retention;
+mod states;
 mod worklist;
 mod writer;
 
@@ -61,6 +62,7 @@ pub use query::StudySummary;
 pub use retention::{
     PurgeReason, PurgeTotals, Purged, Retention, RetentionPolicy, RetentionRun, SettledStudy, Usage,
 };
+pub use states::{DeliveryState, JobState, UnknownStateName};
 pub use worklist::{
     DeliveryRow, Feedback, FindingView, InstanceRow, JobRow, ReviewRow, SkippedRow, StudyDetail,
     Worklist, WorklistEntry, WorklistFilter, WorklistPage,

@@ -21,6 +21,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::db::NOW;
 use crate::fsutil::{create_dir_durable, is_safe_uid, sync_dir};
+use crate::states::{sql_list, DeliveryState, JobState};
 use crate::ArchiveError;
 
 pub(crate) const FOLDER: &str = "outbox";
@@ -63,7 +64,8 @@ pub(crate) async fn enqueue(
     for d in destinations {
         sqlx::query(&format!(
             "INSERT OR IGNORE INTO outbox (sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, next_attempt_at, created_at, updated_at, job_id)
-             VALUES (?, ?, ?, ?, ?, 'pending', {NOW}, {NOW}, {NOW}, ?)"
+             VALUES (?, ?, ?, ?, ?, {}, {NOW}, {NOW}, {NOW}, ?)",
+            DeliveryState::Pending.sql()
         ))
         .bind(&kept.sop_instance_uid)
         .bind(&kept.sop_class_uid)
@@ -87,7 +89,7 @@ pub struct OutboxEntry {
     pub study_instance_uid: String,
     pub file_path: PathBuf,
     pub destination: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: i64,
     pub next_attempt_at: String,
     pub last_status: Option<i64>,
@@ -153,7 +155,10 @@ fn entry(row: &sqlx::sqlite::SqliteRow, dir: &Path) -> Result<OutboxEntry, sqlx:
         study_instance_uid: row.try_get("study_instance_uid")?,
         file_path: dir.join(row.try_get::<String, _>("file_path")?),
         destination: row.try_get("destination")?,
-        state: row.try_get("state")?,
+        state: row
+            .try_get::<String, _>("state")?
+            .parse()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         attempts: row.try_get("attempts")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
         last_status: row.try_get("last_status")?,
@@ -279,7 +284,9 @@ impl Outbox {
     /// Rows a crash left `sending` go back to `pending`; returns how many.
     pub async fn recover(&self) -> Result<u64, ArchiveError> {
         let r = sqlx::query(&format!(
-            "UPDATE outbox SET state = 'pending', updated_at = {NOW} WHERE state = 'sending'"
+            "UPDATE outbox SET state = {}, updated_at = {NOW} WHERE {}",
+            DeliveryState::Pending.sql(),
+            DeliveryState::moving(&[DeliveryState::Sending], DeliveryState::Pending)
         ))
         .execute(&self.pool)
         .await
@@ -290,9 +297,11 @@ impl Outbox {
     /// Claim up to `limit` due rows (they become `sending`), oldest first.
     pub async fn claim_due(&self, limit: i64) -> Result<Vec<OutboxEntry>, ArchiveError> {
         let rows = sqlx::query(&format!(
-            "UPDATE outbox SET state = 'sending', updated_at = {NOW}
-             WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= {NOW} ORDER BY next_attempt_at, id LIMIT ?)
-             RETURNING {COLUMNS}"
+            "UPDATE outbox SET state = {}, updated_at = {NOW}
+             WHERE id IN (SELECT id FROM outbox WHERE {} AND next_attempt_at <= {NOW} ORDER BY next_attempt_at, id LIMIT ?)
+             RETURNING {COLUMNS}",
+            DeliveryState::Sending.sql(),
+            DeliveryState::moving(&[DeliveryState::Pending], DeliveryState::Sending)
         ))
         .bind(limit)
         .fetch_all(&self.pool)
@@ -307,14 +316,18 @@ impl Outbox {
         Ok(out)
     }
 
+    /// Record a delivery; `None` when the row was not being sent.
     pub async fn delivered(
         &self,
         id: i64,
         status: u16,
         note: Option<&str>,
-    ) -> Result<(), ArchiveError> {
-        sqlx::query(&format!(
-            "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, last_status = ?, last_error = ?, delivered_at = {NOW}, updated_at = {NOW} WHERE id = ?"
+    ) -> Result<Option<DeliveryState>, ArchiveError> {
+        let r = sqlx::query(&format!(
+            "UPDATE outbox SET state = {}, attempts = attempts + 1, last_status = ?, last_error = ?, delivered_at = {NOW}, updated_at = {NOW}
+             WHERE id = ? AND {}",
+            DeliveryState::Delivered.sql(),
+            DeliveryState::moving(&[DeliveryState::Sending], DeliveryState::Delivered)
         ))
         .bind(status as i64)
         .bind(note)
@@ -322,11 +335,11 @@ impl Outbox {
         .execute(&self.pool)
         .await
         .map_err(ArchiveError::db("recording a delivery"))?;
-        Ok(())
+        Ok((r.rows_affected() == 1).then_some(DeliveryState::Delivered))
     }
 
     /// Record a failed attempt; returns the row's new state (`pending` or
-    /// `dead`).
+    /// `dead`), `None` when the row was not being sent.
     pub async fn failed(
         &self,
         id: i64,
@@ -334,7 +347,7 @@ impl Outbox {
         error: &str,
         permanent: bool,
         policy: &RetryPolicy,
-    ) -> Result<&'static str, ArchiveError> {
+    ) -> Result<Option<DeliveryState>, ArchiveError> {
         let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = ?")
             .bind(id)
             .fetch_one(&self.pool)
@@ -342,16 +355,17 @@ impl Outbox {
             .map_err(ArchiveError::db("recording a failed delivery"))?;
         let attempts = attempts + 1;
         let state = if permanent || attempts >= policy.max_attempts as i64 {
-            "dead"
+            DeliveryState::Dead
         } else {
-            "pending"
+            DeliveryState::Pending
         };
         let delay = policy.delay(id, attempts as u32).as_secs_f64();
-        sqlx::query(&format!(
+        let r = sqlx::query(&format!(
             "UPDATE outbox SET state = ?, attempts = ?, last_status = ?, last_error = ?,
-               next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?), updated_at = {NOW} WHERE id = ?"
+               next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?), updated_at = {NOW} WHERE id = ? AND {}",
+            DeliveryState::moving(&[DeliveryState::Sending], state)
         ))
-        .bind(state)
+        .bind(state.as_str())
         .bind(attempts)
         .bind(status.map(|s| s as i64))
         .bind(error)
@@ -360,7 +374,7 @@ impl Outbox {
         .execute(&self.pool)
         .await
         .map_err(ArchiveError::db("recording a failed delivery"))?;
-        Ok(state)
+        Ok((r.rows_affected() == 1).then_some(state))
     }
 
     /// Every row, newest first.
@@ -376,33 +390,43 @@ impl Outbox {
     }
 
     /// Make a row due now with a fresh attempt count (dead or pending);
-    /// false when there is no such row or it was delivered.
+    /// false when there is no such row or it was delivered. A job that had
+    /// given up on this delivery is sending again, in the same transaction.
     pub async fn retry(&self, id: i64) -> Result<bool, ArchiveError> {
+        const ACTION: &str = "retrying a result";
+        let mut tx = self.pool.begin().await.map_err(ArchiveError::db(ACTION))?;
         let r = sqlx::query(&format!(
-            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = {NOW}, updated_at = {NOW}
-             WHERE id = ? AND state IN ('pending', 'dead')"
+            "UPDATE outbox SET state = {}, attempts = 0, next_attempt_at = {NOW}, updated_at = {NOW}
+             WHERE id = ? AND {}",
+            DeliveryState::Pending.sql(),
+            DeliveryState::moving(&DeliveryState::RETRYABLE, DeliveryState::Pending)
         ))
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(ArchiveError::db("retrying a result"))?;
-        // A job that had given up on this delivery is sending again.
+        .map_err(ArchiveError::db(ACTION))?;
         sqlx::query(&format!(
-            "UPDATE jobs SET state = 'sending', reason = NULL, updated_at = {NOW}
-             WHERE state = 'failed' AND id = (SELECT job_id FROM outbox WHERE id = ?)"
+            "UPDATE jobs SET state = {}, reason = NULL, updated_at = {NOW}
+             WHERE {} AND id = (SELECT job_id FROM outbox WHERE id = ?)",
+            JobState::Sending.sql(),
+            JobState::moving(&[JobState::Failed], JobState::Sending)
         ))
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(ArchiveError::db("retrying a result"))?;
+        .map_err(ArchiveError::db(ACTION))?;
+        tx.commit().await.map_err(ArchiveError::db(ACTION))?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Rows not yet delivered (pending, sending) and dead ones.
     pub async fn backlog(&self) -> Result<(i64, i64), ArchiveError> {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(state IN ('pending', 'sending')), 0) AS waiting, COALESCE(SUM(state = 'dead'), 0) AS dead FROM outbox",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN state IN {} THEN 1 ELSE 0 END), 0) AS BIGINT) AS waiting,
+                    CAST(COALESCE(SUM(CASE WHEN state = {} THEN 1 ELSE 0 END), 0) AS BIGINT) AS dead FROM outbox",
+            sql_list(&DeliveryState::WAITING),
+            DeliveryState::Dead.sql()
+        ))
         .fetch_one(&self.pool)
         .await
         .map_err(ArchiveError::db("counting the outbox"))?;

@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -28,6 +28,7 @@ use tokio::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::db::NOW;
 use crate::outbox::kept_path;
+use crate::states::{sql_list, DeliveryState, JobState};
 use crate::ArchiveError;
 
 /// When instances and results go. Durations of `None` mean never.
@@ -211,14 +212,21 @@ impl Gates {
 }
 
 /// The conditions of a settled study with instances, after `FROM studies st`.
-const SETTLED: &str = "
+static SETTLED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
     LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE study_instance_uid = st.study_instance_uid)
     WHERE st.analysed_at IS NOT NULL AND st.analysed_at >= st.last_received_at
-      AND (j.id IS NULL OR j.state IN ('done', 'not_applicable'))
+      AND (j.id IS NULL OR j.state IN {})
       AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.study_instance_uid = st.study_instance_uid
-                      AND a.state IN ('ready', 'analysing', 'reporting', 'sending'))
+                      AND a.state IN {})
       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.study_instance_uid = st.study_instance_uid
-                      AND o.state <> 'delivered')";
+                      AND o.state <> {})",
+        sql_list(&JobState::SETTLED),
+        sql_list(&JobState::OPEN),
+        DeliveryState::Delivered.sql()
+    )
+});
 
 const SETTLED_COLUMNS: &str = "st.study_instance_uid,
     COALESCE(j.updated_at, st.last_received_at) AS settled_at,
@@ -295,10 +303,11 @@ impl Retention {
     /// left out.
     pub async fn settled(&self) -> Result<Vec<SettledStudy>, ArchiveError> {
         let rows = sqlx::query(&format!(
-            "SELECT {SETTLED_COLUMNS} FROM studies st {SETTLED}
+            "SELECT {SETTLED_COLUMNS} FROM studies st {settled}
                AND st.held_at IS NULL
                AND EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = st.study_instance_uid)
-             ORDER BY settled_at, st.study_instance_uid"
+             ORDER BY settled_at, st.study_instance_uid",
+            settled = *SETTLED
         ))
         .fetch_all(&self.read)
         .await
@@ -472,8 +481,9 @@ impl Retention {
             .await
             .map_err(ArchiveError::db(ACTION))?;
         let row = sqlx::query(&format!(
-            "SELECT {SETTLED_COLUMNS} FROM studies st {SETTLED}
-               AND st.held_at IS NULL AND st.study_instance_uid = ?"
+            "SELECT {SETTLED_COLUMNS} FROM studies st {settled}
+               AND st.held_at IS NULL AND st.study_instance_uid = ?",
+            settled = *SETTLED
         ))
         .bind(study)
         .fetch_optional(&mut *tx)
@@ -542,11 +552,12 @@ impl Retention {
         dry_run: bool,
     ) -> Result<Vec<String>, ArchiveError> {
         let uids: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT st.study_instance_uid FROM studies st {SETTLED}
+            "SELECT st.study_instance_uid FROM studies st {settled}
                AND st.held_at IS NULL AND st.purged_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = st.study_instance_uid)
                AND COALESCE(j.updated_at, st.last_received_at) <= ?
-             ORDER BY st.study_instance_uid"
+             ORDER BY st.study_instance_uid",
+            settled = *SETTLED
         ))
         .bind(cutoff)
         .fetch_all(&self.read)
@@ -573,10 +584,11 @@ impl Retention {
             .await
             .map_err(ArchiveError::db(ACTION))?;
         let still: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT st.study_instance_uid FROM studies st {SETTLED}
+            "SELECT st.study_instance_uid FROM studies st {settled}
                AND st.held_at IS NULL AND st.study_instance_uid = ?
                AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = st.study_instance_uid)
-               AND COALESCE(j.updated_at, st.last_received_at) <= ?"
+               AND COALESCE(j.updated_at, st.last_received_at) <= ?",
+            settled = *SETTLED
         ))
         .bind(study)
         .bind(cutoff)

@@ -9,6 +9,7 @@ use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 
 use crate::db::NOW;
 use crate::query::{self, StudySummary};
+use crate::states::{DeliveryState, JobState};
 use crate::ArchiveError;
 
 /// Which studies, which page.
@@ -400,24 +401,31 @@ impl Worklist {
     /// The most recent problem: a failed job's reason or an undelivered
     /// result's last error, with when it happened.
     pub async fn last_error(&self) -> Result<Option<(String, String)>, ArchiveError> {
-        sqlx::query_as(
+        sqlx::query_as(&format!(
             "SELECT at, what FROM (
-               SELECT updated_at AS at, 'analysis: ' || COALESCE(reason, 'failed') AS what FROM jobs WHERE state = 'failed'
+               SELECT updated_at AS at, 'analysis: ' || COALESCE(reason, 'failed') AS what FROM jobs WHERE state = {}
                UNION ALL
                SELECT updated_at, 'delivery to ' || destination || ': ' || last_error FROM outbox
-                 WHERE last_error IS NOT NULL AND state != 'delivered')
+                 WHERE last_error IS NOT NULL AND state != {}) AS errors
              ORDER BY at DESC LIMIT 1",
-        )
+            JobState::Failed.sql(),
+            DeliveryState::Delivered.sql()
+        ))
         .fetch_optional(&self.read)
         .await
         .map_err(ArchiveError::db("finding the last error"))
     }
 
     /// Jobs by state, for metrics.
-    pub async fn jobs_by_state(&self) -> Result<Vec<(String, i64)>, ArchiveError> {
-        sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
-            .fetch_all(&self.read)
-            .await
+    pub async fn jobs_by_state(&self) -> Result<Vec<(JobState, i64)>, ArchiveError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+                .fetch_all(&self.read)
+                .await
+                .map_err(ArchiveError::db("counting jobs"))?;
+        rows.into_iter()
+            .map(|(s, n)| Ok((s.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?, n)))
+            .collect::<Result<_, sqlx::Error>>()
             .map_err(ArchiveError::db("counting jobs"))
     }
 }

@@ -676,6 +676,15 @@ async fn skipped_images_are_named_with_the_study() {
         ]
     );
     // The re-run could read 2.25.44; a shadow model's rows are its own.
+    // (A failed job is finished only by a worker that holds it again.)
+    count(
+        dir.path(),
+        &format!(
+            "UPDATE jobs SET state = 'analysing' WHERE id = {} RETURNING id",
+            job.id
+        ),
+    )
+    .await;
     jobs.finish(
         &job,
         &[],
@@ -698,6 +707,14 @@ async fn skipped_images_are_named_with_the_study() {
         ]
     );
     // Nothing skipped: nothing kept.
+    count(
+        dir.path(),
+        &format!(
+            "UPDATE jobs SET state = 'analysing' WHERE id = {} RETURNING id",
+            job.id
+        ),
+    )
+    .await;
     jobs.finish(&job, &[], &[], Some("routine"), &[], &[cxr(&[])])
         .await
         .unwrap();

@@ -84,7 +84,7 @@ async fn a_database_with_jobs_findings_and_outbox_rows_upgrades_without_loss() {
     );
     let outbox = archive.outbox().list().await.unwrap();
     assert_eq!(outbox.len(), 1);
-    assert_eq!(outbox[0].state, "pending");
+    assert_eq!(outbox[0].state, archive::DeliveryState::Pending);
     // The new states are allowed, and the rebuilt tables keep their keys.
     archive.close().await;
     let pool = old_database(dir.path(), usize::MAX).await;

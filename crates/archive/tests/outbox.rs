@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use archive::{Archive, ArchiveOptions, ArchiveReader, NewObject, RetryPolicy};
+use archive::{Archive, ArchiveOptions, ArchiveReader, DeliveryState, NewObject, RetryPolicy};
 
 fn object(sop: &str) -> NewObject {
     NewObject {
@@ -33,7 +33,7 @@ async fn results_move_through_the_outbox_and_survive_a_restart() {
 
     let claimed = outbox.claim_due(10).await.unwrap();
     assert_eq!(claimed.len(), 2);
-    assert!(claimed.iter().all(|e| e.state == "sending"));
+    assert!(claimed.iter().all(|e| e.state == DeliveryState::Sending));
     assert!(
         outbox.claim_due(10).await.unwrap().is_empty(),
         "claimed rows are not claimed twice"
@@ -51,7 +51,7 @@ async fn results_move_through_the_outbox_and_survive_a_restart() {
             .failed(b, None, "connection refused", false, &policy)
             .await
             .unwrap(),
-        "pending"
+        Some(DeliveryState::Pending)
     );
     // Not due for a minute.
     assert!(outbox.claim_due(10).await.unwrap().is_empty());
@@ -70,7 +70,7 @@ async fn results_move_through_the_outbox_and_survive_a_restart() {
             .failed(b, Some(0xA900), "rejected", true, &policy)
             .await
             .unwrap(),
-        "dead"
+        Some(DeliveryState::Dead)
     );
     assert_eq!(outbox.backlog().await.unwrap(), (0, 1));
 
@@ -86,9 +86,9 @@ async fn results_move_through_the_outbox_and_survive_a_restart() {
     assert_eq!(outbox.recover().await.unwrap(), 1);
     let rows = outbox.list().await.unwrap();
     let row = rows.iter().find(|e| e.id == b).unwrap();
-    assert_eq!(row.state, "pending");
+    assert_eq!(row.state, DeliveryState::Pending);
     let delivered = rows.iter().find(|e| e.id == a).unwrap();
-    assert_eq!(delivered.state, "delivered");
+    assert_eq!(delivered.state, DeliveryState::Delivered);
     assert!(delivered.delivered_at.is_some());
 
     // The admin handle sees the same rows while the daemon's is open.
@@ -121,17 +121,23 @@ async fn the_retry_limit_kills_and_backoff_grows_with_jitter() {
         .add(&object("2.25.9"), &["pacs".to_string()])
         .await
         .unwrap();
+    // Due again at once, so the second attempt can be claimed.
+    let p = RetryPolicy {
+        first_delay: Duration::ZERO,
+        ..p
+    };
     let id = outbox.claim_due(1).await.unwrap()[0].id;
     assert_eq!(
         outbox.failed(id, None, "timeout", false, &p).await.unwrap(),
-        "pending"
+        Some(DeliveryState::Pending)
     );
+    assert_eq!(outbox.claim_due(1).await.unwrap()[0].id, id);
     assert_eq!(
         outbox
             .failed(id, Some(0xA700), "out of resources", false, &p)
             .await
             .unwrap(),
-        "dead"
+        Some(DeliveryState::Dead)
     );
     let row = outbox
         .list()

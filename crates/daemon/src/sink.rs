@@ -28,7 +28,8 @@ fn failure(e: ArchiveError) -> StoreFailure {
         ArchiveError::Io { .. }
         | ArchiveError::Database { .. }
         | ArchiveError::IndexUnavailable(_)
-        | ArchiveError::Migrate(_) => {
+        | ArchiveError::Migrate(_)
+        | ArchiveError::JobNotHeld(_) => {
             tracing::error!(error = %e, "archive cannot store");
             Status::OUT_OF_RESOURCES
         }

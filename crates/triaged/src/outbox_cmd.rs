@@ -122,7 +122,7 @@ pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
                 .map_or("-", |d| d.kind.as_str()),
             r.attempts,
             r.sop_instance_uid,
-            if r.state == "pending" {
+            if r.state == archive::DeliveryState::Pending {
                 r.next_attempt_at.as_str()
             } else {
                 "-"

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use archive::{Jobs, Outbox, OutboxEntry, RetryPolicy};
+use archive::{DeliveryState, Jobs, Outbox, OutboxEntry, RetryPolicy};
 use dimse::{Shutdown, Status};
 use tokio::sync::Notify;
 
@@ -220,8 +220,8 @@ impl Delivery {
 
     async fn record(&self, policy: &RetryPolicy, e: &OutboxEntry, outcome: Outcome) {
         let counter = match record(&self.outbox, policy, e, outcome).await {
-            Some("delivered") => &self.stats.delivered,
-            Some("dead") => &self.stats.dead,
+            Some(DeliveryState::Delivered) => &self.stats.delivered,
+            Some(DeliveryState::Dead) => &self.stats.dead,
             Some(_) => &self.stats.retried,
             None => return,
         };
@@ -332,14 +332,11 @@ async fn record(
     policy: &RetryPolicy,
     e: &OutboxEntry,
     outcome: Outcome,
-) -> Option<&'static str> {
+) -> Option<DeliveryState> {
     let result = match &outcome {
         Outcome::Delivered { status, note } => {
             tracing::info!(id = e.id, sop_instance_uid = %e.sop_instance_uid, destination = %e.destination, status = %status, "result delivered");
-            outbox
-                .delivered(e.id, status.0, note.as_deref())
-                .await
-                .map(|_| "delivered")
+            outbox.delivered(e.id, status.0, note.as_deref()).await
         }
         Outcome::Failed {
             status,
@@ -351,7 +348,7 @@ async fn record(
                 .await
             {
                 Ok(state) => {
-                    tracing::warn!(id = e.id, sop_instance_uid = %e.sop_instance_uid, destination = %e.destination, error = %error, state, "result not delivered");
+                    tracing::warn!(id = e.id, sop_instance_uid = %e.sop_instance_uid, destination = %e.destination, error = %error, state = ?state, "result not delivered");
                     Ok(state)
                 }
                 Err(err) => Err(err),
@@ -359,7 +356,14 @@ async fn record(
         }
     };
     match result {
-        Ok(state) => Some(state),
+        Ok(None) => {
+            tracing::warn!(
+                id = e.id,
+                "outbox: the row was no longer being sent: outcome not recorded"
+            );
+            None
+        }
+        Ok(state) => state,
         Err(err) => {
             tracing::error!(id = e.id, error = %err, "outbox: cannot record a delivery outcome");
             None

@@ -45,7 +45,10 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     if let Ok(states) = s.worklist.jobs_by_state().await {
         let jobs = Family::<JobState, Gauge>::default();
         for (state, n) in states {
-            jobs.get_or_create(&JobState { state }).set(n);
+            jobs.get_or_create(&JobState {
+                state: state.to_string(),
+            })
+            .set(n);
         }
         registry.register("triaged_jobs", "Analysis jobs by state", jobs);
     }
@@ -91,18 +94,18 @@ pub async fn status(
     State(s): State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let jobs = s.worklist.jobs_by_state().await?;
-    let count = |names: &[&str]| -> i64 {
+    let count = |states: &[archive::JobState]| -> i64 {
         jobs.iter()
-            .filter(|(k, _)| names.contains(&k.as_str()))
+            .filter(|(k, _)| states.contains(k))
             .map(|(_, n)| n)
             .sum()
     };
     let (waiting, dead) = s.outbox.backlog().await?;
     let last_error = s.worklist.last_error().await?;
     Ok(Json(serde_json::json!({
-        "queue": count(&["ready", "analysing", "reporting"]),
-        "sending": count(&["sending"]),
-        "failed": count(&["failed"]),
+        "queue": count(&[archive::JobState::Ready, archive::JobState::Analysing, archive::JobState::Reporting]),
+        "sending": count(&[archive::JobState::Sending]),
+        "failed": count(&[archive::JobState::Failed]),
         "outbox_waiting": waiting,
         "outbox_dead": dead,
         "last_error": last_error.map(|(at, what)| serde_json::json!({"at": at, "what": what})),
