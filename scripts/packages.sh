@@ -14,13 +14,15 @@
 #                   Python's venv, procps, openssl (the TLS test's
 #                   certificates), rsyslog (the audit trail's syslog
 #                   collector), orthanc-dicomweb (Orthanc's DICOMweb
-#                   plugin: the DICOMweb peer). Node.js for the browser test's driver
+#                   plugin: the DICOMweb peer), postgresql (the cluster's
+#                   database: the suite runs a second time on a server of
+#                   its own, scripts/postgres.sh). Node.js for the browser test's driver
 #                   comes from PyPI into .venv (scripts/setup.sh): Debian
 #                   12's nodejs 18 is older than playwright-core supports.
 
 BUILD_PACKAGES=(gcc g++ cmake libc6-dev pkg-config libopenjp2-7-dev ca-certificates)
 RUN_PACKAGES=(libopenjp2-7 libstdc++6)
-TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl rsyslog orthanc-dicomweb)
+TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl rsyslog orthanc-dicomweb postgresql)
 
 # install_missing PACKAGE...: apt-get install those not installed yet.
 install_missing() {

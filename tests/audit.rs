@@ -290,9 +290,8 @@ fn every_access_and_change_is_recorded_kept_and_sent_to_syslog() {
     assert_eq!(s, 400);
 
     // Append-only, also to someone with the database file.
-    let db = d.storage().join("triaged.db");
     for sql in ["DELETE FROM audit", "UPDATE audit SET user_name = 'nobody'"] {
-        let out = run("sqlite3", &[db.to_str().unwrap(), sql]);
+        let out = d.sql(sql);
         assert!(!out.status.success(), "{sql} was allowed");
         assert!(text(&out).contains("append-only"), "{}", text(&out));
     }

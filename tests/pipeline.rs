@@ -28,15 +28,9 @@ fn daemon_with_models(pacs_port: u16, models: &Path, pipeline: &str, rest: &str)
     )
 }
 
-/// One column of a query on the daemon's database (Python's sqlite3), a
-/// line per row.
+/// A query on the daemon's database, a line per row.
 fn sql(d: &Daemon, query: &str) -> String {
-    let script = "import sqlite3, sys\nfor r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):\n    print(r[0])";
-    let db = d.storage().join("triaged.db");
-    let out = std::process::Command::new(python())
-        .args(["-c", script, db.to_str().unwrap(), query])
-        .output()
-        .unwrap();
+    let out = d.sql(query);
     assert!(out.status.success(), "{}", text(&out));
     text(&out).trim().to_string()
 }
@@ -142,7 +136,7 @@ fn one_study_over_three_associations_is_one_job_and_a_late_image_supersedes() {
     // Every instance was there before the job was made: nothing is left
     // to assemble, so these counts are final.
     assert_eq!(
-        sql(&d, "SELECT group_concat(instances) FROM jobs"),
+        sql(&d, "SELECT group_concat(CAST(instances AS TEXT)) FROM jobs"),
         "3",
         "one job"
     );
@@ -550,7 +544,7 @@ fn a_study_cut_by_a_stop_waits_a_fresh_quiet_period_after_the_restart() {
         || sql(&d, "SELECT COUNT(*) FROM jobs WHERE instances = 3") == "1",
     );
     assert_eq!(
-        sql(&d, "SELECT group_concat(instances) FROM jobs"),
+        sql(&d, "SELECT group_concat(CAST(instances AS TEXT)) FROM jobs"),
         "3",
         "the study was analysed before its sender had finished"
     );

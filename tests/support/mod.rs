@@ -203,6 +203,41 @@ fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
 
+/// The PostgreSQL server the suite runs on (`TRIAGED_TEST_POSTGRES`,
+/// `postgres://user@host:port`), if any; else every daemon uses SQLite.
+pub fn test_postgres() -> Option<String> {
+    std::env::var("TRIAGED_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('/').to_string())
+}
+
+/// A new, empty database on the suite's PostgreSQL server; its URL.
+pub fn new_postgres_database(server: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "d_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let out = run(
+        "psql",
+        &[
+            "-X",
+            "-q",
+            &format!("{server}/postgres"),
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ],
+    );
+    assert!(out.status.success(), "CREATE DATABASE: {}", text(&out));
+    format!("{server}/{name}")
+}
+
 /// The triaged daemon, started from the test's build, in a temp directory.
 pub struct Daemon {
     child: Option<Child>,
@@ -211,6 +246,8 @@ pub struct Daemon {
     /// The worklist and console (each daemon on its own port).
     pub http_port: u16,
     pub config: PathBuf,
+    /// Its PostgreSQL database (`None`: SQLite in its storage folder).
+    pub database: Option<String>,
     starts: usize,
 }
 
@@ -239,12 +276,22 @@ impl Daemon {
     ///
     /// Unless the text has a `[retention]` table, retention is off: the
     /// host's disk may well be above the default 90 % watermark, and a test
-    /// about something else must not see its studies purged.
+    /// about something else must not see its studies purged. Unless it has
+    /// a `[database]` table, the daemon gets a database of its own on the
+    /// suite's PostgreSQL server when there is one ([`test_postgres`]).
     pub fn start_config(dir: tempfile::TempDir, text: &str, port: u16, http_port: u16) -> Daemon {
         let config = dir.path().join("triaged.toml");
         let mut text = text.to_string();
         if !text.contains("[retention]") {
             text += "\n[retention]\nenabled = false\n";
+        }
+        let mut database = None;
+        if !text.contains("[database]") {
+            if let Some(server) = test_postgres() {
+                let url = new_postgres_database(&server);
+                text += &format!("\n[database]\nurl = \"{url}\"\n");
+                database = Some(url);
+            }
         }
         std::fs::File::create(&config)
             .unwrap()
@@ -256,6 +303,7 @@ impl Daemon {
             port,
             http_port,
             config,
+            database,
             starts: 0,
         };
         d.spawn();
@@ -264,6 +312,18 @@ impl Daemon {
 
     pub fn storage(&self) -> PathBuf {
         self.dir.path().join("storage")
+    }
+
+    /// Run `query` on the daemon's database (the sqlite3 or psql client):
+    /// its rows, a line each, columns separated by `|`.
+    pub fn sql(&self, query: &str) -> Output {
+        match &self.database {
+            Some(url) => run("psql", &["-X", "-q", "-A", "-t", url, "-c", query]),
+            None => {
+                let db = self.storage().join("triaged.db");
+                run("sqlite3", &[db.to_str().unwrap(), query])
+            }
+        }
     }
 
     fn log_path(&self) -> PathBuf {

@@ -3,7 +3,9 @@
 //! deletions). Studies are named by UID only, never by patient name or ID.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::Pool;
 
 use crate::db::NOW;
 use crate::ArchiveError;
@@ -238,14 +240,14 @@ pub struct AuditFilter {
 /// The audit trail of one archive.
 #[derive(Clone)]
 pub struct Audit {
-    write: SqlitePool,
-    read: SqlitePool,
+    write: Pool,
+    read: Pool,
 }
 
 const COLUMNS: &str =
     "id, at, user_name, role, action, study_instance_uid, object, outcome, address";
 
-fn event(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent, sqlx::Error> {
+fn event(r: &sqlx::any::AnyRow) -> Result<AuditEvent, sqlx::Error> {
     let action: String = r.try_get("action")?;
     Ok(AuditEvent {
         id: r.try_get("id")?,
@@ -264,7 +266,7 @@ fn event(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent, sqlx::Error> {
 }
 
 impl Audit {
-    pub(crate) fn new(write: SqlitePool, read: SqlitePool) -> Audit {
+    pub(crate) fn new(write: Pool, read: Pool) -> Audit {
         Audit { write, read }
     }
 
@@ -272,10 +274,10 @@ impl Audit {
     pub async fn record(&self, e: &NewAuditEvent) -> Result<(), ArchiveError> {
         sqlx::query(&format!(
             "INSERT INTO audit (at, user_name, role, action, study_instance_uid, object, outcome, address)
-             VALUES ({NOW}, ?1, ?2, ?3,
-                     COALESCE(?4, CASE WHEN ?3 IN ('image.view', 'heatmap.view')
-                        THEN (SELECT study_instance_uid FROM instances WHERE sop_instance_uid = ?5) END),
-                     ?5, ?6, ?7)"
+             VALUES ({NOW}, $1, $2, $3,
+                     COALESCE($4, CASE WHEN $3 IN ('image.view', 'heatmap.view')
+                        THEN (SELECT study_instance_uid FROM instances WHERE sop_instance_uid = $5) END),
+                     $5, $6, $7)"
         ))
         .bind(&e.user)
         .bind(e.role.as_str())
@@ -294,10 +296,10 @@ impl Audit {
     pub async fn list(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, ArchiveError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM audit
-             WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2)
-               AND (?3 IS NULL OR user_name = ?3) AND (?4 IS NULL OR action = ?4)
-               AND (?5 IS NULL OR study_instance_uid = ?5)
-             ORDER BY id DESC LIMIT ?6"
+             WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR at < $2)
+               AND ($3 IS NULL OR user_name = $3) AND ($4 IS NULL OR action = $4)
+               AND ($5 IS NULL OR study_instance_uid = $5)
+             ORDER BY id DESC LIMIT $6"
         ))
         .bind(&f.since)
         .bind(&f.until)
@@ -325,8 +327,8 @@ impl Audit {
     ) -> Result<Vec<AuditEvent>, ArchiveError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM audit
-             WHERE id > ?1 AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3)
-             ORDER BY id LIMIT ?4"
+             WHERE id > $1 AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at < $3)
+             ORDER BY id LIMIT $4"
         ))
         .bind(after)
         .bind(since)
@@ -349,7 +351,7 @@ impl Audit {
     /// How far forwarder `name` has sent the trail (0: nothing yet).
     pub async fn cursor(&self, name: &str) -> Result<i64, ArchiveError> {
         let id: Option<i64> =
-            sqlx::query_scalar("SELECT last_id FROM audit_cursors WHERE name = ?")
+            sqlx::query_scalar("SELECT last_id FROM audit_cursors WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&self.write)
                 .await
@@ -359,8 +361,8 @@ impl Audit {
 
     pub async fn set_cursor(&self, name: &str, last_id: i64) -> Result<(), ArchiveError> {
         sqlx::query(
-            "INSERT INTO audit_cursors (name, last_id) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET last_id = ?2",
+            "INSERT INTO audit_cursors (name, last_id) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET last_id = $2",
         )
         .bind(name)
         .bind(last_id)

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
+use sqlx::FromRow;
+
+use crate::db::{Pool, Sql};
 
 use crate::query::{self, StudySummary};
 use crate::ArchiveError;
@@ -141,12 +143,12 @@ pub struct InstanceQuery {
 /// Read-only queries for DICOMweb.
 #[derive(Clone)]
 pub struct Catalog {
-    read: SqlitePool,
+    read: Pool,
     dir: PathBuf,
 }
 
 impl Catalog {
-    pub(crate) fn new(read: SqlitePool, dir: &Path) -> Catalog {
+    pub(crate) fn new(read: Pool, dir: &Path) -> Catalog {
         Catalog {
             read,
             dir: dir.to_path_buf(),
@@ -154,30 +156,30 @@ impl Catalog {
     }
 
     pub async fn studies(&self, q: &StudyQuery) -> Result<Vec<StudyRecord>, ArchiveError> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        let mut b: Sql = Sql::new(format!(
             "SELECT {}, st.patient_id, st.patient_name, st.patient_birth_date, st.patient_sex,
                     st.study_id, st.study_time, st.referring_physician
              FROM studies st WHERE 1 = 1",
             query::SUMMARY_COLUMNS
         ));
         if !q.study_uids.is_empty() {
-            b.push(" AND st.study_instance_uid IN (");
-            let mut list = b.separated(", ");
-            for u in &q.study_uids {
-                list.push_bind(u.clone());
-            }
-            b.push(")");
+            b.push(" AND st.study_instance_uid IN ")
+                .push_list(q.study_uids.iter().cloned());
         }
         if let Some(v) = &q.patient_id {
-            b.push(" AND st.patient_id GLOB ").push_bind(glob(v));
+            b.push(" AND glob(")
+                .push_bind(glob(v))
+                .push(", st.patient_id)");
         }
         if let Some(v) = &q.patient_name {
-            b.push(" AND upper(st.patient_name) GLOB upper(")
+            b.push(" AND glob(upper(")
                 .push_bind(glob(v))
-                .push(")");
+                .push("), upper(st.patient_name))");
         }
         if let Some(v) = &q.accession_number {
-            b.push(" AND st.accession_number GLOB ").push_bind(glob(v));
+            b.push(" AND glob(")
+                .push_bind(glob(v))
+                .push(", st.accession_number)");
         }
         if let Some(r) = &q.study_date {
             if let Some(from) = &r.from {
@@ -189,10 +191,10 @@ impl Catalog {
         }
         if let Some(m) = &q.modality {
             b.push(
-                " AND EXISTS (SELECT 1 FROM series se WHERE se.study_instance_uid = st.study_instance_uid AND se.modality GLOB ",
+                " AND EXISTS (SELECT 1 FROM series se WHERE se.study_instance_uid = st.study_instance_uid AND glob(",
             )
             .push_bind(glob(m))
-            .push(")");
+            .push(", se.modality))");
         }
         if let Some(p) = &q.priority {
             b.push(" AND st.priority = ").push_bind(p.clone());
@@ -202,7 +204,6 @@ impl Catalog {
             .push(" OFFSET ")
             .push_bind(i64::from(q.offset));
         let rows = b
-            .build()
             .fetch_all(&self.read)
             .await
             .map_err(ArchiveError::db("matching studies"))?;
@@ -235,7 +236,7 @@ impl Catalog {
         limit: u32,
         offset: u32,
     ) -> Result<Vec<SeriesRecord>, ArchiveError> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let mut b: Sql = Sql::new(
             "SELECT se.study_instance_uid, se.series_instance_uid, se.modality, se.series_number,
                     se.series_description, se.body_part_examined,
                     (SELECT COUNT(*) FROM instances i WHERE i.series_instance_uid = se.series_instance_uid) AS instances
@@ -247,14 +248,15 @@ impl Catalog {
                 .push_bind(s.to_string());
         }
         if let Some(m) = modality {
-            b.push(" AND se.modality GLOB ").push_bind(glob(m));
+            b.push(" AND glob(")
+                .push_bind(glob(m))
+                .push(", se.modality)");
         }
         b.push(" ORDER BY se.series_number, se.series_instance_uid LIMIT ")
             .push_bind(i64::from(limit.min(MAX_MATCHES)))
             .push(" OFFSET ")
             .push_bind(i64::from(offset));
-        b.build_query_as()
-            .fetch_all(&self.read)
+        b.fetch_all_as(&self.read)
             .await
             .map_err(ArchiveError::db("matching series"))
     }
@@ -266,7 +268,7 @@ impl Catalog {
         study: &str,
         q: &InstanceQuery,
     ) -> Result<Vec<InstanceRecord>, ArchiveError> {
-        let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let mut b: Sql = Sql::new(
             "SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid,
                     i.instance_number, i.rows, i.columns, i.number_of_frames, i.transfer_syntax_uid, i.file_path
              FROM instances i JOIN series se ON se.series_instance_uid = i.series_instance_uid
@@ -287,8 +289,7 @@ impl Catalog {
             .push(" OFFSET ")
             .push_bind(i64::from(q.offset));
         let rows: Vec<InstanceRow> = b
-            .build_query_as()
-            .fetch_all(&self.read)
+            .fetch_all_as(&self.read)
             .await
             .map_err(ArchiveError::db("matching instances"))?;
         Ok(rows

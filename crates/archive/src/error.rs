@@ -23,6 +23,13 @@ pub enum ArchiveError {
     IndexUnavailable(String),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database was migrated by a newer triaged (DIMSE 0xA700 until
+    /// this node is upgraded).
+    #[error("the database's schema (migration {found}) is newer than this triaged knows (up to {known}): upgrade this node")]
+    SchemaTooNew { found: i64, known: i64 },
+    /// `[database] url` cannot be used.
+    #[error("database url: {0}")]
+    BadDatabaseUrl(String),
     /// The data set could not be parsed (DIMSE 0xC000).
     #[error("data set cannot be parsed: {0}")]
     Unparsable(String),
@@ -64,7 +71,10 @@ impl ArchiveError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ArchiveError::Io { .. } | ArchiveError::Database { .. } | ArchiveError::Migrate(_)
+            ArchiveError::Io { .. }
+                | ArchiveError::Database { .. }
+                | ArchiveError::Migrate(_)
+                | ArchiveError::SchemaTooNew { .. }
         )
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::SqlitePool;
+use crate::db::Pool;
 
 use crate::outbox::kept_path;
 use crate::ArchiveError;
@@ -23,13 +23,13 @@ pub struct StudyFiles {
 
 /// `None`: no such study.
 pub(crate) async fn study_files(
-    pool: &SqlitePool,
+    pool: &Pool,
     dir: &Path,
     study: &str,
 ) -> Result<Option<StudyFiles>, ArchiveError> {
     let e = ArchiveError::db("listing a study's files");
     let Some(purged_at): Option<Option<String>> =
-        sqlx::query_scalar("SELECT purged_at FROM studies WHERE study_instance_uid = ?")
+        sqlx::query_scalar("SELECT purged_at FROM studies WHERE study_instance_uid = $1")
             .bind(study)
             .fetch_optional(pool)
             .await
@@ -40,7 +40,7 @@ pub(crate) async fn study_files(
     let e = ArchiveError::db("listing a study's files");
     let instances: Vec<String> = sqlx::query_scalar(
         "SELECT i.file_path FROM instances i JOIN series se ON se.series_instance_uid = i.series_instance_uid
-         WHERE i.study_instance_uid = ?
+         WHERE i.study_instance_uid = $1
          ORDER BY se.series_number, i.series_instance_uid, i.instance_number, i.sop_instance_uid",
     )
     .bind(study)
@@ -49,7 +49,7 @@ pub(crate) async fn study_files(
     .map_err(e)?;
     let e = ArchiveError::db("listing a study's reports");
     let latest: Option<(i64, String)> = sqlx::query_as(
-        "SELECT id, report_uids FROM jobs WHERE study_instance_uid = ? AND report_uids IS NOT NULL
+        "SELECT id, report_uids FROM jobs WHERE study_instance_uid = $1 AND report_uids IS NOT NULL
          ORDER BY id DESC LIMIT 1",
     )
     .bind(study)
@@ -62,7 +62,7 @@ pub(crate) async fn study_files(
         let e = ArchiveError::db("listing a study's heatmaps");
         let heatmaps: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT heatmap_uid FROM findings
-             WHERE job_id = ? AND heatmap_uid IS NOT NULL AND shadow = 0 ORDER BY heatmap_uid",
+             WHERE job_id = $1 AND heatmap_uid IS NOT NULL AND shadow = 0 ORDER BY heatmap_uid",
         )
         .bind(job)
         .fetch_all(pool)

@@ -6,8 +6,8 @@
 //! them in one transaction (a savepoint each, so one bad row fails alone).
 //! Alone, an instance is committed at once; under load, batches grow.
 
+use crate::db::{begin_write, Pool};
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
@@ -34,7 +34,7 @@ pub(crate) struct IndexWriter {
 }
 
 impl IndexWriter {
-    pub fn start(pool: SqlitePool) -> Self {
+    pub fn start(pool: Pool) -> Self {
         let (tx, rx) = mpsc::channel(1024);
         let task = tokio::spawn(run(pool, rx));
         IndexWriter {
@@ -62,7 +62,7 @@ impl IndexWriter {
     }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<(Entry, Reply)>) {
+async fn run(pool: Pool, mut rx: mpsc::Receiver<(Entry, Reply)>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -75,11 +75,11 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<(Entry, Reply)>) {
     }
 }
 
-async fn commit_batch(pool: &SqlitePool, batch: Vec<(Entry, Reply)>) {
+async fn commit_batch(pool: &Pool, batch: Vec<(Entry, Reply)>) {
     let size = batch.len();
     let mut results = Vec::with_capacity(size);
     let outcome = match pool.acquire().await {
-        Ok(mut conn) => transaction(&mut conn, &batch, &mut results).await,
+        Ok(mut conn) => transaction(&mut conn, begin_write(pool), &batch, &mut results).await,
         Err(e) => Err(e.to_string()),
     };
     if size > 1 {
@@ -101,11 +101,12 @@ async fn commit_batch(pool: &SqlitePool, batch: Vec<(Entry, Reply)>) {
 }
 
 async fn transaction(
-    conn: &mut PoolConnection<Sqlite>,
+    conn: &mut PoolConnection<sqlx::Any>,
+    begin: &str,
     batch: &[(Entry, Reply)],
     results: &mut Vec<Result<Option<String>, ArchiveError>>,
 ) -> Result<(), String> {
-    sqlx::query("BEGIN IMMEDIATE")
+    sqlx::query(begin)
         .execute(&mut **conn)
         .await
         .map_err(|e| e.to_string())?;
@@ -120,7 +121,7 @@ async fn transaction(
 }
 
 async fn in_savepoint(
-    conn: &mut PoolConnection<Sqlite>,
+    conn: &mut PoolConnection<sqlx::Any>,
     e: &Entry,
 ) -> Result<Option<String>, ArchiveError> {
     sqlx::query("SAVEPOINT instance")
@@ -144,14 +145,14 @@ async fn in_savepoint(
 /// Upsert study, series and instance. Returns the previous file path if
 /// this SOP Instance UID was already stored.
 async fn record(
-    tx: &mut PoolConnection<Sqlite>,
+    tx: &mut PoolConnection<sqlx::Any>,
     a: &InstanceAttributes,
     incoming: &Incoming,
     file_path: &str,
     file_size: u64,
 ) -> Result<Option<String>, ArchiveError> {
     let previous: Option<String> =
-        sqlx::query_scalar("SELECT file_path FROM instances WHERE sop_instance_uid = ?")
+        sqlx::query_scalar("SELECT file_path FROM instances WHERE sop_instance_uid = $1")
             .bind(&a.sop_instance_uid)
             .fetch_optional(&mut **tx)
             .await
@@ -161,18 +162,18 @@ async fn record(
         "INSERT INTO studies (study_instance_uid, patient_id, patient_name, patient_birth_date, patient_sex,
             accession_number, study_id, study_date, study_time, study_description, referring_physician,
             first_received_at, last_received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW}, {NOW})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {NOW}, {NOW})
          ON CONFLICT (study_instance_uid) DO UPDATE SET
-            patient_id = COALESCE(excluded.patient_id, patient_id),
-            patient_name = COALESCE(excluded.patient_name, patient_name),
-            patient_birth_date = COALESCE(excluded.patient_birth_date, patient_birth_date),
-            patient_sex = COALESCE(excluded.patient_sex, patient_sex),
-            accession_number = COALESCE(excluded.accession_number, accession_number),
-            study_id = COALESCE(excluded.study_id, study_id),
-            study_date = COALESCE(excluded.study_date, study_date),
-            study_time = COALESCE(excluded.study_time, study_time),
-            study_description = COALESCE(excluded.study_description, study_description),
-            referring_physician = COALESCE(excluded.referring_physician, referring_physician),
+            patient_id = COALESCE(excluded.patient_id, studies.patient_id),
+            patient_name = COALESCE(excluded.patient_name, studies.patient_name),
+            patient_birth_date = COALESCE(excluded.patient_birth_date, studies.patient_birth_date),
+            patient_sex = COALESCE(excluded.patient_sex, studies.patient_sex),
+            accession_number = COALESCE(excluded.accession_number, studies.accession_number),
+            study_id = COALESCE(excluded.study_id, studies.study_id),
+            study_date = COALESCE(excluded.study_date, studies.study_date),
+            study_time = COALESCE(excluded.study_time, studies.study_time),
+            study_description = COALESCE(excluded.study_description, studies.study_description),
+            referring_physician = COALESCE(excluded.referring_physician, studies.referring_physician),
             last_received_at = excluded.last_received_at"
     ))
     .bind(&a.study_instance_uid)
@@ -193,12 +194,12 @@ async fn record(
     sqlx::query(&format!(
         "INSERT INTO series (series_instance_uid, study_instance_uid, modality, body_part_examined,
             series_number, series_description, first_received_at, last_received_at)
-         VALUES (?, ?, ?, ?, ?, ?, {NOW}, {NOW})
+         VALUES ($1, $2, $3, $4, $5, $6, {NOW}, {NOW})
          ON CONFLICT (series_instance_uid) DO UPDATE SET
-            modality = COALESCE(excluded.modality, modality),
-            body_part_examined = COALESCE(excluded.body_part_examined, body_part_examined),
-            series_number = COALESCE(excluded.series_number, series_number),
-            series_description = COALESCE(excluded.series_description, series_description),
+            modality = COALESCE(excluded.modality, series.modality),
+            body_part_examined = COALESCE(excluded.body_part_examined, series.body_part_examined),
+            series_number = COALESCE(excluded.series_number, series.series_number),
+            series_description = COALESCE(excluded.series_description, series.series_description),
             last_received_at = excluded.last_received_at"
     ))
     .bind(&a.series_instance_uid)
@@ -215,7 +216,7 @@ async fn record(
         "INSERT INTO instances (sop_instance_uid, sop_class_uid, series_instance_uid, study_instance_uid,
             instance_number, transfer_syntax_uid, rows, columns, number_of_frames, view_position,
             file_path, file_size, calling_ae_title, source, peer_address, called_ae_title, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, {NOW})
          ON CONFLICT (sop_instance_uid) DO UPDATE SET
             sop_class_uid = excluded.sop_class_uid,
             series_instance_uid = excluded.series_instance_uid,
@@ -233,7 +234,7 @@ async fn record(
             peer_address = excluded.peer_address,
             called_ae_title = excluded.called_ae_title,
             received_at = excluded.received_at,
-            receive_count = receive_count + 1"
+            receive_count = instances.receive_count + 1"
     ))
     .bind(&a.sop_instance_uid)
     .bind(&a.sop_class_uid)

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::Pool;
 
 use crate::db::NOW;
 use crate::outbox::{enqueue, Kept};
@@ -84,7 +86,7 @@ impl QuietPeriods {
 /// The jobs of one archive.
 #[derive(Clone)]
 pub struct Jobs {
-    pool: SqlitePool,
+    pool: Pool,
     dir: PathBuf,
 }
 
@@ -101,7 +103,7 @@ pub fn instance_set(uids: &[String]) -> String {
 }
 
 impl Jobs {
-    pub(crate) fn new(pool: SqlitePool, dir: &Path) -> Jobs {
+    pub(crate) fn new(pool: Pool, dir: &Path) -> Jobs {
         Jobs {
             pool,
             dir: dir.to_path_buf(),
@@ -134,7 +136,7 @@ impl Jobs {
     /// The model has run; the reports are being built.
     pub async fn reporting(&self, job: &Job) -> Result<(), ArchiveError> {
         sqlx::query(&format!(
-            "UPDATE jobs SET state = {}, updated_at = {NOW} WHERE id = ? AND {}",
+            "UPDATE jobs SET state = {}, updated_at = {NOW} WHERE id = $1 AND {}",
             JobState::Reporting.sql(),
             JobState::moving(&[JobState::Analysing], JobState::Reporting)
         ))
@@ -198,16 +200,21 @@ impl Jobs {
             .chain([quiet.default])
             .min()
             .unwrap_or_default();
-        let candidates: Vec<(String, String, f64, Option<String>)> = sqlx::query_as(
+        // SQLite's planner needs telling to use the partial index.
+        let hint = match crate::db::backend(&self.pool) {
+            crate::db::Backend::Sqlite => "INDEXED BY studies_waiting",
+            crate::db::Backend::Postgres => "",
+        };
+        let candidates: Vec<(String, String, f64, Option<String>)> = sqlx::query_as(&format!(
             "SELECT st.study_instance_uid, st.last_received_at,
-                    (julianday('now') - julianday(COALESCE(max(st.last_received_at, ?1), st.last_received_at))) * 86400.0,
+                    (julianday('now') - julianday(COALESCE(max(st.last_received_at, $1), st.last_received_at))) * 86400.0,
                     (SELECT i.calling_ae_title FROM instances i WHERE i.study_instance_uid = st.study_instance_uid
                      ORDER BY i.received_at DESC LIMIT 1)
-             FROM studies st INDEXED BY studies_waiting
+             FROM studies st {hint}
              WHERE (st.analysed_at IS NULL OR st.analysed_at < st.last_received_at)
-               AND st.last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
+               AND st.last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $2)
              ORDER BY st.last_received_at",
-        )
+        ))
         .bind(watching_since)
         .bind(format!("-{:.3} seconds", shortest.as_secs_f64()))
         .fetch_all(&self.pool)
@@ -220,7 +227,7 @@ impl Jobs {
         let mut made = Vec::new();
         for (study, last_received) in studies {
             let uids: Vec<String> = sqlx::query_scalar(
-                "SELECT sop_instance_uid FROM instances WHERE study_instance_uid = ?",
+                "SELECT sop_instance_uid FROM instances WHERE study_instance_uid = $1",
             )
             .bind(&study)
             .fetch_all(&self.pool)
@@ -231,7 +238,7 @@ impl Jobs {
             // touches the existing job instead of making a second one.
             let id: Option<i64> = sqlx::query_scalar(&format!(
                 "INSERT INTO jobs (study_instance_uid, instance_set, instances, state, created_at, updated_at)
-                 VALUES (?, ?, ?, {ready}, {NOW}, {NOW})
+                 VALUES ($1, $2, $3, {ready}, {NOW}, {NOW})
                  ON CONFLICT (study_instance_uid, instance_set) DO UPDATE SET created_at = {NOW}
                  RETURNING CASE WHEN state = {ready} AND attempts = 0 THEN id END",
                 ready = JobState::Ready.sql(),
@@ -245,7 +252,7 @@ impl Jobs {
             made.extend(id);
             // The study has been looked at up to its latest instance; a
             // later one (a newer last_received_at) makes it wait again.
-            sqlx::query("UPDATE studies SET analysed_at = ? WHERE study_instance_uid = ?")
+            sqlx::query("UPDATE studies SET analysed_at = $1 WHERE study_instance_uid = $2")
                 .bind(&last_received)
                 .bind(&study)
                 .execute(&self.pool)
@@ -292,7 +299,7 @@ impl Jobs {
                     st.study_description
              FROM instances i JOIN series se ON se.series_instance_uid = i.series_instance_uid
              JOIN studies st ON st.study_instance_uid = i.study_instance_uid
-             WHERE i.study_instance_uid = ? ORDER BY i.series_instance_uid, i.instance_number, i.sop_instance_uid",
+             WHERE i.study_instance_uid = $1 ORDER BY i.series_instance_uid, i.instance_number, i.sop_instance_uid",
         )
         .bind(study)
         .fetch_all(&self.pool)
@@ -325,7 +332,7 @@ impl Jobs {
         before: i64,
     ) -> Result<Vec<String>, ArchiveError> {
         let uids: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT report_uids FROM jobs WHERE study_instance_uid = ? AND id < ?
+            "SELECT report_uids FROM jobs WHERE study_instance_uid = $1 AND id < $2
                AND report_uids IS NOT NULL AND state IN {}
              ORDER BY id DESC LIMIT 1",
             sql_list(&JobState::REPORTED)
@@ -362,7 +369,7 @@ impl Jobs {
             .begin()
             .await
             .map_err(ArchiveError::db("recording a job"))?;
-        sqlx::query("DELETE FROM findings WHERE job_id = ?")
+        sqlx::query("DELETE FROM findings WHERE job_id = $1")
             .bind(job.id)
             .execute(&mut *tx)
             .await
@@ -380,7 +387,7 @@ impl Jobs {
             Some(_) => JobState::Done,
         };
         let moved = sqlx::query(&format!(
-            "UPDATE jobs SET state = ?, report_uids = ?, reason = ?, updated_at = {NOW} WHERE id = ? AND {}",
+            "UPDATE jobs SET state = $1, report_uids = $2, reason = $3, updated_at = {NOW} WHERE id = $4 AND {}",
             JobState::moving(&JobState::RUNNING, state)
         ))
             .bind(state.as_str())
@@ -399,7 +406,7 @@ impl Jobs {
         }
         if let Some(p) = priority {
             sqlx::query(
-                "UPDATE studies SET priority = ?, flagged = ? WHERE study_instance_uid = ?",
+                "UPDATE studies SET priority = $1, flagged = $2 WHERE study_instance_uid = $3",
             )
             .bind(p)
             .bind(findings.iter().any(|f| f.flagged && !f.shadow) as i64)
@@ -428,7 +435,7 @@ impl Jobs {
             .begin()
             .await
             .map_err(ArchiveError::db("recording findings"))?;
-        sqlx::query("DELETE FROM findings WHERE job_id = ? AND shadow = 1")
+        sqlx::query("DELETE FROM findings WHERE job_id = $1 AND shadow = 1")
             .bind(job.id)
             .execute(&mut *tx)
             .await
@@ -453,7 +460,7 @@ impl Jobs {
         let mut tx = self.pool.begin().await.map_err(ArchiveError::db(ACTION))?;
         replace_skipped(&mut tx, job, skipped).await?;
         sqlx::query(&format!(
-            "UPDATE jobs SET state = {}, reason = ?, updated_at = {NOW} WHERE id = ? AND {}",
+            "UPDATE jobs SET state = {}, reason = $1, updated_at = {NOW} WHERE id = $2 AND {}",
             JobState::Failed.sql(),
             JobState::moving(&JobState::RUNNING, JobState::Failed)
         ))
@@ -478,14 +485,14 @@ pub struct ModelSkips {
 
 /// Replace each model's skipped-image rows of a job.
 async fn replace_skipped(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut crate::db::Tx<'_>,
     job: &Job,
     skipped: &[ModelSkips],
 ) -> Result<(), ArchiveError> {
     const ACTION: &str = "recording skipped images";
     for m in skipped {
         sqlx::query(
-            "DELETE FROM skipped_images WHERE job_id = ? AND model = ? AND model_version = ?",
+            "DELETE FROM skipped_images WHERE job_id = $1 AND model = $2 AND model_version = $3",
         )
         .bind(job.id)
         .bind(&m.model)
@@ -495,8 +502,9 @@ async fn replace_skipped(
         .map_err(ArchiveError::db(ACTION))?;
         for s in &m.images {
             sqlx::query(
-                "INSERT OR REPLACE INTO skipped_images (job_id, model, model_version, sop_instance_uid, error)
-                 VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO skipped_images (job_id, model, model_version, sop_instance_uid, error)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (job_id, model, model_version, sop_instance_uid) DO UPDATE SET error = excluded.error",
             )
             .bind(job.id)
             .bind(&m.model)
@@ -520,7 +528,7 @@ pub struct SkippedImage {
 
 /// Insert a job's findings.
 async fn insert_findings(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut crate::db::Tx<'_>,
     job: &Job,
     findings: &[FindingRow],
 ) -> Result<(), ArchiveError> {
@@ -528,7 +536,7 @@ async fn insert_findings(
         sqlx::query(&format!(
                 "INSERT INTO findings (job_id, study_instance_uid, series_instance_uid, sop_instance_uid, model, model_version,
                    label, probability, threshold, flagged, heatmap_uid, shadow, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {NOW})"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, {NOW})"
             ))
             .bind(job.id)
             .bind(&job.study_instance_uid)

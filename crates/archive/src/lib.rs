@@ -3,14 +3,16 @@
 //! Every instance is written as a Part 10 file (file meta with the transfer
 //! syntax it arrived in, data set bytes exactly as received) to a temporary
 //! file, fsynced, renamed to `<dir>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm`,
-//! its directory fsynced, and indexed in SQLite — all before
+//! its directory fsynced, and indexed — all before
 //! [`PendingInstance::commit`] returns. A caller that answers a peer only
 //! after `commit` therefore never acknowledges an instance it could lose.
 //!
-//! The SQLite database (`triaged.db` in the storage directory) runs in WAL
-//! mode with `synchronous = FULL`; migrations in the workspace's
-//! `migrations/` folder are applied when the archive opens. The same
-//! database will hold the pipeline's jobs, findings and outbox.
+//! The index, jobs, findings and outbox live in one database: SQLite
+//! (`triaged.db` in the storage directory, WAL mode with `synchronous =
+//! FULL`) by default, or PostgreSQL ([`DatabaseOptions`]) for several
+//! nodes sharing one storage folder. The migrations in the workspace's
+//! `migrations/sqlite` or `migrations/postgres` folder are applied when
+//! the archive opens.
 
 #![forbid(unsafe_code)]
 
@@ -45,6 +47,7 @@ pub use catalog::{
     Catalog, DateRange, InstanceQuery, InstanceRecord, SeriesRecord, StudyQuery, StudyRecord,
     MAX_MATCHES,
 };
+pub use db::{Backend, DatabaseOptions, DATABASE_FILE};
 pub use error::ArchiveError;
 pub use export::StudyFiles;
 pub use fsutil::is_safe_uid;
@@ -87,6 +90,8 @@ pub struct ArchiveOptions {
     /// this fraction in use and try once more (see [`Retention`]); `None`:
     /// fail the write at once.
     pub make_room_to: Option<f64>,
+    /// The index's database (default: SQLite in the storage folder).
+    pub database: DatabaseOptions,
 }
 
 impl ArchiveOptions {
@@ -97,7 +102,18 @@ impl ArchiveOptions {
             implementation_class_uid: IMPLEMENTATION_CLASS_UID.into(),
             implementation_version_name: IMPLEMENTATION_VERSION_NAME.into(),
             make_room_to: None,
+            database: DatabaseOptions::default(),
         }
+    }
+
+    /// With the index in `database`.
+    pub fn with_database(mut self, database: DatabaseOptions) -> Self {
+        self.database = database;
+        self
+    }
+
+    fn target(&self) -> Result<db::Target, ArchiveError> {
+        db::Target::resolve(&self.database, &self.dir)
     }
 }
 
@@ -118,8 +134,6 @@ struct Inner {
     lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
-/// Name of the SQLite database file inside the storage directory.
-pub const DATABASE_FILE: &str = "triaged.db";
 const TMP_DIR: &str = ".incoming";
 
 impl Archive {
@@ -138,7 +152,7 @@ impl Archive {
         })
         .await
         .map_err(|e| ArchiveError::io("prepare storage directory", std::io::Error::other(e)))??;
-        let db = db::Db::open(&options.dir.join(DATABASE_FILE)).await?;
+        let db = db::Db::open(&options.target()?).await?;
         let index = index::IndexWriter::start(db.write.clone());
         Ok(Archive {
             inner: Arc::new(Inner {
@@ -154,12 +168,17 @@ impl Archive {
 
     /// Open an existing archive's database for reading only (CLI queries
     /// while the daemon runs). Fails if there is none.
-    pub async fn open_read_only(dir: &Path) -> Result<ArchiveReader, ArchiveError> {
-        let pool = db::Db::open_read_only(&dir.join(DATABASE_FILE)).await?;
+    pub async fn open_read_only(options: &ArchiveOptions) -> Result<ArchiveReader, ArchiveError> {
+        let pool = db::Db::open_read_only(&options.target()?).await?;
         Ok(ArchiveReader {
             pool,
-            dir: dir.to_path_buf(),
+            dir: options.dir.clone(),
         })
+    }
+
+    /// Which database holds the index.
+    pub fn backend(&self) -> Backend {
+        self.inner.db.backend
     }
 
     pub fn dir(&self) -> &Path {
@@ -255,40 +274,40 @@ impl Archive {
 
 /// Read-only access to an archive's index.
 pub struct ArchiveReader {
-    pool: sqlx::SqlitePool,
+    pool: crate::db::Pool,
     dir: PathBuf,
 }
 
 impl ArchiveReader {
     /// The outbox, for admin commands while the daemon runs (a write
     /// connection of its own; SQLite serialises it with the daemon's).
-    pub async fn outbox(dir: &Path) -> Result<Outbox, ArchiveError> {
-        let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
-        Ok(Outbox::new(pool, dir.to_path_buf()))
+    pub async fn outbox(options: &ArchiveOptions) -> Result<Outbox, ArchiveError> {
+        let pool = db::Db::open_admin(&options.target()?).await?;
+        Ok(Outbox::new(pool, options.dir.clone()))
     }
 
     /// Model states, for admin commands while the daemon runs (a write
     /// connection of its own).
-    pub async fn models(dir: &Path) -> Result<ModelStates, ArchiveError> {
-        let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
+    pub async fn models(options: &ArchiveOptions) -> Result<ModelStates, ArchiveError> {
+        let pool = db::Db::open_admin(&options.target()?).await?;
         Ok(ModelStates::new(pool))
     }
 
     /// The audit trail, for admin commands while the daemon runs (a write
     /// connection of its own: the CLI's actions are recorded too).
-    pub async fn audit(dir: &Path) -> Result<Audit, ArchiveError> {
-        let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
+    pub async fn audit(options: &ArchiveOptions) -> Result<Audit, ArchiveError> {
+        let pool = db::Db::open_admin(&options.target()?).await?;
         Ok(Audit::new(pool.clone(), pool))
     }
 
     /// Retention, for admin commands while the daemon runs (a write
     /// connection of its own): holds and dry runs; only the daemon purges.
-    pub async fn retention(dir: &Path) -> Result<Retention, ArchiveError> {
-        let pool = db::Db::open_admin(&dir.join(DATABASE_FILE)).await?;
+    pub async fn retention(options: &ArchiveOptions) -> Result<Retention, ArchiveError> {
+        let pool = db::Db::open_admin(&options.target()?).await?;
         Ok(Retention::new(
             pool.clone(),
             pool,
-            dir.to_path_buf(),
+            options.dir.clone(),
             Arc::new(retention::Gates::new()),
             false,
         ))

@@ -11,7 +11,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
-use sqlx::{FromRow, SqlitePool};
+use sqlx::FromRow;
+
+use crate::db::Pool;
 
 use crate::db::NOW;
 use crate::ArchiveError;
@@ -89,6 +91,7 @@ pub struct StateChange {
 pub struct LabelComparison {
     pub version: String,
     /// Whether these findings were recorded in shadow.
+    #[sqlx(try_from = "crate::db::Flag")]
     pub shadow: bool,
     pub label: String,
     /// Analyses (jobs) that have this label's result.
@@ -128,11 +131,11 @@ pub fn effective(
 /// Model states and comparisons.
 #[derive(Clone)]
 pub struct ModelStates {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl ModelStates {
-    pub(crate) fn new(pool: SqlitePool) -> ModelStates {
+    pub(crate) fn new(pool: Pool) -> ModelStates {
         ModelStates { pool }
     }
 
@@ -162,11 +165,12 @@ impl ModelStates {
             .begin()
             .await
             .map_err(ArchiveError::db("changing a model's state"))?;
-        let rows: Vec<ModelStateRow> = sqlx::query_as("SELECT * FROM model_states WHERE model = ?")
-            .bind(model)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(ArchiveError::db("changing a model's state"))?;
+        let rows: Vec<ModelStateRow> =
+            sqlx::query_as("SELECT * FROM model_states WHERE model = $1")
+                .bind(model)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(ArchiveError::db("changing a model's state"))?;
         let mut changes = Vec::new();
         for (v, default) in versions {
             let previous = effective(&rows, model, v, *default);
@@ -182,7 +186,7 @@ impl ModelStates {
             }
             sqlx::query(&format!(
                 "INSERT INTO model_states (model, version, state, changed_by, changed_at)
-                 VALUES (?, ?, ?, ?, {NOW})
+                 VALUES ($1, $2, $3, $4, {NOW})
                  ON CONFLICT (model, version) DO UPDATE SET
                    state = excluded.state, changed_by = excluded.changed_by, changed_at = excluded.changed_at"
             ))
@@ -195,7 +199,7 @@ impl ModelStates {
             .map_err(ArchiveError::db("changing a model's state"))?;
             sqlx::query(&format!(
                 "INSERT INTO model_state_changes (model, version, previous, state, changed_by, changed_at)
-                 VALUES (?, ?, ?, ?, ?, {NOW})"
+                 VALUES ($1, $2, $3, $4, $5, {NOW})"
             ))
             .bind(model)
             .bind(v)
@@ -226,7 +230,7 @@ impl ModelStates {
         sqlx::query_as(
             "WITH per AS (
                  SELECT job_id, model_version AS version, shadow, label, MAX(flagged) AS flagged
-                 FROM findings WHERE model = ?
+                 FROM findings WHERE model = $1
                  GROUP BY job_id, model_version, shadow, label),
              reference AS (SELECT job_id, label, flagged FROM per WHERE shadow = 0),
              verdict AS (
@@ -238,7 +242,7 @@ impl ModelStates {
                      WHERE l.kind = 'feedback' AND l.job_id = r.job_id AND l.label = r.label))
              SELECT per.version, per.shadow, per.label,
                     COUNT(*) AS jobs,
-                    SUM(per.flagged) AS flagged,
+                    CAST(SUM(per.flagged) AS BIGINT) AS flagged,
                     SUM(CASE WHEN per.shadow = 1 AND ref.job_id IS NOT NULL THEN 1 ELSE 0 END) AS compared,
                     SUM(CASE WHEN per.shadow = 1 AND ref.flagged = per.flagged THEN 1 ELSE 0 END) AS agreed,
                     SUM(CASE WHEN v.present = 1 THEN 1 ELSE 0 END) AS present,

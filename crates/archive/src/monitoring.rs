@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::Pool;
 
 use crate::ArchiveError;
 
@@ -98,7 +100,7 @@ pub fn psi(actual: &[i64], expected: &[f64]) -> Option<f64> {
 /// Reads for monitoring.
 #[derive(Clone)]
 pub struct Monitoring {
-    read: SqlitePool,
+    read: Pool,
 }
 
 /// Each analysis's result per model version and label.
@@ -109,7 +111,7 @@ const PER_JOB: &str = "per AS (
 
 type Key = (String, String, bool, String);
 
-fn key(r: &sqlx::sqlite::SqliteRow) -> Result<Key, sqlx::Error> {
+fn key(r: &sqlx::any::AnyRow) -> Result<Key, sqlx::Error> {
     Ok((
         r.try_get("model")?,
         r.try_get("version")?,
@@ -123,7 +125,7 @@ fn bin(p: f64) -> usize {
 }
 
 impl Monitoring {
-    pub(crate) fn new(read: SqlitePool) -> Monitoring {
+    pub(crate) fn new(read: Pool) -> Monitoring {
         Monitoring { read }
     }
 
@@ -143,9 +145,8 @@ impl Monitoring {
         let rows = sqlx::query(&format!(
             "WITH {PER_JOB}
              SELECT model, version, shadow, label, substr(at, 1, 10) AS day,
-                    COUNT(*) AS studies, SUM(flagged) AS flagged,
-                    at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days') AS recent
-             FROM per WHERE at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+                    COUNT(*) AS studies, CAST(SUM(flagged) AS BIGINT) AS flagged
+             FROM per WHERE at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $1)
              GROUP BY model, version, shadow, label, day
              ORDER BY day"
         ))
@@ -166,7 +167,7 @@ impl Monitoring {
         // The last 7 days (a day's rows may straddle the limit: count anew).
         let recent = sqlx::query(&format!(
             "WITH {PER_JOB}
-             SELECT model, version, shadow, label, COUNT(*) AS studies, SUM(flagged) AS flagged
+             SELECT model, version, shadow, label, COUNT(*) AS studies, CAST(SUM(flagged) AS BIGINT) AS flagged
              FROM per WHERE at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days')
              GROUP BY model, version, shadow, label"
         ))
@@ -191,12 +192,12 @@ impl Monitoring {
                      SELECT MAX(id) FROM reviews l
                      WHERE l.kind = 'feedback' AND l.job_id = r.job_id AND l.label = r.label))
              SELECT per.model, per.version, per.shadow, per.label,
-                    SUM(per.flagged = 1) AS flagged_reviewed,
-                    SUM(per.flagged = 1 AND v.present = 1) AS flagged_confirmed,
-                    SUM(per.flagged = 0) AS clear_reviewed,
-                    SUM(per.flagged = 0 AND v.present = 1) AS missed
+                    CAST(SUM(CASE WHEN per.flagged = 1 THEN 1 ELSE 0 END) AS BIGINT) AS flagged_reviewed,
+                    CAST(SUM(CASE WHEN per.flagged = 1 AND v.present = 1 THEN 1 ELSE 0 END) AS BIGINT) AS flagged_confirmed,
+                    CAST(SUM(CASE WHEN per.flagged = 0 THEN 1 ELSE 0 END) AS BIGINT) AS clear_reviewed,
+                    CAST(SUM(CASE WHEN per.flagged = 0 AND v.present = 1 THEN 1 ELSE 0 END) AS BIGINT) AS missed
              FROM per JOIN verdict v ON v.job_id = per.job_id AND v.label = per.label AND v.model = per.model
-             WHERE per.at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)
+             WHERE per.at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $1)
              GROUP BY per.model, per.version, per.shadow, per.label"
         ))
         .bind(format!("-{days} days"))
@@ -218,8 +219,8 @@ impl Monitoring {
              start AS (SELECT model, version, shadow, label, MIN(at) AS first FROM per
                        GROUP BY model, version, shadow, label)
              SELECT per.model, per.version, per.shadow, per.label, per.p,
-                    per.at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days') AS recent,
-                    per.at < strftime('%Y-%m-%dT%H:%M:%fZ', start.first, '+28 days') AS baseline
+                    CASE WHEN per.at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7 days') THEN 1 ELSE 0 END AS recent,
+                    CASE WHEN per.at < strftime('%Y-%m-%dT%H:%M:%fZ', start.first, '+28 days') THEN 1 ELSE 0 END AS baseline
              FROM per JOIN start USING (model, version, shadow, label)"
         ))
         .fetch_all(&self.read)
@@ -229,13 +230,13 @@ impl Monitoring {
         for r in &scores {
             let k = key(r).map_err(ArchiveError::db(ACTION))?;
             let p: f64 = r.try_get("p").map_err(ArchiveError::db(ACTION))?;
-            let recent: bool = r.try_get("recent").map_err(ArchiveError::db(ACTION))?;
-            let first: bool = r.try_get("baseline").map_err(ArchiveError::db(ACTION))?;
-            if recent {
+            let recent: i64 = r.try_get("recent").map_err(ArchiveError::db(ACTION))?;
+            let first: i64 = r.try_get("baseline").map_err(ArchiveError::db(ACTION))?;
+            if recent != 0 {
                 let m = out.entry(k.clone()).or_insert_with(|| empty(&k));
                 m.scores_7d[bin(p)] += 1;
             }
-            if first {
+            if first != 0 {
                 baseline.entry(k).or_insert_with(|| vec![0; BINS])[bin(p)] += 1;
             }
         }

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::Pool;
 
 use crate::db::NOW;
 use crate::fsutil::{create_dir_durable, is_safe_uid, sync_dir};
@@ -56,15 +58,16 @@ pub struct Kept {
 /// Queue a kept object for each destination inside `tx`; a row that
 /// exists for (object, destination) is left as it is.
 pub(crate) async fn enqueue(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     kept: &Kept,
     destinations: &[String],
     job: Option<i64>,
 ) -> Result<(), ArchiveError> {
     for d in destinations {
         sqlx::query(&format!(
-            "INSERT OR IGNORE INTO outbox (sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, next_attempt_at, created_at, updated_at, job_id)
-             VALUES (?, ?, ?, ?, ?, {}, {NOW}, {NOW}, {NOW}, ?)",
+            "INSERT INTO outbox (sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, next_attempt_at, created_at, updated_at, job_id)
+             VALUES ($1, $2, $3, $4, $5, {}, {NOW}, {NOW}, {NOW}, $6)
+             ON CONFLICT (sop_instance_uid, destination) DO NOTHING",
             DeliveryState::Pending.sql()
         ))
         .bind(&kept.sop_instance_uid)
@@ -140,14 +143,14 @@ impl RetryPolicy {
 /// The outbox of one archive.
 #[derive(Clone)]
 pub struct Outbox {
-    pool: SqlitePool,
+    pool: Pool,
     dir: PathBuf,
     /// When keeping an object finds the disk full: purge settled studies
     /// down to this fraction in use and try once more.
     room: Option<(crate::Retention, f64)>,
 }
 
-fn entry(row: &sqlx::sqlite::SqliteRow, dir: &Path) -> Result<OutboxEntry, sqlx::Error> {
+fn entry(row: &sqlx::any::AnyRow, dir: &Path) -> Result<OutboxEntry, sqlx::Error> {
     Ok(OutboxEntry {
         id: row.try_get("id")?,
         sop_instance_uid: row.try_get("sop_instance_uid")?,
@@ -173,7 +176,7 @@ fn entry(row: &sqlx::sqlite::SqliteRow, dir: &Path) -> Result<OutboxEntry, sqlx:
 const COLUMNS: &str = "id, sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at, job_id";
 
 impl Outbox {
-    pub(crate) fn new(pool: SqlitePool, dir: PathBuf) -> Outbox {
+    pub(crate) fn new(pool: Pool, dir: PathBuf) -> Outbox {
         Outbox {
             pool,
             dir,
@@ -298,7 +301,7 @@ impl Outbox {
     pub async fn claim_due(&self, limit: i64) -> Result<Vec<OutboxEntry>, ArchiveError> {
         let rows = sqlx::query(&format!(
             "UPDATE outbox SET state = {}, updated_at = {NOW}
-             WHERE id IN (SELECT id FROM outbox WHERE {} AND next_attempt_at <= {NOW} ORDER BY next_attempt_at, id LIMIT ?)
+             WHERE id IN (SELECT id FROM outbox WHERE {} AND next_attempt_at <= {NOW} ORDER BY next_attempt_at, id LIMIT $1)
              RETURNING {COLUMNS}",
             DeliveryState::Sending.sql(),
             DeliveryState::moving(&[DeliveryState::Pending], DeliveryState::Sending)
@@ -324,8 +327,8 @@ impl Outbox {
         note: Option<&str>,
     ) -> Result<Option<DeliveryState>, ArchiveError> {
         let r = sqlx::query(&format!(
-            "UPDATE outbox SET state = {}, attempts = attempts + 1, last_status = ?, last_error = ?, delivered_at = {NOW}, updated_at = {NOW}
-             WHERE id = ? AND {}",
+            "UPDATE outbox SET state = {}, attempts = attempts + 1, last_status = $1, last_error = $2, delivered_at = {NOW}, updated_at = {NOW}
+             WHERE id = $3 AND {}",
             DeliveryState::Delivered.sql(),
             DeliveryState::moving(&[DeliveryState::Sending], DeliveryState::Delivered)
         ))
@@ -348,7 +351,7 @@ impl Outbox {
         permanent: bool,
         policy: &RetryPolicy,
     ) -> Result<Option<DeliveryState>, ArchiveError> {
-        let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = ?")
+        let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1")
             .bind(id)
             .fetch_one(&self.pool)
             .await
@@ -361,8 +364,8 @@ impl Outbox {
         };
         let delay = policy.delay(id, attempts as u32).as_secs_f64();
         let r = sqlx::query(&format!(
-            "UPDATE outbox SET state = ?, attempts = ?, last_status = ?, last_error = ?,
-               next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?), updated_at = {NOW} WHERE id = ? AND {}",
+            "UPDATE outbox SET state = $1, attempts = $2, last_status = $3, last_error = $4,
+               next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $5), updated_at = {NOW} WHERE id = $6 AND {}",
             DeliveryState::moving(&[DeliveryState::Sending], state)
         ))
         .bind(state.as_str())
@@ -397,7 +400,7 @@ impl Outbox {
         let mut tx = self.pool.begin().await.map_err(ArchiveError::db(ACTION))?;
         let r = sqlx::query(&format!(
             "UPDATE outbox SET state = {}, attempts = 0, next_attempt_at = {NOW}, updated_at = {NOW}
-             WHERE id = ? AND {}",
+             WHERE id = $1 AND {}",
             DeliveryState::Pending.sql(),
             DeliveryState::moving(&DeliveryState::RETRYABLE, DeliveryState::Pending)
         ))
@@ -407,7 +410,7 @@ impl Outbox {
         .map_err(ArchiveError::db(ACTION))?;
         sqlx::query(&format!(
             "UPDATE jobs SET state = {}, reason = NULL, updated_at = {NOW}
-             WHERE {} AND id = (SELECT job_id FROM outbox WHERE id = ?)",
+             WHERE {} AND id = (SELECT job_id FROM outbox WHERE id = $1)",
             JobState::Sending.sql(),
             JobState::moving(&[JobState::Failed], JobState::Sending)
         ))

@@ -4,7 +4,9 @@
 //! change, so they take effect without a restart.
 
 use serde::Serialize;
-use sqlx::{FromRow, SqlitePool};
+use sqlx::FromRow;
+
+use crate::db::Pool;
 
 use crate::db::NOW;
 use crate::ArchiveError;
@@ -31,6 +33,7 @@ impl PeerKind {
 pub struct PeerOverride {
     pub kind: String,
     pub name: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub removed: bool,
     pub ae_title: Option<String>,
     /// Sources: allowed hosts, one per line.
@@ -48,11 +51,11 @@ pub struct PeerOverride {
 /// The admin's peer overrides.
 #[derive(Clone)]
 pub struct Peers {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl Peers {
-    pub(crate) fn new(pool: SqlitePool) -> Peers {
+    pub(crate) fn new(pool: Pool) -> Peers {
         Peers { pool }
     }
 
@@ -126,7 +129,7 @@ impl Peers {
     ) -> Result<(), ArchiveError> {
         sqlx::query(&format!(
             "INSERT INTO peers (kind, name, removed, ae_title, hosts, host, port, quiet_secs, settings, updated_by, updated_at)
-             VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, {NOW})
+             VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, {NOW})
              ON CONFLICT (kind, name) DO UPDATE SET removed = 0, ae_title = excluded.ae_title,
                hosts = excluded.hosts, host = excluded.host, port = excluded.port,
                quiet_secs = excluded.quiet_secs, settings = excluded.settings,
@@ -150,7 +153,7 @@ impl Peers {
     /// Remove a peer (one from the file is hidden by a `removed` row).
     pub async fn remove(&self, kind: PeerKind, name: &str, user: &str) -> Result<(), ArchiveError> {
         sqlx::query(&format!(
-            "INSERT INTO peers (kind, name, removed, updated_by, updated_at) VALUES (?, ?, 1, ?, {NOW})
+            "INSERT INTO peers (kind, name, removed, updated_by, updated_at) VALUES ($1, $2, 1, $3, {NOW})
              ON CONFLICT (kind, name) DO UPDATE SET removed = 1, ae_title = NULL, hosts = NULL, host = NULL,
                port = NULL, quiet_secs = NULL, settings = NULL, updated_by = excluded.updated_by, updated_at = excluded.updated_at"
         ))

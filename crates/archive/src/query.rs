@@ -1,7 +1,9 @@
 //! Read-side queries over the index.
 
 use serde::Serialize;
-use sqlx::{FromRow, SqlitePool};
+use sqlx::FromRow;
+
+use crate::db::Pool;
 
 use crate::ArchiveError;
 
@@ -57,7 +59,7 @@ pub(crate) const SUMMARY_COLUMNS: &str = "st.study_instance_uid,
     (SELECT COUNT(*) FROM instances i WHERE i.study_instance_uid = st.study_instance_uid) AS instances,
     (SELECT COUNT(*) FROM series se WHERE se.study_instance_uid = st.study_instance_uid) AS series,
     (SELECT GROUP_CONCAT(m, '\\') FROM (SELECT DISTINCT modality AS m FROM series se
-        WHERE se.study_instance_uid = st.study_instance_uid AND modality IS NOT NULL ORDER BY m)) AS modalities,
+        WHERE se.study_instance_uid = st.study_instance_uid AND modality IS NOT NULL ORDER BY m) AS ms) AS modalities,
     st.accession_number, st.study_date, st.study_description,
     st.first_received_at, st.last_received_at,
     (SELECT state FROM jobs j WHERE j.study_instance_uid = st.study_instance_uid ORDER BY id DESC LIMIT 1) AS status,
@@ -94,7 +96,7 @@ impl From<Row> for StudySummary {
     }
 }
 
-pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, ArchiveError> {
+pub(crate) async fn studies(pool: &Pool) -> Result<Vec<StudySummary>, ArchiveError> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {SUMMARY_COLUMNS} FROM studies st ORDER BY st.last_received_at DESC"
     ))
@@ -104,7 +106,7 @@ pub(crate) async fn studies(pool: &SqlitePool) -> Result<Vec<StudySummary>, Arch
     Ok(rows.into_iter().map(StudySummary::from).collect())
 }
 
-pub(crate) async fn instance_count(pool: &SqlitePool) -> Result<i64, ArchiveError> {
+pub(crate) async fn instance_count(pool: &Pool) -> Result<i64, ArchiveError> {
     sqlx::query_scalar("SELECT COUNT(*) FROM instances")
         .fetch_one(pool)
         .await

@@ -23,7 +23,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::Pool;
 use tokio::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::db::NOW;
@@ -231,16 +233,16 @@ static SETTLED: LazyLock<String> = LazyLock::new(|| {
 const SETTLED_COLUMNS: &str = "st.study_instance_uid,
     COALESCE(j.updated_at, st.last_received_at) AS settled_at,
     (SELECT COUNT(*) FROM instances i WHERE i.study_instance_uid = st.study_instance_uid) AS instances,
-    (SELECT COALESCE(SUM(file_size), 0) FROM instances i WHERE i.study_instance_uid = st.study_instance_uid) AS bytes";
+    (SELECT CAST(COALESCE(SUM(file_size), 0) AS BIGINT) FROM instances i WHERE i.study_instance_uid = st.study_instance_uid) AS bytes";
 
 /// Retention over an archive: planning, purging, holds.
 #[derive(Clone)]
 pub struct Retention {
     /// The archive's writer (purges, holds).
-    pool: SqlitePool,
+    pool: Pool,
     /// Readers, for the scans that find candidates (which must not keep
     /// the writer from indexing instances meanwhile).
-    read: SqlitePool,
+    read: Pool,
     dir: PathBuf,
     gates: Arc<Gates>,
     /// Whether this process holds the storage lock (only then may it
@@ -259,8 +261,8 @@ impl std::fmt::Debug for Retention {
 
 impl Retention {
     pub(crate) fn new(
-        pool: SqlitePool,
-        read: SqlitePool,
+        pool: Pool,
+        read: Pool,
         dir: PathBuf,
         gates: Arc<Gates>,
         exclusive: bool,
@@ -320,7 +322,7 @@ impl Retention {
 
     /// The time `age` ago, as timestamps are stored.
     async fn cutoff(&self, age: Duration) -> Result<String, ArchiveError> {
-        sqlx::query_scalar("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)")
+        sqlx::query_scalar("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $1)")
             .bind(format!("-{:.3} seconds", age.as_secs_f64()))
             .fetch_one(&self.read)
             .await
@@ -477,12 +479,12 @@ impl Retention {
         let _gate = self.gates.exclusive(study).await;
         let mut tx = self
             .pool
-            .begin_with("BEGIN IMMEDIATE")
+            .begin_with(crate::db::begin_write(&self.pool))
             .await
             .map_err(ArchiveError::db(ACTION))?;
         let row = sqlx::query(&format!(
             "SELECT {SETTLED_COLUMNS} FROM studies st {settled}
-               AND st.held_at IS NULL AND st.study_instance_uid = ?",
+               AND st.held_at IS NULL AND st.study_instance_uid = $1",
             settled = *SETTLED
         ))
         .bind(study)
@@ -499,7 +501,7 @@ impl Retention {
             return Ok(None);
         };
         let mut files: Vec<String> =
-            sqlx::query_scalar("SELECT file_path FROM instances WHERE study_instance_uid = ?")
+            sqlx::query_scalar("SELECT file_path FROM instances WHERE study_instance_uid = $1")
                 .bind(study)
                 .fetch_all(&mut *tx)
                 .await
@@ -511,13 +513,13 @@ impl Retention {
                 .map_err(ArchiveError::db(ACTION))?,
         );
         self.remove(files, "delete instance files").await?;
-        sqlx::query("DELETE FROM instances WHERE study_instance_uid = ?")
+        sqlx::query("DELETE FROM instances WHERE study_instance_uid = $1")
             .bind(study)
             .execute(&mut *tx)
             .await
             .map_err(ArchiveError::db(ACTION))?;
         sqlx::query(&format!(
-            "UPDATE studies SET purged_at = {NOW} WHERE study_instance_uid = ?"
+            "UPDATE studies SET purged_at = {NOW} WHERE study_instance_uid = $1"
         ))
         .bind(study)
         .execute(&mut *tx)
@@ -525,7 +527,7 @@ impl Retention {
         .map_err(ArchiveError::db(ACTION))?;
         sqlx::query(&format!(
             "INSERT INTO purges (study_instance_uid, reason, instances, bytes, settled_at, purged_at)
-             VALUES (?, ?, ?, ?, ?, {NOW})"
+             VALUES ($1, $2, $3, $4, $5, {NOW})"
         ))
         .bind(study)
         .bind(reason.as_str())
@@ -555,7 +557,7 @@ impl Retention {
             "SELECT st.study_instance_uid FROM studies st {settled}
                AND st.held_at IS NULL AND st.purged_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = st.study_instance_uid)
-               AND COALESCE(j.updated_at, st.last_received_at) <= ?
+               AND COALESCE(j.updated_at, st.last_received_at) <= $1
              ORDER BY st.study_instance_uid",
             settled = *SETTLED
         ))
@@ -580,14 +582,14 @@ impl Retention {
         let _gate = self.gates.exclusive(study).await;
         let mut tx = self
             .pool
-            .begin_with("BEGIN IMMEDIATE")
+            .begin_with(crate::db::begin_write(&self.pool))
             .await
             .map_err(ArchiveError::db(ACTION))?;
         let still: Option<String> = sqlx::query_scalar(&format!(
             "SELECT st.study_instance_uid FROM studies st {settled}
-               AND st.held_at IS NULL AND st.study_instance_uid = ?
+               AND st.held_at IS NULL AND st.study_instance_uid = $1
                AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.study_instance_uid = st.study_instance_uid)
-               AND COALESCE(j.updated_at, st.last_received_at) <= ?",
+               AND COALESCE(j.updated_at, st.last_received_at) <= $2",
             settled = *SETTLED
         ))
         .bind(study)
@@ -602,13 +604,13 @@ impl Retention {
             .await
             .map_err(ArchiveError::db(ACTION))?;
         for sql in [
-            "DELETE FROM skipped_images WHERE job_id IN (SELECT id FROM jobs WHERE study_instance_uid = ?1)",
-            "DELETE FROM findings WHERE study_instance_uid = ?1 OR job_id IN (SELECT id FROM jobs WHERE study_instance_uid = ?1)",
-            "DELETE FROM reviews WHERE study_instance_uid = ?1",
-            "DELETE FROM outbox WHERE study_instance_uid = ?1",
-            "DELETE FROM jobs WHERE study_instance_uid = ?1",
-            "DELETE FROM series WHERE study_instance_uid = ?1",
-            "DELETE FROM studies WHERE study_instance_uid = ?1",
+            "DELETE FROM skipped_images WHERE job_id IN (SELECT id FROM jobs WHERE study_instance_uid = $1)",
+            "DELETE FROM findings WHERE study_instance_uid = $1 OR job_id IN (SELECT id FROM jobs WHERE study_instance_uid = $1)",
+            "DELETE FROM reviews WHERE study_instance_uid = $1",
+            "DELETE FROM outbox WHERE study_instance_uid = $1",
+            "DELETE FROM jobs WHERE study_instance_uid = $1",
+            "DELETE FROM series WHERE study_instance_uid = $1",
+            "DELETE FROM studies WHERE study_instance_uid = $1",
         ] {
             sqlx::query(sql)
                 .bind(study)
@@ -635,7 +637,7 @@ impl Retention {
     /// such study.
     pub async fn hold(&self, study: &str, by: &str, reason: &str) -> Result<bool, ArchiveError> {
         let r = sqlx::query(&format!(
-            "UPDATE studies SET held_at = {NOW}, held_by = ?, hold_reason = ? WHERE study_instance_uid = ?"
+            "UPDATE studies SET held_at = {NOW}, held_by = $1, hold_reason = $2 WHERE study_instance_uid = $3"
         ))
         .bind(by)
         .bind(reason)
@@ -650,7 +652,7 @@ impl Retention {
     /// such study.
     pub async fn release(&self, study: &str) -> Result<bool, ArchiveError> {
         let r = sqlx::query(
-            "UPDATE studies SET held_at = NULL, held_by = NULL, hold_reason = NULL WHERE study_instance_uid = ?",
+            "UPDATE studies SET held_at = NULL, held_by = NULL, hold_reason = NULL WHERE study_instance_uid = $1",
         )
         .bind(study)
         .execute(&self.pool)
@@ -664,24 +666,24 @@ impl Retention {
 /// each job's report objects and their result documents, each finding's
 /// heatmap capture (paths relative to `dir` or absolute).
 async fn report_files(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     dir: &Path,
     study: &str,
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut files: BTreeSet<String> =
-        sqlx::query_scalar("SELECT file_path FROM outbox WHERE study_instance_uid = ?")
+        sqlx::query_scalar("SELECT file_path FROM outbox WHERE study_instance_uid = $1")
             .bind(study)
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
             .collect();
     let reports: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT report_uids FROM jobs WHERE study_instance_uid = ?")
+        sqlx::query_scalar("SELECT report_uids FROM jobs WHERE study_instance_uid = $1")
             .bind(study)
             .fetch_all(&mut *tx)
             .await?;
     let heatmaps: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT heatmap_uid FROM findings WHERE study_instance_uid = ? AND heatmap_uid IS NOT NULL",
+        "SELECT DISTINCT heatmap_uid FROM findings WHERE study_instance_uid = $1 AND heatmap_uid IS NOT NULL",
     )
     .bind(study)
     .fetch_all(&mut *tx)
@@ -704,7 +706,7 @@ async fn report_files(
     Ok(files.into_iter().collect())
 }
 
-fn settled_of(r: &sqlx::sqlite::SqliteRow) -> Result<SettledStudy, sqlx::Error> {
+fn settled_of(r: &sqlx::any::AnyRow) -> Result<SettledStudy, sqlx::Error> {
     Ok(SettledStudy {
         study_instance_uid: r.try_get("study_instance_uid")?,
         settled_at: r.try_get("settled_at")?,

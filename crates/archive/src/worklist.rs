@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
+use sqlx::FromRow;
+
+use crate::db::{Pool, Sql};
 
 use crate::db::NOW;
 use crate::query::{self, StudySummary};
@@ -84,6 +86,7 @@ pub struct FindingView {
     pub label: String,
     pub probability: f64,
     pub threshold: f64,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub flagged: bool,
     pub series_instance_uid: String,
     pub sop_instance_uid: String,
@@ -154,8 +157,8 @@ pub struct Feedback {
 /// Worklist queries (reader pool) and reviews (writer).
 #[derive(Clone)]
 pub struct Worklist {
-    read: SqlitePool,
-    write: SqlitePool,
+    read: Pool,
+    write: Pool,
     dir: PathBuf,
 }
 
@@ -168,10 +171,10 @@ struct Patient {
 }
 
 const LATEST_REPORTED_JOB: &str =
-    "(SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = ? AND j.report_uids IS NOT NULL)";
+    "(SELECT MAX(id) FROM jobs j WHERE j.study_instance_uid = $1 AND j.report_uids IS NOT NULL)";
 
 impl Worklist {
-    pub(crate) fn new(read: SqlitePool, write: SqlitePool, dir: &Path) -> Worklist {
+    pub(crate) fn new(read: Pool, write: Pool, dir: &Path) -> Worklist {
         Worklist {
             read,
             write,
@@ -184,7 +187,7 @@ impl Worklist {
     pub async fn page(&self, f: &WorklistFilter) -> Result<WorklistPage, ArchiveError> {
         let per_page = f.per_page.clamp(1, 500);
         let page = f.page.max(1);
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
+        let mut q = Sql::new(format!(
             "SELECT * FROM (SELECT {}, st.patient_name, st.patient_id, st.acknowledged_at, st.acknowledged_by FROM studies st) s WHERE 1 = 1",
             query::SUMMARY_COLUMNS
         ));
@@ -197,7 +200,6 @@ impl Worklist {
         // In i64: (page - 1) * per_page overflows u32 for a large page.
         q.push_bind((page as i64 - 1) * per_page as i64);
         let rows = q
-            .build()
             .fetch_all(&self.read)
             .await
             .map_err(ArchiveError::db("reading the worklist"))?;
@@ -208,14 +210,13 @@ impl Worklist {
             let p = Patient::from_row(r).map_err(ArchiveError::db("reading the worklist"))?;
             studies.push(entry(summary.into(), p));
         }
-        let mut count = QueryBuilder::<Sqlite>::new(format!(
+        let mut count = Sql::new(format!(
             "SELECT COUNT(*) FROM (SELECT {}, st.acknowledged_at FROM studies st) s WHERE 1 = 1",
             query::SUMMARY_COLUMNS
         ));
         filter(&mut count, f);
         let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&self.read)
+            .fetch_scalar(&self.read)
             .await
             .map_err(ArchiveError::db("counting the worklist"))?;
         Ok(WorklistPage {
@@ -231,7 +232,7 @@ impl Worklist {
         let e = |what| ArchiveError::db(what);
         let row = sqlx::query(&format!(
             "SELECT {}, st.patient_name, st.patient_id, st.acknowledged_at, st.acknowledged_by
-             FROM studies st WHERE st.study_instance_uid = ?",
+             FROM studies st WHERE st.study_instance_uid = $1",
             query::SUMMARY_COLUMNS
         ))
         .bind(uid)
@@ -245,7 +246,7 @@ impl Worklist {
             "SELECT i.sop_instance_uid, i.sop_class_uid, i.series_instance_uid, se.modality, se.body_part_examined,
                     se.series_description, i.instance_number, i.view_position, i.rows, i.columns
              FROM instances i JOIN series se ON se.series_instance_uid = i.series_instance_uid
-             WHERE i.study_instance_uid = ? ORDER BY se.series_number, i.series_instance_uid, i.instance_number, i.sop_instance_uid",
+             WHERE i.study_instance_uid = $1 ORDER BY se.series_number, i.series_instance_uid, i.instance_number, i.sop_instance_uid",
         )
         .bind(uid)
         .fetch_all(&self.read)
@@ -253,7 +254,7 @@ impl Worklist {
         .map_err(e("reading a study's instances"))?;
         let jobs = sqlx::query_as(
             "SELECT id, state, reason, attempts, instances, created_at, updated_at FROM jobs
-             WHERE study_instance_uid = ? ORDER BY id DESC",
+             WHERE study_instance_uid = $1 ORDER BY id DESC",
         )
         .bind(uid)
         .fetch_all(&self.read)
@@ -270,7 +271,7 @@ impl Worklist {
         .map_err(e("reading a study's findings"))?;
         let deliveries = sqlx::query_as(
             "SELECT sop_instance_uid, sop_class_uid, destination, state, attempts, last_error, delivered_at
-             FROM outbox WHERE study_instance_uid = ? ORDER BY id",
+             FROM outbox WHERE study_instance_uid = $1 ORDER BY id",
         )
         .bind(uid)
         .fetch_all(&self.read)
@@ -278,7 +279,7 @@ impl Worklist {
         .map_err(e("reading a study's deliveries"))?;
         let reviews = sqlx::query_as(
             "SELECT kind, user_name, label, verdict, comment, job_id, created_at FROM reviews
-             WHERE study_instance_uid = ? ORDER BY id DESC",
+             WHERE study_instance_uid = $1 ORDER BY id DESC",
         )
         .bind(uid)
         .fetch_all(&self.read)
@@ -287,7 +288,7 @@ impl Worklist {
         let skipped_images = sqlx::query_as(
             "SELECT s.job_id, s.model, s.model_version, s.sop_instance_uid, s.error
              FROM skipped_images s JOIN jobs j ON j.id = s.job_id
-             WHERE j.study_instance_uid = ? ORDER BY s.job_id DESC, s.model, s.sop_instance_uid",
+             WHERE j.study_instance_uid = $1 ORDER BY s.job_id DESC, s.model, s.sop_instance_uid",
         )
         .bind(uid)
         .fetch_all(&self.read)
@@ -313,7 +314,7 @@ impl Worklist {
             .await
             .map_err(ArchiveError::db("recording an acknowledgement"))?;
         let r = sqlx::query(&format!(
-            "UPDATE studies SET acknowledged_at = {NOW}, acknowledged_by = ? WHERE study_instance_uid = ?"
+            "UPDATE studies SET acknowledged_at = {NOW}, acknowledged_by = $1 WHERE study_instance_uid = $2"
         ))
         .bind(user)
         .bind(uid)
@@ -325,9 +326,8 @@ impl Worklist {
         }
         sqlx::query(&format!(
             "INSERT INTO reviews (study_instance_uid, job_id, kind, user_name, created_at)
-             VALUES (?, {LATEST_REPORTED_JOB}, 'ack', ?, {NOW})"
+             VALUES ($1, {LATEST_REPORTED_JOB}, 'ack', $2, {NOW})"
         ))
-        .bind(uid)
         .bind(uid)
         .bind(user)
         .execute(&mut *tx)
@@ -349,15 +349,14 @@ impl Worklist {
     ) -> Result<bool, ArchiveError> {
         let r = sqlx::query(&format!(
             "INSERT INTO reviews (study_instance_uid, job_id, kind, user_name, label, verdict, comment, created_at)
-             SELECT study_instance_uid, {LATEST_REPORTED_JOB}, 'feedback', ?, ?, ?, ?, {NOW}
-             FROM studies WHERE study_instance_uid = ?"
+             SELECT study_instance_uid, {LATEST_REPORTED_JOB}, 'feedback', $2, $3, $4, $5, {NOW}
+             FROM studies WHERE study_instance_uid = $1"
         ))
         .bind(uid)
         .bind(user)
         .bind(&f.label)
         .bind(if f.agree { "agree" } else { "disagree" })
         .bind(&f.comment)
-        .bind(uid)
         .execute(&self.write)
         .await
         .map_err(ArchiveError::db("recording feedback"))?;
@@ -367,7 +366,7 @@ impl Worklist {
     /// The stored file of an instance.
     pub async fn instance_file(&self, sop: &str) -> Result<Option<PathBuf>, ArchiveError> {
         let p: Option<String> =
-            sqlx::query_scalar("SELECT file_path FROM instances WHERE sop_instance_uid = ?")
+            sqlx::query_scalar("SELECT file_path FROM instances WHERE sop_instance_uid = $1")
                 .bind(sop)
                 .fetch_optional(&self.read)
                 .await
@@ -385,7 +384,7 @@ impl Worklist {
     ) -> Result<Option<PathBuf>, ArchiveError> {
         let uid: Option<String> = sqlx::query_scalar(
             "SELECT heatmap_uid FROM findings
-             WHERE sop_instance_uid = ? AND label = ? AND heatmap_uid IS NOT NULL
+             WHERE sop_instance_uid = $1 AND label = $2 AND heatmap_uid IS NOT NULL
              ORDER BY job_id DESC LIMIT 1",
         )
         .bind(sop)
@@ -440,13 +439,26 @@ fn entry(study: StudySummary, p: Patient) -> WorklistEntry {
     }
 }
 
-fn filter(q: &mut QueryBuilder<'_, Sqlite>, f: &WorklistFilter) {
+/// `text` for LIKE … ESCAPE '\\': its wildcards and backslashes literal.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn filter(q: &mut Sql<'_>, f: &WorklistFilter) {
     if let Some(s) = &f.status {
         q.push(" AND s.status = ").push_bind(s.clone());
     }
     if let Some(m) = &f.modality {
         q.push(" AND ('\\' || s.modalities || '\\') LIKE ")
-            .push_bind(format!("%\\{}\\%", m.to_uppercase()));
+            .push_bind(format!("%\\\\{}\\\\%", like_literal(&m.to_uppercase())))
+            .push(" ESCAPE '\\'");
     }
     if let Some(fl) = f.flagged {
         q.push(" AND COALESCE(s.flagged, 0) = ")
@@ -468,7 +480,8 @@ fn filter(q: &mut QueryBuilder<'_, Sqlite>, f: &WorklistFilter) {
             .push_bind(format!("{d}T99"));
     }
     if let Some(a) = &f.accession {
-        q.push(" AND s.accession_number LIKE ")
-            .push_bind(format!("%{}%", a.replace(['%', '_'], "")));
+        q.push(" AND upper(s.accession_number) LIKE upper(")
+            .push_bind(format!("%{}%", like_literal(a)))
+            .push(") ESCAPE '\\'");
     }
 }

@@ -1,6 +1,8 @@
 //! The archive on a real SQLite file in a temporary directory.
 
-use archive::{Archive, ArchiveError, ArchiveOptions, FindingRow, Incoming};
+mod common;
+
+use archive::{Archive, ArchiveError, FindingRow, Incoming};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -48,7 +50,7 @@ fn incoming(sop: &str) -> Incoming {
 }
 
 async fn open(dir: &std::path::Path, spill: usize) -> Archive {
-    let mut o = ArchiveOptions::new(dir);
+    let mut o = common::options(dir).await;
     o.spill_threshold = spill;
     Archive::open(o).await.unwrap()
 }
@@ -387,12 +389,7 @@ async fn quiet_time_counts_from_the_restart_at_the_earliest() {
     .await
     .unwrap();
     // The instance arrived an hour ago; the daemon was down since.
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("triaged.db").display()
-    ))
-    .await
-    .unwrap();
+    let db = common::raw(dir.path()).await;
     for q in [
         "UPDATE studies SET last_received_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3600 seconds')",
         "UPDATE instances SET received_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3600 seconds')",
@@ -728,9 +725,7 @@ async fn skipped_images_are_named_with_the_study() {
 
 /// One number from the archive's database, read directly.
 async fn count(dir: &std::path::Path, sql: &str) -> i64 {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("triaged.db").display()))
-        .await
-        .unwrap();
+    let pool = common::raw(dir).await;
     let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
     pool.close().await;
     n

@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::SqlitePool;
 
 fn migrations() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/sqlite")
 }
 
 /// A database as the release that had only the first `n` migrations left

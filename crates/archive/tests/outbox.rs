@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use archive::{Archive, ArchiveOptions, ArchiveReader, DeliveryState, NewObject, RetryPolicy};
+mod common;
+
+use archive::{Archive, ArchiveReader, DeliveryState, NewObject, RetryPolicy};
 
 fn object(sop: &str) -> NewObject {
     NewObject {
@@ -17,7 +19,7 @@ fn object(sop: &str) -> NewObject {
 #[tokio::test(flavor = "multi_thread")]
 async fn results_move_through_the_outbox_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let archive = Archive::open(ArchiveOptions::new(dir.path()))
+    let archive = Archive::open(common::options(dir.path()).await)
         .await
         .unwrap();
     let outbox = archive.outbox();
@@ -79,7 +81,7 @@ async fn results_move_through_the_outbox_and_survive_a_restart() {
     assert_eq!(outbox.claim_due(10).await.unwrap().len(), 1);
     archive.close().await;
     drop(outbox);
-    let archive = Archive::open(ArchiveOptions::new(dir.path()))
+    let archive = Archive::open(common::options(dir.path()).await)
         .await
         .unwrap();
     let outbox = archive.outbox();
@@ -92,7 +94,9 @@ async fn results_move_through_the_outbox_and_survive_a_restart() {
     assert!(delivered.delivered_at.is_some());
 
     // The admin handle sees the same rows while the daemon's is open.
-    let admin = ArchiveReader::outbox(dir.path()).await.unwrap();
+    let admin = ArchiveReader::outbox(&common::options(dir.path()).await)
+        .await
+        .unwrap();
     assert_eq!(admin.list().await.unwrap().len(), 2);
     archive.close().await;
 }
@@ -113,7 +117,7 @@ async fn the_retry_limit_kills_and_backoff_grows_with_jitter() {
     assert_ne!(p.delay(1, 3), p.delay(2, 3), "jitter differs between rows");
 
     let dir = tempfile::tempdir().unwrap();
-    let archive = Archive::open(ArchiveOptions::new(dir.path()))
+    let archive = Archive::open(common::options(dir.path()).await)
         .await
         .unwrap();
     let outbox = archive.outbox();

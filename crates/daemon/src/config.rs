@@ -11,10 +11,12 @@ use serde::{Deserialize, Deserializer};
 
 pub mod ae_titles;
 pub mod audit;
+pub mod database;
 pub mod destination;
 pub mod monitoring;
 pub mod retention;
 pub use audit::AuditConfig;
+pub use database::DatabaseConfig;
 pub use destination::{DestinationConfig, DestinationKind};
 pub use retention::RetentionConfig;
 
@@ -23,6 +25,7 @@ pub use retention::RetentionConfig;
 pub struct Config {
     pub dicom: DicomConfig,
     pub storage: StorageConfig,
+    pub database: DatabaseConfig,
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub monitoring: monitoring::MonitoringConfig,
@@ -373,6 +376,15 @@ pub fn describe(path: Option<&Path>) -> PathBuf {
 }
 
 impl Config {
+    /// Where the archive is: the storage folder and the database (whose
+    /// password this reads from its file or the environment).
+    pub fn archive_options(&self) -> Result<archive::ArchiveOptions, String> {
+        let mut options =
+            archive::ArchiveOptions::new(&self.storage.dir).with_database(self.database.options()?);
+        options.spill_threshold = self.storage.spill_threshold_mb << 20;
+        Ok(options)
+    }
+
     /// Load from a file, or the built-in defaults when `path` is None, and
     /// validate.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -461,6 +473,7 @@ impl Config {
                 }
             }
         }
+        p.extend(self.database.problems());
         p.extend(self.retention.problems());
         p.extend(self.audit.problems());
         p.extend(self.monitoring.problems());

@@ -13,6 +13,9 @@ pub enum Error {
     },
     #[error(transparent)]
     Database(#[from] archive::ArchiveError),
+    /// `[database]` cannot be used as configured (its password file).
+    #[error("{0}")]
+    DatabaseConfig(String),
     /// A socket the configuration names cannot be bound.
     #[error("cannot listen on {addr} ({key})")]
     Listen {

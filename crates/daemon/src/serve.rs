@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use archive::{Archive, ArchiveOptions};
+use archive::Archive;
 use dimse::{Listener, Shutdown};
 use tokio::task::JoinHandle;
 
@@ -50,8 +50,7 @@ impl Daemon {
     /// configured (archive, sockets, TLS, two active versions of a model)
     /// fails here, before it takes any association.
     pub async fn start(config: Config) -> Result<Daemon, Error> {
-        let mut options = ArchiveOptions::new(&config.storage.dir);
-        options.spill_threshold = config.storage.spill_threshold_mb << 20;
+        let mut options = config.archive_options().map_err(Error::DatabaseConfig)?;
         let retention = config.retention.policy();
         options.make_room_to = retention.as_ref().map(|p| p.low_watermark);
         let archive = Archive::open(options)

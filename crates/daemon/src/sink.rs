@@ -29,6 +29,8 @@ fn failure(e: ArchiveError) -> StoreFailure {
         | ArchiveError::Database { .. }
         | ArchiveError::IndexUnavailable(_)
         | ArchiveError::Migrate(_)
+        | ArchiveError::SchemaTooNew { .. }
+        | ArchiveError::BadDatabaseUrl(_)
         | ArchiveError::JobNotHeld(_) => {
             tracing::error!(error = %e, "archive cannot store");
             Status::OUT_OF_RESOURCES

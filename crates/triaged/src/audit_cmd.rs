@@ -22,7 +22,7 @@ pub async fn record(
     object: Option<String>,
     ok: bool,
 ) -> anyhow::Result<()> {
-    let audit = ArchiveReader::audit(&config.storage.dir).await?;
+    let audit = ArchiveReader::audit(&crate::archive_options(config)?).await?;
     audit
         .record(&NewAuditEvent {
             user: cli_user(),
@@ -48,7 +48,7 @@ pub async fn export(
     since: Option<&str>,
     until: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let audit = ArchiveReader::audit(&config.storage.dir).await?;
+    let audit = ArchiveReader::audit(&crate::archive_options(config)?).await?;
     // The export is itself an access to the trail: recorded first, so it
     // is in its own output when the range includes now.
     record(

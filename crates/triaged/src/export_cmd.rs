@@ -76,7 +76,7 @@ pub async fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<ExitCode>
             Some(Deidentifier::new(key, dates))
         }
     };
-    let reader = Archive::open_read_only(&config.storage.dir).await?;
+    let reader = Archive::open_read_only(&crate::archive_options(config)?).await?;
     let files = reader.study_files(&args.study).await;
     reader.close().await;
     let Some(files) = files? else {

@@ -203,6 +203,11 @@ enum StudiesCommand {
     Release { study_instance_uid: String },
 }
 
+/// Where the configuration puts the archive (storage folder, database).
+pub(crate) fn archive_options(config: &daemon::Config) -> anyhow::Result<archive::ArchiveOptions> {
+    config.archive_options().map_err(anyhow::Error::msg)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match daemon::Config::load(cli.config.as_deref()) {
@@ -332,6 +337,13 @@ fn summary(c: &daemon::Config, path: Option<&std::path::Path>) -> String {
         );
     }
     s += &format!("  storage {}\n", c.storage.dir.display());
+    s += &format!(
+        "  database {}\n",
+        c.database.url.as_deref().map_or_else(
+            || format!("sqlite (in the storage folder: {})", archive::DATABASE_FILE),
+            daemon::config::database::redacted
+        )
+    );
     if c.sources.is_empty() {
         s += "  sources: none configured; any calling AE is accepted from loopback only\n";
     }

@@ -11,10 +11,13 @@ use pipeline::lifecycle;
 /// The states an admin set, or none when the daemon has not yet made its
 /// database.
 async fn state_rows(config: &Config) -> anyhow::Result<Vec<ModelStateRow>> {
-    if !config.storage.dir.join(archive::DATABASE_FILE).exists() {
+    if config.database.backend() == archive::Backend::Sqlite
+        && config.database.url.is_none()
+        && !config.storage.dir.join(archive::DATABASE_FILE).exists()
+    {
         return Ok(Vec::new());
     }
-    let states = ArchiveReader::models(&config.storage.dir).await?;
+    let states = ArchiveReader::models(&crate::archive_options(config)?).await?;
     Ok(states.list().await?)
 }
 
@@ -125,7 +128,7 @@ pub async fn set_state(
         Classifier::load_on_cpu(m.clone(), config.models.load_options())
             .map_err(|e| anyhow::anyhow!("{name} {version} cannot run, state unchanged: {e}"))?;
     }
-    let store = ArchiveReader::models(&config.storage.dir).await?;
+    let store = ArchiveReader::models(&crate::archive_options(config)?).await?;
     let changes = lifecycle::set(
         &store,
         &refs,
@@ -158,7 +161,7 @@ pub async fn set_state(
 /// label, against the active version on the same studies and against the
 /// radiologists' verdicts.
 pub async fn compare(config: &Config, name: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let rows = ArchiveReader::models(&config.storage.dir)
+    let rows = ArchiveReader::models(&crate::archive_options(config)?)
         .await?
         .compare(name)
         .await?;

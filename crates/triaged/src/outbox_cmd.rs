@@ -67,7 +67,7 @@ pub async fn add(config: &Config, to: &[String], files: &[PathBuf]) -> anyhow::R
     for name in to {
         dicom_destination(config, name)?;
     }
-    let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
+    let outbox = ArchiveReader::outbox(&crate::archive_options(config)?).await?;
     for f in files {
         let o = deliver::load(f)?;
         let study = attrs::text(&o.dataset, dicom_dictionary_std::tags::STUDY_INSTANCE_UID)
@@ -97,7 +97,7 @@ pub async fn add(config: &Config, to: &[String], files: &[PathBuf]) -> anyhow::R
 }
 
 pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
+    let outbox = ArchiveReader::outbox(&crate::archive_options(config)?).await?;
     let rows = outbox.list().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -134,7 +134,7 @@ pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn retry(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
-    let outbox = ArchiveReader::outbox(&config.storage.dir).await?;
+    let outbox = ArchiveReader::outbox(&crate::archive_options(config)?).await?;
     let retried = outbox.retry(id).await?;
     crate::audit_cmd::record(
         config,

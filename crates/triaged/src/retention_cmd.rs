@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use archive::{Archive, ArchiveOptions, RetentionRun};
+use archive::{Archive, RetentionRun};
 use daemon::config::Config;
 
 /// Apply `[retention]` now, or (`dry_run`) show what it would delete.
@@ -10,15 +10,15 @@ pub async fn run(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<E
     let Some(policy) = config.retention.policy() else {
         anyhow::bail!("retention is off ([retention] enabled = false): nothing would be deleted");
     };
-    let dir = &config.storage.dir;
+    let options = crate::archive_options(config)?;
     let run = if dry_run {
         // Beside a running daemon: its own connection, nothing deleted.
-        let retention = archive::ArchiveReader::retention(dir).await?;
+        let retention = archive::ArchiveReader::retention(&options).await?;
         retention.run(&policy, true).await?
     } else {
         // Deleting needs the storage folder to itself, so that no instance
         // of a study being purged can be arriving at that moment.
-        let archive = Archive::open(ArchiveOptions::new(dir)).await.map_err(|e| {
+        let archive = Archive::open(options).await.map_err(|e| {
             anyhow::anyhow!(
                 "{e}\n(a running daemon applies [retention] itself every interval_secs \
                  and above the high watermark; `triaged retention run --dry-run` shows what would go)"
@@ -102,7 +102,7 @@ fn table(run: &RetentionRun) -> String {
 
 /// Keep a study's instances whatever `[retention]` says.
 pub async fn hold(config: &Config, study: &str, reason: &str) -> anyhow::Result<ExitCode> {
-    let retention = archive::ArchiveReader::retention(&config.storage.dir).await?;
+    let retention = archive::ArchiveReader::retention(&crate::archive_options(config)?).await?;
     let held = retention
         .hold(study, &crate::audit_cmd::cli_user(), reason)
         .await?;
@@ -123,7 +123,7 @@ pub async fn hold(config: &Config, study: &str, reason: &str) -> anyhow::Result<
 
 /// Let `[retention]` apply to a held study again.
 pub async fn release(config: &Config, study: &str) -> anyhow::Result<ExitCode> {
-    let retention = archive::ArchiveReader::retention(&config.storage.dir).await?;
+    let retention = archive::ArchiveReader::retention(&crate::archive_options(config)?).await?;
     let released = retention.release(study).await?;
     crate::audit_cmd::record(
         config,

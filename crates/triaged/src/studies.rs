@@ -7,7 +7,7 @@ use archive::Archive;
 use daemon::config::Config;
 
 pub async fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let reader = Archive::open_read_only(&config.storage.dir).await?;
+    let reader = Archive::open_read_only(&crate::archive_options(config)?).await?;
     let studies = reader.studies().await?;
     reader.close().await;
     if json {

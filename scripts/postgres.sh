@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server for the test suite (Debian's postgresql):
+#
+#   scripts/postgres.sh start DIR   initdb in DIR, start on a free loopback
+#                                   port, print `export TRIAGED_TEST_POSTGRES=…`
+#   scripts/postgres.sh stop DIR    stop it (DIR stays; delete it yourself)
+#
+# PostgreSQL refuses to run as root: as root the server runs as the
+# `postgres` user, on a DIR it owns. Trust authentication on loopback only;
+# fsync off (the suite kills triaged, never the machine).
+set -euo pipefail
+cmd=${1:?start|stop}
+dir=${2:?DIR}
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$bin/postgres" ] || { echo "postgres.sh: PostgreSQL is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+case "$cmd" in
+  start)
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+    as_owner "$bin/initdb" -D "$dir/data" -A trust -U triaged -E UTF8 --no-locale >/dev/null
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
+      "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=600 -c shared_buffers=64MB" >/dev/null
+    echo "export TRIAGED_TEST_POSTGRES=postgres://triaged@127.0.0.1:$port"
+    ;;
+  stop)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+    ;;
+  *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+esac
