@@ -652,7 +652,7 @@ fn a_label_the_model_does_not_predict_is_never_reported() {
     assert_eq!(
         sql(
             &d,
-            "SELECT group_concat(label, ',') FROM (SELECT label FROM findings ORDER BY label)"
+            "SELECT group_concat(label, ',') FROM (SELECT label FROM findings ORDER BY label) AS l"
         ),
         "Cardiomegaly,Consolidation,Effusion,Pneumothorax"
     );

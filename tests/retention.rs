@@ -281,6 +281,8 @@ destinations = ["pacs"]
     // Released, the held study goes at the next purge.
     let out = d.cli(&["studies", "release", &held.0]);
     assert!(out.status.success(), "{}", text(&out));
+    // As the daemon ran (with the suite's [database], if any).
+    let config = std::fs::read_to_string(&d.config).unwrap();
     drop(d);
     let mut again = config.replace("high_watermark_percent = 60", "high_watermark_percent = 2");
     again = again.replace("low_watermark_percent = 40", "low_watermark_percent = 1");

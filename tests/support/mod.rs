@@ -238,6 +238,61 @@ pub fn new_postgres_database(server: &str) -> String {
     format!("{server}/{name}")
 }
 
+/// A PostgreSQL server: the suite's (`TRIAGED_TEST_POSTGRES`) or, without
+/// one, the test's own (scripts/postgres.sh, stopped when dropped).
+pub struct Postgres {
+    pub server: String,
+    own: Option<tempfile::TempDir>,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        if let Some(server) = test_postgres() {
+            return Postgres { server, own: None };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = repo_root().join("scripts/postgres.sh");
+        let out = run(
+            "bash",
+            &[
+                script.to_str().unwrap(),
+                "start",
+                dir.path().to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let server = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("export TRIAGED_TEST_POSTGRES=")
+            .to_string();
+        Postgres {
+            server,
+            own: Some(dir),
+        }
+    }
+
+    /// A new, empty database on it; its URL.
+    pub fn database(&self) -> String {
+        new_postgres_database(&self.server)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.own {
+            let script = repo_root().join("scripts/postgres.sh");
+            run(
+                "bash",
+                &[
+                    script.to_str().unwrap(),
+                    "stop",
+                    dir.path().to_str().unwrap(),
+                ],
+            );
+        }
+    }
+}
+
 /// The triaged daemon, started from the test's build, in a temp directory.
 pub struct Daemon {
     child: Option<Child>,
@@ -285,7 +340,12 @@ impl Daemon {
         if !text.contains("[retention]") {
             text += "\n[retention]\nenabled = false\n";
         }
-        let mut database = None;
+        // A PostgreSQL url the text names itself.
+        let mut database = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("url = \"postgres"))
+            .map(|rest| format!("postgres{}", rest.trim_end_matches('"')))
+            .next();
         if !text.contains("[database]") {
             if let Some(server) = test_postgres() {
                 let url = new_postgres_database(&server);

@@ -148,6 +148,15 @@ pub(crate) fn begin_write(pool: &Pool) -> &'static str {
     }
 }
 
+/// What a claim's inner SELECT ends with: PostgreSQL locks the rows it
+/// picks and skips those another node is claiming; SQLite has one writer.
+pub(crate) fn skip_locked(pool: &Pool) -> &'static str {
+    match backend(pool) {
+        Backend::Sqlite => "",
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+    }
+}
+
 fn install_drivers() {
     static ONCE: Once = Once::new();
     ONCE.call_once(sqlx::any::install_default_drivers);

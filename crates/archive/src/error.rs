@@ -27,6 +27,9 @@ pub enum ArchiveError {
     /// this node is upgraded).
     #[error("the database's schema (migration {found}) is newer than this triaged knows (up to {known}): upgrade this node")]
     SchemaTooNew { found: i64, known: i64 },
+    /// `[node] name` cannot name a node (it becomes a file name).
+    #[error("node name {0:?}: use letters, digits, '.', '-' and '_' (at most 64, not starting with '.')")]
+    BadNodeName(String),
     /// `[database] url` cannot be used.
     #[error("database url: {0}")]
     BadDatabaseUrl(String),

@@ -69,21 +69,40 @@ pub fn is_safe_uid(uid: &str) -> bool {
 pub(crate) fn lock_storage(dir: &Path) -> std::io::Result<std::fs::File> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join("triaged.lock");
+    lock_file(&path, || {
+        format!(
+            "{} is in use by another triaged process (it holds {})",
+            dir.display(),
+            path.display()
+        )
+    })
+}
+
+/// Take this node's place in a shared storage folder: an exclusive lock on
+/// `<dir>/.nodes/<node>.lock`. Two processes with one node name would
+/// clear each other's incoming files and claims; the second is refused.
+pub(crate) fn lock_node(dir: &Path, node: &str) -> std::io::Result<std::fs::File> {
+    let nodes = dir.join(".nodes");
+    std::fs::create_dir_all(&nodes)?;
+    lock_file(&nodes.join(format!("{node}.lock")), || {
+        format!(
+            "{} is in use by another triaged process as node {node}",
+            dir.display()
+        )
+    })
+}
+
+fn lock_file(path: &Path, busy: impl FnOnce() -> String) -> std::io::Result<std::fs::File> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)?;
+        .open(path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
-            std::io::ErrorKind::WouldBlock,
-            format!(
-                "{} is in use by another triaged process (it holds {})",
-                dir.display(),
-                path.display()
-            ),
-        )),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(std::io::Error::new(std::io::ErrorKind::WouldBlock, busy()))
+        }
         Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }

@@ -10,6 +10,7 @@ use sqlx::Row;
 use crate::db::Pool;
 
 use crate::db::NOW;
+use crate::nodes::Lease;
 use crate::outbox::{enqueue, Kept};
 use crate::states::{sql_list, DeliveryState, JobState};
 use crate::ArchiveError;
@@ -88,6 +89,7 @@ impl QuietPeriods {
 pub struct Jobs {
     pool: Pool,
     dir: PathBuf,
+    lease: Lease,
 }
 
 /// SHA-256 of the sorted SOP Instance UIDs.
@@ -103,10 +105,11 @@ pub fn instance_set(uids: &[String]) -> String {
 }
 
 impl Jobs {
-    pub(crate) fn new(pool: Pool, dir: &Path) -> Jobs {
+    pub(crate) fn new(pool: Pool, dir: &Path, lease: Lease) -> Jobs {
         Jobs {
             pool,
             dir: dir.to_path_buf(),
+            lease,
         }
     }
 
@@ -118,32 +121,29 @@ impl Jobs {
             .map_err(ArchiveError::db("reading the clock"))
     }
 
-    /// Jobs a crash left analysing or reporting become ready again (what
-    /// they had produced was not committed); `sending` jobs are the
-    /// outbox's.
+    /// Jobs a crash of this node left analysing or reporting become
+    /// ready again (what they had produced was not committed), with those
+    /// of nodes that stopped beating; `sending` jobs are the outbox's.
     pub async fn recover(&self) -> Result<u64, ArchiveError> {
-        let r = sqlx::query(&format!(
-            "UPDATE jobs SET state = {}, updated_at = {NOW} WHERE {}",
-            JobState::Ready.sql(),
-            JobState::moving(&JobState::RUNNING, JobState::Ready)
-        ))
-        .execute(&self.pool)
-        .await
-        .map_err(ArchiveError::db("recovering jobs"))?;
-        Ok(r.rows_affected())
+        crate::nodes::release_jobs(&self.pool, &self.lease, true).await
     }
 
-    /// The model has run; the reports are being built.
+    /// The model has run; the reports are being built (`JobNotHeld`: the
+    /// job was taken back from this node meanwhile).
     pub async fn reporting(&self, job: &Job) -> Result<(), ArchiveError> {
-        sqlx::query(&format!(
-            "UPDATE jobs SET state = {}, updated_at = {NOW} WHERE id = $1 AND {}",
+        let moved = sqlx::query(&format!(
+            "UPDATE jobs SET state = {}, updated_at = {NOW} WHERE id = $1 AND node = $2 AND {}",
             JobState::Reporting.sql(),
             JobState::moving(&[JobState::Analysing], JobState::Reporting)
         ))
         .bind(job.id)
+        .bind(&*self.lease.node)
         .execute(&self.pool)
         .await
         .map_err(ArchiveError::db("recording a job's progress"))?;
+        if moved.rows_affected() != 1 {
+            return Err(ArchiveError::JobNotHeld(job.id));
+        }
         Ok(())
     }
 
@@ -264,18 +264,24 @@ impl Jobs {
 
     /// Claim the oldest ready job of a study no other worker is on (a
     /// study's jobs run one after the other, so a re-run finds the report
-    /// it supersedes).
+    /// it supersedes). The job is this node's until it finishes or the
+    /// node stops beating (see `nodes`); on PostgreSQL, nodes claiming at
+    /// the same moment skip each other's rows instead of waiting, and the
+    /// state is checked again on the row itself, so a job is claimed once.
     pub async fn claim(&self) -> Result<Option<Job>, ArchiveError> {
+        let from = JobState::moving(&[JobState::Ready], JobState::Analysing);
         let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = {analysing}, attempts = attempts + 1, updated_at = {NOW}
+            "UPDATE jobs SET state = {analysing}, node = $1, attempts = attempts + 1, updated_at = {NOW}
              WHERE id = (SELECT id FROM jobs WHERE {from}
                AND study_instance_uid NOT IN (SELECT study_instance_uid FROM jobs WHERE state IN {running})
-               ORDER BY created_at, id LIMIT 1)
+               ORDER BY created_at, id LIMIT 1 {skip_locked})
+               AND {from}
              RETURNING id, study_instance_uid, instance_set, attempts",
             analysing = JobState::Analysing.sql(),
-            from = JobState::moving(&[JobState::Ready], JobState::Analysing),
             running = sql_list(&JobState::RUNNING),
+            skip_locked = crate::db::skip_locked(&self.pool),
         ))
+        .bind(&*self.lease.node)
         .fetch_optional(&self.pool)
         .await
         .map_err(ArchiveError::db("claiming a job"))?;
@@ -387,7 +393,7 @@ impl Jobs {
             Some(_) => JobState::Done,
         };
         let moved = sqlx::query(&format!(
-            "UPDATE jobs SET state = $1, report_uids = $2, reason = $3, updated_at = {NOW} WHERE id = $4 AND {}",
+            "UPDATE jobs SET state = $1, report_uids = $2, reason = $3, updated_at = {NOW} WHERE id = $4 AND node = $5 AND {}",
             JobState::moving(&JobState::RUNNING, state)
         ))
             .bind(state.as_str())
@@ -398,6 +404,7 @@ impl Jobs {
                 None => Some("only models in shadow apply"),
             })
             .bind(job.id)
+            .bind(&*self.lease.node)
             .execute(&mut *tx)
             .await
             .map_err(ArchiveError::db("recording a job"))?;
@@ -459,16 +466,20 @@ impl Jobs {
         const ACTION: &str = "recording a failed job";
         let mut tx = self.pool.begin().await.map_err(ArchiveError::db(ACTION))?;
         replace_skipped(&mut tx, job, skipped).await?;
-        sqlx::query(&format!(
-            "UPDATE jobs SET state = {}, reason = $1, updated_at = {NOW} WHERE id = $2 AND {}",
+        let moved = sqlx::query(&format!(
+            "UPDATE jobs SET state = {}, reason = $1, updated_at = {NOW} WHERE id = $2 AND node = $3 AND {}",
             JobState::Failed.sql(),
             JobState::moving(&JobState::RUNNING, JobState::Failed)
         ))
         .bind(reason)
         .bind(job.id)
+        .bind(&*self.lease.node)
         .execute(&mut *tx)
         .await
         .map_err(ArchiveError::db(ACTION))?;
+        if moved.rows_affected() != 1 {
+            return Err(ArchiveError::JobNotHeld(job.id));
+        }
         tx.commit().await.map_err(ArchiveError::db(ACTION))
     }
 }

@@ -28,6 +28,7 @@ mod jobs;
 mod lengths;
 mod models;
 mod monitoring;
+mod nodes;
 mod outbox;
 mod peers;
 mod query;
@@ -59,6 +60,7 @@ pub use models::{
     StateChange, UnknownState,
 };
 pub use monitoring::{psi, DayRate, LabelMonitor, Monitoring, ReferenceSource};
+pub use nodes::NodeRow;
 pub use outbox::{Kept, NewObject, Outbox, OutboxEntry, RetryPolicy, RESULT_EXTENSION};
 pub use peers::{PeerKind, PeerOverride, Peers};
 pub use query::StudySummary;
@@ -92,6 +94,12 @@ pub struct ArchiveOptions {
     pub make_room_to: Option<f64>,
     /// The index's database (default: SQLite in the storage folder).
     pub database: DatabaseOptions,
+    /// This node's name (default: the host name): who holds a claimed job
+    /// or delivery; on PostgreSQL also its own lock and incoming folder
+    /// in the shared storage folder.
+    pub node: String,
+    /// A node silent this long has its claims taken back by the others.
+    pub lease: std::time::Duration,
 }
 
 impl ArchiveOptions {
@@ -103,6 +111,8 @@ impl ArchiveOptions {
             implementation_version_name: IMPLEMENTATION_VERSION_NAME.into(),
             make_room_to: None,
             database: DatabaseOptions::default(),
+            node: host_name(),
+            lease: std::time::Duration::from_secs(30),
         }
     }
 
@@ -114,6 +124,27 @@ impl ArchiveOptions {
 
     fn target(&self) -> Result<db::Target, ArchiveError> {
         db::Target::resolve(&self.database, &self.dir)
+    }
+
+    fn lease(&self) -> nodes::Lease {
+        nodes::Lease {
+            node: self.node.as_str().into(),
+            duration: self.lease,
+        }
+    }
+}
+
+/// This machine's host name (`localhost` if it has none usable as a node
+/// name).
+pub fn host_name() -> String {
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    if is_safe_uid(&name) {
+        name
+    } else {
+        "localhost".into()
     }
 }
 
@@ -130,8 +161,11 @@ struct Inner {
     index: index::IndexWriter,
     /// Writers and purges of one study meet here (see `retention`).
     gates: Arc<retention::Gates>,
-    /// Held until `close`: one process per storage folder.
+    /// Held until `close`: one process per storage folder (SQLite), or
+    /// per node name (PostgreSQL).
     lock: std::sync::Mutex<Option<std::fs::File>>,
+    lease: nodes::Lease,
+    heartbeat: tokio::task::JoinHandle<()>,
 }
 
 const TMP_DIR: &str = ".incoming";
@@ -140,19 +174,39 @@ impl Archive {
     /// Open (creating if needed) the archive: directories, database,
     /// migrations. Temporary files left by a crash are removed: they were
     /// never acknowledged, so the sender still has them.
+    ///
+    /// On SQLite the storage folder is this process's alone. On
+    /// PostgreSQL several nodes share it: each locks its own name
+    /// (`.nodes/<node>.lock`) and receives into `.incoming/<node>`, so a
+    /// node clears only its own partial files.
     pub async fn open(options: ArchiveOptions) -> Result<Archive, ArchiveError> {
+        if !is_safe_uid(&options.node) {
+            return Err(ArchiveError::BadNodeName(options.node.clone()));
+        }
+        let target = options.target()?;
+        let shared = target.backend() == Backend::Postgres;
         let dir = options.dir.clone();
-        let tmp_dir = dir.join(TMP_DIR);
+        let tmp_dir = match shared {
+            true => dir.join(TMP_DIR).join(&options.node),
+            false => dir.join(TMP_DIR),
+        };
         let tmp = tmp_dir.clone();
+        let node = options.node.clone();
         let lock = tokio::task::spawn_blocking(move || {
-            let lock = fsutil::lock_storage(&dir)
-                .map_err(|e| ArchiveError::io("lock the storage folder", e))?;
+            let lock = match shared {
+                true => fsutil::lock_node(&dir, &node),
+                false => fsutil::lock_storage(&dir),
+            }
+            .map_err(|e| ArchiveError::io("lock the storage folder", e))?;
             fsutil::prepare_dirs(&dir, &tmp)?;
             Ok::<_, ArchiveError>(lock)
         })
         .await
         .map_err(|e| ArchiveError::io("prepare storage directory", std::io::Error::other(e)))??;
-        let db = db::Db::open(&options.target()?).await?;
+        let db = db::Db::open(&target).await?;
+        let lease = options.lease();
+        nodes::beat(&db.write, &lease, true).await?;
+        let heartbeat = nodes::spawn_heartbeat(db.write.clone(), lease.clone());
         let index = index::IndexWriter::start(db.write.clone());
         Ok(Archive {
             inner: Arc::new(Inner {
@@ -162,8 +216,29 @@ impl Archive {
                 index,
                 gates: Arc::new(retention::Gates::new()),
                 lock: std::sync::Mutex::new(Some(lock)),
+                lease,
+                heartbeat,
             }),
         })
+    }
+
+    /// Whether this node can write to its storage folder now (a file
+    /// created and removed in its incoming folder).
+    pub fn probe_storage(&self) -> std::io::Result<()> {
+        let probe = self.inner.tmp_dir.join(".ready-probe");
+        std::fs::write(&probe, b"")?;
+        std::fs::remove_file(&probe)
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.lease.node
+    }
+
+    /// The nodes sharing this archive's database, most recently seen
+    /// first.
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>, ArchiveError> {
+        nodes::list(&self.inner.db.read).await
     }
 
     /// Open an existing archive's database for reading only (CLI queries
@@ -192,7 +267,11 @@ impl Archive {
 
     /// The outbox of results to deliver (sharing the archive's writer).
     pub fn outbox(&self) -> Outbox {
-        let outbox = Outbox::new(self.inner.db.write.clone(), self.inner.options.dir.clone());
+        let outbox = Outbox::new(
+            self.inner.db.write.clone(),
+            self.inner.options.dir.clone(),
+            self.inner.lease.clone(),
+        );
         match self.inner.options.make_room_to {
             Some(low) => outbox.making_room(self.retention(), low),
             None => outbox,
@@ -201,7 +280,11 @@ impl Archive {
 
     /// Analysis jobs and findings (sharing the archive's writer).
     pub fn jobs(&self) -> Jobs {
-        Jobs::new(self.inner.db.write.clone(), &self.inner.options.dir)
+        Jobs::new(
+            self.inner.db.write.clone(),
+            &self.inner.options.dir,
+            self.inner.lease.clone(),
+        )
     }
 
     /// Sources and destinations set at run time.
@@ -262,6 +345,7 @@ impl Archive {
     /// Commit what is queued, then close the database (checkpoints the WAL)
     /// and release the storage folder.
     pub async fn close(&self) {
+        self.inner.heartbeat.abort();
         self.inner.index.close().await;
         self.inner.db.close().await;
         self.inner
@@ -283,7 +367,7 @@ impl ArchiveReader {
     /// connection of its own; SQLite serialises it with the daemon's).
     pub async fn outbox(options: &ArchiveOptions) -> Result<Outbox, ArchiveError> {
         let pool = db::Db::open_admin(&options.target()?).await?;
-        Ok(Outbox::new(pool, options.dir.clone()))
+        Ok(Outbox::new(pool, options.dir.clone(), options.lease()))
     }
 
     /// Model states, for admin commands while the daemon runs (a write

@@ -23,6 +23,7 @@ use crate::db::Pool;
 
 use crate::db::NOW;
 use crate::fsutil::{create_dir_durable, is_safe_uid, sync_dir};
+use crate::nodes::Lease;
 use crate::states::{sql_list, DeliveryState, JobState};
 use crate::ArchiveError;
 
@@ -145,6 +146,7 @@ impl RetryPolicy {
 pub struct Outbox {
     pool: Pool,
     dir: PathBuf,
+    lease: Lease,
     /// When keeping an object finds the disk full: purge settled studies
     /// down to this fraction in use and try once more.
     room: Option<(crate::Retention, f64)>,
@@ -176,10 +178,11 @@ fn entry(row: &sqlx::any::AnyRow, dir: &Path) -> Result<OutboxEntry, sqlx::Error
 const COLUMNS: &str = "id, sop_instance_uid, sop_class_uid, study_instance_uid, file_path, destination, state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at, delivered_at, job_id";
 
 impl Outbox {
-    pub(crate) fn new(pool: Pool, dir: PathBuf) -> Outbox {
+    pub(crate) fn new(pool: Pool, dir: PathBuf, lease: Lease) -> Outbox {
         Outbox {
             pool,
             dir,
+            lease,
             room: None,
         }
     }
@@ -284,29 +287,27 @@ impl Outbox {
         })
     }
 
-    /// Rows a crash left `sending` go back to `pending`; returns how many.
+    /// Rows a crash of this node left `sending` go back to `pending`, with
+    /// those of nodes that stopped beating; returns how many.
     pub async fn recover(&self) -> Result<u64, ArchiveError> {
-        let r = sqlx::query(&format!(
-            "UPDATE outbox SET state = {}, updated_at = {NOW} WHERE {}",
-            DeliveryState::Pending.sql(),
-            DeliveryState::moving(&[DeliveryState::Sending], DeliveryState::Pending)
-        ))
-        .execute(&self.pool)
-        .await
-        .map_err(ArchiveError::db("recovering the outbox"))?;
-        Ok(r.rows_affected())
+        crate::nodes::release_deliveries(&self.pool, &self.lease, true).await
     }
 
-    /// Claim up to `limit` due rows (they become `sending`), oldest first.
+    /// Claim up to `limit` due rows (they become `sending`, held by this
+    /// node), oldest first; nodes claiming together get different rows.
     pub async fn claim_due(&self, limit: i64) -> Result<Vec<OutboxEntry>, ArchiveError> {
+        let from = DeliveryState::moving(&[DeliveryState::Pending], DeliveryState::Sending);
         let rows = sqlx::query(&format!(
-            "UPDATE outbox SET state = {}, updated_at = {NOW}
-             WHERE id IN (SELECT id FROM outbox WHERE {} AND next_attempt_at <= {NOW} ORDER BY next_attempt_at, id LIMIT $1)
+            "UPDATE outbox SET state = {}, node = $2, updated_at = {NOW}
+             WHERE id IN (SELECT id FROM outbox WHERE {from} AND next_attempt_at <= {NOW}
+                          ORDER BY next_attempt_at, id LIMIT $1 {})
+               AND {from}
              RETURNING {COLUMNS}",
             DeliveryState::Sending.sql(),
-            DeliveryState::moving(&[DeliveryState::Pending], DeliveryState::Sending)
+            crate::db::skip_locked(&self.pool),
         ))
         .bind(limit)
+        .bind(&*self.lease.node)
         .fetch_all(&self.pool)
         .await
         .map_err(ArchiveError::db("claiming due results"))?;
@@ -319,7 +320,8 @@ impl Outbox {
         Ok(out)
     }
 
-    /// Record a delivery; `None` when the row was not being sent.
+    /// Record a delivery; `None` when the row was not being sent by this
+    /// node (taken back meanwhile).
     pub async fn delivered(
         &self,
         id: i64,
@@ -328,13 +330,14 @@ impl Outbox {
     ) -> Result<Option<DeliveryState>, ArchiveError> {
         let r = sqlx::query(&format!(
             "UPDATE outbox SET state = {}, attempts = attempts + 1, last_status = $1, last_error = $2, delivered_at = {NOW}, updated_at = {NOW}
-             WHERE id = $3 AND {}",
+             WHERE id = $3 AND node = $4 AND {}",
             DeliveryState::Delivered.sql(),
             DeliveryState::moving(&[DeliveryState::Sending], DeliveryState::Delivered)
         ))
         .bind(status as i64)
         .bind(note)
         .bind(id)
+        .bind(&*self.lease.node)
         .execute(&self.pool)
         .await
         .map_err(ArchiveError::db("recording a delivery"))?;
@@ -365,7 +368,7 @@ impl Outbox {
         let delay = policy.delay(id, attempts as u32).as_secs_f64();
         let r = sqlx::query(&format!(
             "UPDATE outbox SET state = $1, attempts = $2, last_status = $3, last_error = $4,
-               next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $5), updated_at = {NOW} WHERE id = $6 AND {}",
+               next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $5), updated_at = {NOW} WHERE id = $6 AND node = $7 AND {}",
             DeliveryState::moving(&[DeliveryState::Sending], state)
         ))
         .bind(state.as_str())
@@ -374,6 +377,7 @@ impl Outbox {
         .bind(error)
         .bind(format!("+{delay:.3} seconds"))
         .bind(id)
+        .bind(&*self.lease.node)
         .execute(&self.pool)
         .await
         .map_err(ArchiveError::db("recording a failed delivery"))?;

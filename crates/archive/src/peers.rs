@@ -129,7 +129,7 @@ impl Peers {
     ) -> Result<(), ArchiveError> {
         sqlx::query(&format!(
             "INSERT INTO peers (kind, name, removed, ae_title, hosts, host, port, quiet_secs, settings, updated_by, updated_at)
-             VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, {NOW})
+             VALUES ($1, $2, 0, $3, $4, $5, $6, CAST($7 AS DOUBLE PRECISION), $8, $9, {NOW})
              ON CONFLICT (kind, name) DO UPDATE SET removed = 0, ae_title = excluded.ae_title,
                hosts = excluded.hosts, host = excluded.host, port = excluded.port,
                quiet_secs = excluded.quiet_secs, settings = excluded.settings,
@@ -141,7 +141,9 @@ impl Peers {
         .bind(hosts)
         .bind(host)
         .bind(port)
-        .bind(quiet_secs)
+        // As text: sqlx's Any driver declares a missing f64 as float4, and
+        // PostgreSQL's cached statement then refuses a present one.
+        .bind(quiet_secs.map(|q| q.to_string()))
         .bind(settings)
         .bind(user)
         .execute(&self.pool)

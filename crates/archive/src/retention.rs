@@ -482,6 +482,16 @@ impl Retention {
             .begin_with(crate::db::begin_write(&self.pool))
             .await
             .map_err(ArchiveError::db(ACTION))?;
+        // Another node indexing an instance of this study waits for the
+        // purge to commit, or the purge sees the study unsettled (SQLite:
+        // BEGIN IMMEDIATE already excludes every other writer).
+        if crate::db::backend(&self.pool) == crate::db::Backend::Postgres {
+            sqlx::query("SELECT 1 FROM studies WHERE study_instance_uid = $1 FOR UPDATE")
+                .bind(study)
+                .execute(&mut *tx)
+                .await
+                .map_err(ArchiveError::db(ACTION))?;
+        }
         let row = sqlx::query(&format!(
             "SELECT {SETTLED_COLUMNS} FROM studies st {settled}
                AND st.held_at IS NULL AND st.study_instance_uid = $1",

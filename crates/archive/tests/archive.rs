@@ -111,12 +111,7 @@ async fn large_instances_spill_to_disk_and_are_checked_the_same() {
     let bytes = data_set("1.9", "1.9.1", "1.9.1.2", 1 << 20);
     let err = store(&a, "1.9.1.3", &bytes).await.unwrap_err();
     assert!(matches!(err, ArchiveError::InstanceMismatch), "{err}");
-    assert_eq!(
-        std::fs::read_dir(dir.path().join(".incoming"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(incoming_files(dir.path()), 0);
     assert_eq!(a.instance_count().await.unwrap(), 1);
 }
 
@@ -156,12 +151,7 @@ async fn bad_data_sets_are_refused_with_a_reason() {
     assert!(matches!(err, ArchiveError::ClassMismatch), "{err}");
 
     assert_eq!(a.instance_count().await.unwrap(), 0);
-    assert_eq!(
-        std::fs::read_dir(dir.path().join(".incoming"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(incoming_files(dir.path()), 0);
     store(&a, "1.5.1.1", &good).await.unwrap();
 }
 
@@ -220,31 +210,16 @@ async fn aborted_and_crashed_instances_leave_nothing() {
     let mut p = a.begin(incoming("4.1.1.1"));
     p.write(&bytes[..50_000]).await.unwrap();
     p.abort().await;
-    assert_eq!(
-        std::fs::read_dir(dir.path().join(".incoming"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(incoming_files(dir.path()), 0);
 
     // A crash mid-instance leaves a temporary file; the next open removes it.
     let mut p = a.begin(incoming("4.1.1.1"));
     p.write(&bytes[..50_000]).await.unwrap();
     std::mem::forget(p);
-    assert_eq!(
-        std::fs::read_dir(dir.path().join(".incoming"))
-            .unwrap()
-            .count(),
-        1
-    );
+    assert_eq!(incoming_files(dir.path()), 1);
     a.close().await;
     let a = open(dir.path(), 1024).await;
-    assert_eq!(
-        std::fs::read_dir(dir.path().join(".incoming"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(incoming_files(dir.path()), 0);
     assert_eq!(a.instance_count().await.unwrap(), 0);
 }
 
@@ -721,6 +696,25 @@ async fn skipped_images_are_named_with_the_study() {
     let detail = a.worklist().study("2.25.41").await.unwrap().unwrap();
     assert!(detail.skipped_images.is_empty(), "{detail:?}");
     a.close().await;
+}
+
+/// The files in the incoming folder (on PostgreSQL, this node's folder
+/// inside it).
+fn incoming_files(dir: &std::path::Path) -> usize {
+    fn count(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    count(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    }
+    count(&dir.join(".incoming"))
 }
 
 /// One number from the archive's database, read directly.

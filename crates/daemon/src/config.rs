@@ -14,10 +14,12 @@ pub mod audit;
 pub mod database;
 pub mod destination;
 pub mod monitoring;
+pub mod node;
 pub mod retention;
 pub use audit::AuditConfig;
 pub use database::DatabaseConfig;
 pub use destination::{DestinationConfig, DestinationKind};
+pub use node::NodeConfig;
 pub use retention::RetentionConfig;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -26,6 +28,7 @@ pub struct Config {
     pub dicom: DicomConfig,
     pub storage: StorageConfig,
     pub database: DatabaseConfig,
+    pub node: NodeConfig,
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub monitoring: monitoring::MonitoringConfig,
@@ -382,6 +385,8 @@ impl Config {
         let mut options =
             archive::ArchiveOptions::new(&self.storage.dir).with_database(self.database.options()?);
         options.spill_threshold = self.storage.spill_threshold_mb << 20;
+        options.node = self.node.name.clone();
+        options.lease = Duration::from_secs(self.node.lease_secs);
         Ok(options)
     }
 
@@ -474,6 +479,7 @@ impl Config {
             }
         }
         p.extend(self.database.problems());
+        p.extend(self.node.problems());
         p.extend(self.retention.problems());
         p.extend(self.audit.problems());
         p.extend(self.monitoring.problems());

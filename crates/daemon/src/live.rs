@@ -594,10 +594,18 @@ impl Control for Console {
     }
 
     fn ready(&self) -> Result<(), String> {
+        self.live
+            .archive
+            .probe_storage()
+            .map_err(|e| format!("storage: {e}"))?;
         if self.models.loaded().is_empty() {
             return Err("no model is loaded: studies are stored but not analysed".into());
         }
         Ok(())
+    }
+
+    fn node(&self) -> String {
+        self.live.archive.node().to_string()
     }
 }
 

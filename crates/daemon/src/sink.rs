@@ -31,6 +31,7 @@ fn failure(e: ArchiveError) -> StoreFailure {
         | ArchiveError::Migrate(_)
         | ArchiveError::SchemaTooNew { .. }
         | ArchiveError::BadDatabaseUrl(_)
+        | ArchiveError::BadNodeName(_)
         | ArchiveError::JobNotHeld(_) => {
             tracing::error!(error = %e, "archive cannot store");
             Status::OUT_OF_RESOURCES

@@ -264,8 +264,10 @@ pub trait Control: Send + Sync + 'static {
     fn monitoring(&self) -> BoxFuture<'_, Result<Vec<archive::LabelMonitor>, ControlError>>;
     /// The daemon's counters in the Prometheus text format.
     fn metrics(&self) -> String;
-    /// Whether the daemon takes work (listener bound, models loaded).
+    /// Whether the daemon takes work (storage writable, models loaded).
     fn ready(&self) -> Result<(), String>;
+    /// This node's name (`[node] name`).
+    fn node(&self) -> String;
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod control;
 pub mod dicomweb;
 mod images;
 mod log;
+mod nul;
 pub mod page;
 
 use std::future::Future;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit", get(api::admin::audit))
         .route("/api/monitoring", get(api::admin::monitoring))
         .merge(dicomweb::routes(state.max_stow_bytes))
+        .layer(axum::middleware::from_fn(nul::refuse_nul))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             log::access,

@@ -42,6 +42,12 @@ pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut out = s.control.metrics();
     let mut registry = Registry::default();
+    let node = Family::<NodeName, Gauge>::default();
+    node.get_or_create(&NodeName {
+        node: s.control.node(),
+    })
+    .set(1);
+    registry.register("triaged_node", "This node's name (label node), 1", node);
     if let Ok(states) = s.worklist.jobs_by_state().await {
         let jobs = Family::<JobState, Gauge>::default();
         for (state, n) in states {
@@ -77,6 +83,11 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobState {
     state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeName {
+    node: String,
 }
 
 pub async fn openapi() -> impl IntoResponse {
