@@ -16,13 +16,14 @@
 #                   collector), orthanc-dicomweb (Orthanc's DICOMweb
 #                   plugin: the DICOMweb peer), postgresql (the cluster's
 #                   database: the suite runs a second time on a server of
-#                   its own, scripts/postgres.sh). Node.js for the browser test's driver
+#                   its own, scripts/postgres.sh), haproxy (in front of
+#                   a cluster's nodes, tests/cluster.rs). Node.js for the browser test's driver
 #                   comes from PyPI into .venv (scripts/setup.sh): Debian
 #                   12's nodejs 18 is older than playwright-core supports.
 
 BUILD_PACKAGES=(gcc g++ cmake libc6-dev pkg-config libopenjp2-7-dev ca-certificates)
 RUN_PACKAGES=(libopenjp2-7 libstdc++6)
-TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl rsyslog orthanc-dicomweb postgresql)
+TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl rsyslog orthanc-dicomweb postgresql haproxy)
 
 # install_missing PACKAGE...: apt-get install those not installed yet.
 install_missing() {

@@ -29,6 +29,29 @@ fn node(name: &str, storage: &Path, database: &str, pacs_port: u16) -> Daemon {
     Daemon::start_config(dir, &text, port, http_port)
 }
 
+/// `curl` to a node's API with the admin token the first node made in the
+/// shared storage folder: (status, body).
+fn api(
+    d: &Daemon,
+    storage: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (String, String) {
+    let token = std::fs::read_to_string(storage.join("admin.token")).unwrap();
+    let auth = format!("Authorization: Bearer {}", token.trim());
+    let url = format!("http://127.0.0.1:{}{path}", d.http_port);
+    let mut args = vec!["-s", "-w", "\n%{http_code}", "-X", method, "-H", &auth];
+    if let Some(b) = body {
+        args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    args.push(&url);
+    let out = run("curl", &args);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.to_string(), body.to_string())
+}
+
 fn sql(d: &Daemon, query: &str) -> String {
     let out = d.sql(query);
     assert!(out.status.success(), "{}", text(&out));
@@ -83,6 +106,42 @@ fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
     for n in ["node-a", "node-b"] {
         assert!(storage.join(".incoming").join(n).is_dir(), "{n}");
     }
+    // A source added on one node's console is in force on the other
+    // without a restart, and the other node says which node it is.
+    let (status, body) = api(
+        &a,
+        &storage,
+        "PUT",
+        "/api/sources/new-modality",
+        Some(r#"{"ae_title":"NEWMOD","hosts":["127.0.0.1"]}"#),
+    );
+    assert_eq!(status, "200", "{body}");
+    wait_until("the new source on node b", Duration::from_secs(30), || {
+        api(&b, &storage, "GET", "/api/sources", None)
+            .1
+            .contains("NEWMOD")
+    });
+    let out = run(
+        "echoscu",
+        &[
+            "-aet",
+            "NEWMOD",
+            "-aec",
+            "TRIAGED",
+            "127.0.0.1",
+            &b.port.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let metrics = run(
+        "curl",
+        &["-s", &format!("http://127.0.0.1:{}/metrics", b.http_port)],
+    );
+    assert!(
+        text(&metrics).contains("triaged_node{node=\"node-b\"} 1"),
+        "{}",
+        text(&metrics)
+    );
     // The same name twice is refused: the two would share an incoming
     // folder and each other's claims.
     let dir = tempfile::tempdir().unwrap();
@@ -159,4 +218,155 @@ fn a_node_killed_during_analysis_has_its_job_finished_by_another() {
         b.log()
     );
     assert!(b.log().contains("job claimed"), "{}", b.log());
+}
+
+/// The shipped cluster files (deploy/cluster) on this host: three nodes
+/// from `triaged.toml` behind HAProxy from `haproxy.cfg`, with addresses,
+/// ports, folders and node names changed. Studies go in through HAProxy;
+/// one node is killed with -9 halfway. A sender whose association broke
+/// sends again (as a router does); afterwards every instance is stored
+/// once, each study has one job and one report, and the dead node's
+/// work was finished by the others.
+#[test]
+fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
+    let pg = Postgres::start();
+    let database = pg.database();
+    let shared = tempfile::tempdir().unwrap();
+    let storage = shared.path().join("storage");
+    let pacs_port = free_port();
+    let pacs = Orthanc::start_with(pacs_port, &[], true);
+    let shipped =
+        |f: &str| std::fs::read_to_string(repo_root().join("deploy/cluster").join(f)).unwrap();
+    let mut nodes: Vec<Daemon> = (1..=3)
+        .map(|n| {
+            let (port, http_port) = (free_port(), free_port());
+            let text = shipped("triaged.toml")
+                .replace("0.0.0.0:11112", &format!("127.0.0.1:{port}"))
+                .replace("0.0.0.0:8642", &format!("127.0.0.1:{http_port}"))
+                .replace("/var/lib/triaged", storage.to_str().unwrap())
+                .replace("postgres://triaged@postgres:5432/triaged", &database)
+                .replace("lease_secs = 30", &format!("name = \"triaged-{n}\"\nlease_secs = 3"))
+                .replace("/usr/share/triaged/models", repo_root().join("models").to_str().unwrap())
+                .replace(
+                    "name = \"pacs\"\nae_title = \"ORTHANC\"\nhost = \"orthanc\"\nport = 4242",
+                    &format!("name = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}", Orthanc::AE),
+                );
+            Daemon::start_config(tempfile::tempdir().unwrap(), &text, port, http_port)
+        })
+        .collect();
+    let (lb, lb_http) = (free_port(), free_port());
+    let mut cfg = shipped("haproxy.cfg")
+        .replace("bind :11112", &format!("bind 127.0.0.1:{lb}"))
+        .replace("bind :8642", &format!("bind 127.0.0.1:{lb_http}"))
+        .replace(" resolvers docker", "");
+    for (i, d) in nodes.iter().enumerate() {
+        let n = i + 1;
+        cfg = cfg
+            .replace(
+                &format!("triaged-{n}:11112 port 8642"),
+                &format!("127.0.0.1:{} port {}", d.port, d.http_port),
+            )
+            .replace(
+                &format!("triaged-{n}:8642"),
+                &format!("127.0.0.1:{}", d.http_port),
+            );
+    }
+    let cfg_path = shared.path().join("haproxy.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let haproxy = std::process::Command::new("haproxy")
+        .args(["-db", "-f", cfg_path.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy (scripts/setup.sh installs it)");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _haproxy = Kill(haproxy);
+    let through_lb = |files: &[std::path::PathBuf]| {
+        let mut args = vec![
+            "-aet".to_string(),
+            "ORTHANC".into(),
+            "-aec".into(),
+            "TRIAGED".into(),
+        ];
+        args.extend(["127.0.0.1".into(), lb.to_string()]);
+        args.extend(files.iter().map(|f| f.to_str().unwrap().to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("storescu", &args).status.success()
+    };
+    wait_until(
+        "HAProxy takes associations",
+        Duration::from_secs(30),
+        || {
+            run(
+                "echoscu",
+                &[
+                    "-aet",
+                    "ORTHANC",
+                    "-aec",
+                    "TRIAGED",
+                    "127.0.0.1",
+                    &lb.to_string(),
+                ],
+            )
+            .status
+            .success()
+        },
+    );
+    let studies: Vec<(String, Vec<std::path::PathBuf>)> = (0..6)
+        .map(|k| {
+            phantom_study(
+                shared.path(),
+                2200 + k,
+                vec![(Label::Pneumothorax, Grade::Severe)],
+                2,
+            )
+        })
+        .collect();
+    for (k, (_, files)) in studies.iter().enumerate() {
+        if k == 3 {
+            nodes[1].kill();
+        }
+        // A sender whose association failed sends the study again.
+        wait_until(
+            "the study stored through HAProxy",
+            Duration::from_secs(60),
+            || through_lb(files),
+        );
+    }
+    let alive = &nodes[0];
+    for (uid, _) in &studies {
+        assert!(
+            wait_for(Duration::from_secs(120), || {
+                pacs.sop_classes(uid).iter().any(|c| c == SR)
+            }),
+            "no report for {uid}: jobs\n{}\noutbox\n{}\nnodes\n{}",
+            sql(alive, "SELECT study_instance_uid || ' ' || state || ' ' || COALESCE(node, '-') || ' ' || COALESCE(reason, '') FROM jobs"),
+            sql(alive, "SELECT study_instance_uid || ' ' || state || ' ' || COALESCE(node, '-') || ' ' || COALESCE(last_error, '') FROM outbox"),
+            sql(alive, "SELECT name || ' ' || seen_at FROM nodes"),
+        );
+    }
+    wait_until("every job done", Duration::from_secs(60), || {
+        sql(alive, "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == "6"
+    });
+    assert_eq!(sql(alive, "SELECT COUNT(*) FROM instances"), "12");
+    assert_eq!(sql(alive, "SELECT COUNT(*) FROM jobs"), "6");
+    for (uid, files) in &studies {
+        assert_eq!(pacs.count(uid, "SR"), 1, "{uid}");
+        for f in files {
+            let stored = sql(
+                alive,
+                &format!(
+                    "SELECT file_path FROM instances WHERE sop_instance_uid = '{}'",
+                    sop_uid(f)
+                ),
+            );
+            assert_eq!(sop_uid(&storage.join(&stored)), sop_uid(f), "{uid}: stored");
+        }
+    }
 }

@@ -21,6 +21,10 @@ pub enum ArchiveError {
     /// The index could not commit (DIMSE 0xA700).
     #[error("index unavailable: {0}")]
     IndexUnavailable(String),
+    /// The index could not commit for want of disk space (DIMSE 0xA700,
+    /// unless settled studies can make room).
+    #[error("index unavailable, its disk is full: {0}")]
+    IndexFull(String),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The database was migrated by a newer triaged (DIMSE 0xA700 until
@@ -60,13 +64,20 @@ impl ArchiveError {
         move |source| ArchiveError::Database { action, source }
     }
 
-    /// Whether the disk (or the user's quota) is full.
+    /// Whether the disk (or the user's quota, or the database's disk) is
+    /// full.
     pub fn is_disk_full(&self) -> bool {
-        matches!(
-            self,
-            ArchiveError::Io { source, .. }
-                if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
-        )
+        match self {
+            ArchiveError::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+                )
+            }
+            ArchiveError::Database { source, .. } => database_full(source),
+            ArchiveError::IndexFull(_) => true,
+            _ => false,
+        }
     }
 
     /// Whether retrying later could succeed (resources), as opposed to a
@@ -76,8 +87,14 @@ impl ArchiveError {
             self,
             ArchiveError::Io { .. }
                 | ArchiveError::Database { .. }
+                | ArchiveError::IndexFull(_)
                 | ArchiveError::Migrate(_)
                 | ArchiveError::SchemaTooNew { .. }
         )
     }
+}
+
+/// SQLite's SQLITE_FULL (13) or PostgreSQL's disk_full (53100).
+pub(crate) fn database_full(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("13") | Some("53100")))
 }

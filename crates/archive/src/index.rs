@@ -80,7 +80,7 @@ async fn commit_batch(pool: &Pool, batch: Vec<(Entry, Reply)>) {
     let mut results = Vec::with_capacity(size);
     let outcome = match pool.acquire().await {
         Ok(mut conn) => transaction(&mut conn, begin_write(pool), &batch, &mut results).await,
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     if size > 1 {
         tracing::debug!(size, "index group commit");
@@ -93,8 +93,12 @@ async fn commit_batch(pool: &Pool, batch: Vec<(Entry, Reply)>) {
         }
         Err(e) => {
             tracing::error!(error = %e, size, "index commit failed");
+            let full = crate::error::database_full(&e);
             for (_, reply) in batch {
-                let _ = reply.send(Err(ArchiveError::IndexUnavailable(e.clone())));
+                let _ = reply.send(Err(match full {
+                    true => ArchiveError::IndexFull(e.to_string()),
+                    false => ArchiveError::IndexUnavailable(e.to_string()),
+                }));
             }
         }
     }
@@ -105,17 +109,14 @@ async fn transaction(
     begin: &str,
     batch: &[(Entry, Reply)],
     results: &mut Vec<Result<Option<String>, ArchiveError>>,
-) -> Result<(), String> {
-    sqlx::query(begin)
-        .execute(&mut **conn)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(), sqlx::Error> {
+    sqlx::query(begin).execute(&mut **conn).await?;
     for (entry, _) in batch {
         results.push(in_savepoint(conn, entry).await);
     }
     if let Err(e) = sqlx::query("COMMIT").execute(&mut **conn).await {
         let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
-        return Err(e.to_string());
+        return Err(e);
     }
     Ok(())
 }

@@ -59,6 +59,17 @@ impl Peers {
         Peers { pool }
     }
 
+    /// What changes whenever any node changes a row: the rows' count and
+    /// latest change time.
+    pub async fn stamp(&self) -> Result<String, ArchiveError> {
+        sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS TEXT) || ' ' || COALESCE(MAX(updated_at), '') FROM peers",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ArchiveError::db("reading console changes"))
+    }
+
     pub async fn list(&self) -> Result<Vec<PeerOverride>, ArchiveError> {
         sqlx::query_as("SELECT * FROM peers ORDER BY kind, name")
             .fetch_all(&self.pool)

@@ -414,10 +414,21 @@ impl Retention {
     /// down to the low watermark. True when the write may try again: room
     /// was made, by this call or by another that held the purge meanwhile.
     pub async fn make_room(&self, low_watermark: f64) -> Result<bool, ArchiveError> {
+        self.make_room_sparing(low_watermark, None).await
+    }
+
+    /// `make_room`, never purging `spared` (the study of a writer that
+    /// holds its gate: purging it would wait for that writer forever).
+    pub(crate) async fn make_room_sparing(
+        &self,
+        low_watermark: f64,
+        spared: Option<&str>,
+    ) -> Result<bool, ArchiveError> {
         let full = self.usage()?.fraction();
         let _one = self.gates.running.lock().await;
         let mut run = RetentionRun::default();
-        let settled = self.settled().await?;
+        let mut settled = self.settled().await?;
+        settled.retain(|s| Some(s.study_instance_uid.as_str()) != spared);
         self.down_to(low_watermark, settled, PurgeReason::DiskFull, &mut run)
             .await?;
         let used = self.usage()?.fraction();

@@ -234,6 +234,7 @@ impl PendingInstance {
             fsutil::sync_dir(&series_dir)
                 .map_err(|e| ArchiveError::io("fsync the series directory", e))
         });
+        let incoming_again = incoming.clone();
         let indexed = archive.inner.index.record(crate::index::Entry {
             attributes: attributes.clone(),
             incoming,
@@ -242,7 +243,27 @@ impl PendingInstance {
         });
         let (dir_synced, indexed) = tokio::join!(dir_synced, indexed);
         dir_synced?;
-        let previous = indexed?;
+        let previous = match (indexed, make_room_to) {
+            // The file fitted, the index's next page did not: settled
+            // studies make room, then the row is written once more.
+            (Err(e), Some(low)) if e.is_disk_full() && !room_made => {
+                let retention = archive.retention();
+                if !retention.make_room_sparing(low, Some(&study_uid)).await? {
+                    return Err(e);
+                }
+                archive
+                    .inner
+                    .index
+                    .record(crate::index::Entry {
+                        attributes: attributes.clone(),
+                        incoming: incoming_again,
+                        file_path: file_path.clone(),
+                        file_size,
+                    })
+                    .await?
+            }
+            (indexed, _) => indexed?,
+        };
         tracing::debug!(
             sop_instance_uid = %attributes.sop_instance_uid,
             parse_us = timings.parse.as_micros() as u64,

@@ -329,6 +329,33 @@ impl Live {
         }
     }
 
+    /// Follow changes other nodes make (on one database, a console
+    /// change on any node is a row in `peers`): every `every`, compare the
+    /// rows' stamp with the one in force and reload when it moved. Until
+    /// `stop`.
+    pub async fn follow(self: Arc<Self>, every: Duration, mut stop: dimse::Shutdown) {
+        let mut last = self.archive.peers().stamp().await.ok();
+        loop {
+            tokio::select! {
+                _ = stop.wait() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match self.archive.peers().stamp().await {
+                Ok(stamp) if Some(&stamp) != last.as_ref() => match self.reload().await {
+                    Ok(()) => {
+                        tracing::info!("sources and destinations changed on another node: applied");
+                        last = Some(stamp);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot apply another node's console change")
+                    }
+                },
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read console changes"),
+            }
+        }
+    }
+
     /// Re-read the overrides and put the result in force, in one swap.
     async fn reload(&self) -> Result<(), ControlError> {
         let _one = self.reloading.lock().await;

@@ -234,6 +234,13 @@ impl Daemon {
             &stats,
             &shutdown,
         ));
+        tasks.push((
+            "console changes",
+            tokio::spawn(live.clone().follow(
+                std::time::Duration::from_secs(config.node.lease_secs.div_ceil(3).max(1)),
+                shutdown.clone(),
+            )),
+        ));
         tasks.push(("listener", tokio::spawn(listener.run())));
         Ok(Daemon {
             archive,

@@ -28,6 +28,7 @@ fn failure(e: ArchiveError) -> StoreFailure {
         ArchiveError::Io { .. }
         | ArchiveError::Database { .. }
         | ArchiveError::IndexUnavailable(_)
+        | ArchiveError::IndexFull(_)
         | ArchiveError::Migrate(_)
         | ArchiveError::SchemaTooNew { .. }
         | ArchiveError::BadDatabaseUrl(_)
