@@ -205,7 +205,11 @@ impl Archive {
         .map_err(|e| ArchiveError::io("prepare storage directory", std::io::Error::other(e)))??;
         let db = db::Db::open(&target).await?;
         let lease = options.lease();
-        nodes::beat(&db.write, &lease, true).await?;
+        // A node that cannot beat now (a full disk under SQLite) still
+        // starts: it beats again in a moment, and making room needs it up.
+        if let Err(e) = nodes::beat(&db.write, &lease, true).await {
+            tracing::warn!(node = %lease.node, error = %e, "first heartbeat failed");
+        }
         let heartbeat = nodes::spawn_heartbeat(db.write.clone(), lease.clone());
         let index = index::IndexWriter::start(db.write.clone());
         Ok(Archive {
