@@ -191,13 +191,14 @@ fn a_node_killed_during_analysis_has_its_job_finished_by_another() {
     );
     let out = a.storescu(&[], &files.iter().map(|f| f.as_path()).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", text(&out));
-    // Node b is up before a claims the job, so only a can hold it.
-    let b = node("node-b", &storage, &database, pacs_port);
     wait_until("node a claims the job", Duration::from_secs(60), || {
         a.log().contains("job claimed")
     });
     a.kill();
-    let claimed_by_a = sql(&b, "SELECT COALESCE(node, '-') || ' ' || state FROM jobs");
+    let claimed_by_a = sql(&a, "SELECT COALESCE(node, '-') || ' ' || state FROM jobs");
+    // Node b starts now: a's claim is not its own, and a beat recently,
+    // so b leaves the job alone until a's lease lapses.
+    let b = node("node-b", &storage, &database, pacs_port);
     wait_until("the report in the PACS", Duration::from_secs(90), || {
         pacs.sop_classes(&uid).iter().any(|c| c == SR)
     });
