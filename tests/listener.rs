@@ -128,12 +128,7 @@ fn stores_fifty_ct_instances_durably_and_indexed() {
         );
     }
     // No partial files left behind.
-    assert_eq!(
-        std::fs::read_dir(d.storage().join(".incoming"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(std::fs::read_dir(d.incoming()).unwrap().count(), 0);
 }
 
 #[test]
@@ -294,12 +289,7 @@ fn a_bad_data_set_fails_alone_and_the_association_goes_on() {
     let studies = d.studies();
     assert_eq!(studies.len(), 2, "{studies:#?}");
     assert_eq!(d.instance_files().len(), 2);
-    assert_eq!(
-        std::fs::read_dir(d.storage().join(".incoming"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(std::fs::read_dir(d.incoming()).unwrap().count(), 0);
     assert!(d.log().contains("data set cannot be parsed"));
 }
 
@@ -310,7 +300,7 @@ fn unwritable_storage_answers_out_of_resources() {
     let mr = fixture("mr-small.dcm").display().to_string();
     // Make the incoming directory unusable (a file in its place: even root
     // cannot create files in it).
-    let incoming = d.storage().join(".incoming");
+    let incoming = d.incoming();
     std::fs::remove_dir(&incoming).unwrap();
     std::fs::write(&incoming, b"not a directory").unwrap();
     let repaired = d.dir.path().join("repaired");

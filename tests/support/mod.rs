@@ -212,6 +212,9 @@ pub fn test_postgres() -> Option<String> {
         .map(|s| s.trim_end_matches('/').to_string())
 }
 
+/// The node name of a daemon the suite put on PostgreSQL.
+pub const TEST_NODE: &str = "test-node";
+
 /// A new, empty database on the suite's PostgreSQL server; its URL.
 pub fn new_postgres_database(server: &str) -> String {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -350,6 +353,9 @@ impl Daemon {
             if let Some(server) = test_postgres() {
                 let url = new_postgres_database(&server);
                 text += &format!("\n[database]\nurl = \"{url}\"\n");
+                if !text.contains("[node]") {
+                    text += &format!("\n[node]\nname = \"{TEST_NODE}\"\n");
+                }
                 database = Some(url);
             }
         }
@@ -372,6 +378,15 @@ impl Daemon {
 
     pub fn storage(&self) -> PathBuf {
         self.dir.path().join("storage")
+    }
+
+    /// Where this daemon receives (on PostgreSQL, its node's own folder).
+    pub fn incoming(&self) -> PathBuf {
+        let incoming = self.storage().join(".incoming");
+        match &self.database {
+            Some(_) => incoming.join(TEST_NODE),
+            None => incoming,
+        }
     }
 
     /// Run `query` on the daemon's database (the sqlite3 or psql client):
