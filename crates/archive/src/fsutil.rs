@@ -78,18 +78,42 @@ pub(crate) fn lock_storage(dir: &Path) -> std::io::Result<std::fs::File> {
     })
 }
 
-/// Take this node's place in a shared storage folder: an exclusive lock on
-/// `<dir>/.nodes/<node>.lock`. Two processes with one node name would
+/// Take this node's place in a shared storage folder: a shared lock on
+/// `<dir>/triaged.lock` (so a single-node daemon, which wants it alone, is
+/// refused, and refuses the nodes) and an exclusive lock on
+/// `<dir>/.nodes/<node>.lock`: two processes with one node name would
 /// clear each other's incoming files and claims; the second is refused.
-pub(crate) fn lock_node(dir: &Path, node: &str) -> std::io::Result<std::fs::File> {
+pub(crate) fn lock_node(dir: &Path, node: &str) -> std::io::Result<Vec<std::fs::File>> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("triaged.lock");
+    let shared = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match shared.try_lock_shared() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "{} is in use by another triaged process (a single node holds {})",
+                    dir.display(),
+                    path.display()
+                ),
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
     let nodes = dir.join(".nodes");
     std::fs::create_dir_all(&nodes)?;
-    lock_file(&nodes.join(format!("{node}.lock")), || {
+    let own = lock_file(&nodes.join(format!("{node}.lock")), || {
         format!(
             "{} is in use by another triaged process as node {node}",
             dir.display()
         )
-    })
+    })?;
+    Ok(vec![shared, own])
 }
 
 fn lock_file(path: &Path, busy: impl FnOnce() -> String) -> std::io::Result<std::fs::File> {

@@ -163,7 +163,7 @@ struct Inner {
     gates: Arc<retention::Gates>,
     /// Held until `close`: one process per storage folder (SQLite), or
     /// per node name (PostgreSQL).
-    lock: std::sync::Mutex<Option<std::fs::File>>,
+    lock: std::sync::Mutex<Option<Vec<std::fs::File>>>,
     lease: nodes::Lease,
     heartbeat: tokio::task::JoinHandle<()>,
 }
@@ -195,7 +195,7 @@ impl Archive {
         let lock = tokio::task::spawn_blocking(move || {
             let lock = match shared {
                 true => fsutil::lock_node(&dir, &node),
-                false => fsutil::lock_storage(&dir),
+                false => fsutil::lock_storage(&dir).map(|f| vec![f]),
             }
             .map_err(|e| ArchiveError::io("lock the storage folder", e))?;
             fsutil::prepare_dirs(&dir, &tmp)?;
