@@ -52,6 +52,34 @@ fn api(
     (status.to_string(), body.to_string())
 }
 
+/// What every cluster test runs on: a PostgreSQL database, a storage
+/// folder the nodes share (under `shared`, beside the test's files) and a
+/// PACS for the reports.
+struct Site {
+    _pg: Postgres,
+    database: String,
+    shared: tempfile::TempDir,
+    storage: std::path::PathBuf,
+    pacs_port: u16,
+    pacs: Orthanc,
+}
+
+impl Site {
+    fn start() -> Site {
+        let pg = Postgres::start();
+        let shared = tempfile::tempdir().unwrap();
+        let pacs_port = free_port();
+        Site {
+            database: pg.database(),
+            storage: shared.path().join("storage"),
+            shared,
+            pacs_port,
+            pacs: Orthanc::start_with(pacs_port, &[], true),
+            _pg: pg,
+        }
+    }
+}
+
 fn sql(d: &Daemon, query: &str) -> String {
     let out = d.sql(query);
     assert!(out.status.success(), "{}", text(&out));
@@ -63,12 +91,14 @@ const SR: &str = "1.2.840.10008.5.1.4.1.1.88.34";
 /// Half a study to one node, half to the other: one job, one report.
 #[test]
 fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
-    let pg = Postgres::start();
-    let database = pg.database();
-    let shared = tempfile::tempdir().unwrap();
-    let storage = shared.path().join("storage");
-    let pacs_port = free_port();
-    let pacs = Orthanc::start_with(pacs_port, &[], true);
+    let Site {
+        _pg,
+        database,
+        shared,
+        storage,
+        pacs_port,
+        pacs,
+    } = Site::start();
     let a = node("node-a", &storage, &database, pacs_port);
     let b = node("node-b", &storage, &database, pacs_port);
     let (uid, files) = phantom_study(
@@ -176,12 +206,14 @@ fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
 /// over once the dead node's lease lapses, and the PACS gets one report.
 #[test]
 fn a_node_killed_during_analysis_has_its_job_finished_by_another() {
-    let pg = Postgres::start();
-    let database = pg.database();
-    let shared = tempfile::tempdir().unwrap();
-    let storage = shared.path().join("storage");
-    let pacs_port = free_port();
-    let pacs = Orthanc::start_with(pacs_port, &[], true);
+    let Site {
+        _pg,
+        database,
+        shared,
+        storage,
+        pacs_port,
+        pacs,
+    } = Site::start();
     let mut a = node("node-a", &storage, &database, pacs_port);
     let (uid, files) = phantom_study(
         shared.path(),
@@ -232,12 +264,14 @@ fn a_node_killed_during_analysis_has_its_job_finished_by_another() {
 /// work was finished by the others.
 #[test]
 fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
-    let pg = Postgres::start();
-    let database = pg.database();
-    let shared = tempfile::tempdir().unwrap();
-    let storage = shared.path().join("storage");
-    let pacs_port = free_port();
-    let pacs = Orthanc::start_with(pacs_port, &[], true);
+    let Site {
+        _pg,
+        database,
+        shared,
+        storage,
+        pacs_port,
+        pacs,
+    } = Site::start();
     let shipped =
         |f: &str| std::fs::read_to_string(repo_root().join("deploy/cluster").join(f)).unwrap();
     let mut nodes: Vec<Daemon> = (1..=3)
