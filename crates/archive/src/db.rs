@@ -190,11 +190,18 @@ async fn sqlite_pool(path: &Path, mode: &str, max: u32) -> Result<Pool, sqlx::Er
         .await
 }
 
+/// How long a statement waits for a PostgreSQL connection before it fails
+/// (a C-STORE then answers 0xA700): long enough for a busy pool, short
+/// enough that a sender hears the refusal before its own timeout when the
+/// server is down (Orthanc's default is 10 s; connections are retried
+/// until then).
+const POSTGRES_ACQUIRE: Duration = Duration::from_secs(8);
+
 async fn postgres_pool(url: &str, max: u32) -> Result<Pool, sqlx::Error> {
     install_drivers();
     AnyPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(POSTGRES_ACQUIRE)
         .connect(url)
         .await
 }

@@ -22,13 +22,19 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// How long `/readyz` waits for the database.
+const READYZ_DATABASE: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let db = s
-        .worklist
-        .jobs_by_state()
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string());
+    // A database that does not answer is as unready as one that refuses:
+    // a load balancer's check must not hang on the pool's own wait.
+    let db = match tokio::time::timeout(READYZ_DATABASE, s.worklist.jobs_by_state()).await {
+        Ok(answer) => answer.map(|_| ()).map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the database did not answer within {} s",
+            READYZ_DATABASE.as_secs()
+        )),
+    };
     match db.and_then(|_| s.control.ready()) {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
         Err(why) => (
