@@ -2,7 +2,9 @@
 # A throwaway PostgreSQL server for the test suite (Debian's postgresql):
 #
 #   scripts/postgres.sh start DIR   initdb in DIR, start on a free loopback
-#                                   port, print `export TRIAGED_TEST_POSTGRES=…`
+#                                   port, print `export TRIAGED_TEST_POSTGRES=…`;
+#                                   a DIR that holds a stopped server starts it
+#                                   again, on the port it had
 #   scripts/postgres.sh stop DIR    stop it (DIR stays; delete it yourself)
 #
 # PostgreSQL refuses to run as root: as root the server runs as the
@@ -18,10 +20,15 @@ as_owner() {
 }
 case "$cmd" in
   start)
-    mkdir -p "$dir"
-    [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
-    as_owner "$bin/initdb" -D "$dir/data" -A trust -U triaged -E UTF8 --no-locale >/dev/null
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if [ -f "$dir/port" ]; then
+      port=$(cat "$dir/port")
+    else
+      mkdir -p "$dir"
+      [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+      as_owner "$bin/initdb" -D "$dir/data" -A trust -U triaged -E UTF8 --no-locale >/dev/null
+      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      echo "$port" > "$dir/port"
+    fi
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
       "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=600 -c shared_buffers=64MB" >/dev/null
     echo "export TRIAGED_TEST_POSTGRES=postgres://triaged@127.0.0.1:$port"

@@ -66,7 +66,10 @@ struct Site {
 
 impl Site {
     fn start() -> Site {
-        let pg = Postgres::start();
+        Site::on(Postgres::start())
+    }
+
+    fn on(pg: Postgres) -> Site {
         let shared = tempfile::tempdir().unwrap();
         let pacs_port = free_port();
         Site {
@@ -406,4 +409,111 @@ fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
             assert_eq!(sop_uid(&storage.join(&stored)), sop_uid(f), "{uid}: stored");
         }
     }
+}
+
+/// The HTTP status of `GET path` on a node (no token).
+fn get_status(d: &Daemon, path: &str) -> String {
+    let url = format!("http://127.0.0.1:{}{path}", d.http_port);
+    text(&run(
+        "curl",
+        &["-s", "-o", "/dev/null", "-w", "%{http_code}", &url],
+    ))
+}
+
+/// PostgreSQL stopped while studies stream in, and started again: the
+/// node refuses what it cannot index (the sender retries, as a router
+/// does), says it is not ready, and once the database is back it takes
+/// instances again and finishes every study without a restart.
+#[test]
+fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
+    let Site {
+        _pg: pg,
+        database,
+        shared,
+        storage,
+        pacs_port,
+        pacs,
+    } = Site::on(Postgres::start_own());
+    let a = node("node-a", &storage, &database, pacs_port);
+    let b = node("node-b", &storage, &database, pacs_port);
+    let studies: Vec<(String, Vec<std::path::PathBuf>)> = (0..8)
+        .map(|k| {
+            phantom_study(
+                shared.path(),
+                2300 + k,
+                vec![(Label::Pneumothorax, Grade::Severe)],
+                2,
+            )
+        })
+        .collect();
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for (k, (_, files)) in studies.iter().enumerate() {
+                let to = if k % 2 == 0 { &a } else { &b };
+                let files: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
+                // A router sends again what was refused, until it is taken.
+                wait_until("the study stored", Duration::from_secs(120), || {
+                    let out = to.storescu(&[], &files);
+                    let ok = out.status.success() && !text(&out).contains("Status:");
+                    if !ok {
+                        refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    ok
+                });
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        wait_until("three studies in", Duration::from_secs(60), || {
+            sent.load(std::sync::atomic::Ordering::SeqCst) >= 3
+        });
+        pg.stop();
+        wait_until("a sender refused", Duration::from_secs(60), || {
+            refused.load(std::sync::atomic::Ordering::SeqCst) > 0
+        });
+        assert_eq!(get_status(&a, "/readyz"), "503");
+        // Down long enough that every background task met the outage.
+        wait_until(
+            "the workers met the outage",
+            Duration::from_secs(60),
+            || {
+                [&a, &b].iter().all(|d| {
+                    let log = d.log();
+                    log.contains("heartbeat failed") && log.contains("cannot claim a job")
+                })
+            },
+        );
+        pg.start_again();
+        wait_until("node a ready again", Duration::from_secs(60), || {
+            get_status(&a, "/readyz") == "200"
+        });
+    });
+    for (uid, _) in &studies {
+        assert!(
+            wait_for(Duration::from_secs(120), || {
+                pacs.sop_classes(uid).iter().any(|c| c == SR)
+            }),
+            "no report for {uid}: jobs\n{}\nnode a\n{}\nnode b\n{}",
+            sql(&a, "SELECT study_instance_uid || ' ' || state || ' ' || COALESCE(node, '-') || ' ' || COALESCE(reason, '') FROM jobs"),
+            a.log(),
+            b.log(),
+        );
+    }
+    wait_until("every job done", Duration::from_secs(60), || {
+        sql(&a, "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == "8"
+    });
+    assert_eq!(sql(&a, "SELECT COUNT(*) FROM instances"), "16");
+    assert_eq!(sql(&a, "SELECT COUNT(*) FROM jobs"), "8");
+    for (uid, _) in &studies {
+        assert_eq!(pacs.count(uid, "SR"), 1, "{uid}");
+    }
+    // The sender heard 0xA700 (out of resources: the index was away),
+    // and the log says so.
+    let log = format!("{}{}", a.log(), b.log());
+    assert!(
+        log.lines()
+            .any(|l| l.contains("instance refused") && l.contains("0xA700")),
+        "{log}"
+    );
 }

@@ -250,20 +250,17 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn start() -> Postgres {
-        if let Some(server) = test_postgres() {
-            return Postgres { server, own: None };
+        match test_postgres() {
+            Some(server) => Postgres { server, own: None },
+            None => Postgres::start_own(),
         }
+    }
+
+    /// A server of the test's own, even when the suite has one: for a test
+    /// that stops and restarts it.
+    pub fn start_own() -> Postgres {
         let dir = tempfile::tempdir().unwrap();
-        let script = repo_root().join("scripts/postgres.sh");
-        let out = run(
-            "bash",
-            &[
-                script.to_str().unwrap(),
-                "start",
-                dir.path().to_str().unwrap(),
-            ],
-        );
-        assert!(out.status.success(), "{}", text(&out));
+        let out = Postgres::script("start", dir.path());
         let server = String::from_utf8_lossy(&out.stdout)
             .trim()
             .trim_start_matches("export TRIAGED_TEST_POSTGRES=")
@@ -272,6 +269,30 @@ impl Postgres {
             server,
             own: Some(dir),
         }
+    }
+
+    /// Stops the test's own server (fast shutdown: sessions are cut).
+    pub fn stop(&self) {
+        Postgres::script("stop", self.own.as_ref().expect("own server").path());
+    }
+
+    /// Starts the test's own server again, on the same port.
+    pub fn start_again(&self) {
+        Postgres::script("start", self.own.as_ref().expect("own server").path());
+    }
+
+    fn script(command: &str, dir: &Path) -> Output {
+        let script = repo_root().join("scripts/postgres.sh");
+        let out = run(
+            "bash",
+            &[script.to_str().unwrap(), command, dir.to_str().unwrap()],
+        );
+        assert!(
+            out.status.success(),
+            "postgres.sh {command}: {}",
+            text(&out)
+        );
+        out
     }
 
     /// A new, empty database on it; its URL.
