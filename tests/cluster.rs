@@ -517,3 +517,138 @@ fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
         "{log}"
     );
 }
+
+/// The SOP Instance UID of the study's report in the outbox.
+fn sop_uid_of_sr(d: &Daemon) -> String {
+    sql(
+        d,
+        &format!("SELECT sop_instance_uid FROM outbox WHERE sop_class_uid = '{SR}'"),
+    )
+}
+
+/// A TCP relay to a port on loopback. While `hold` is set, each new
+/// connection gets the server's first PDU (the A-ASSOCIATE-AC) and
+/// nothing more: the sender's data reach the server, its answers do not.
+struct Relay {
+    port: u16,
+    hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn to(server: u16) -> Relay {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let held = hold.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", server)) else {
+                    continue;
+                };
+                let (mut up_in, mut up_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_in, &mut up_out);
+                    let _ = up_out.shutdown(Shutdown::Write);
+                });
+                let held = held.clone();
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (server, client);
+                    if held.load(Ordering::SeqCst) {
+                        // The first PDU: a 6-byte header, then its length.
+                        let mut header = [0u8; 6];
+                        if from.read_exact(&mut header).is_err() {
+                            return;
+                        }
+                        let len = u32::from_be_bytes(header[2..6].try_into().unwrap()) as usize;
+                        let mut body = vec![0u8; len];
+                        if from.read_exact(&mut body).is_err()
+                            || to.write_all(&header).is_err()
+                            || to.write_all(&body).is_err()
+                        {
+                            return;
+                        }
+                        while held.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        Relay { port, hold }
+    }
+
+    fn release(&self) {
+        self.hold.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A node killed while it delivers a report, at the worst moment: the
+/// PACS has stored the SR, the node has not heard so (the relay holds
+/// the PACS's answer back). Another node takes the delivery over once
+/// the dead node's lease lapses and sends the same SR again: the PACS
+/// still holds one.
+#[test]
+fn a_node_killed_during_delivery_has_the_report_sent_once_by_another() {
+    let Site {
+        _pg,
+        database,
+        shared,
+        storage,
+        pacs_port,
+        pacs,
+    } = Site::start();
+    let relay = Relay::to(pacs_port);
+    let mut a = node("node-a", &storage, &database, relay.port);
+    let (uid, files) = phantom_study(
+        shared.path(),
+        2103,
+        vec![(Label::Pneumothorax, Grade::Severe)],
+        2,
+    );
+    let out = a.storescu(&[], &files.iter().map(|f| f.as_path()).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until(
+        "the PACS stored the report",
+        Duration::from_secs(60),
+        || pacs.count(&uid, "SR") == 1,
+    );
+    a.kill();
+    let sr = format!(
+        "SELECT state || ' ' || COALESCE(node, '-') FROM outbox WHERE sop_class_uid = '{SR}'"
+    );
+    assert_eq!(sql(&a, &sr), "sending node-a");
+    assert!(!a.log().contains("result delivered"), "{}", a.log());
+    relay.release();
+    let b = node("node-b", &storage, &database, relay.port);
+    // The report and its heatmaps (secondary captures) all delivered.
+    wait_until("every delivery recorded", Duration::from_secs(90), || {
+        sql(&b, "SELECT COUNT(*) FROM outbox WHERE state <> 'delivered'") == "0"
+    });
+    let log = b.log();
+    assert!(
+        log.contains("took back the claims of a node that stopped beating")
+            || log.contains("resuming jobs interrupted by a stop"),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("result delivered") && l.contains(&sop_uid_of_sr(&b))),
+        "{log}"
+    );
+    // Sent twice under one SOP Instance UID: the PACS files it once.
+    assert_eq!(pacs.count(&uid, "SR"), 1);
+    assert_eq!(
+        sql(
+            &b,
+            &format!("SELECT COUNT(*) FROM outbox WHERE sop_class_uid = '{SR}'")
+        ),
+        "1"
+    );
+    assert_eq!(sql(&b, "SELECT state FROM jobs"), "done");
+}
