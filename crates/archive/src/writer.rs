@@ -202,13 +202,24 @@ impl PendingInstance {
         let study_uid = attrs.study_instance_uid.clone();
         let gates = archive.inner.gates.clone();
         let _gate = gates.enter(&study_uid).await;
+        // On shared storage a purge on another node is not held by this
+        // node's gate: a resend must never take the place of the file its
+        // index row names (the purge deletes what its rows name), so it is
+        // written beside it and the old one goes once the row names the
+        // new one.
+        let beside = (archive.backend() == crate::db::Backend::Postgres).then(|| {
+            let part = tmp.file_stem().unwrap_or_default().to_string_lossy();
+            format!("{}-{part}", archive.inner.lease.node)
+        });
         let placed = blocking(move || {
             let t = Instant::now();
-            let rel = format!(
-                "{}/{}/{}.dcm",
-                attrs.study_instance_uid, attrs.series_instance_uid, attrs.sop_instance_uid
-            );
-            let dest = root.join(&rel);
+            let in_series = format!("{}/{}", attrs.study_instance_uid, attrs.series_instance_uid);
+            let mut rel = format!("{in_series}/{}.dcm", attrs.sop_instance_uid);
+            let mut dest = root.join(&rel);
+            if let Some(tag) = beside.filter(|_| dest.exists()) {
+                rel = format!("{in_series}/{}.{tag}.dcm", attrs.sop_instance_uid);
+                dest = root.join(&rel);
+            }
             let series_dir = dest
                 .parent()
                 .expect("instance path has a parent")

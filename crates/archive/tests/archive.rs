@@ -167,6 +167,16 @@ async fn a_resend_replaces_and_a_move_removes_the_old_file() {
         .unwrap();
     assert!(again.duplicate);
     assert_eq!(a.instance_count().await.unwrap(), 1);
+    match a.backend() {
+        // One node: the resend takes the old file's place.
+        archive::Backend::Sqlite => assert_eq!(again.file_path, first.file_path),
+        // Shared storage: beside it, never over it (a purge on another
+        // node deletes what its rows name); the old file goes after.
+        archive::Backend::Postgres => {
+            assert_ne!(again.file_path, first.file_path);
+            assert!(!dir.path().join(&first.file_path).exists());
+        }
+    }
     assert_eq!(
         std::fs::metadata(dir.path().join(&again.file_path))
             .unwrap()
