@@ -9,7 +9,8 @@
 #
 # PostgreSQL refuses to run as root: as root the server runs as the
 # `postgres` user, on a DIR it owns. Trust authentication on loopback only;
-# fsync off (the suite kills triaged, never the machine).
+# fsync off (the suite kills triaged, never the machine; POSTGRES_FSYNC=on for
+# a benchmark).
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=${2:?DIR}
@@ -30,7 +31,7 @@ case "$cmd" in
       echo "$port" > "$dir/port"
     fi
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-      "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=600 -c shared_buffers=64MB" >/dev/null
+      "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=600 -c shared_buffers=64MB" >/dev/null
     echo "export TRIAGED_TEST_POSTGRES=postgres://triaged@127.0.0.1:$port"
     ;;
   stop)
