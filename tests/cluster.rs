@@ -652,3 +652,136 @@ fn a_node_killed_during_delivery_has_the_report_sent_once_by_another() {
     );
     assert_eq!(sql(&b, "SELECT state FROM jobs"), "done");
 }
+
+/// The chaos test of tests/reliability.rs on three nodes: kill -9 of a
+/// node inside an association, right after its last Success, while it
+/// analyses a study and while it delivers the report, a different node
+/// each time. The sender resends what was not acknowledged to another
+/// node (as a router behind the load balancer does); the dead node comes
+/// back later. Every acknowledged instance is stored intact and indexed
+/// once, the survivors finish the dead node's work, and every study has
+/// exactly one report in the PACS.
+#[test]
+fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
+    let Site {
+        _pg,
+        database,
+        shared,
+        storage,
+        pacs_port,
+        pacs,
+    } = Site::start();
+    let mut nodes: Vec<Daemon> = (0..3)
+        .map(|i| node(&format!("node-{i}"), &storage, &database, pacs_port))
+        .collect();
+    let index = |name: &str| {
+        name.strip_prefix("node-")
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    let mut studies = Vec::new();
+    let mut acknowledged_before_kill = 0;
+    for trial in 0..4u64 {
+        let (uid, files) = phantom_study(
+            shared.path(),
+            2400 + trial,
+            vec![(Label::Effusion, Grade::Severe)],
+            4,
+        );
+        let to = trial as usize % 3;
+        let child = sender(&nodes[to], &files);
+        let job_node = |d: &Daemon, states: &str| {
+            sql(
+                d,
+                &format!(
+                    "SELECT COALESCE(MAX(node), '') FROM jobs WHERE study_instance_uid = '{uid}' AND state IN ({states})"
+                ),
+            )
+        };
+        let (victim, moment) = match trial {
+            0 => {
+                // Somewhere inside the association.
+                std::thread::sleep(Duration::from_millis(30 + (trial * 7919) % 250));
+                (to, "during C-STORE")
+            }
+            1 => {
+                while child_running(&child) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                (to, "after the last Success")
+            }
+            2 => {
+                // Whichever node claimed the job.
+                let mut holder = String::new();
+                wait_until("a node analysing", Duration::from_secs(60), || {
+                    // (or ran it already, on a fast machine)
+                    holder = job_node(&nodes[to], "'analysing', 'reporting', 'sending', 'done'");
+                    !holder.is_empty()
+                });
+                (index(&holder).unwrap(), "during analysis")
+            }
+            _ => {
+                let mut holder = String::new();
+                wait_until("a node delivering", Duration::from_secs(60), || {
+                    holder = sql(
+                        &nodes[to],
+                        &format!("SELECT COALESCE(MAX(node), '') FROM outbox WHERE study_instance_uid = '{uid}' AND state IN ('sending', 'delivered')"),
+                    );
+                    !holder.is_empty()
+                });
+                (index(&holder).unwrap(), "during delivery")
+            }
+        };
+        nodes[victim].kill();
+        let sent = statuses(child, files.len());
+        acknowledged_before_kill += sent.iter().filter(|s| **s == Some(0)).count();
+        let other = &nodes[(victim + 1) % 3];
+        let retry: Vec<std::path::PathBuf> = files
+            .iter()
+            .zip(&sent)
+            .filter(|(_, s)| **s != Some(0))
+            .map(|(f, _)| f.clone())
+            .collect();
+        if !retry.is_empty() {
+            let again = statuses(sender(other, &retry), retry.len());
+            assert!(again.iter().all(|s| *s == Some(0)), "{moment}: {again:?}");
+        }
+        // Every instance indexed once and intact: the stored data set is
+        // the one sent, byte for byte.
+        for f in &files {
+            let sop = sop_uid(f);
+            let path = sql(
+                other,
+                &format!("SELECT file_path FROM instances WHERE sop_instance_uid = '{sop}'"),
+            );
+            assert!(
+                !path.is_empty() && !path.contains('\n'),
+                "{moment}: {sop}: {path:?}"
+            );
+            assert_eq!(
+                data_set_bytes(&storage.join(&path)),
+                data_set_bytes(f),
+                "{moment}: {sop} differs"
+            );
+        }
+        wait_until("the report in the PACS", Duration::from_secs(90), || {
+            pacs.sop_classes(&uid).iter().any(|c| c == SR)
+        });
+        nodes[victim].restart();
+        studies.push((uid, moment));
+    }
+    let any = &nodes[0];
+    for (uid, moment) in &studies {
+        wait_until("the job done", Duration::from_secs(60), || {
+            sql(
+                any,
+                &format!("SELECT COUNT(*) FROM jobs WHERE study_instance_uid = '{uid}' AND state <> 'done'"),
+            ) == "0"
+        });
+        assert_eq!(pacs.count(uid, "SR"), 1, "{moment}: {uid}");
+    }
+    assert_eq!(sql(any, "SELECT COUNT(*) FROM instances"), "16");
+    eprintln!(
+        "cluster chaos: {:?}, {acknowledged_before_kill} instances acknowledged before a kill, 0 lost, one report each",
+        studies.iter().map(|(_, m)| *m).collect::<Vec<_>>()
+    );
+}

@@ -19,39 +19,6 @@ fn study(dir: &Path, seed: u64, n: u32) -> (String, Vec<PathBuf>) {
     phantom_study(dir, seed, vec![(Label::Effusion, Grade::Severe)], n)
 }
 
-/// The pynetdicom peer storing `files` in one association, started now.
-fn sender(d: &Daemon, files: &[PathBuf]) -> std::process::Child {
-    let mut args = vec![
-        repo_root()
-            .join("tests/peers/dimse_peer.py")
-            .display()
-            .to_string(),
-        "store".into(),
-        d.port.to_string(),
-        "TRIAGED".into(),
-    ];
-    args.extend(files.iter().map(|f| format!("raw:{}", f.display())));
-    Command::new(python())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// The sender's statuses, one per file (`None`: no answer).
-fn statuses(child: std::process::Child, n: usize) -> Vec<Option<u16>> {
-    let out = child.wait_with_output().unwrap();
-    let v: serde_json::Value =
-        serde_json::from_slice(out.stdout.trim_ascii()).unwrap_or(serde_json::Value::Null);
-    let mut s: Vec<Option<u16>> = v
-        .as_array()
-        .map(|a| a.iter().map(|x| x.as_u64().map(|n| n as u16)).collect())
-        .unwrap_or_default();
-    s.resize(n, None);
-    s
-}
-
 fn job_state(d: &Daemon, uid: &str) -> Option<String> {
     d.studies()
         .into_iter()
@@ -174,13 +141,6 @@ fn kill_9_at_any_moment_loses_nothing_that_was_acknowledged() {
         "chaos: {trials} trials {moments:?}, {acknowledged_before_kill} instances acknowledged before a kill, 0 lost; {} studies, one report each; PACS holds {instances} instances",
         studies.len()
     );
-}
-
-fn child_running(c: &std::process::Child) -> bool {
-    Path::new(&format!("/proc/{}", c.id())).exists()
-        && !std::fs::read_to_string(format!("/proc/{}/stat", c.id()))
-            .unwrap_or_default()
-            .contains(") Z ")
 }
 
 fn wait_for_state(d: &Daemon, uid: &str, states: &[&str]) {

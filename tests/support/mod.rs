@@ -203,6 +203,47 @@ fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
 
+/// The pynetdicom peer storing `files` in one association, started now.
+pub fn sender(d: &Daemon, files: &[PathBuf]) -> std::process::Child {
+    let mut args = vec![
+        repo_root()
+            .join("tests/peers/dimse_peer.py")
+            .display()
+            .to_string(),
+        "store".into(),
+        d.port.to_string(),
+        "TRIAGED".into(),
+    ];
+    args.extend(files.iter().map(|f| format!("raw:{}", f.display())));
+    Command::new(python())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The sender's statuses, one per file (`None`: no answer).
+pub fn statuses(child: std::process::Child, n: usize) -> Vec<Option<u16>> {
+    let out = child.wait_with_output().unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(out.stdout.trim_ascii()).unwrap_or(serde_json::Value::Null);
+    let mut s: Vec<Option<u16>> = v
+        .as_array()
+        .map(|a| a.iter().map(|x| x.as_u64().map(|n| n as u16)).collect())
+        .unwrap_or_default();
+    s.resize(n, None);
+    s
+}
+
+/// Whether a child process is still running (not a zombie).
+pub fn child_running(c: &std::process::Child) -> bool {
+    Path::new(&format!("/proc/{}", c.id())).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/stat", c.id()))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
 /// The PostgreSQL server the suite runs on (`TRIAGED_TEST_POSTGRES`,
 /// `postgres://user@host:port`), if any; else every daemon uses SQLite.
 pub fn test_postgres() -> Option<String> {
