@@ -57,6 +57,7 @@ impl DatabaseConfig {
                     "database.url: must not carry a password: put it in database.password_file or the environment variable TRIAGED_DATABASE_PASSWORD"
                         .into(),
                 ),
+                Some(Backend::Postgres) => p.extend(tls_problems(url)),
                 Some(_) => {}
             }
         }
@@ -102,6 +103,40 @@ fn read_password(path: &Path) -> Result<String, String> {
         ));
     }
     Ok(line)
+}
+
+/// What PostgreSQL's `sslmode` may be (libpq's names; `verify-full`
+/// checks the server's certificate and name, `require` only encrypts).
+const SSL_MODES: [&str; 6] = [
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+/// The URL's TLS parameters: a known `sslmode`, and a readable
+/// `sslrootcert`/`sslcert`/`sslkey` (so a typo stops the start, naming
+/// the key, instead of every connection failing later).
+fn tls_problems(url: &str) -> Vec<String> {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let mut p = Vec::new();
+    for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        match key {
+            "sslmode" if !SSL_MODES.contains(&value) => p.push(format!(
+                "database.url: sslmode '{value}' is not one of {}",
+                SSL_MODES.join(", ")
+            )),
+            "sslrootcert" | "sslcert" | "sslkey" => {
+                if let Err(e) = std::fs::File::open(value) {
+                    p.push(format!("database.url: {key} '{value}' cannot be read: {e}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    p
 }
 
 /// Whether `user:password@` is in the URL.
@@ -168,6 +203,30 @@ mod tests {
             .options()
             .unwrap_err()
             .contains("database.password_file: cannot read"));
+    }
+
+    #[test]
+    fn tls_parameters_are_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not checked here").unwrap();
+        let url = |q: &str| DatabaseConfig {
+            url: Some(format!("postgres://x@db.example.org/z?{q}")),
+            ..Default::default()
+        };
+        let fine = url(&format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+        assert!(fine.problems().is_empty(), "{:?}", fine.problems());
+        let p = url("sslmode=verify_full&sslrootcert=/nonexistent/ca.pem")
+            .problems()
+            .join("\n");
+        assert!(
+            p.contains("database.url: sslmode 'verify_full' is not one of"),
+            "{p}"
+        );
+        assert!(
+            p.contains("database.url: sslrootcert '/nonexistent/ca.pem' cannot be read"),
+            "{p}"
+        );
     }
 
     #[test]
