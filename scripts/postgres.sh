@@ -7,6 +7,9 @@
 #                                   again, on the port it had
 #   scripts/postgres.sh stop DIR    stop it (DIR stays; delete it yourself)
 #
+# POSTGRES_TLS=on (or a file DIR/tls): the server also speaks TLS, with a
+# certificate for 127.0.0.1 from a throwaway CA whose certificate is DIR/ca.pem.
+#
 # PostgreSQL refuses to run as root: as root the server runs as the
 # `postgres` user, on a DIR it owns. Trust authentication on loopback only;
 # fsync off (the suite kills triaged, never the machine; POSTGRES_FSYNC=on for
@@ -30,8 +33,23 @@ case "$cmd" in
       port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
       echo "$port" > "$dir/port"
     fi
+    tls=""
+    if [ "${POSTGRES_TLS:-off}" = on ] || [ -f "$dir/tls" ]; then
+      if [ ! -f "$dir/server.key" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=triaged test CA" \
+          -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+          -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$dir/server.ext"
+        openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+          -CAcreateserial -days 7 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
+        chmod 600 "$dir/server.key"
+        [ "$(id -u)" -eq 0 ] && chown postgres "$dir/server.key" "$dir/server.pem"
+      fi
+      tls="-c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key"
+    fi
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-      "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=600 -c shared_buffers=64MB" >/dev/null
+      "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${POSTGRES_FSYNC:-off} -c max_connections=600 -c shared_buffers=64MB $tls" >/dev/null
     echo "export TRIAGED_TEST_POSTGRES=postgres://triaged@127.0.0.1:$port"
     ;;
   stop)

@@ -785,3 +785,55 @@ fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
         studies.iter().map(|(_, m)| *m).collect::<Vec<_>>()
     );
 }
+
+/// A node reaches PostgreSQL over TLS, verifying the server's
+/// certificate and name (`sslmode=verify-full`, the site's CA in
+/// `sslrootcert`); without that CA the same URL stops the start with a
+/// message that says why.
+#[test]
+fn a_node_reaches_postgresql_over_verified_tls() {
+    let pg = Postgres::start_own_with_tls();
+    let plain = pg.database();
+    let ca = pg.ca();
+    let database = format!("{plain}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let shared = tempfile::tempdir().unwrap();
+    let storage = shared.path().join("storage");
+    let d = node("node-a", &storage, &database, free_port());
+    let (_, files) = phantom_study(
+        shared.path(),
+        2501,
+        vec![(Label::Pneumothorax, Grade::Severe)],
+        2,
+    );
+    let out = d.storescu(&[], &files.iter().map(|f| f.as_path()).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sql(&d, "SELECT COUNT(*) FROM instances"), "2");
+    // Every connection of the node's is encrypted (this psql's too).
+    let of_db = "FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()";
+    assert_ne!(sql(&d, &format!("SELECT COUNT(*) {of_db} AND s.ssl")), "0");
+    assert_eq!(
+        sql(&d, &format!("SELECT COUNT(*) {of_db} AND NOT s.ssl")),
+        "0"
+    );
+
+    // The system's CAs do not know this server: verify-full refuses it.
+    let config = shared.path().join("unverified.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dicom]\nlisten = \"127.0.0.1:{}\"\n[storage]\ndir = \"{}\"\n[database]\nurl = \"{plain}?sslmode=verify-full\"\n[node]\nname = \"node-b\"\n[http]\nenabled = false\n",
+            free_port(),
+            storage.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("cannot open the archive"), "{said}");
+    assert!(said.to_lowercase().contains("certificate"), "{said}");
+}

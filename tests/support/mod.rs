@@ -300,7 +300,26 @@ impl Postgres {
     /// A server of the test's own, even when the suite has one: for a test
     /// that stops and restarts it.
     pub fn start_own() -> Postgres {
+        Postgres::own(false)
+    }
+
+    /// A server of the test's own that also speaks TLS, with a certificate
+    /// for 127.0.0.1 signed by [`Postgres::ca`].
+    pub fn start_own_with_tls() -> Postgres {
+        Postgres::own(true)
+    }
+
+    /// The certificate of the CA that signed a TLS server's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.own.as_ref().expect("own server").path().join("ca.pem")
+    }
+
+    fn own(tls: bool) -> Postgres {
         let dir = tempfile::tempdir().unwrap();
+        if tls {
+            // Read by scripts/postgres.sh at every start of this server.
+            std::fs::write(dir.path().join("tls"), "on").unwrap();
+        }
         let out = Postgres::script("start", dir.path());
         let server = String::from_utf8_lossy(&out.stdout)
             .trim()
