@@ -206,20 +206,27 @@ impl PendingInstance {
         // node's gate: a resend must never take the place of the file its
         // index row names (the purge deletes what its rows name), so it is
         // written beside it and the old one goes once the row names the
-        // new one.
-        let beside = (archive.backend() == crate::db::Backend::Postgres).then(|| {
+        // new one. A file no row names (left by a refused instance) is
+        // simply replaced, as on one node.
+        let in_series = format!("{}/{}", attrs.study_instance_uid, attrs.series_instance_uid);
+        let mut rel = format!("{in_series}/{}.dcm", attrs.sop_instance_uid);
+        let beside = archive.backend() == crate::db::Backend::Postgres
+            && tokio::fs::try_exists(root.join(&rel)).await.unwrap_or(true)
+            && match indexed_at(&archive, &attrs.sop_instance_uid, &rel).await {
+                Ok(named) => named,
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&tmp_path).await;
+                    return Err(e);
+                }
+            };
+        if beside {
             let part = tmp.file_stem().unwrap_or_default().to_string_lossy();
-            format!("{}-{part}", archive.inner.lease.node)
-        });
+            let node = &archive.inner.lease.node;
+            rel = format!("{in_series}/{}.{node}-{part}.dcm", attrs.sop_instance_uid);
+        }
         let placed = blocking(move || {
             let t = Instant::now();
-            let in_series = format!("{}/{}", attrs.study_instance_uid, attrs.series_instance_uid);
-            let mut rel = format!("{in_series}/{}.dcm", attrs.sop_instance_uid);
-            let mut dest = root.join(&rel);
-            if let Some(tag) = beside.filter(|_| dest.exists()) {
-                rel = format!("{in_series}/{}.{tag}.dcm", attrs.sop_instance_uid);
-                dest = root.join(&rel);
-            }
+            let dest = root.join(&rel);
             let series_dir = dest
                 .parent()
                 .expect("instance path has a parent")
@@ -304,6 +311,17 @@ impl PendingInstance {
             let _ = tokio::fs::remove_file(path).await;
         }
     }
+}
+
+/// Whether the index names `rel` as the file of instance `sop`.
+async fn indexed_at(archive: &Archive, sop: &str, rel: &str) -> Result<bool, ArchiveError> {
+    let path: Option<String> =
+        sqlx::query_scalar("SELECT file_path FROM instances WHERE sop_instance_uid = $1")
+            .bind(sop)
+            .fetch_optional(&archive.inner.db.read)
+            .await
+            .map_err(ArchiveError::db("looking up the file of a resent instance"))?;
+    Ok(path.as_deref() == Some(rel))
 }
 
 /// The temporary file of an instance, or the disk was full (with the
