@@ -113,7 +113,19 @@ fn post(
     let url = format!("{}{path}", base(d));
     let (status, _, body) = curl(
         token,
-        &["-X", "POST", "-H", ct, "--data-binary", &data, &url],
+        // Above 1 MiB curl asks `Expect: 100-continue`; it waits for the
+        // answer as long as a client that honours a 413 would.
+        &[
+            "-X",
+            "POST",
+            "-H",
+            ct,
+            "--expect100-timeout",
+            "60",
+            "--data-binary",
+            &data,
+            &url,
+        ],
     );
     (
         status,
@@ -317,6 +329,31 @@ fn bad_stow_requests_get_clear_statuses_and_store_nothing_half() {
         post(&d, Some(SENDER), "/studies", &ct_big, &body_big).0,
         413
     );
+    // Refused on its announced length, before any of it is sent: a client
+    // waiting for `100 Continue` uploads nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let big_file = dir.path().join("big");
+    std::fs::write(&big_file, &body_big).unwrap();
+    let out = run(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_upload}",
+            "-H",
+            &format!("Authorization: Bearer {SENDER}"),
+            "-H",
+            &ct_big,
+            "--expect100-timeout",
+            "60",
+            "--data-binary",
+            &format!("@{}", big_file.display()),
+            &format!("{}/studies", base(&d)),
+        ],
+    );
+    assert_eq!(text(&out).trim(), "413 0");
     // Another study's URL: refused with 0xA900 (conflict: nothing stored).
     let (s, v) = post(&d, Some(SENDER), "/studies/1.2.3.4", &ct, &body);
     assert_eq!(s, 409, "{v}");

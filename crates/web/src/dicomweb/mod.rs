@@ -40,16 +40,25 @@ pub trait InstanceStore: Send + Sync + 'static {
 /// The DICOMweb routes (the audit trail records them by these patterns).
 pub(crate) fn routes(max_stow_bytes: usize) -> Router<AppState> {
     let stow_limit = axum::extract::DefaultBodyLimit::max(max_stow_bytes);
+    let announced = axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            refuse_announced_too_large(max_stow_bytes, req, next)
+        },
+    );
     Router::new()
         .route(
             "/dicomweb/studies",
-            get(qido::studies).post(stow::store).layer(stow_limit),
+            get(qido::studies)
+                .post(stow::store)
+                .layer(stow_limit)
+                .layer(announced.clone()),
         )
         .route(
             "/dicomweb/studies/{study_uid}",
             get(wado::study)
                 .post(stow::store_in_study)
-                .layer(stow_limit),
+                .layer(stow_limit)
+                .layer(announced),
         )
         .route(
             "/dicomweb/studies/{study_uid}/metadata",
@@ -108,5 +117,30 @@ impl Urls {
 
     fn instance(&self, study: &str, series: &str, sop: &str) -> String {
         format!("{}/instances/{sop}", self.series(study, series))
+    }
+}
+
+/// A body whose Content-Length is over the limit is refused before any of
+/// it is read: a client waiting for `100 Continue` (curl's default above
+/// 1 MiB) gets 413 and never sends it, and no client has its connection
+/// reset while still sending (which can swallow the 413). A body without a
+/// length is still cut at the limit as it is read.
+async fn refuse_announced_too_large(
+    max: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > max as u64 => crate::api::ApiError::TooLarge(format!(
+            "the body ({n} bytes) is larger than [http] max_stow_mb allows ({max} bytes)"
+        ))
+        .into_response(),
+        _ => next.run(req).await,
     }
 }
