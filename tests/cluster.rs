@@ -56,7 +56,7 @@ fn api(
 /// folder the nodes share (under `shared`, beside the test's files) and a
 /// PACS for the reports.
 struct Site {
-    _pg: Postgres,
+    pg: Postgres,
     database: String,
     shared: tempfile::TempDir,
     storage: std::path::PathBuf,
@@ -78,8 +78,13 @@ impl Site {
             shared,
             pacs_port,
             pacs: Orthanc::start_with(pacs_port, &[], true),
-            _pg: pg,
+            pg,
         }
+    }
+
+    /// A node of this site (see [`node`]).
+    fn node(&self, name: &str) -> Daemon {
+        node(name, &self.storage, &self.database, self.pacs_port)
     }
 }
 
@@ -94,18 +99,11 @@ const SR: &str = "1.2.840.10008.5.1.4.1.1.88.34";
 /// Half a study to one node, half to the other: one job, one report.
 #[test]
 fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
-    let Site {
-        _pg,
-        database,
-        shared,
-        storage,
-        pacs_port,
-        pacs,
-    } = Site::start();
-    let a = node("node-a", &storage, &database, pacs_port);
-    let b = node("node-b", &storage, &database, pacs_port);
+    let site = Site::start();
+    let a = site.node("node-a");
+    let b = site.node("node-b");
     let (uid, files) = phantom_study(
-        shared.path(),
+        site.shared.path(),
         2101,
         vec![(Label::Pneumothorax, Grade::Severe)],
         4,
@@ -116,7 +114,7 @@ fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
     let out = b.storescu(&[], &second.iter().map(|f| f.as_path()).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", text(&out));
     wait_until("the report in the PACS", Duration::from_secs(60), || {
-        pacs.sop_classes(&uid).iter().any(|c| c == SR)
+        site.pacs.sop_classes(&uid).iter().any(|c| c == SR)
     });
     // Both nodes assembled the quiet study: one job covers all four
     // images, and it is done once the PACS has its report.
@@ -127,7 +125,7 @@ fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
         sql(&a, "SELECT COUNT(*) || ' ' || MAX(instances) FROM jobs"),
         "1 4"
     );
-    assert_eq!(pacs.count(&uid, "SR"), 1);
+    assert_eq!(site.pacs.count(&uid, "SR"), 1);
     assert_eq!(sql(&b, "SELECT COUNT(*) FROM outbox WHERE destination = 'pacs' AND sop_class_uid = '1.2.840.10008.5.1.4.1.1.88.34'"), "1");
     // Each node beats and received into its own incoming folder.
     assert_eq!(
@@ -137,20 +135,20 @@ fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
         ["node-a", "node-b"]
     );
     for n in ["node-a", "node-b"] {
-        assert!(storage.join(".incoming").join(n).is_dir(), "{n}");
+        assert!(site.storage.join(".incoming").join(n).is_dir(), "{n}");
     }
     // A source added on one node's console is in force on the other
     // without a restart, and the other node says which node it is.
     let (status, body) = api(
         &a,
-        &storage,
+        &site.storage,
         "PUT",
         "/api/sources/new-modality",
         Some(r#"{"ae_title":"NEWMOD","hosts":["127.0.0.1"]}"#),
     );
     assert_eq!(status, "200", "{body}");
     wait_until("the new source on node b", Duration::from_secs(30), || {
-        api(&b, &storage, "GET", "/api/sources", None)
+        api(&b, &site.storage, "GET", "/api/sources", None)
             .1
             .contains("NEWMOD")
     });
@@ -209,17 +207,10 @@ fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
 /// over once the dead node's lease lapses, and the PACS gets one report.
 #[test]
 fn a_node_killed_during_analysis_has_its_job_finished_by_another() {
-    let Site {
-        _pg,
-        database,
-        shared,
-        storage,
-        pacs_port,
-        pacs,
-    } = Site::start();
-    let mut a = node("node-a", &storage, &database, pacs_port);
+    let site = Site::start();
+    let mut a = site.node("node-a");
     let (uid, files) = phantom_study(
-        shared.path(),
+        site.shared.path(),
         2102,
         vec![(Label::Pneumothorax, Grade::Severe)],
         3,
@@ -233,14 +224,14 @@ fn a_node_killed_during_analysis_has_its_job_finished_by_another() {
     let claimed_by_a = sql(&a, "SELECT COALESCE(node, '-') || ' ' || state FROM jobs");
     // Node b starts now: a's claim is not its own, and a beat recently,
     // so b leaves the job alone until a's lease lapses.
-    let b = node("node-b", &storage, &database, pacs_port);
+    let b = site.node("node-b");
     wait_until("the report in the PACS", Duration::from_secs(90), || {
-        pacs.sop_classes(&uid).iter().any(|c| c == SR)
+        site.pacs.sop_classes(&uid).iter().any(|c| c == SR)
     });
     wait_until("the job done", Duration::from_secs(30), || {
         sql(&b, "SELECT state FROM jobs") == "done"
     });
-    assert_eq!(pacs.count(&uid, "SR"), 1);
+    assert_eq!(site.pacs.count(&uid, "SR"), 1);
     assert_eq!(sql(&b, "SELECT COUNT(*) FROM jobs"), "1");
     // a was killed mid-analysis: b took the job back and ran it.
     assert!(
@@ -267,14 +258,7 @@ fn a_node_killed_during_analysis_has_its_job_finished_by_another() {
 /// work was finished by the others.
 #[test]
 fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
-    let Site {
-        _pg,
-        database,
-        shared,
-        storage,
-        pacs_port,
-        pacs,
-    } = Site::start();
+    let site = Site::start();
     let shipped =
         |f: &str| std::fs::read_to_string(repo_root().join("deploy/cluster").join(f)).unwrap();
     let mut nodes: Vec<Daemon> = (1..=3)
@@ -283,13 +267,23 @@ fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
             let text = shipped("triaged.toml")
                 .replace("0.0.0.0:11112", &format!("127.0.0.1:{port}"))
                 .replace("0.0.0.0:8642", &format!("127.0.0.1:{http_port}"))
-                .replace("/var/lib/triaged", storage.to_str().unwrap())
-                .replace("postgres://triaged@postgres:5432/triaged", &database)
-                .replace("lease_secs = 30", &format!("name = \"triaged-{n}\"\nlease_secs = 3"))
-                .replace("/usr/share/triaged/models", repo_root().join("models").to_str().unwrap())
+                .replace("/var/lib/triaged", site.storage.to_str().unwrap())
+                .replace("postgres://triaged@postgres:5432/triaged", &site.database)
+                .replace(
+                    "lease_secs = 30",
+                    &format!("name = \"triaged-{n}\"\nlease_secs = 3"),
+                )
+                .replace(
+                    "/usr/share/triaged/models",
+                    repo_root().join("models").to_str().unwrap(),
+                )
                 .replace(
                     "name = \"pacs\"\nae_title = \"ORTHANC\"\nhost = \"orthanc\"\nport = 4242",
-                    &format!("name = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}", Orthanc::AE),
+                    &format!(
+                        "name = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {}",
+                        Orthanc::AE,
+                        site.pacs_port
+                    ),
                 );
             Daemon::start_config(tempfile::tempdir().unwrap(), &text, port, http_port)
         })
@@ -311,7 +305,7 @@ fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
                 &format!("127.0.0.1:{}", d.http_port),
             );
     }
-    let cfg_path = shared.path().join("haproxy.cfg");
+    let cfg_path = site.shared.path().join("haproxy.cfg");
     std::fs::write(&cfg_path, cfg).unwrap();
     let haproxy = std::process::Command::new("haproxy")
         .args(["-db", "-f", cfg_path.to_str().unwrap()])
@@ -361,7 +355,7 @@ fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
     let studies: Vec<(String, Vec<std::path::PathBuf>)> = (0..6)
         .map(|k| {
             phantom_study(
-                shared.path(),
+                site.shared.path(),
                 2200 + k,
                 vec![(Label::Pneumothorax, Grade::Severe)],
                 2,
@@ -383,7 +377,7 @@ fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
     for (uid, _) in &studies {
         assert!(
             wait_for(Duration::from_secs(120), || {
-                pacs.sop_classes(uid).iter().any(|c| c == SR)
+                site.pacs.sop_classes(uid).iter().any(|c| c == SR)
             }),
             "no report for {uid}: jobs\n{}\noutbox\n{}\nnodes\n{}",
             sql(alive, "SELECT study_instance_uid || ' ' || state || ' ' || COALESCE(node, '-') || ' ' || COALESCE(reason, '') FROM jobs"),
@@ -397,7 +391,7 @@ fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
     assert_eq!(sql(alive, "SELECT COUNT(*) FROM instances"), "12");
     assert_eq!(sql(alive, "SELECT COUNT(*) FROM jobs"), "6");
     for (uid, files) in &studies {
-        assert_eq!(pacs.count(uid, "SR"), 1, "{uid}");
+        assert_eq!(site.pacs.count(uid, "SR"), 1, "{uid}");
         for f in files {
             let stored = sql(
                 alive,
@@ -406,7 +400,11 @@ fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
                     sop_uid(f)
                 ),
             );
-            assert_eq!(sop_uid(&storage.join(&stored)), sop_uid(f), "{uid}: stored");
+            assert_eq!(
+                sop_uid(&site.storage.join(&stored)),
+                sop_uid(f),
+                "{uid}: stored"
+            );
         }
     }
 }
@@ -426,20 +424,13 @@ fn get_status(d: &Daemon, path: &str) -> String {
 /// instances again and finishes every study without a restart.
 #[test]
 fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
-    let Site {
-        _pg: pg,
-        database,
-        shared,
-        storage,
-        pacs_port,
-        pacs,
-    } = Site::on(Postgres::start_own());
-    let a = node("node-a", &storage, &database, pacs_port);
-    let b = node("node-b", &storage, &database, pacs_port);
+    let site = Site::on(Postgres::start_own());
+    let a = site.node("node-a");
+    let b = site.node("node-b");
     let studies: Vec<(String, Vec<std::path::PathBuf>)> = (0..8)
         .map(|k| {
             phantom_study(
-                shared.path(),
+                site.shared.path(),
                 2300 + k,
                 vec![(Label::Pneumothorax, Grade::Severe)],
                 2,
@@ -468,7 +459,7 @@ fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
         wait_until("three studies in", Duration::from_secs(60), || {
             sent.load(std::sync::atomic::Ordering::SeqCst) >= 3
         });
-        pg.stop();
+        site.pg.stop();
         wait_until("a sender refused", Duration::from_secs(60), || {
             refused.load(std::sync::atomic::Ordering::SeqCst) > 0
         });
@@ -484,7 +475,7 @@ fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
                 })
             },
         );
-        pg.start_again();
+        site.pg.start_again();
         wait_until("node a ready again", Duration::from_secs(60), || {
             get_status(&a, "/readyz") == "200"
         });
@@ -492,7 +483,7 @@ fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
     for (uid, _) in &studies {
         assert!(
             wait_for(Duration::from_secs(120), || {
-                pacs.sop_classes(uid).iter().any(|c| c == SR)
+                site.pacs.sop_classes(uid).iter().any(|c| c == SR)
             }),
             "no report for {uid}: jobs\n{}\nnode a\n{}\nnode b\n{}",
             sql(&a, "SELECT study_instance_uid || ' ' || state || ' ' || COALESCE(node, '-') || ' ' || COALESCE(reason, '') FROM jobs"),
@@ -504,9 +495,17 @@ fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
         sql(&a, "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == "8"
     });
     assert_eq!(sql(&a, "SELECT COUNT(*) FROM instances"), "16");
+    // The refused instances' files were replaced by their resends, not
+    // left beside them: every instance file is one the index names.
+    let instance_files: Vec<_> = files_under(&site.storage)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+        .filter(|p| !p.starts_with(site.storage.join("outbox")))
+        .collect();
+    assert_eq!(instance_files.len(), 16, "{instance_files:?}");
     assert_eq!(sql(&a, "SELECT COUNT(*) FROM jobs"), "8");
     for (uid, _) in &studies {
-        assert_eq!(pacs.count(uid, "SR"), 1, "{uid}");
+        assert_eq!(site.pacs.count(uid, "SR"), 1, "{uid}");
     }
     // The sender heard 0xA700 (out of resources: the index was away),
     // and the log says so.
@@ -595,18 +594,11 @@ impl Relay {
 /// still holds one.
 #[test]
 fn a_node_killed_during_delivery_has_the_report_sent_once_by_another() {
-    let Site {
-        _pg,
-        database,
-        shared,
-        storage,
-        pacs_port,
-        pacs,
-    } = Site::start();
-    let relay = Relay::to(pacs_port);
-    let mut a = node("node-a", &storage, &database, relay.port);
+    let site = Site::start();
+    let relay = Relay::to(site.pacs_port);
+    let mut a = node("node-a", &site.storage, &site.database, relay.port);
     let (uid, files) = phantom_study(
-        shared.path(),
+        site.shared.path(),
         2103,
         vec![(Label::Pneumothorax, Grade::Severe)],
         2,
@@ -616,7 +608,7 @@ fn a_node_killed_during_delivery_has_the_report_sent_once_by_another() {
     wait_until(
         "the PACS stored the report",
         Duration::from_secs(60),
-        || pacs.count(&uid, "SR") == 1,
+        || site.pacs.count(&uid, "SR") == 1,
     );
     a.kill();
     let sr = format!(
@@ -625,7 +617,7 @@ fn a_node_killed_during_delivery_has_the_report_sent_once_by_another() {
     assert_eq!(sql(&a, &sr), "sending node-a");
     assert!(!a.log().contains("result delivered"), "{}", a.log());
     relay.release();
-    let b = node("node-b", &storage, &database, relay.port);
+    let b = node("node-b", &site.storage, &site.database, relay.port);
     // The report and its heatmaps (secondary captures) all delivered.
     wait_until("every delivery recorded", Duration::from_secs(90), || {
         sql(&b, "SELECT COUNT(*) FROM outbox WHERE state <> 'delivered'") == "0"
@@ -642,7 +634,7 @@ fn a_node_killed_during_delivery_has_the_report_sent_once_by_another() {
         "{log}"
     );
     // Sent twice under one SOP Instance UID: the PACS files it once.
-    assert_eq!(pacs.count(&uid, "SR"), 1);
+    assert_eq!(site.pacs.count(&uid, "SR"), 1);
     assert_eq!(
         sql(
             &b,
@@ -663,16 +655,16 @@ fn a_node_killed_during_delivery_has_the_report_sent_once_by_another() {
 /// exactly one report in the PACS.
 #[test]
 fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
-    let Site {
-        _pg,
-        database,
-        shared,
-        storage,
-        pacs_port,
-        pacs,
-    } = Site::start();
+    let site = Site::start();
     let mut nodes: Vec<Daemon> = (0..3)
-        .map(|i| node(&format!("node-{i}"), &storage, &database, pacs_port))
+        .map(|i| {
+            node(
+                &format!("node-{i}"),
+                &site.storage,
+                &site.database,
+                site.pacs_port,
+            )
+        })
         .collect();
     let index = |name: &str| {
         name.strip_prefix("node-")
@@ -682,7 +674,7 @@ fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
     let mut acknowledged_before_kill = 0;
     for trial in 0..4u64 {
         let (uid, files) = phantom_study(
-            shared.path(),
+            site.shared.path(),
             2400 + trial,
             vec![(Label::Effusion, Grade::Severe)],
             4,
@@ -735,16 +727,7 @@ fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
         let sent = statuses(child, files.len());
         acknowledged_before_kill += sent.iter().filter(|s| **s == Some(0)).count();
         let other = &nodes[(victim + 1) % 3];
-        let retry: Vec<std::path::PathBuf> = files
-            .iter()
-            .zip(&sent)
-            .filter(|(_, s)| **s != Some(0))
-            .map(|(f, _)| f.clone())
-            .collect();
-        if !retry.is_empty() {
-            let again = statuses(sender(other, &retry), retry.len());
-            assert!(again.iter().all(|s| *s == Some(0)), "{moment}: {again:?}");
-        }
+        resend_unacknowledged(other, &files, &sent, moment);
         // Every instance indexed once and intact: the stored data set is
         // the one sent, byte for byte.
         for f in &files {
@@ -758,13 +741,13 @@ fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
                 "{moment}: {sop}: {path:?}"
             );
             assert_eq!(
-                data_set_bytes(&storage.join(&path)),
+                data_set_bytes(&site.storage.join(&path)),
                 data_set_bytes(f),
                 "{moment}: {sop} differs"
             );
         }
         wait_until("the report in the PACS", Duration::from_secs(90), || {
-            pacs.sop_classes(&uid).iter().any(|c| c == SR)
+            site.pacs.sop_classes(&uid).iter().any(|c| c == SR)
         });
         nodes[victim].restart();
         studies.push((uid, moment));
@@ -777,7 +760,7 @@ fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
                 &format!("SELECT COUNT(*) FROM jobs WHERE study_instance_uid = '{uid}' AND state <> 'done'"),
             ) == "0"
         });
-        assert_eq!(pacs.count(uid, "SR"), 1, "{moment}: {uid}");
+        assert_eq!(site.pacs.count(uid, "SR"), 1, "{moment}: {uid}");
     }
     assert_eq!(sql(any, "SELECT COUNT(*) FROM instances"), "16");
     eprintln!(

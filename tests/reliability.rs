@@ -85,17 +85,7 @@ fn kill_9_at_any_moment_loses_nothing_that_was_acknowledged() {
         let sent = statuses(child, files.len());
         acknowledged_before_kill += sent.iter().filter(|s| **s == Some(0)).count();
         d.restart();
-        // The sender retries what was not acknowledged.
-        let retry: Vec<PathBuf> = files
-            .iter()
-            .zip(&sent)
-            .filter(|(_, s)| **s != Some(0))
-            .map(|(f, _)| f.clone())
-            .collect();
-        if !retry.is_empty() {
-            let again = statuses(sender(&d, &retry), retry.len());
-            assert!(again.iter().all(|s| *s == Some(0)), "{moment}: {again:?}");
-        }
+        resend_unacknowledged(&d, &files, &sent, moment);
         // Every instance is indexed and intact: its stored data set is the
         // one sent, byte for byte.
         let stored = d.received_files();

@@ -236,6 +236,22 @@ pub fn statuses(child: std::process::Child, n: usize) -> Vec<Option<u16>> {
     s
 }
 
+/// What a router does after a broken association: send `d` again the
+/// `files` whose first sending got no Success (`sent`, from [`statuses`]);
+/// each must be acknowledged now (`what` names the moment in a failure).
+pub fn resend_unacknowledged(d: &Daemon, files: &[PathBuf], sent: &[Option<u16>], what: &str) {
+    let retry: Vec<PathBuf> = files
+        .iter()
+        .zip(sent)
+        .filter(|(_, s)| **s != Some(0))
+        .map(|(f, _)| f.clone())
+        .collect();
+    if !retry.is_empty() {
+        let again = statuses(sender(d, &retry), retry.len());
+        assert!(again.iter().all(|s| *s == Some(0)), "{what}: {again:?}");
+    }
+}
+
 /// Whether a child process is still running (not a zombie).
 pub fn child_running(c: &std::process::Child) -> bool {
     Path::new(&format!("/proc/{}", c.id())).exists()
