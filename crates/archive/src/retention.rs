@@ -208,8 +208,11 @@ impl Gates {
         self.shard(study).read().await
     }
 
-    async fn exclusive(&self, study: &str) -> RwLockWriteGuard<'_, ()> {
-        self.shard(study).write().await
+    /// The study's shard alone, if no writer is in it now. A purge never
+    /// waits for one: it may hold the retention run (`running`) that a
+    /// writer in that shard, whose disk is full, is waiting for.
+    fn try_exclusive(&self, study: &str) -> Option<RwLockWriteGuard<'_, ()>> {
+        self.shard(study).try_write().ok()
     }
 }
 
@@ -418,7 +421,8 @@ impl Retention {
     }
 
     /// `make_room`, never purging `spared` (the study of a writer that
-    /// holds its gate: purging it would wait for that writer forever).
+    /// holds its gate). Studies whose shard a writer holds (this one
+    /// included) are skipped by the purge rather than waited for.
     pub(crate) async fn make_room_sparing(
         &self,
         low_watermark: f64,
@@ -487,7 +491,11 @@ impl Retention {
         reason: PurgeReason,
     ) -> Result<Option<SettledStudy>, ArchiveError> {
         const ACTION: &str = "purging a study";
-        let _gate = self.gates.exclusive(study).await;
+        // A writer storing into this shard now: the study waits for the
+        // next run (purging is never urgent enough to wait for a writer).
+        let Some(_gate) = self.gates.try_exclusive(study) else {
+            return Ok(None);
+        };
         let mut tx = self
             .pool
             .begin_with(crate::db::begin_write(&self.pool))
@@ -600,7 +608,9 @@ impl Retention {
 
     async fn forget(&self, study: &str, cutoff: &str) -> Result<bool, ArchiveError> {
         const ACTION: &str = "forgetting a study's results";
-        let _gate = self.gates.exclusive(study).await;
+        let Some(_gate) = self.gates.try_exclusive(study) else {
+            return Ok(false);
+        };
         let mut tx = self
             .pool
             .begin_with(crate::db::begin_write(&self.pool))
