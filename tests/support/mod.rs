@@ -601,13 +601,14 @@ impl Daemon {
     }
 
     /// The received instances on disk (not the reports kept in the
-    /// outbox), by SOP Instance UID.
+    /// outbox), by the SOP Instance UID in each file (on shared storage a
+    /// resend's file is named `<SOP>.<node>-<n>.dcm`).
     pub fn received_files(&self) -> std::collections::BTreeMap<String, PathBuf> {
         let outbox = self.storage().join("outbox");
         self.instance_files()
             .into_iter()
             .filter(|p| !p.starts_with(&outbox))
-            .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+            .map(|p| (sop_uid(&p), p))
             .collect()
     }
 
