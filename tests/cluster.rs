@@ -82,6 +82,16 @@ impl Site {
         }
     }
 
+    /// A study of `n` images with a severe pneumothorax, in the shared folder.
+    fn study(&self, seed: u64, n: u32) -> (String, Vec<std::path::PathBuf>) {
+        phantom_study(
+            self.shared.path(),
+            seed,
+            vec![(Label::Pneumothorax, Grade::Severe)],
+            n,
+        )
+    }
+
     /// A node of this site (see [`node`]).
     fn node(&self, name: &str) -> Daemon {
         node(name, &self.storage, &self.database, self.pacs_port)
@@ -102,12 +112,7 @@ fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
     let site = Site::start();
     let a = site.node("node-a");
     let b = site.node("node-b");
-    let (uid, files) = phantom_study(
-        site.shared.path(),
-        2101,
-        vec![(Label::Pneumothorax, Grade::Severe)],
-        4,
-    );
+    let (uid, files) = site.study(2101, 4);
     let (first, second) = files.split_at(2);
     let out = a.storescu(&[], &first.iter().map(|f| f.as_path()).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", text(&out));
@@ -209,12 +214,7 @@ fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
 fn a_node_killed_during_analysis_has_its_job_finished_by_another() {
     let site = Site::start();
     let mut a = site.node("node-a");
-    let (uid, files) = phantom_study(
-        site.shared.path(),
-        2102,
-        vec![(Label::Pneumothorax, Grade::Severe)],
-        3,
-    );
+    let (uid, files) = site.study(2102, 3);
     let out = a.storescu(&[], &files.iter().map(|f| f.as_path()).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", text(&out));
     wait_until("node a claims the job", Duration::from_secs(60), || {
@@ -352,16 +352,8 @@ fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
             .success()
         },
     );
-    let studies: Vec<(String, Vec<std::path::PathBuf>)> = (0..6)
-        .map(|k| {
-            phantom_study(
-                site.shared.path(),
-                2200 + k,
-                vec![(Label::Pneumothorax, Grade::Severe)],
-                2,
-            )
-        })
-        .collect();
+    let studies: Vec<(String, Vec<std::path::PathBuf>)> =
+        (0..6).map(|k| site.study(2200 + k, 2)).collect();
     for (k, (_, files)) in studies.iter().enumerate() {
         if k == 3 {
             nodes[1].kill();
@@ -409,13 +401,12 @@ fn three_nodes_behind_haproxy_lose_nothing_when_one_is_killed() {
     }
 }
 
-/// The HTTP status of `GET path` on a node (no token).
-fn get_status(d: &Daemon, path: &str) -> String {
+/// `GET path` on a node (no token): (status, body).
+fn get(d: &Daemon, path: &str) -> (String, String) {
     let url = format!("http://127.0.0.1:{}{path}", d.http_port);
-    text(&run(
-        "curl",
-        &["-s", "-o", "/dev/null", "-w", "%{http_code}", &url],
-    ))
+    let out = text(&run("curl", &["-s", "-w", "\n%{http_code}", &url]));
+    let (body, status) = out.rsplit_once('\n').unwrap_or(("", &out));
+    (status.to_string(), body.to_string())
 }
 
 /// PostgreSQL stopped while studies stream in, and started again: the
@@ -427,16 +418,8 @@ fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
     let site = Site::on(Postgres::start_own());
     let a = site.node("node-a");
     let b = site.node("node-b");
-    let studies: Vec<(String, Vec<std::path::PathBuf>)> = (0..8)
-        .map(|k| {
-            phantom_study(
-                site.shared.path(),
-                2300 + k,
-                vec![(Label::Pneumothorax, Grade::Severe)],
-                2,
-            )
-        })
-        .collect();
+    let studies: Vec<(String, Vec<std::path::PathBuf>)> =
+        (0..8).map(|k| site.study(2300 + k, 2)).collect();
     let refused = std::sync::atomic::AtomicUsize::new(0);
     let sent = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -463,7 +446,7 @@ fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
         wait_until("a sender refused", Duration::from_secs(60), || {
             refused.load(std::sync::atomic::Ordering::SeqCst) > 0
         });
-        assert_eq!(get_status(&a, "/readyz"), "503");
+        assert_eq!(get(&a, "/readyz").0, "503");
         // Down long enough that every background task met the outage.
         wait_until(
             "the workers met the outage",
@@ -475,9 +458,16 @@ fn postgresql_restarted_under_load_loses_nothing_and_the_node_recovers() {
                 })
             },
         );
+        // The pool keeps trying to connect; /readyz does not wait for it.
+        let (status, body) = get(&a, "/readyz");
+        assert_eq!(status, "503", "{body}");
+        assert!(
+            body.contains("the database did not answer within"),
+            "{body}"
+        );
         site.pg.start_again();
         wait_until("node a ready again", Duration::from_secs(60), || {
-            get_status(&a, "/readyz") == "200"
+            get(&a, "/readyz").0 == "200"
         });
     });
     for (uid, _) in &studies {
@@ -530,17 +520,17 @@ fn sop_uid_of_sr(d: &Daemon) -> String {
 /// nothing more: the sender's data reach the server, its answers do not.
 struct Relay {
     port: u16,
-    hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set while answers are held; its waiters are woken when it clears.
+    hold: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
 }
 
 impl Relay {
     fn to(server: u16) -> Relay {
         use std::io::{Read, Write};
         use std::net::{Shutdown, TcpListener, TcpStream};
-        use std::sync::atomic::Ordering;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let hold = std::sync::Arc::new((std::sync::Mutex::new(true), std::sync::Condvar::new()));
         let held = hold.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -556,7 +546,8 @@ impl Relay {
                 let held = held.clone();
                 std::thread::spawn(move || {
                     let (mut from, mut to) = (server, client);
-                    if held.load(Ordering::SeqCst) {
+                    let (flag, released) = &*held;
+                    if *flag.lock().unwrap() {
                         // The first PDU: a 6-byte header, then its length.
                         let mut header = [0u8; 6];
                         if from.read_exact(&mut header).is_err() {
@@ -570,9 +561,9 @@ impl Relay {
                         {
                             return;
                         }
-                        while held.load(Ordering::SeqCst) {
-                            std::thread::sleep(Duration::from_millis(50));
-                        }
+                        let _released = released
+                            .wait_while(flag.lock().unwrap(), |held| *held)
+                            .unwrap();
                     }
                     let _ = std::io::copy(&mut from, &mut to);
                     let _ = to.shutdown(Shutdown::Write);
@@ -583,7 +574,9 @@ impl Relay {
     }
 
     fn release(&self) {
-        self.hold.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (flag, released) = &*self.hold;
+        *flag.lock().unwrap() = false;
+        released.notify_all();
     }
 }
 
@@ -597,12 +590,7 @@ fn a_node_killed_during_delivery_has_the_report_sent_once_by_another() {
     let site = Site::start();
     let relay = Relay::to(site.pacs_port);
     let mut a = node("node-a", &site.storage, &site.database, relay.port);
-    let (uid, files) = phantom_study(
-        site.shared.path(),
-        2103,
-        vec![(Label::Pneumothorax, Grade::Severe)],
-        2,
-    );
+    let (uid, files) = site.study(2103, 2);
     let out = a.storescu(&[], &files.iter().map(|f| f.as_path()).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", text(&out));
     wait_until(
@@ -680,25 +668,20 @@ fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
             4,
         );
         let to = trial as usize % 3;
+        let accepted_before = nodes[to].log().matches("association accepted").count();
         let child = sender(&nodes[to], &files);
-        let job_node = |d: &Daemon, states: &str| {
-            sql(
-                d,
-                &format!(
-                    "SELECT COALESCE(MAX(node), '') FROM jobs WHERE study_instance_uid = '{uid}' AND state IN ({states})"
-                ),
-            )
-        };
         let (victim, moment) = match trial {
             0 => {
-                // Somewhere inside the association.
-                std::thread::sleep(Duration::from_millis(30 + (trial * 7919) % 250));
+                // Inside the association, as soon as it is accepted.
+                wait_until("the association accepted", Duration::from_secs(60), || {
+                    nodes[to].log().matches("association accepted").count() > accepted_before
+                });
                 (to, "during C-STORE")
             }
             1 => {
-                while child_running(&child) {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                wait_until("the sender done", Duration::from_secs(60), || {
+                    !child_running(&child)
+                });
                 (to, "after the last Success")
             }
             2 => {
@@ -706,7 +689,10 @@ fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
                 let mut holder = String::new();
                 wait_until("a node analysing", Duration::from_secs(60), || {
                     // (or ran it already, on a fast machine)
-                    holder = job_node(&nodes[to], "'analysing', 'reporting', 'sending', 'done'");
+                    holder = sql(
+                        &nodes[to],
+                        &format!("SELECT COALESCE(MAX(node), '') FROM jobs WHERE study_instance_uid = '{uid}' AND state IN ('analysing', 'reporting', 'sending', 'done')"),
+                    );
                     !holder.is_empty()
                 });
                 (index(&holder).unwrap(), "during analysis")
