@@ -6,6 +6,8 @@
 //! them in one transaction (a savepoint each, so one bad row fails alone).
 //! Alone, an instance is committed at once; under load, batches grow.
 
+use std::sync::Arc;
+
 use crate::db::{begin_write, Pool};
 use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -34,9 +36,10 @@ pub(crate) struct IndexWriter {
 }
 
 impl IndexWriter {
-    pub fn start(pool: Pool) -> Self {
+    /// `node`: this node's name, recorded as the study's `last_node`.
+    pub fn start(pool: Pool, node: Arc<str>) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        let task = tokio::spawn(run(pool, rx));
+        let task = tokio::spawn(run(pool, node, rx));
         IndexWriter {
             tx: Mutex::new(Some(tx)),
             task: Mutex::new(Some(task)),
@@ -62,7 +65,7 @@ impl IndexWriter {
     }
 }
 
-async fn run(pool: Pool, mut rx: mpsc::Receiver<(Entry, Reply)>) {
+async fn run(pool: Pool, node: Arc<str>, mut rx: mpsc::Receiver<(Entry, Reply)>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -71,15 +74,15 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<(Entry, Reply)>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&pool, batch).await;
+        commit_batch(&pool, &node, batch).await;
     }
 }
 
-async fn commit_batch(pool: &Pool, batch: Vec<(Entry, Reply)>) {
+async fn commit_batch(pool: &Pool, node: &str, batch: Vec<(Entry, Reply)>) {
     let size = batch.len();
     let mut results = Vec::with_capacity(size);
     let outcome = match pool.acquire().await {
-        Ok(mut conn) => transaction(&mut conn, begin_write(pool), &batch, &mut results).await,
+        Ok(mut conn) => transaction(&mut conn, begin_write(pool), node, &batch, &mut results).await,
         Err(e) => Err(e),
     };
     if size > 1 {
@@ -107,12 +110,13 @@ async fn commit_batch(pool: &Pool, batch: Vec<(Entry, Reply)>) {
 async fn transaction(
     conn: &mut PoolConnection<sqlx::Any>,
     begin: &str,
+    node: &str,
     batch: &[(Entry, Reply)],
     results: &mut Vec<Result<Option<String>, ArchiveError>>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(begin).execute(&mut **conn).await?;
     for (entry, _) in batch {
-        results.push(in_savepoint(conn, entry).await);
+        results.push(in_savepoint(conn, node, entry).await);
     }
     if let Err(e) = sqlx::query("COMMIT").execute(&mut **conn).await {
         let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
@@ -123,13 +127,14 @@ async fn transaction(
 
 async fn in_savepoint(
     conn: &mut PoolConnection<sqlx::Any>,
+    node: &str,
     e: &Entry,
 ) -> Result<Option<String>, ArchiveError> {
     sqlx::query("SAVEPOINT instance")
         .execute(&mut **conn)
         .await
         .map_err(ArchiveError::db("starting a savepoint"))?;
-    let result = record(conn, &e.attributes, &e.incoming, &e.file_path, e.file_size).await;
+    let result = record(conn, node, e).await;
     if result.is_err() {
         sqlx::query("ROLLBACK TO instance")
             .execute(&mut **conn)
@@ -143,15 +148,19 @@ async fn in_savepoint(
     result
 }
 
-/// Upsert study, series and instance. Returns the previous file path if
-/// this SOP Instance UID was already stored.
+/// Upsert study, series and instance (received by `node`). Returns the
+/// previous file path if this SOP Instance UID was already stored.
 async fn record(
     tx: &mut PoolConnection<sqlx::Any>,
-    a: &InstanceAttributes,
-    incoming: &Incoming,
-    file_path: &str,
-    file_size: u64,
+    node: &str,
+    e: &Entry,
 ) -> Result<Option<String>, ArchiveError> {
+    let (a, incoming, file_path, file_size) = (
+        &e.attributes,
+        &e.incoming,
+        e.file_path.as_str(),
+        e.file_size,
+    );
     let previous: Option<String> =
         sqlx::query_scalar("SELECT file_path FROM instances WHERE sop_instance_uid = $1")
             .bind(&a.sop_instance_uid)
@@ -162,8 +171,8 @@ async fn record(
     sqlx::query(&format!(
         "INSERT INTO studies (study_instance_uid, patient_id, patient_name, patient_birth_date, patient_sex,
             accession_number, study_id, study_date, study_time, study_description, referring_physician,
-            first_received_at, last_received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {NOW}, {NOW})
+            first_received_at, last_received_at, last_node)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, {NOW}, {NOW}, $12)
          ON CONFLICT (study_instance_uid) DO UPDATE SET
             patient_id = COALESCE(excluded.patient_id, studies.patient_id),
             patient_name = COALESCE(excluded.patient_name, studies.patient_name),
@@ -175,7 +184,8 @@ async fn record(
             study_time = COALESCE(excluded.study_time, studies.study_time),
             study_description = COALESCE(excluded.study_description, studies.study_description),
             referring_physician = COALESCE(excluded.referring_physician, studies.referring_physician),
-            last_received_at = excluded.last_received_at"
+            last_received_at = excluded.last_received_at,
+            last_node = excluded.last_node"
     ))
     .bind(&a.study_instance_uid)
     .bind(&a.patient_id)
@@ -188,6 +198,7 @@ async fn record(
     .bind(&a.study_time)
     .bind(&a.study_description)
     .bind(&a.referring_physician)
+    .bind(node)
     .execute(&mut **tx)
     .await
     .map_err(ArchiveError::db("recording the study"))?;

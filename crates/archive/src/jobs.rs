@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use crate::db::Pool;
 
@@ -90,6 +90,57 @@ pub struct Jobs {
     pool: Pool,
     dir: PathBuf,
     lease: Lease,
+}
+
+/// What one round of study assembly did, and when the next is due.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assembly {
+    /// The new jobs' ids.
+    pub made: Vec<i64>,
+    /// How long until the next study waiting now has been quiet for its
+    /// quiet period (`None`: no study is waiting). An instance arriving
+    /// later starts a study whose wait is at least the shortest quiet
+    /// period, so an assembler that also polls learns of it in time.
+    pub next_quiet: Option<Duration>,
+}
+
+/// A study waiting for its quiet period, as study assembly sees it.
+#[derive(Debug, FromRow)]
+struct WaitingStudy {
+    study_instance_uid: String,
+    last_received_at: String,
+    /// Seconds since its quiet period started: its latest instance, or
+    /// later if the assembler or the receiving node (re)started since.
+    age: f64,
+    /// Of its latest instance.
+    calling_ae_title: Option<String>,
+    /// When another node received its latest instance: how long after
+    /// the quiet period started that node was last seen alive (negative:
+    /// before).
+    seen_after: Option<f64>,
+    /// When that node's lease has lapsed: seconds since.
+    dead_for: Option<f64>,
+}
+
+impl WaitingStudy {
+    /// Seconds until the study may be assembled (`<= 0`: now), given its
+    /// quiet period and the nodes' heartbeat interval.
+    ///
+    /// A quiet study received by another node is that node's to assemble
+    /// (it knows it is alive) until its heartbeat shows it lived through
+    /// the quiet period: had it died meanwhile, the sender's association
+    /// was cut and the rest of the study may be on its way to another
+    /// node. A node found dead gives the study a whole quiet period from
+    /// when that became known (its lease lapsed), as a restart does: the
+    /// time the others took to notice proves nothing about the study
+    /// being complete.
+    fn quiet_left(&self, quiet: f64, beat: f64) -> f64 {
+        match (self.dead_for, self.seen_after) {
+            (Some(dead_for), _) => quiet - self.age.min(dead_for),
+            (None, Some(seen_after)) if seen_after < quiet => (quiet - self.age).max(beat),
+            _ => quiet - self.age,
+        }
+    }
 }
 
 /// SHA-256 of the sorted SOP Instance UIDs.
@@ -180,50 +231,66 @@ impl Jobs {
     /// has none). The quiet period is that of the caller of the study's
     /// latest instance. Counted across all associations and callers, from
     /// the index alone, so nothing waits in memory and a restart loses
-    /// nothing. Returns the new jobs' ids.
+    /// nothing. Returns the new jobs' ids and when the next study waiting
+    /// will be quiet.
     ///
     /// `watching_since` is when this assembler started watching (from
     /// [`Jobs::now`]): quiet time is counted from it at the earliest, so
     /// a study that was waiting when the daemon stopped gets a whole new
     /// quiet period after the restart. Its sender may have been cut off
     /// mid-transfer by the stop and be about to send the rest; time the
-    /// daemon was down proves nothing about the study being complete.
+    /// daemon was down proves nothing about the study being complete. In
+    /// a cluster the same holds for a study whose receiving node died or
+    /// restarted while it waited (see `WaitingStudy::quiet_left`).
     pub async fn assemble(
         &self,
         quiet: &QuietPeriods,
         watching_since: Option<&str>,
-    ) -> Result<Vec<i64>, ArchiveError> {
-        let shortest = quiet
-            .by_calling_ae
-            .values()
-            .copied()
-            .chain([quiet.default])
-            .min()
-            .unwrap_or_default();
+    ) -> Result<Assembly, ArchiveError> {
         // SQLite's planner needs telling to use the partial index.
         let hint = match crate::db::backend(&self.pool) {
             crate::db::Backend::Sqlite => "INDEXED BY studies_waiting",
             crate::db::Backend::Postgres => "",
         };
-        let candidates: Vec<(String, String, f64, Option<String>)> = sqlx::query_as(&format!(
+        let lease = format!("{:.3} seconds", self.lease.duration.as_secs_f64());
+        // `since`: when the study's quiet period starts: its latest
+        // instance, but no earlier than when this assembler started
+        // watching or when the node that received that instance last
+        // started (it restarted while the study waited).
+        let since = "max(max(st.last_received_at, COALESCE($1, st.last_received_at)),
+                         COALESCE(CASE WHEN n.started_at > st.last_received_at THEN n.started_at END,
+                                  st.last_received_at))";
+        let rows: Vec<WaitingStudy> = sqlx::query_as(&format!(
             "SELECT st.study_instance_uid, st.last_received_at,
-                    (julianday('now') - julianday(COALESCE(max(st.last_received_at, $1), st.last_received_at))) * 86400.0,
+                    (julianday('now') - julianday({since})) * 86400.0 AS age,
                     (SELECT i.calling_ae_title FROM instances i WHERE i.study_instance_uid = st.study_instance_uid
-                     ORDER BY i.received_at DESC LIMIT 1)
-             FROM studies st {hint}
+                     ORDER BY i.received_at DESC LIMIT 1) AS calling_ae_title,
+                    CASE WHEN n.name IS NULL OR n.name = $2 THEN NULL
+                         ELSE (julianday(n.seen_at) - julianday({since})) * 86400.0 END AS seen_after,
+                    CASE WHEN n.name <> $2 AND n.seen_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-{lease}')
+                         THEN (julianday('now') - julianday(strftime('%Y-%m-%dT%H:%M:%fZ', n.seen_at, '+{lease}'))) * 86400.0
+                    END AS dead_for
+             FROM studies st {hint} LEFT JOIN nodes n ON n.name = st.last_node
              WHERE (st.analysed_at IS NULL OR st.analysed_at < st.last_received_at)
-               AND st.last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $2)
              ORDER BY st.last_received_at",
         ))
         .bind(watching_since)
-        .bind(format!("-{:.3} seconds", shortest.as_secs_f64()))
+        .bind(&*self.lease.node)
         .fetch_all(&self.pool)
         .await
         .map_err(ArchiveError::db("finding quiet studies"))?;
-        let studies = candidates
-            .into_iter()
-            .filter(|(_, _, age, ae)| *age >= quiet.of(ae.as_deref()).as_secs_f64())
-            .map(|(study, last, ..)| (study, last));
+        let mut next_quiet: Option<Duration> = None;
+        let mut studies = Vec::new();
+        for w in rows {
+            let period = quiet.of(w.calling_ae_title.as_deref()).as_secs_f64();
+            let left = w.quiet_left(period, self.lease.duration.as_secs_f64() / 3.0);
+            if left <= 0.0 {
+                studies.push((w.study_instance_uid, w.last_received_at));
+            } else {
+                let left = Duration::from_secs_f64(left);
+                next_quiet = Some(next_quiet.map_or(left, |n| n.min(left)));
+            }
+        }
         let mut made = Vec::new();
         for (study, last_received) in studies {
             let uids: Vec<String> = sqlx::query_scalar(
@@ -259,7 +326,7 @@ impl Jobs {
                 .await
                 .map_err(ArchiveError::db("marking a study assembled"))?;
         }
-        Ok(made)
+        Ok(Assembly { made, next_quiet })
     }
 
     /// Claim the oldest ready job of a study no other worker is on (a

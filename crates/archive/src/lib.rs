@@ -53,7 +53,8 @@ pub use error::ArchiveError;
 pub use export::StudyFiles;
 pub use fsutil::is_safe_uid;
 pub use jobs::{
-    instance_set, FindingRow, Job, Jobs, ModelSkips, QuietPeriods, SkippedImage, StudyInstance,
+    instance_set, Assembly, FindingRow, Job, Jobs, ModelSkips, QuietPeriods, SkippedImage,
+    StudyInstance,
 };
 pub use models::{
     effective as effective_state, LabelComparison, ModelState, ModelStateRow, ModelStates,
@@ -211,7 +212,7 @@ impl Archive {
             tracing::warn!(node = %lease.node, error = %e, "first heartbeat failed");
         }
         let heartbeat = nodes::spawn_heartbeat(db.write.clone(), lease.clone());
-        let index = index::IndexWriter::start(db.write.clone());
+        let index = index::IndexWriter::start(db.write.clone(), lease.node.clone());
         Ok(Archive {
             inner: Arc::new(Inner {
                 options,

@@ -260,6 +260,7 @@ async fn a_job_follows_its_reports_through_the_outbox() {
         )
         .await
         .unwrap()
+        .made
         .len(),
         1
     );
@@ -349,13 +350,19 @@ async fn a_slow_senders_studies_wait_for_its_own_quiet_period() {
         .by_calling_ae
         .insert("SLOWMOD".into(), std::time::Duration::from_secs(3600));
     let jobs = a.jobs();
-    assert_eq!(jobs.assemble(&quiet, None).await.unwrap().len(), 1);
+    let first = jobs.assemble(&quiet, None).await.unwrap();
+    assert_eq!(first.made.len(), 1);
+    // The slow sender's study is due in just under an hour.
+    let due = first.next_quiet.expect("a study is waiting").as_secs_f64();
+    assert!((3000.0..=3600.0).contains(&due), "{due}");
     let job = jobs.claim().await.unwrap().unwrap();
     assert_eq!(job.study_instance_uid, "2.25.21");
     assert!(jobs.claim().await.unwrap().is_none());
     // Once its period is over, the slow sender's study is assembled too.
     quiet.by_calling_ae.clear();
-    assert_eq!(jobs.assemble(&quiet, None).await.unwrap().len(), 1);
+    let last = jobs.assemble(&quiet, None).await.unwrap();
+    assert_eq!(last.made.len(), 1);
+    assert_eq!(last.next_quiet, None, "nothing waits any more");
     a.close().await;
 }
 
@@ -389,11 +396,105 @@ async fn quiet_time_counts_from_the_restart_at_the_earliest() {
         jobs.assemble(&quiet, Some(&restarted))
             .await
             .unwrap()
+            .made
             .is_empty(),
         "a study must not be assembled less than a quiet period after the restart"
     );
-    // Counted from its last instance alone, it would have been.
-    assert_eq!(jobs.assemble(&quiet, None).await.unwrap().len(), 1);
+    // Counted from its last instance alone (by a node that has not
+    // restarted since), it would have been.
+    let db = common::raw(dir.path()).await;
+    sqlx::query(
+        "UPDATE nodes SET started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7200 seconds')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    assert_eq!(jobs.assemble(&quiet, None).await.unwrap().made.len(), 1);
+    a.close().await;
+}
+
+/// In a cluster, a study whose latest instance came through a node that
+/// died (or restarted) while the study waited gets a whole quiet period
+/// from when the others learnt of it (the node's lease lapsed, or it
+/// started again): its sender may resend the rest to another node, and
+/// the time that took proves nothing about the study being complete.
+/// While that node lives, the others leave the study to it until its
+/// heartbeat shows it lived through the quiet period.
+#[tokio::test]
+async fn quiet_time_counts_from_the_receiving_nodes_death_or_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    store(
+        &a,
+        "2.25.46",
+        &data_set("2.25.44", "2.25.45", "2.25.46", 10),
+    )
+    .await
+    .unwrap();
+    let db = common::raw(dir.path()).await;
+    let set = |q: String| {
+        let db = db.clone();
+        async move { sqlx::query(&q).execute(&db).await.unwrap() }
+    };
+    let ago = |s: u32| format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-{s} seconds')");
+    // Received 100 s ago by node-b, which beat last 40 s ago: with the
+    // default 30 s lease it has been dead for 10 s.
+    set(format!(
+        "UPDATE studies SET last_received_at = {}, last_node = 'node-b'",
+        ago(100)
+    ))
+    .await;
+    set(format!(
+        "INSERT INTO nodes (name, version, started_at, seen_at) VALUES ('node-b', '0', {}, {})",
+        ago(7200),
+        ago(40)
+    ))
+    .await;
+    let jobs = a.jobs();
+    let quiet = archive::QuietPeriods::uniform(std::time::Duration::from_secs(60));
+    let assembled = || async { jobs.assemble(&quiet, None).await.unwrap().made.len() };
+    assert_eq!(
+        assembled().await,
+        0,
+        "assembled 10 s after its node's death"
+    );
+    // node-b came back 5 s ago (after the study's last instance): the
+    // study still waits.
+    set(format!(
+        "UPDATE nodes SET started_at = {}, seen_at = {} WHERE name = 'node-b'",
+        ago(5),
+        ago(0)
+    ))
+    .await;
+    assert_eq!(
+        assembled().await,
+        0,
+        "assembled 5 s after its node's restart"
+    );
+    // Alive, never restarted, but last seen 20 s ago: received 70 s ago,
+    // the study has been quiet for longer than its 60 s, yet node-b is
+    // not known to have lived through them (its next beat will say).
+    set(format!("UPDATE studies SET last_received_at = {}", ago(70))).await;
+    set(format!(
+        "UPDATE nodes SET started_at = {}, seen_at = {} WHERE name = 'node-b'",
+        ago(7200),
+        ago(20)
+    ))
+    .await;
+    assert_eq!(
+        assembled().await,
+        0,
+        "assembled before its node was seen alive through the quiet period"
+    );
+    // Seen since: counted from the instance.
+    set(format!(
+        "UPDATE nodes SET seen_at = {} WHERE name = 'node-b'",
+        ago(0)
+    ))
+    .await;
+    assert_eq!(assembled().await, 1);
+    db.close().await;
     a.close().await;
 }
 

@@ -112,7 +112,7 @@ async fn a_first_release_database_is_not_analysed_retroactively() {
         .unwrap();
     // The study predates the pipeline: it is indexed but no job is made.
     assert_eq!(archive.instance_count().await.unwrap(), 1);
-    let made = archive
+    let assembly = archive
         .jobs()
         .assemble(
             &archive::QuietPeriods::uniform(std::time::Duration::ZERO),
@@ -120,6 +120,6 @@ async fn a_first_release_database_is_not_analysed_retroactively() {
         )
         .await
         .unwrap();
-    assert!(made.is_empty(), "{made:?}");
+    assert!(assembly.made.is_empty(), "{assembly:?}");
     archive.close().await;
 }

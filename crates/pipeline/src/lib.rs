@@ -52,6 +52,21 @@ pub use selection::{applies, select_series, subsample};
 /// read studies the same way).
 pub const DEFAULT_MAX_IMAGES_PER_SERIES: usize = 64;
 
+/// How often study assembly looks for studies at the latest: instances
+/// that other associations (or, in a cluster, other nodes) store start
+/// new waits it learns of this way.
+const ASSEMBLY_POLL: Duration = Duration::from_millis(250);
+
+/// How long study assembly sleeps: until the next waiting study is quiet
+/// (so its job is made on time, not at the next poll), at most
+/// [`ASSEMBLY_POLL`], at least a few milliseconds (the database's clock
+/// and ours round differently).
+fn next_assembly(next_quiet: Option<Duration>) -> Duration {
+    next_quiet
+        .map_or(ASSEMBLY_POLL, |d| d.min(ASSEMBLY_POLL))
+        .max(Duration::from_millis(5))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("{0}")]
@@ -167,17 +182,21 @@ impl Pipeline {
         tokio::pin!(stop);
         loop {
             let quiet = me.settings.live.quiet();
+            let mut pause = ASSEMBLY_POLL;
             match jobs.assemble(&quiet, watching_since.as_deref()).await {
-                Ok(made) if !made.is_empty() => {
-                    me.settings.metrics.jobs_created.inc_by(made.len() as u64);
-                    ready.notify_waiters();
+                Ok(assembly) => {
+                    if !assembly.made.is_empty() {
+                        let made = assembly.made.len() as u64;
+                        me.settings.metrics.jobs_created.inc_by(made);
+                        ready.notify_waiters();
+                    }
+                    pause = next_assembly(assembly.next_quiet);
                 }
-                Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "study assembly failed"),
             }
             tokio::select! {
                 _ = &mut stop => break,
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
         let _ = stopping.send(true);
@@ -192,6 +211,11 @@ impl Pipeline {
             if *stop.borrow() {
                 return;
             }
+            // Listening before the claim: a job made while the claim runs
+            // wakes this worker at once, not at the next poll.
+            let notified = ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             match jobs.claim().await {
                 Ok(Some(job)) => {
                     tracing::debug!(worker = n, job = job.id, "job claimed");
@@ -214,10 +238,27 @@ impl Pipeline {
                 Err(e) => tracing::error!(error = %e, "cannot claim a job"),
             }
             tokio::select! {
-                _ = ready.notified() => {}
+                _ = notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = stop.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assembly_sleeps_until_the_next_quiet_study_within_the_poll() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_assembly(None), ASSEMBLY_POLL);
+        assert_eq!(next_assembly(Some(ms(40))), ms(40));
+        assert_eq!(
+            next_assembly(Some(Duration::from_secs(3600))),
+            ASSEMBLY_POLL
+        );
+        assert_eq!(next_assembly(Some(Duration::ZERO)), ms(5));
     }
 }
