@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Ingest benchmark: the same files, sent by the same client (DCMTK storescu,
 # one association, TCP_NODELAY), into
-#   triaged        (fsync of file and directory + SQLite index, WAL, FULL)
+#   triaged        (storage.flush = "group": one syncfs for every instance
+#                   waiting, + SQLite index, WAL, FULL, grouped commits)
+#   triaged-each   (storage.flush = "each": fsync of each file and of its
+#                   directory, + the same index)
 #   storescp -od   (DCMTK, writes files, no fsync, no index)
 #   Orthanc        (Debian package, its own SQLite index)
 # Prints seconds and instances/s (median of RUNS runs) and triaged/storescp,
@@ -32,12 +35,14 @@ start_server() {
   PORT=$(free_port)
   mkdir -p "$dir"
   case $kind in
-    triaged)
+    triaged|triaged-each)
+      local flush=group; [ "$kind" = triaged-each ] && flush=each
       cat >"$dir/triaged.toml" <<TOML
 [dicom]
 listen = "127.0.0.1:$PORT"
 [storage]
 dir = "$dir/storage"
+flush = "$flush"
 [log]
 level = "warn"
 TOML
@@ -77,7 +82,7 @@ timed_run() {
   python3 -c "print(f'{$t1-$t0:.3f}')"
 }
 
-printf '%-26s %-9s %9s %11s %17s\n' workload server seconds "inst/s" "triaged/storescp"
+printf '%-26s %-13s %9s %11s %17s\n' workload server seconds "inst/s" "triaged/storescp"
 for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \
                 "small fixtures/generated/ct-small.dcm $N_SMALL 1" \
                 "small4 fixtures/generated/ct-small.dcm $N_SMALL 4"; do
@@ -86,7 +91,7 @@ for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \
   STORESCP_OPTS=""; [ "$SENDERS" -gt 1 ] && STORESCP_OPTS="--fork"
   size_kb=$(( $(stat -c %s "$file") / 1024 ))
   declare -A secs=()
-  for kind in triaged storescp orthanc; do
+  for kind in triaged triaged-each storescp orthanc; do
     runs=()
     for r in $(seq "$RUNS"); do
       runs+=("$(timed_run "$kind" "$file" "$n" "$WORK/$kind-$name-$r")")
@@ -94,12 +99,12 @@ for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \
     done
     secs[$kind]=$(median "${runs[@]}")
   done
-  for kind in triaged storescp orthanc; do
+  for kind in triaged triaged-each storescp orthanc; do
     ips=$(python3 -c "print(f'{$n/${secs[$kind]}:.0f}')")
     ratio=""
-    [ "$kind" = triaged ] && ratio=$(python3 -c "print(f'{${secs[storescp]}/${secs[triaged]}:.2f}')")
+    [[ "$kind" = triaged* ]] && ratio=$(python3 -c "print(f'{${secs[storescp]}/${secs[$kind]}:.2f}')")
     label="${n}x${size_kb}KB"; [ "$SENDERS" -gt 1 ] && label="$label, $SENDERS senders"
-    printf '%-26s %-9s %9s %11s %17s\n' "$label" "$kind" "${secs[$kind]}" "$ips" "$ratio"
+    printf '%-26s %-13s %9s %11s %17s\n' "$label" "$kind" "${secs[$kind]}" "$ips" "$ratio"
   done
   unset secs
 done

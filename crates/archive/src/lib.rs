@@ -22,6 +22,7 @@ mod catalog;
 mod db;
 mod error;
 mod export;
+mod flush;
 mod fsutil;
 mod index;
 mod jobs;
@@ -101,6 +102,20 @@ pub struct ArchiveOptions {
     pub node: String,
     /// A node silent this long has its claims taken back by the others.
     pub lease: std::time::Duration,
+    /// How a received instance is made durable before Success.
+    pub flush: Flush,
+}
+
+/// How a received instance is made durable before its Success: its file,
+/// and its directory entry, on stable storage either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flush {
+    /// One `syncfs(2)` of the storage filesystem for every instance
+    /// waiting at that moment (one flush for many under load).
+    #[default]
+    Group,
+    /// An `fsync` of each instance's file, then of its series directory.
+    Each,
 }
 
 impl ArchiveOptions {
@@ -114,6 +129,7 @@ impl ArchiveOptions {
             database: DatabaseOptions::default(),
             node: host_name(),
             lease: std::time::Duration::from_secs(30),
+            flush: Flush::default(),
         }
     }
 
@@ -160,6 +176,8 @@ struct Inner {
     tmp_dir: PathBuf,
     db: db::Db,
     index: index::IndexWriter,
+    /// `Some` when instances are flushed in groups ([`Flush::Group`]).
+    flusher: Option<flush::Flusher>,
     /// Writers and purges of one study meet here (see `retention`).
     gates: Arc<retention::Gates>,
     /// Held until `close`: one process per storage folder (SQLite), or
@@ -213,12 +231,20 @@ impl Archive {
         }
         let heartbeat = nodes::spawn_heartbeat(db.write.clone(), lease.clone());
         let index = index::IndexWriter::start(db.write.clone(), lease.node.clone());
+        let flusher = match options.flush {
+            Flush::Group => Some(
+                flush::Flusher::start(&options.dir)
+                    .map_err(|e| ArchiveError::io("open the storage folder", e))?,
+            ),
+            Flush::Each => None,
+        };
         Ok(Archive {
             inner: Arc::new(Inner {
                 options,
                 tmp_dir,
                 db,
                 index,
+                flusher,
                 gates: Arc::new(retention::Gates::new()),
                 lock: std::sync::Mutex::new(Some(lock)),
                 lease,
@@ -351,6 +377,9 @@ impl Archive {
     /// and release the storage folder.
     pub async fn close(&self) {
         self.inner.heartbeat.abort();
+        if let Some(f) = &self.inner.flusher {
+            f.close().await;
+        }
         self.inner.index.close().await;
         self.inner.db.close().await;
         self.inner

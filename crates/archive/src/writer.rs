@@ -152,11 +152,16 @@ impl PendingInstance {
     /// `Ok` may the sender be told Success.
     ///
     /// Order: parse (an in-memory instance is parsed before it touches the
-    /// disk), write and fsync the temporary file, rename it into place; then
-    /// fsync the series directory and commit the index row at the same time.
-    /// Both finish before `Ok`, so the caller's Success is never early; a
-    /// crash between them leaves an unacknowledged instance the sender
-    /// resends, and a resend replaces it.
+    /// disk), write the temporary file, rename it into place; then flush
+    /// and commit the index row at the same time. The flush is one group
+    /// `syncfs` of the storage filesystem ([`crate::Flush::Group`]: file
+    /// data, inode and name of this and every instance written meanwhile)
+    /// or, with [`crate::Flush::Each`], an fsync of the file before the
+    /// rename and one of the series directory after. Both finish before
+    /// `Ok`, so the caller's Success is never early; a crash between them
+    /// leaves an unacknowledged instance (its row may name a file that is
+    /// missing or short) that the sender resends, and a resend replaces
+    /// it.
     pub async fn commit(mut self) -> Result<Stored, ArchiveError> {
         if self.header.is_empty() {
             self.header = self.file_header()?;
@@ -180,7 +185,8 @@ impl PendingInstance {
             let (header, buf, spill) = parts.take().expect("parts are put back on a retry");
             let inc = incoming.clone();
             let tmp = tmp.clone();
-            match blocking(move || write_temporary(&inc, &tmp, header, buf, spill)).await? {
+            let sync = archive.inner.flusher.is_none();
+            match blocking(move || write_temporary(&inc, &tmp, header, buf, spill, sync)).await? {
                 Written::Done(path, attrs, timings) => break (path, *attrs, timings),
                 Written::DiskFull(e, header, buf) => {
                     // An instance held in memory can be written again once
@@ -248,10 +254,20 @@ impl PendingInstance {
         let (attributes, file_path, series_dir, timings) = placed?;
 
         let t = Instant::now();
-        let dir_synced = blocking(move || {
-            fsutil::sync_dir(&series_dir)
-                .map_err(|e| ArchiveError::io("fsync the series directory", e))
-        });
+        let flushed = async {
+            match &archive.inner.flusher {
+                // The file, its inode and its new name, with whatever
+                // other instances wrote meanwhile.
+                Some(flusher) => flusher.flush().await,
+                None => {
+                    blocking(move || {
+                        fsutil::sync_dir(&series_dir)
+                            .map_err(|e| ArchiveError::io("fsync the series directory", e))
+                    })
+                    .await
+                }
+            }
+        };
         let incoming_again = incoming.clone();
         let indexed = archive.inner.index.record(crate::index::Entry {
             attributes: attributes.clone(),
@@ -259,8 +275,8 @@ impl PendingInstance {
             file_path: file_path.clone(),
             file_size,
         });
-        let (dir_synced, indexed) = tokio::join!(dir_synced, indexed);
-        dir_synced?;
+        let (flushed, indexed) = tokio::join!(flushed, indexed);
+        flushed?;
         let previous = match (indexed, make_room_to) {
             // The file fitted, the index's next page did not: settled
             // studies make room, then the row is written once more.
@@ -332,13 +348,15 @@ enum Written {
 }
 
 /// Parse (in memory) and write the temporary file, or finish and parse the
-/// spilled one; fsynced either way.
+/// spilled one; fsynced either way when `sync` (else the group flush
+/// makes it durable after the move into place).
 fn write_temporary(
     inc: &Incoming,
     tmp: &Path,
     header: Vec<u8>,
     buf: Vec<u8>,
     spill: Option<(File, PathBuf)>,
+    sync: bool,
 ) -> Result<Written, ArchiveError> {
     let mut timings = Timings::default();
     match spill {
@@ -348,7 +366,7 @@ fn write_temporary(
                 checked_attributes(&parse_bytes(&header, &buf, &inc.transfer_syntax_uid)?, inc)?;
             timings.parse = t.elapsed();
             let t = Instant::now();
-            let result = write_new(tmp, &[&header, &buf]);
+            let result = write_new(tmp, &[&header, &buf], sync);
             timings.write = t.elapsed();
             match result {
                 Ok(()) => Ok(Written::Done(tmp.to_path_buf(), Box::new(attrs), timings)),
@@ -360,7 +378,7 @@ fn write_temporary(
             let t = Instant::now();
             let written = file
                 .write_all(&buf)
-                .and_then(|()| file.sync_all())
+                .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
                 .map_err(|e| ArchiveError::io("write a temporary file", e));
             drop(file);
             timings.write = t.elapsed();
@@ -387,14 +405,18 @@ struct Timings {
     rename: Duration,
 }
 
-/// Create `path` with the given parts, fsynced. Removed again on failure.
-fn write_new(path: &Path, parts: &[&[u8]]) -> Result<(), ArchiveError> {
+/// Create `path` with the given parts, fsynced if `sync`. Removed again
+/// on failure.
+fn write_new(path: &Path, parts: &[&[u8]], sync: bool) -> Result<(), ArchiveError> {
     let result = (|| {
         let mut file = File::create(path)?;
         for p in parts {
             file.write_all(p)?;
         }
-        file.sync_all()
+        if sync {
+            file.sync_all()?;
+        }
+        Ok(())
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(path);

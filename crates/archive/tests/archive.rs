@@ -94,6 +94,44 @@ async fn stores_indexes_and_survives_reopening() {
     assert_eq!(studies[0].study_description.as_deref(), Some("synthetic"));
 }
 
+/// Both ways of making an instance durable store and index it, in
+/// memory and spilled, with several writers at once (the group flush
+/// answers every writer waiting, including those that arrive while a
+/// `syncfs` runs).
+#[tokio::test]
+async fn both_flush_modes_store_concurrent_writers_and_small_and_spilled_instances() {
+    for flush in [archive::Flush::Group, archive::Flush::Each] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = common::options(dir.path()).await;
+        o.spill_threshold = 4096;
+        o.flush = flush;
+        let a = Archive::open(o).await.unwrap();
+        let writers = (0..24).map(|n| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                let sop = format!("2.25.90.{n}");
+                // Every third spills (over 4 KiB).
+                let pixels = if n % 3 == 0 { 20_000 } else { 100 };
+                store(&a, &sop, &data_set("2.25.90", "2.25.90.0", &sop, pixels)).await
+            })
+        });
+        let mut files = Vec::new();
+        for w in writers.collect::<Vec<_>>() {
+            files.push(w.await.unwrap().unwrap().file_path);
+        }
+        assert_eq!(a.instance_count().await.unwrap(), 24, "{flush:?}");
+        for f in &files {
+            dicom_object::open_file(dir.path().join(f)).unwrap();
+        }
+        assert_eq!(
+            incoming_files(dir.path()),
+            0,
+            "{flush:?}: temporary files left"
+        );
+        a.close().await;
+    }
+}
+
 #[tokio::test]
 async fn large_instances_spill_to_disk_and_are_checked_the_same() {
     let dir = tempfile::tempdir().unwrap();

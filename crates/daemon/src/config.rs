@@ -247,6 +247,19 @@ impl DicomTlsConfig {
 pub struct StorageConfig {
     pub dir: PathBuf,
     pub spill_threshold_mb: usize,
+    /// How each instance is made durable before Success: "group" (one
+    /// `syncfs` for every instance waiting) or "each" (fsync its file and
+    /// its directory).
+    pub flush: FlushMode,
+}
+
+/// `storage.flush`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlushMode {
+    #[default]
+    Group,
+    Each,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -342,6 +355,7 @@ impl Default for StorageConfig {
         StorageConfig {
             dir: PathBuf::from("var/triaged"),
             spill_threshold_mb: 16,
+            flush: FlushMode::default(),
         }
     }
 }
@@ -385,6 +399,10 @@ impl Config {
         let mut options =
             archive::ArchiveOptions::new(&self.storage.dir).with_database(self.database.options()?);
         options.spill_threshold = self.storage.spill_threshold_mb << 20;
+        options.flush = match self.storage.flush {
+            FlushMode::Group => archive::Flush::Group,
+            FlushMode::Each => archive::Flush::Each,
+        };
         options.node = self.node.name.clone();
         options.lease = Duration::from_secs(self.node.lease_secs);
         Ok(options)
