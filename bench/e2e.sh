@@ -13,8 +13,21 @@ models=$PWD/models
 source bench/lib.sh
 "$bin" phantom --out "$work/cases" --count "$studies" --pitch "$pitch" > /dev/null 2>&1
 
-printf '| study | modality | size | store ms | to SR in PACS ms (minus quiet %s s) |\n|---|---|---|---|---|\n' "$quiet"
+printf '| study | modality | size | store ms | to SR in PACS ms (minus quiet %s s) | assembly ms | analysis ms | delivery ms |\n|---|---|---|---|---|---|---|---|\n' "$quiet"
 total=0
+# Where the time went, from the index (times the database recorded, in ms):
+# assembly = job made - last instance indexed - quiet period; analysis =
+# first report queued - job made (claim, decode, models, SR and captures);
+# delivery = last object (SR, captures) delivered - first queued.
+split() {
+  sqlite3 "$work/storage/triaged.db" "
+    SELECT printf('%d | %d | %d',
+      (julianday(j.created_at) - julianday(s.last_received_at)) * 86400000 - $quiet * 1000,
+      (julianday(min(o.created_at)) - julianday(j.created_at)) * 86400000,
+      (julianday(max(o.delivered_at)) - julianday(min(o.created_at))) * 86400000)
+    FROM studies s JOIN jobs j USING (study_instance_uid) JOIN outbox o USING (study_instance_uid)
+    WHERE s.study_instance_uid = '$1'"
+}
 for f in "$work"/cases/*.dcm; do
   uid=$(dcmdump +P 0020,000d "$f" | sed -E 's/.*\[(.*)\].*/\1/')
   mod=$(dcmdump +P 0008,0060 "$f" | sed -E 's/.*\[(.*)\].*/\1/')
@@ -25,6 +38,8 @@ for f in "$work"/cases/*.dcm; do
   wait_for_sr "$uid"
   ms=$(ms_since "$t1")
   total=$((total + ms))
-  printf '| %s | %s | %s | %d | %d |\n' "${uid:0:24}..." "$mod" "$size" $(( (t1 - t0) / 1000000 )) "$ms"
+  # The other objects (heatmap captures) may still be on their way.
+  until [ "$(sqlite3 "$work/storage/triaged.db" "SELECT count(*) FROM outbox WHERE study_instance_uid = '$uid' AND delivered_at IS NULL")" = 0 ]; do sleep 0.05; done
+  printf '| %s | %s | %s | %d | %d | %s |\n' "${uid:0:24}..." "$mod" "$size" $(( (t1 - t0) / 1000000 )) "$ms" "$(split "$uid")"
 done
 printf '\nmean %d ms over %d studies; daemon peak RSS %s\n' $((total / studies)) "$studies" "$(peak_rss)"
