@@ -646,12 +646,13 @@ fn a_node_killed_during_delivery_has_the_report_sent_once_by_another() {
 
 /// The chaos test of tests/reliability.rs on three nodes: kill -9 of a
 /// node inside an association, right after its last Success, while it
-/// analyses a study and while it delivers the report, a different node
-/// each time. The sender resends what was not acknowledged to another
-/// node (as a router behind the load balancer does); the dead node comes
-/// back later. Every acknowledged instance is stored intact and indexed
-/// once, the survivors finish the dead node's work, and every study has
-/// exactly one report in the PACS.
+/// analyses a study, while it delivers the report, and right after its
+/// first Success (the rest of the study then comes late, to another
+/// node), a different node each time. The sender resends what was not
+/// acknowledged to another node (as a router behind the load balancer
+/// does); the dead node comes back later. Every acknowledged instance is
+/// stored intact and indexed once, the survivors finish the dead node's
+/// work, and every study has exactly one report in the PACS.
 #[test]
 fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
     let site = Site::start();
