@@ -39,7 +39,10 @@ for f in "$work"/cases/*.dcm; do
   ms=$(ms_since "$t1")
   total=$((total + ms))
   # The other objects (heatmap captures) may still be on their way.
-  until [ "$(sqlite3 "$work/storage/triaged.db" "SELECT count(*) FROM outbox WHERE study_instance_uid = '$uid' AND delivered_at IS NULL")" = 0 ]; do sleep 0.05; done
+  for _ in $(seq 1200); do
+    [ "$(sqlite3 "$work/storage/triaged.db" "SELECT count(*) FROM outbox WHERE study_instance_uid = '$uid' AND delivered_at IS NULL")" = 0 ] && break
+    sleep 0.05
+  done
   printf '| %s | %s | %s | %d | %d | %s |\n' "${uid:0:24}..." "$mod" "$size" $(( (t1 - t0) / 1000000 )) "$ms" "$(split "$uid")"
 done
 printf '\nmean %d ms over %d studies; daemon peak RSS %s\n' $((total / studies)) "$studies" "$(peak_rss)"

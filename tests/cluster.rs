@@ -117,6 +117,20 @@ fn sql(d: &Daemon, query: &str) -> String {
 
 const SR: &str = "1.2.840.10008.5.1.4.1.1.88.34";
 
+/// The node named by a row of `study` in `table` (jobs or outbox) in one
+/// of `states` (SQL list), once there is one (`what` names the wait).
+fn holder(d: &Daemon, what: &str, table: &str, study: &str, states: &str) -> String {
+    let query = format!(
+        "SELECT COALESCE(MAX(node), '') FROM {table} WHERE study_instance_uid = '{study}' AND state IN ({states})"
+    );
+    let mut node = String::new();
+    wait_until(what, Duration::from_secs(60), || {
+        node = sql(d, &query);
+        !node.is_empty()
+    });
+    node
+}
+
 /// Half a study to one node, half to the other: one job, one report.
 #[test]
 fn a_study_split_across_two_nodes_is_one_job_and_one_report() {
@@ -700,27 +714,15 @@ fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
                 (to, "after the last Success")
             }
             2 => {
-                // Whichever node claimed the job.
-                let mut holder = String::new();
-                wait_until("a node analysing", Duration::from_secs(60), || {
-                    // (or ran it already, on a fast machine)
-                    holder = sql(
-                        &nodes[to],
-                        &format!("SELECT COALESCE(MAX(node), '') FROM jobs WHERE study_instance_uid = '{uid}' AND state IN ('analysing', 'reporting', 'sending', 'done')"),
-                    );
-                    !holder.is_empty()
-                });
+                // Whichever node claimed the job (or ran it already, on a
+                // fast machine).
+                let states = "'analysing', 'reporting', 'sending', 'done'";
+                let holder = holder(&nodes[to], "a node analysing", "jobs", &uid, states);
                 (index(&holder).unwrap(), "during analysis")
             }
             3 => {
-                let mut holder = String::new();
-                wait_until("a node delivering", Duration::from_secs(60), || {
-                    holder = sql(
-                        &nodes[to],
-                        &format!("SELECT COALESCE(MAX(node), '') FROM outbox WHERE study_instance_uid = '{uid}' AND state IN ('sending', 'delivered')"),
-                    );
-                    !holder.is_empty()
-                });
+                let states = "'sending', 'delivered'";
+                let holder = holder(&nodes[to], "a node delivering", "outbox", &uid, states);
                 (index(&holder).unwrap(), "during delivery")
             }
             _ => {

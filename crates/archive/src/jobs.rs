@@ -253,6 +253,17 @@ impl Jobs {
             crate::db::Backend::Postgres => "",
         };
         let lease = format!("{:.3} seconds", self.lease.duration.as_secs_f64());
+        // Only studies quiet for the shortest period are looked at
+        // closely (the latest caller's AE title costs a look through the
+        // study's instances: not for a CT still arriving, every round).
+        let shortest = quiet
+            .by_calling_ae
+            .values()
+            .copied()
+            .chain([quiet.default])
+            .min()
+            .unwrap_or_default();
+        let threshold = format!("-{:.3} seconds", shortest.as_secs_f64());
         // `since`: when the study's quiet period starts: its latest
         // instance, but no earlier than when this assembler started
         // watching or when the node that received that instance last
@@ -272,14 +283,29 @@ impl Jobs {
                     END AS dead_for
              FROM studies st {hint} LEFT JOIN nodes n ON n.name = st.last_node
              WHERE (st.analysed_at IS NULL OR st.analysed_at < st.last_received_at)
+               AND st.last_received_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $3)
              ORDER BY st.last_received_at",
         ))
         .bind(watching_since)
         .bind(&*self.lease.node)
+        .bind(&threshold)
         .fetch_all(&self.pool)
         .await
         .map_err(ArchiveError::db("finding quiet studies"))?;
-        let mut next_quiet: Option<Duration> = None;
+        // The others are due no sooner than the shortest period after
+        // their latest instance (from the partial index alone).
+        let youngest: Option<f64> = sqlx::query_scalar(&format!(
+            "SELECT (julianday('now') - julianday(min(st.last_received_at))) * 86400.0
+             FROM studies st {hint}
+             WHERE (st.analysed_at IS NULL OR st.analysed_at < st.last_received_at)
+               AND st.last_received_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', $1)",
+        ))
+        .bind(&threshold)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ArchiveError::db("finding waiting studies"))?;
+        let mut next_quiet =
+            youngest.map(|age| Duration::from_secs_f64((shortest.as_secs_f64() - age).max(0.0)));
         let mut studies = Vec::new();
         for w in rows {
             let period = quiet.of(w.calling_ae_title.as_deref()).as_secs_f64();

@@ -418,18 +418,26 @@ async fn quiet_time_counts_from_the_restart_at_the_earliest() {
     )
     .await
     .unwrap();
+    // Just received: due in a quiet period, and assembly says so.
+    let quiet = archive::QuietPeriods::uniform(std::time::Duration::from_secs(60));
+    let fresh = a.jobs().assemble(&quiet, None).await.unwrap();
+    assert!(fresh.made.is_empty());
+    let due = fresh.next_quiet.expect("a study is waiting").as_secs_f64();
+    assert!((50.0..=60.0).contains(&due), "{due}");
     // The instance arrived an hour ago; the daemon was down since.
-    let db = common::raw(dir.path()).await;
-    for q in [
-        "UPDATE studies SET last_received_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3600 seconds')",
-        "UPDATE instances SET received_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3600 seconds')",
-    ] {
-        sqlx::query(q).execute(&db).await.unwrap();
-    }
-    db.close().await;
+    let hour_ago = ago(3600);
+    execute(
+        dir.path(),
+        &format!("UPDATE studies SET last_received_at = {hour_ago}"),
+    )
+    .await;
+    execute(
+        dir.path(),
+        &format!("UPDATE instances SET received_at = {hour_ago}"),
+    )
+    .await;
     let jobs = a.jobs();
     let restarted = jobs.now().await.unwrap();
-    let quiet = archive::QuietPeriods::uniform(std::time::Duration::from_secs(60));
     assert!(
         jobs.assemble(&quiet, Some(&restarted))
             .await
@@ -440,14 +448,11 @@ async fn quiet_time_counts_from_the_restart_at_the_earliest() {
     );
     // Counted from its last instance alone (by a node that has not
     // restarted since), it would have been.
-    let db = common::raw(dir.path()).await;
-    sqlx::query(
-        "UPDATE nodes SET started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-7200 seconds')",
+    execute(
+        dir.path(),
+        &format!("UPDATE nodes SET started_at = {}", ago(7200)),
     )
-    .execute(&db)
-    .await
-    .unwrap();
-    db.close().await;
+    .await;
     assert_eq!(jobs.assemble(&quiet, None).await.unwrap().made.len(), 1);
     a.close().await;
 }
@@ -470,12 +475,8 @@ async fn quiet_time_counts_from_the_receiving_nodes_death_or_restart() {
     )
     .await
     .unwrap();
-    let db = common::raw(dir.path()).await;
-    let set = |q: String| {
-        let db = db.clone();
-        async move { sqlx::query(&q).execute(&db).await.unwrap() }
-    };
-    let ago = |s: u32| format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-{s} seconds')");
+    let path = dir.path();
+    let set = |q: String| async move { execute(path, &q).await };
     // Received 100 s ago by node-b, which beat last 40 s ago: with the
     // default 30 s lease it has been dead for 10 s.
     set(format!(
@@ -532,7 +533,6 @@ async fn quiet_time_counts_from_the_receiving_nodes_death_or_restart() {
     ))
     .await;
     assert_eq!(assembled().await, 1);
-    db.close().await;
     a.close().await;
 }
 
@@ -864,6 +864,18 @@ fn incoming_files(dir: &std::path::Path) -> usize {
             .sum()
     }
     count(&dir.join(".incoming"))
+}
+
+/// Run `sql` on the archive's database directly.
+async fn execute(dir: &std::path::Path, sql: &str) {
+    let pool = common::raw(dir).await;
+    sqlx::query(sql).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+/// SQL: the database's time `secs` seconds ago.
+fn ago(secs: u32) -> String {
+    format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-{secs} seconds')")
 }
 
 /// One number from the archive's database, read directly.
