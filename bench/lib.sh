@@ -1,10 +1,12 @@
 # Shared by the end-to-end benchmarks: a real PACS (Orthanc) and a release
 # daemon on free ports in a temporary folder, both stopped on exit.
 # Source it after setting `quiet` (seconds) and `models` (a models folder);
-# `extra_toml`, if set, is appended to the daemon's configuration.
+# `extra_toml`, if set, is appended to the daemon's configuration;
+# `TRIAGED_BIN`, if set, is the daemon binary measured (to compare two
+# builds in one hour) instead of a fresh release build of this checkout.
 # Sets: bin, work, dicom (daemon port), http (Orthanc REST port), daemon (pid).
 source bench/common.sh
-bin=$(release_triaged)
+bin=${TRIAGED_BIN:-$(release_triaged)}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 3; rm -rf "$work"; }
