@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{Frames, Image8, ImagingError};
+use crate::{Frames, ImagingError};
 
 /// The first frame of the instance in `file`, windowed as
 /// [`Frames::display`] does, a greyscale image fitted within `max_side`
@@ -15,8 +15,7 @@ pub fn preview_png(file: &Path, max_side: usize) -> Result<Vec<u8>, ImagingError
     })?;
     let mut img = Frames::decode(&obj)?.display(0)?;
     if img.channels == 1 {
-        let grey: Vec<f32> = img.data.iter().map(|&v| v as f32).collect();
-        img = Image8::grey_fitted(&grey, img.height, img.width, max_side);
+        img = img.grey_fitted(0, 0, img.height, img.width, max_side);
     }
     Ok(img.to_png())
 }

@@ -22,11 +22,11 @@ impl Frames {
         let (width, height) = (self.columns, self.rows);
         match self.photometric {
             Photometric::Monochrome1 | Photometric::Monochrome2 => {
-                let unit = self.voi_unit(frame)?;
-                let data = unit
-                    .iter()
-                    .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-                    .collect();
+                let data = self
+                    .unit_map(frame, self.voi_of(frame))?
+                    .apply(self.frame(frame)?, |u| {
+                        ((u as f32).clamp(0.0, 1.0) * 255.0).round() as u8
+                    });
                 Ok(Image8 {
                     width,
                     height,
@@ -132,10 +132,27 @@ fn bilinear(src: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<
 }
 
 impl Image8 {
-    /// A grey plane (`height` x `width`, values 0..=255) as an 8-bit image
-    /// whose longer side is at most `max_side`, shrunk by area averaging:
-    /// what the viewer and the heatmap captures show.
-    pub fn grey_fitted(plane: &[f32], height: usize, width: usize, max_side: usize) -> Image8 {
+    /// The `height` x `width` region at (`top`, `left`) in grey (colour
+    /// channels averaged), its longer side at most `max_side`, shrunk by
+    /// area averaging straight from this image's samples: what the viewer
+    /// and the heatmap captures show.
+    pub fn grey_fitted(
+        &self,
+        top: usize,
+        left: usize,
+        height: usize,
+        width: usize,
+        max_side: usize,
+    ) -> Image8 {
+        assert!(
+            top + height <= self.height && left + width <= self.width,
+            "region inside the image"
+        );
+        let c = self.channels;
+        let grey = |y: usize, x: usize| {
+            let k = c * ((top + y) * self.width + left + x);
+            self.data[k..k + c].iter().map(|&v| v as f32).sum::<f32>() / c as f32
+        };
         let side = height.max(width);
         let (h, w) = if side > max_side {
             (
@@ -145,19 +162,23 @@ impl Image8 {
         } else {
             (height, width)
         };
-        let small = if (h, w) == (height, width) {
-            plane.to_vec()
+        let byte = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        let data = if (h, w) == (height, width) {
+            (0..h)
+                .flat_map(|y| (0..w).map(move |x| (y, x)))
+                .map(|(y, x)| byte(grey(y, x)))
+                .collect()
         } else {
-            crate::area_resize(plane, height, width, h, w)
+            crate::resize::area_resize_with(height, width, h, w, |y, x| grey(y, x) as f64)
+                .into_iter()
+                .map(byte)
+                .collect()
         };
         Image8 {
             width: w,
             height: h,
             channels: 1,
-            data: small
-                .iter()
-                .map(|v| v.round().clamp(0.0, 255.0) as u8)
-                .collect(),
+            data,
         }
     }
 
@@ -203,6 +224,35 @@ mod tests {
         );
         assert!(overlay(&base, &[0.5; 3], 2, 2, 0.5).is_err());
         assert!(overlay(&base, &[f32::NAN; 4], 2, 2, 0.5).is_err());
+    }
+
+    #[test]
+    fn a_region_is_fitted_from_its_own_pixels_in_grey() {
+        // 4 x 6 grey, sample = 10 * row + column; the 2 x 4 region at
+        // (1, 2) fitted within 2 pixels: two 2 x 2 block means.
+        let grey = Image8 {
+            width: 6,
+            height: 4,
+            channels: 1,
+            data: (0..4)
+                .flat_map(|y| (0..6).map(move |x| 10 * y + x))
+                .collect(),
+        };
+        let small = grey.grey_fitted(1, 2, 2, 4, 2);
+        assert_eq!((small.height, small.width, small.channels), (1, 2, 1));
+        // (12 + 13 + 22 + 23) / 4 = 17.5 and (14 + 15 + 24 + 25) / 4 = 19.5
+        assert_eq!(small.data, vec![18, 20]);
+        // Small enough already: the region itself.
+        assert_eq!(grey.grey_fitted(2, 4, 2, 2, 8).data, vec![24, 25, 34, 35]);
+        // Colour: the channels' mean, then fitted.
+        let rgb = Image8 {
+            width: 2,
+            height: 1,
+            channels: 3,
+            data: vec![0, 30, 60, 90, 120, 150],
+        };
+        assert_eq!(rgb.grey_fitted(0, 1, 1, 1, 8).data, vec![120]);
+        assert_eq!(rgb.grey_fitted(0, 0, 1, 2, 1).data, vec![75]);
     }
 
     #[test]

@@ -139,26 +139,46 @@ fn weights(n_in: usize, n_out: usize) -> Vec<Vec<(usize, f64)>> {
 /// Area-resize a row-major `h` x `w` plane to `out_h` x `out_w`.
 pub fn area_resize(src: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
     assert_eq!(src.len(), h * w, "plane size");
+    area_resize_with(h, w, out_h, out_w, |y, x| src[y * w + x] as f64)
+}
+
+/// Area-resize an `h` x `w` region read sample by sample (`sample(y, x)`,
+/// relative to the region), so a crop of a larger image or of 8-bit
+/// display values is resized without being copied first. Rows are
+/// resized one at a time (f64 accumulation) and added into the output
+/// rows they cover, in the order of the input rows: no `h` x `out_w`
+/// intermediate plane.
+pub(crate) fn area_resize_with(
+    h: usize,
+    w: usize,
+    out_h: usize,
+    out_w: usize,
+    sample: impl Fn(usize, usize) -> f64,
+) -> Vec<f32> {
     let wx = weights(w, out_w);
-    let wy = weights(h, out_h);
-    // Rows first (h x out_w), then columns; f64 accumulation.
-    let mut tmp = vec![0f64; h * out_w];
-    for y in 0..h {
-        let row = &src[y * w..(y + 1) * w];
-        for (ox, ws) in wx.iter().enumerate() {
-            tmp[y * out_w + ox] = ws.iter().map(|&(i, k)| row[i] as f64 * k).sum();
+    // For each input row, the output rows it covers and its weight there.
+    let mut covers: Vec<Vec<(usize, f64)>> = vec![Vec::new(); h];
+    for (oy, ws) in weights(h, out_h).into_iter().enumerate() {
+        for (i, k) in ws {
+            covers[i].push((oy, k));
         }
     }
-    let mut out = vec![0f32; out_h * out_w];
-    for (oy, ws) in wy.iter().enumerate() {
-        for ox in 0..out_w {
-            out[oy * out_w + ox] = ws
-                .iter()
-                .map(|&(i, k)| tmp[i * out_w + ox] * k)
-                .sum::<f64>() as f32;
+    let mut acc = vec![0f64; out_h * out_w];
+    let mut row = vec![0f64; out_w];
+    for (y, cover) in covers.iter().enumerate() {
+        if cover.is_empty() {
+            continue;
+        }
+        for (r, ws) in row.iter_mut().zip(&wx) {
+            *r = ws.iter().map(|&(x, k)| sample(y, x) * k).sum();
+        }
+        for &(oy, k) in cover {
+            for (a, r) in acc[oy * out_w..(oy + 1) * out_w].iter_mut().zip(&row) {
+                *a += r * k;
+            }
         }
     }
-    out
+    acc.into_iter().map(|v| v as f32).collect()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Model input specifications: how a frame becomes a model's tensor.
 
 use crate::frames::{Frames, Photometric};
-use crate::resize::{area_resize, centre_crop, skimage_resize, xrv_centre_crop};
+use crate::resize::{area_resize_with, centre_crop, skimage_resize, xrv_centre_crop};
 use crate::voi::{window, VoiFunction};
 use crate::ImagingError;
 
@@ -157,13 +157,17 @@ impl InputSpec {
     pub fn fit(&self, plane: &[f32], h: usize, w: usize) -> Vec<f32> {
         let (top, left, side) = self.crop(h, w);
         let size = self.size();
-        let mut square = Vec::with_capacity(side * side);
-        for y in top..top + side {
-            square.extend_from_slice(&plane[y * w + left..y * w + left + side]);
-        }
         match self.resize_mode() {
-            Resize::Area => area_resize(&square, side, side, size, size),
-            Resize::Skimage => skimage_resize(&square, side, side, size, size),
+            Resize::Area => area_resize_with(side, side, size, size, |y, x| {
+                plane[(top + y) * w + left + x] as f64
+            }),
+            Resize::Skimage => {
+                let mut square = Vec::with_capacity(side * side);
+                for y in top..top + side {
+                    square.extend_from_slice(&plane[y * w + left..y * w + left + side]);
+                }
+                skimage_resize(&square, side, side, size, size)
+            }
         }
     }
 

@@ -62,8 +62,7 @@ impl Frames {
     /// is preferred over a window when both are present (as pydicom does);
     /// with neither, the frame's own minimum and maximum.
     pub fn voi_unit(&self, frame: usize) -> Result<Vec<f32>, ImagingError> {
-        let voi = self.voi_of(frame).clone();
-        self.voi_unit_with(frame, &voi)
+        self.voi_unit_with(frame, self.voi_of(frame))
     }
 
     /// Like [`voi_unit`](Self::voi_unit) with a window chosen by the caller.
@@ -90,41 +89,163 @@ impl Frames {
     }
 
     fn voi_unit_with(&self, frame: usize, voi: &Voi) -> Result<Vec<f32>, ImagingError> {
-        let values = self.modality(frame)?;
-        let mut out: Vec<f64> = match voi {
+        let samples = self.frame(frame)?;
+        Ok(self.unit_map(frame, voi)?.apply(samples, |u| u as f32))
+    }
+
+    /// The VOI of `frame` as a function of one stored sample: what
+    /// [`voi_unit`](Self::voi_unit) computes for each, without the
+    /// frame-sized planes in between (see [`UnitMap::apply`]).
+    pub(crate) fn unit_map<'a>(
+        &self,
+        frame: usize,
+        voi: &'a Voi,
+    ) -> Result<UnitMap<'a>, ImagingError> {
+        self.require_monochrome("the Modality LUT")?;
+        let (slope, intercept) = self.rescale(frame);
+        let modality = Modality { slope, intercept };
+        let stored = stored_range(self.frame(frame)?);
+        let kind = match voi {
             Voi::Window {
                 center,
                 width,
                 function,
-            } if *width > 0.0 => values
-                .iter()
-                .map(|&x| window(x as f64, *center, *width, *function))
-                .collect(),
-            Voi::Lut(lut) if !lut.data.is_empty() => {
-                let scale = ((1u64 << lut.bits.clamp(1, 16)) - 1) as f64;
-                let last = lut.data.len() as i64 - 1;
-                values
-                    .iter()
-                    .map(|&x| {
-                        let i = (x as f64 - lut.first as f64)
-                            .floor()
-                            .clamp(0.0, last as f64) as usize;
-                        lut.data[i] as f64 / scale
-                    })
-                    .collect()
-            }
-            _ => {
-                let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| {
-                    (lo.min(v as f64), hi.max(v as f64))
-                });
-                let span = if hi > lo { hi - lo } else { 1.0 };
-                values.iter().map(|&v| (v as f64 - lo) / span).collect()
-            }
+            } if *width > 0.0 => Kind::Window {
+                center: *center,
+                width: *width,
+                function: *function,
+            },
+            Voi::Lut(lut) if !lut.data.is_empty() => Kind::Lut {
+                lut,
+                scale: ((1u64 << lut.bits.clamp(1, 16)) - 1) as f64,
+            },
+            _ => Kind::range(modality, stored),
         };
-        if self.photometric == Photometric::Monochrome1 {
-            out.iter_mut().for_each(|v| *v = 1.0 - *v);
+        Ok(UnitMap {
+            modality,
+            kind,
+            invert: self.photometric == Photometric::Monochrome1,
+            stored,
+        })
+    }
+}
+
+/// The Modality LUT of a frame: rescale slope and intercept.
+#[derive(Debug, Clone, Copy)]
+struct Modality {
+    slope: f64,
+    intercept: f64,
+}
+
+impl Modality {
+    /// One stored sample's modality value, rounded to f32 as
+    /// [`Frames::modality`] stores it.
+    #[inline]
+    fn value(&self, v: i32) -> f64 {
+        (v as f64 * self.slope + self.intercept) as f32 as f64
+    }
+}
+
+/// How modality values become [0, 1].
+#[derive(Debug, Clone, Copy)]
+enum Kind<'a> {
+    Window {
+        center: f64,
+        width: f64,
+        function: VoiFunction,
+    },
+    Lut {
+        lut: &'a VoiLut,
+        scale: f64,
+    },
+    /// Neither in the object: the frame's own range.
+    Range {
+        lo: f64,
+        span: f64,
+    },
+}
+
+impl Kind<'_> {
+    /// The range of the modality values of stored samples from `stored`'s
+    /// smallest to its largest. The modality value is monotonic in the
+    /// stored value (increasing or, with a negative slope, decreasing), so
+    /// its extremes are those of the stored extremes.
+    fn range(modality: Modality, stored: Option<(i32, i32)>) -> Self {
+        let (lo, hi) = stored.map_or((0.0, 0.0), |(a, b)| {
+            let (a, b) = (modality.value(a), modality.value(b));
+            (a.min(b), a.max(b))
+        });
+        Kind::Range {
+            lo,
+            span: if hi > lo { hi - lo } else { 1.0 },
         }
-        Ok(out.into_iter().map(|v| v as f32).collect())
+    }
+}
+
+/// A frame's Modality LUT, VOI and MONOCHROME1 inversion as one function
+/// of a stored sample.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnitMap<'a> {
+    modality: Modality,
+    kind: Kind<'a>,
+    invert: bool,
+    /// The smallest and largest stored sample of the frame (none: empty).
+    stored: Option<(i32, i32)>,
+}
+
+/// Below this many distinct stored values a table is always worth it.
+const SMALL_TABLE: usize = 1 << 16;
+
+/// The smallest and largest of `samples`.
+fn stored_range(samples: &[i32]) -> Option<(i32, i32)> {
+    let first = *samples.first()?;
+    Some(
+        samples
+            .iter()
+            .fold((first, first), |(lo, hi), &v| (lo.min(v), hi.max(v))),
+    )
+}
+
+impl UnitMap<'_> {
+    /// `f` of every sample of the frame's unit value ([`unit`](Self::unit)).
+    /// Stored values are integers of at most 16 bits in practice, so `f`
+    /// is evaluated once per value in the frame's range into a table, not
+    /// once per pixel (a 2150 x 2150 radiograph has 4.6 million pixels
+    /// and a few thousand distinct values); a range wider than the frame
+    /// itself is mapped pixel by pixel. Either way the result is the same.
+    pub(crate) fn apply<T: Copy>(&self, samples: &[i32], f: impl Fn(f64) -> T) -> Vec<T> {
+        let Some((lo, hi)) = self.stored else {
+            return Vec::new();
+        };
+        let span = (hi as i64 - lo as i64) as u64 + 1;
+        if span > samples.len().max(SMALL_TABLE) as u64 {
+            return samples.iter().map(|&v| f(self.unit(v))).collect();
+        }
+        let table: Vec<T> = (lo..=hi).map(|v| f(self.unit(v))).collect();
+        samples.iter().map(|&v| table[(v - lo) as usize]).collect()
+    }
+
+    /// One stored sample in [0, 1], 1 white.
+    pub(crate) fn unit(&self, v: i32) -> f64 {
+        let x = self.modality.value(v);
+        let u = match self.kind {
+            Kind::Window {
+                center,
+                width,
+                function,
+            } => window(x, center, width, function),
+            Kind::Lut { lut, scale } => {
+                let last = lut.data.len() as f64 - 1.0;
+                let i = (x - lut.first as f64).floor().clamp(0.0, last) as usize;
+                lut.data[i] as f64 / scale
+            }
+            Kind::Range { lo, span } => (x - lo) / span,
+        };
+        if self.invert {
+            1.0 - u
+        } else {
+            u
+        }
     }
 }
 
@@ -144,5 +265,51 @@ mod tests {
         assert_eq!(e(0.0), 0.0);
         let s = window(40.0, 40.0, 80.0, VoiFunction::Sigmoid);
         assert!((s - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_table_maps_like_each_sample() {
+        let map = |samples: &[i32]| UnitMap {
+            modality: Modality {
+                slope: 0.5,
+                intercept: -1024.0,
+            },
+            kind: Kind::Window {
+                center: 40.0,
+                width: 80.0,
+                function: VoiFunction::Sigmoid,
+            },
+            invert: true,
+            stored: stored_range(samples),
+        };
+        let each = |m: &UnitMap, s: &[i32]| s.iter().map(|&v| m.unit(v)).collect::<Vec<_>>();
+        // A narrow range (a table) and one wider than the frame (no table).
+        for samples in [
+            (0..5000)
+                .map(|i| (i * 7919) % 4096 - 100)
+                .collect::<Vec<i32>>(),
+            vec![i32::MIN, 2100, 2150, 2101, i32::MAX],
+        ] {
+            let m = map(&samples);
+            assert_eq!(m.apply(&samples, |u| u), each(&m, &samples));
+        }
+        assert!(map(&[]).apply(&[], |u| u).is_empty());
+    }
+
+    #[test]
+    fn a_frame_range_follows_a_negative_slope() {
+        let modality = Modality {
+            slope: -2.0,
+            intercept: 1.0,
+        };
+        let Kind::Range { lo, span } = Kind::range(modality, Some((-5, 10))) else {
+            panic!("a range");
+        };
+        // -2 * 10 + 1 = -19 up to -2 * -5 + 1 = 11.
+        assert_eq!((lo, span), (-19.0, 30.0));
+        let Kind::Range { span, .. } = Kind::range(modality, Some((3, 3))) else {
+            panic!("a range");
+        };
+        assert_eq!(span, 1.0, "a flat frame does not divide by zero");
     }
 }

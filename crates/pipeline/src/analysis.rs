@@ -72,15 +72,7 @@ fn model_view(
 ) -> Result<imaging::Image8, PipelineError> {
     let full = frames.display(0)?;
     let (top, left, side) = spec.crop(full.height, full.width);
-    let c = full.channels;
-    let mut grey = Vec::with_capacity(side * side);
-    for y in top..top + side {
-        for x in left..left + side {
-            let k = c * (y * full.width + x);
-            grey.push(full.data[k..k + c].iter().map(|&v| v as f32).sum::<f32>() / c as f32);
-        }
-    }
-    Ok(imaging::Image8::grey_fitted(&grey, side, side, 1024))
+    Ok(full.grey_fitted(top, left, side, side, 1024))
 }
 
 /// Run `classifier` on the first frame of the instance in `path`.
