@@ -50,4 +50,12 @@ wait_for_sr() {
 }
 # ms_since T0_NS: milliseconds from T0 (date +%s%N) to now, minus the quiet period.
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 - ${quiet%.*}*1000 - ${quiet#*.}*100 )); }
+# ms_since_indexed STUDY_UID: milliseconds from the daemon indexing the
+# study's last instance (its clock is this machine's) to now, minus the
+# quiet period.
+ms_since_indexed() {
+  local indexed
+  indexed=$(sqlite3 "$work/storage/triaged.db" "SELECT CAST((julianday(last_received_at) - 2440587.5) * 86400000 AS INTEGER) FROM studies WHERE study_instance_uid = '$1'")
+  echo $(( $(date +%s%N) / 1000000 - indexed - ${quiet%.*}*1000 - ${quiet#*.}*100 ))
+}
 peak_rss() { grep VmHWM "/proc/$daemon/status" | awk '{print $2, $3}'; }
