@@ -361,15 +361,23 @@ impl Jobs {
     /// node stops beating (see `nodes`); on PostgreSQL, nodes claiming at
     /// the same moment skip each other's rows instead of waiting, and the
     /// state is checked again on the row itself, so a job is claimed once.
+    /// Only a study's oldest ready job can be claimed: a node that skips
+    /// the row another node is claiming (not committed yet, so the study
+    /// does not look busy) must not take the study's next job instead.
     pub async fn claim(&self) -> Result<Option<Job>, ArchiveError> {
         let from = JobState::moving(&[JobState::Ready], JobState::Analysing);
         let row = sqlx::query(&format!(
             "UPDATE jobs SET state = {analysing}, node = $1, attempts = attempts + 1, updated_at = {NOW}
              WHERE id = (SELECT id FROM jobs WHERE {from}
                AND study_instance_uid NOT IN (SELECT study_instance_uid FROM jobs WHERE state IN {running})
+               AND NOT EXISTS (SELECT 1 FROM jobs older
+                 WHERE older.study_instance_uid = jobs.study_instance_uid AND older.state = {ready}
+                   AND (older.created_at < jobs.created_at
+                        OR (older.created_at = jobs.created_at AND older.id < jobs.id)))
                ORDER BY created_at, id LIMIT 1 {skip_locked})
                AND {from}
              RETURNING id, study_instance_uid, instance_set, attempts",
+            ready = JobState::Ready.sql(),
             analysing = JobState::Analysing.sql(),
             running = sql_list(&JobState::RUNNING),
             skip_locked = crate::db::skip_locked(&self.pool),

@@ -404,6 +404,65 @@ async fn a_slow_senders_studies_wait_for_its_own_quiet_period() {
     a.close().await;
 }
 
+/// A study's jobs run one after the other, on every node: while another
+/// node is claiming a study's oldest ready job (its row locked, its claim
+/// not committed, so the study does not look busy yet), this node takes
+/// another study's job, never the same study's next one.
+#[tokio::test]
+async fn a_studys_next_job_waits_for_its_oldest_even_mid_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), 1 << 20).await;
+    let jobs = a.jobs();
+    let now = archive::QuietPeriods::uniform(std::time::Duration::ZERO);
+    // Study 2.25.51 gets two jobs (a second instance after the first was
+    // assembled), then study 2.25.61 one.
+    for (study, sop) in [
+        ("2.25.51", "2.25.51.1.1"),
+        ("2.25.51", "2.25.51.1.2"),
+        ("2.25.61", "2.25.61.1.1"),
+    ] {
+        store(&a, sop, &data_set(study, &format!("{study}.1"), sop, 10))
+            .await
+            .unwrap();
+        assert_eq!(jobs.assemble(&now, None).await.unwrap().made.len(), 1);
+    }
+    let raw = common::raw(dir.path()).await;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM jobs ORDER BY id")
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    match a.backend() {
+        archive::Backend::Postgres => {
+            // Another node in the middle of claiming the first job.
+            let mut other = raw.begin().await.unwrap();
+            sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(ids[0])
+                .fetch_all(&mut *other)
+                .await
+                .unwrap();
+            let job = jobs.claim().await.unwrap().unwrap();
+            assert_eq!(
+                job.study_instance_uid, "2.25.61",
+                "not 2.25.51's second job"
+            );
+            assert!(jobs.claim().await.unwrap().is_none());
+            // It lets go: the oldest is claimed, the next still waits.
+            other.rollback().await.unwrap();
+            assert_eq!(jobs.claim().await.unwrap().unwrap().id, ids[0]);
+        }
+        // One writer: the oldest first, then the other study's.
+        archive::Backend::Sqlite => {
+            assert_eq!(jobs.claim().await.unwrap().unwrap().id, ids[0]);
+            let job = jobs.claim().await.unwrap().unwrap();
+            assert_eq!(job.study_instance_uid, "2.25.61");
+        }
+    }
+    assert!(jobs.claim().await.unwrap().is_none());
+    raw.close().await;
+    a.close().await;
+}
+
 /// A study that was waiting when the daemon stopped gets a whole quiet
 /// period from the restart: the time the daemon was down is not quiet
 /// time (its sender may resend what the stop cut off).
