@@ -781,3 +781,87 @@ fn remove_files(dir: &Path, files: &[String]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    use dicom_object::InMemDicomObject;
+    use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
+
+    const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+
+    async fn store(a: &crate::Archive, study: &str) {
+        let sop = format!("{study}.1.1");
+        let mut obj = InMemDicomObject::new_empty();
+        for (tag, vr, v) in [
+            (tags::SOP_CLASS_UID, VR::UI, CT),
+            (tags::SOP_INSTANCE_UID, VR::UI, sop.as_str()),
+            (tags::STUDY_INSTANCE_UID, VR::UI, study),
+            (tags::SERIES_INSTANCE_UID, VR::UI, &format!("{study}.1")),
+            (tags::MODALITY, VR::CS, "CT"),
+        ] {
+            obj.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
+        }
+        let mut bytes = Vec::new();
+        obj.write_dataset_with_ts(&mut bytes, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
+            .unwrap();
+        let mut p = a.begin(crate::Incoming {
+            sop_class_uid: CT.into(),
+            sop_instance_uid: sop,
+            transfer_syntax_uid: EXPLICIT_VR_LITTLE_ENDIAN.uid().into(),
+            calling_ae_title: "TESTSCU".into(),
+            called_ae_title: "TRIAGED".into(),
+            source: "test".into(),
+            peer_address: "127.0.0.1".into(),
+        });
+        p.write(&bytes).await.unwrap();
+        p.commit().await.unwrap();
+    }
+
+    /// A purge passes over a settled study whose shard a writer is in (a
+    /// writer that may itself be waiting for this retention run, its disk
+    /// full) instead of waiting for it; the next run takes the study.
+    #[tokio::test]
+    async fn a_purge_passes_over_a_study_whose_shard_a_writer_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = crate::Archive::open(crate::ArchiveOptions::new(dir.path()))
+            .await
+            .unwrap();
+        store(&a, "2.25.71").await;
+        let retention = a.retention();
+        // Analysed, no job: settled.
+        sqlx::query("UPDATE studies SET analysed_at = last_received_at")
+            .execute(&retention.pool)
+            .await
+            .unwrap();
+        // A writer of another study in the same shard.
+        let gates = &a.inner.gates;
+        let other = (0..)
+            .map(|i| format!("2.25.9.{i}"))
+            .find(|s| std::ptr::eq(gates.shard(s), gates.shard("2.25.71")))
+            .unwrap();
+        let writer = gates.enter(&other).await;
+        let policy = RetentionPolicy {
+            delete_after: Some(Duration::ZERO),
+            high_watermark: 1.0,
+            low_watermark: 1.0,
+            keep_results: None,
+        };
+        // (A deadline only to turn a wait into a failure.)
+        let deadline = Duration::from_secs(120);
+        let run = tokio::time::timeout(deadline, retention.run(&policy, false))
+            .await
+            .expect("the purge waited for the writer")
+            .unwrap();
+        assert!(run.purged.is_empty());
+        assert_eq!(a.instance_count().await.unwrap(), 1);
+        drop(writer);
+        let run = retention.run(&policy, false).await.unwrap();
+        assert_eq!(run.purged.len(), 1);
+        assert_eq!(run.purged[0].study.study_instance_uid, "2.25.71");
+        assert_eq!(a.instance_count().await.unwrap(), 0);
+        a.close().await;
+    }
+}
