@@ -222,7 +222,15 @@ impl UnitMap<'_> {
             return samples.iter().map(|&v| f(self.unit(v))).collect();
         }
         let table: Vec<T> = (lo..=hi).map(|v| f(self.unit(v))).collect();
-        samples.iter().map(|&v| table[(v - lo) as usize]).collect()
+        // (A sample outside the range, from other samples than the
+        // frame's, is computed rather than a panic.)
+        samples
+            .iter()
+            .map(|&v| match table.get(v.wrapping_sub(lo) as u32 as usize) {
+                Some(&t) => t,
+                None => f(self.unit(v)),
+            })
+            .collect()
     }
 
     /// One stored sample in [0, 1], 1 white.
@@ -293,6 +301,10 @@ mod tests {
             let m = map(&samples);
             assert_eq!(m.apply(&samples, |u| u), each(&m, &samples));
         }
+        // Samples outside the range the map was made for.
+        let m = map(&[10, 20]);
+        let outside = [i32::MIN, 9, 15, 21, i32::MAX];
+        assert_eq!(m.apply(&outside, |u| u), each(&m, &outside));
         assert!(map(&[]).apply(&[], |u| u).is_empty());
     }
 
