@@ -698,7 +698,7 @@ fn kill_9_of_one_node_of_three_at_any_moment_loses_nothing() {
         let to = trial as usize % 3;
         let accepted_before = nodes[to].log().matches("association accepted").count();
         let stored_before = nodes[to].log().matches("instance stored").count();
-        let child = sender(&nodes[to], &files);
+        let child = failing_over_sender(&nodes[to], &files);
         let (victim, moment) = match trial {
             0 => {
                 // Inside the association, as soon as it is accepted.

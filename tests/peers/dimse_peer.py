@@ -81,6 +81,9 @@ def store_from(tmp, port, called, ops):
         files.append(("store", out))
         contexts.add((str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)))
     ae = AE(ae_title="PYPEER")
+    # How long to wait for each answer. pynetdicom does not stop waiting
+    # when the peer's connection closes, only at this timeout.
+    ae.dimse_timeout = float(os.environ.get("DIMSE_TIMEOUT", "30"))
     for sop_class, ts in sorted(contexts):
         ae.add_requested_context(sop_class, [ts])
     assoc = ae.associate("127.0.0.1", port, ae_title=called)

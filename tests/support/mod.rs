@@ -205,6 +205,20 @@ fn signal(pid: u32, sig: &str) {
 
 /// The pynetdicom peer storing `files` in one association, started now.
 pub fn sender(d: &Daemon, files: &[PathBuf]) -> std::process::Child {
+    spawn_sender(d, files, 30)
+}
+
+/// [`sender`] as a router that fails over soon after its peer dies: it
+/// gives up on an answer after 3 s (pynetdicom would otherwise wait its
+/// whole 30 s DIMSE timeout after a killed node's connection closed, and
+/// the part of the study the dead node took would be reported alone
+/// before the rest was resent). A slow Success taken for none is only
+/// resent, which the daemon files once.
+pub fn failing_over_sender(d: &Daemon, files: &[PathBuf]) -> std::process::Child {
+    spawn_sender(d, files, 3)
+}
+
+fn spawn_sender(d: &Daemon, files: &[PathBuf], dimse_timeout_secs: u32) -> std::process::Child {
     let mut args = vec![
         repo_root()
             .join("tests/peers/dimse_peer.py")
@@ -217,6 +231,7 @@ pub fn sender(d: &Daemon, files: &[PathBuf]) -> std::process::Child {
     args.extend(files.iter().map(|f| format!("raw:{}", f.display())));
     Command::new(python())
         .args(&args)
+        .env("DIMSE_TIMEOUT", dimse_timeout_secs.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
