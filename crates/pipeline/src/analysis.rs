@@ -21,8 +21,9 @@ pub struct Analysed {
     pub source: InMemDicomObject,
     pub image: ImageRef,
     pub labels: Vec<LabelResult>,
-    /// The square the model saw, for heatmap captures.
-    pub display: imaging::Image8,
+    /// The square the model saw, for heatmap captures: made only when a
+    /// label has a heatmap (most images have none: no display to render).
+    pub display: Option<imaging::Image8>,
     /// (label, map) for each flagged label with a heatmap.
     pub heatmaps: Vec<(String, Heatmap)>,
 }
@@ -93,7 +94,14 @@ pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, Pi
         );
     }
     let findings = &prediction.findings[0];
-    let display = model_view(&frames, &spec)?;
+    let heatmaps: Vec<(String, Heatmap)> = findings
+        .iter()
+        .filter_map(|r| r.heatmap.clone().map(|h| (r.label.clone(), h)))
+        .collect();
+    let display = match heatmaps.is_empty() {
+        true => None,
+        false => Some(model_view(&frames, &spec)?),
+    };
     drop(frames);
     let mut source = obj.into_inner();
     source.remove_element(tags::PIXEL_DATA);
@@ -113,10 +121,7 @@ pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, Pi
                 heatmap: r.heatmap.as_ref().map(|h| h.method.describe()),
             })
             .collect(),
-        heatmaps: findings
-            .iter()
-            .filter_map(|r| r.heatmap.clone().map(|h| (r.label.clone(), h)))
-            .collect(),
+        heatmaps,
         display,
         source,
     })
@@ -211,9 +216,11 @@ pub fn objects(
     let result = report::StudyResult::of(&report, SrClass::Comprehensive3d);
     let mut n = 0;
     for a in images {
+        // (None only where there is no heatmap.)
+        let Some(display) = &a.display else { continue };
         for (label, heat) in &a.heatmaps {
             n += 1;
-            let rgb = imaging::overlay(&a.display, &heat.values, heat.height, heat.width, 0.5)?;
+            let rgb = imaging::overlay(display, &heat.values, heat.height, heat.width, 0.5)?;
             out.push(
                 HeatmapCapture {
                     source: &a.source,
