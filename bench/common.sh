@@ -13,3 +13,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # The median of the arguments, to 3 decimals.
 median() { python3 -c 'import sys,statistics; print(f"{statistics.median(map(float,sys.argv[1:])):.3f}")' "$@"; }
+
+# peak_rss: the daemon's ($daemon) peak resident set, and what it holds now split
+# into heap and other private memory (anon) and pages of files, mostly
+# the binary's own code (file: shared and dropped first under pressure).
+peak_rss() {
+  awk '/^VmHWM/ {p = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2}
+       END {printf "%d MB (now %d MB anon, %d MB file)", p / 1024, a / 1024, f / 1024}' "/proc/$daemon/status"
+}

@@ -58,10 +58,3 @@ ms_since_indexed() {
   indexed=$(sqlite3 "$work/storage/triaged.db" "SELECT CAST((julianday(last_received_at) - 2440587.5) * 86400000 AS INTEGER) FROM studies WHERE study_instance_uid = '$1'")
   echo $(( $(date +%s%N) / 1000000 - indexed - ${quiet%.*}*1000 - ${quiet#*.}*100 ))
 }
-# peak_rss: the daemon's peak resident set, and what it holds now split
-# into heap and other private memory (anon) and pages of files, mostly
-# the binary's own code (file: shared and dropped first under pressure).
-peak_rss() {
-  awk '/^VmHWM/ {p = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2}
-       END {printf "%d MB (now %d MB anon, %d MB file)", p / 1024, a / 1024, f / 1024}' "/proc/$daemon/status"
-}

@@ -9,8 +9,8 @@ senders=${1:-8}
 n=${2:-500}
 file=${3:-fixtures/generated/ct-small.dcm}
 scripts/setup.sh > /dev/null
-cargo build --release -q -p triaged
-bin=${CARGO_TARGET_DIR:-target}/release/triaged
+source bench/common.sh
+bin=${TRIAGED_BIN:-$(release_triaged)}
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$work/t.toml" <<TOML
@@ -41,7 +41,7 @@ indexed=$(sqlite3 "$work/storage/triaged.db" "select count(*) from instances")
 files=$(find "$work/storage" -name '*.dcm' | wc -l)
 secs=$(python3 -c "print(f'{($t1-$t0)/1e9:.2f}')")
 rate=$(python3 -c "print(round($senders*$n/(($t1-$t0)/1e9)))")
-rss=$(grep VmHWM /proc/$daemon/status | awk '{print $2, $3}')
+rss=$(peak_rss)
 size=$(stat -c %s "$file")
 printf '| senders x instances | file | failed senders | failure statuses | indexed | files | seconds | inst/s | daemon peak RSS |\n|---|---|---|---|---|---|---|---|---|\n'
 printf '| %d x %d | %s (%d B) | %d | %d | %d | %d | %s | %s | %s |\n' "$senders" "$n" "$(basename "$file")" "$size" "$failed" "$refused" "$indexed" "$files" "$secs" "$rate" "$rss"
