@@ -24,7 +24,7 @@ total=0
 split() {
   sqlite3 "$work/storage/triaged.db" "
     SELECT printf('%d | %d | %d',
-      (julianday(j.created_at) - julianday(s.last_received_at)) * 86400000 - $quiet * 1000,
+      (julianday(j.created_at) - julianday(s.last_received_at)) * 86400000 - $quiet_ms,
       (julianday(min(o.created_at)) - julianday(j.created_at)) * 86400000,
       (julianday(max(o.delivered_at)) - julianday(min(o.created_at))) * 86400000)
     FROM studies s JOIN jobs j USING (study_instance_uid) JOIN outbox o USING (study_instance_uid)

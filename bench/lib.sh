@@ -48,13 +48,15 @@ wait_for_sr() {
   local q="{\"Level\":\"Instance\",\"Query\":{\"StudyInstanceUID\":\"$1\",\"Modality\":\"SR\"}}"
   until [ "$(curl -sf -X POST --data-binary "$q" "http://127.0.0.1:$http/tools/find")" != "[]" ]; do sleep 0.01; done
 }
+# The quiet period in ms (any number of decimals).
+quiet_ms=$(awk -v q="$quiet" 'BEGIN {printf "%d", q * 1000 + 0.5}')
 # ms_since T0_NS: milliseconds from T0 (date +%s%N) to now, minus the quiet period.
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 - ${quiet%.*}*1000 - ${quiet#*.}*100 )); }
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 - quiet_ms )); }
 # ms_since_indexed STUDY_UID: milliseconds from the daemon indexing the
 # study's last instance (its clock is this machine's) to now, minus the
 # quiet period.
 ms_since_indexed() {
   local indexed
   indexed=$(sqlite3 "$work/storage/triaged.db" "SELECT CAST((julianday(last_received_at) - 2440587.5) * 86400000 AS INTEGER) FROM studies WHERE study_instance_uid = '$1'")
-  echo $(( $(date +%s%N) / 1000000 - indexed - ${quiet%.*}*1000 - ${quiet#*.}*100 ))
+  echo $(( $(date +%s%N) / 1000000 - indexed - quiet_ms ))
 }

@@ -372,8 +372,7 @@ impl Jobs {
                AND study_instance_uid NOT IN (SELECT study_instance_uid FROM jobs WHERE state IN {running})
                AND NOT EXISTS (SELECT 1 FROM jobs older
                  WHERE older.study_instance_uid = jobs.study_instance_uid AND older.state = {ready}
-                   AND (older.created_at < jobs.created_at
-                        OR (older.created_at = jobs.created_at AND older.id < jobs.id)))
+                   AND (older.created_at, older.id) < (jobs.created_at, jobs.id))
                ORDER BY created_at, id LIMIT 1 {skip_locked})
                AND {from}
              RETURNING id, study_instance_uid, instance_set, attempts",

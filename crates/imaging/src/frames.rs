@@ -359,13 +359,30 @@ impl Frames {
 
     /// Modality LUT output of a monochrome frame (Hounsfield units for CT).
     pub fn modality(&self, frame: usize) -> Result<Vec<f32>, ImagingError> {
+        let lut = self.modality_lut(frame)?;
+        Ok(self.frame(frame)?.iter().map(|&v| lut.value(v)).collect())
+    }
+
+    /// The Modality LUT of a monochrome frame.
+    pub(crate) fn modality_lut(&self, frame: usize) -> Result<ModalityLut, ImagingError> {
         self.require_monochrome("the Modality LUT")?;
         let (slope, intercept) = self.rescale(frame);
-        Ok(self
-            .frame(frame)?
-            .iter()
-            .map(|&v| (v as f64 * slope + intercept) as f32)
-            .collect())
+        Ok(ModalityLut { slope, intercept })
+    }
+}
+
+/// The Modality LUT of a frame: rescale slope and intercept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ModalityLut {
+    pub slope: f64,
+    pub intercept: f64,
+}
+
+impl ModalityLut {
+    /// One stored sample's modality value.
+    #[inline]
+    pub fn value(&self, v: i32) -> f32 {
+        (v as f64 * self.slope + self.intercept) as f32
     }
 }
 

@@ -22,11 +22,9 @@ impl Frames {
         let (width, height) = (self.columns, self.rows);
         match self.photometric {
             Photometric::Monochrome1 | Photometric::Monochrome2 => {
-                let data = self
-                    .unit_map(frame, self.voi_of(frame))?
-                    .apply(self.frame(frame)?, |u| {
-                        ((u as f32).clamp(0.0, 1.0) * 255.0).round() as u8
-                    });
+                let data = self.map_unit(frame, self.voi_of(frame), |u| {
+                    ((u as f32).clamp(0.0, 1.0) * 255.0).round() as u8
+                })?;
                 Ok(Image8 {
                     width,
                     height,

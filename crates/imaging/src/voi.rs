@@ -1,6 +1,6 @@
 //! The VOI LUT: from modality values to display values in [0, 1].
 
-use crate::frames::{Frames, Photometric};
+use crate::frames::{Frames, ModalityLut, Photometric};
 use crate::ImagingError;
 
 /// VOI LUT Function (0028,1056).
@@ -89,21 +89,25 @@ impl Frames {
     }
 
     fn voi_unit_with(&self, frame: usize, voi: &Voi) -> Result<Vec<f32>, ImagingError> {
-        let samples = self.frame(frame)?;
-        Ok(self.unit_map(frame, voi)?.apply(samples, |u| u as f32))
+        self.map_unit(frame, voi, |u| u as f32)
+    }
+
+    /// `f` of the unit value (as [`voi_unit`](Self::voi_unit) computes it)
+    /// of each sample of `frame`, through [`UnitMap::apply`].
+    pub(crate) fn map_unit<T: Copy>(
+        &self,
+        frame: usize,
+        voi: &Voi,
+        f: impl Fn(f64) -> T,
+    ) -> Result<Vec<T>, ImagingError> {
+        Ok(self.unit_map(frame, voi)?.apply(self.frame(frame)?, f))
     }
 
     /// The VOI of `frame` as a function of one stored sample: what
     /// [`voi_unit`](Self::voi_unit) computes for each, without the
     /// frame-sized planes in between (see [`UnitMap::apply`]).
-    pub(crate) fn unit_map<'a>(
-        &self,
-        frame: usize,
-        voi: &'a Voi,
-    ) -> Result<UnitMap<'a>, ImagingError> {
-        self.require_monochrome("the Modality LUT")?;
-        let (slope, intercept) = self.rescale(frame);
-        let modality = Modality { slope, intercept };
+    fn unit_map<'a>(&self, frame: usize, voi: &'a Voi) -> Result<UnitMap<'a>, ImagingError> {
+        let modality = self.modality_lut(frame)?;
         let stored = stored_range(self.frame(frame)?);
         let kind = match voi {
             Voi::Window {
@@ -127,22 +131,6 @@ impl Frames {
             invert: self.photometric == Photometric::Monochrome1,
             stored,
         })
-    }
-}
-
-/// The Modality LUT of a frame: rescale slope and intercept.
-#[derive(Debug, Clone, Copy)]
-struct Modality {
-    slope: f64,
-    intercept: f64,
-}
-
-impl Modality {
-    /// One stored sample's modality value, rounded to f32 as
-    /// [`Frames::modality`] stores it.
-    #[inline]
-    fn value(&self, v: i32) -> f64 {
-        (v as f64 * self.slope + self.intercept) as f32 as f64
     }
 }
 
@@ -170,9 +158,9 @@ impl Kind<'_> {
     /// smallest to its largest. The modality value is monotonic in the
     /// stored value (increasing or, with a negative slope, decreasing), so
     /// its extremes are those of the stored extremes.
-    fn range(modality: Modality, stored: Option<(i32, i32)>) -> Self {
+    fn range(modality: ModalityLut, stored: Option<(i32, i32)>) -> Self {
         let (lo, hi) = stored.map_or((0.0, 0.0), |(a, b)| {
-            let (a, b) = (modality.value(a), modality.value(b));
+            let (a, b) = (modality.value(a) as f64, modality.value(b) as f64);
             (a.min(b), a.max(b))
         });
         Kind::Range {
@@ -186,7 +174,7 @@ impl Kind<'_> {
 /// of a stored sample.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UnitMap<'a> {
-    modality: Modality,
+    modality: ModalityLut,
     kind: Kind<'a>,
     invert: bool,
     /// The smallest and largest stored sample of the frame (none: empty).
@@ -235,7 +223,7 @@ impl UnitMap<'_> {
 
     /// One stored sample in [0, 1], 1 white.
     pub(crate) fn unit(&self, v: i32) -> f64 {
-        let x = self.modality.value(v);
+        let x = self.modality.value(v) as f64;
         let u = match self.kind {
             Kind::Window {
                 center,
@@ -278,7 +266,7 @@ mod tests {
     #[test]
     fn a_table_maps_like_each_sample() {
         let map = |samples: &[i32]| UnitMap {
-            modality: Modality {
+            modality: ModalityLut {
                 slope: 0.5,
                 intercept: -1024.0,
             },
@@ -310,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_frame_range_follows_a_negative_slope() {
-        let modality = Modality {
+        let modality = ModalityLut {
             slope: -2.0,
             intercept: 1.0,
         };
