@@ -4,7 +4,7 @@
 #
 #   BUILD_PACKAGES  compile and link the binary: a C compiler and linker
 #                   (rustc links with cc; cargo compiles SQLite's
-#                   amalgamation and ring, the TLS crypto), CMake and a C++
+#                   amalgamation and ring, the TLS crypto), CMake with make and a C++
 #                   compiler (charls-sys builds CharLS, for JPEG-LS), and
 #                   OpenJPEG (JPEG 2000) with pkg-config to find it;
 #   RUN_PACKAGES    the shared libraries the built binary loads (CharLS's
@@ -21,7 +21,7 @@
 #                   comes from PyPI into .venv (scripts/setup.sh): Debian
 #                   12's nodejs 18 is older than playwright-core supports.
 
-BUILD_PACKAGES=(gcc g++ cmake libc6-dev pkg-config libopenjp2-7-dev ca-certificates)
+BUILD_PACKAGES=(gcc g++ make cmake libc6-dev pkg-config libopenjp2-7-dev ca-certificates)
 RUN_PACKAGES=(libopenjp2-7 libstdc++6)
 TEST_PACKAGES=(dcmtk orthanc dicom3tools sqlite3 chromium fonts-dejavu-core curl python3-venv procps openssl rsyslog orthanc-dicomweb postgresql haproxy)
 
