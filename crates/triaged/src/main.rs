@@ -308,7 +308,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", logging::one_line(&e));
             ExitCode::FAILURE
         }
     }
