@@ -8,7 +8,10 @@
 #   storescp -od   (DCMTK, writes files, no fsync, no index)
 #   Orthanc        (Debian package, its own SQLite index)
 # Prints seconds and instances/s (median of RUNS runs) and triaged/storescp,
-# the ratio of throughputs (>= 1.0: triaged is at least as fast). The last
+# the ratio of throughputs (>= 1.0: triaged is at least as fast). "durable
+# floor" is storescp's time plus one fdatasync'd append per instance of each
+# sender (measured here, on the same filesystem): the fastest any server that
+# answers Success only after a flush could be. The last
 # workload sends from 4 storescu processes at once (a router with several
 # associations); storescp then runs with --fork, one process per association.
 #
@@ -82,6 +85,27 @@ timed_run() {
   python3 -c "print(f'{$t1-$t0:.3f}')"
 }
 
+# Seconds for N flushes of SIZE bytes each, appended to one file on the
+# storage's filesystem with fdatasync: the least a server that answers only
+# after the instance is on stable storage pays per instance (a journal with
+# one flush per instance, the cheapest design issue 26 names).
+flush_floor() {
+  python3 - "$WORK/floor" "$1" "$2" <<'PY'
+import os, sys, time
+path, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+block = os.urandom(size)
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+t0 = time.perf_counter()
+for _ in range(n):
+    os.write(fd, block)
+    os.fdatasync(fd)
+t1 = time.perf_counter()
+os.close(fd)
+os.unlink(path)
+print(f"{t1 - t0:.3f}")
+PY
+}
+
 printf '%-26s %-13s %9s %11s %17s\n' workload server seconds "inst/s" "triaged/storescp"
 for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \
                 "small fixtures/generated/ct-small.dcm $N_SMALL 1" \
@@ -106,5 +130,12 @@ for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \
     label="${n}x${size_kb}KB"; [ "$SENDERS" -gt 1 ] && label="$label, $SENDERS senders"
     printf '%-26s %-13s %9s %11s %17s\n' "$label" "$kind" "${secs[$kind]}" "$ips" "$ratio"
   done
+  # Each sender waits for each answer, so one flush can cover at most one
+  # instance of each: storescp's time plus n/SENDERS flushes (of SENDERS
+  # instances each) bounds any durable server from below.
+  flush=$(flush_floor $((n / SENDERS)) $(($(stat -c %s "$file") * SENDERS)))
+  floor=$(python3 -c "print(f'{${secs[storescp]}+$flush:.3f}')")
+  printf '%-26s %-13s %9s %11s %17s\n' "$label" "durable floor" "$floor" \
+    "$(python3 -c "print(f'{$n/$floor:.0f}')")" "$(python3 -c "print(f'{${secs[storescp]}/$floor:.2f}')")"
   unset secs
 done
