@@ -80,7 +80,7 @@ dir = "$models"
 [log]
 level = "warn"
 TOML
-    "$TRIAGED" --config "$WORK/$run/node-$i.toml" serve 2>"$WORK/$run/node-$i.log" & PIDS+=($!)
+    "${daemon_env[@]}" "$TRIAGED" --config "$WORK/$run/node-$i.toml" serve 2>"$WORK/$run/node-$i.log" & PIDS+=($!)
     PORTS+=("$port")
     # One at a time: the first migrates.
     wait_port "$port"

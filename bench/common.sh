@@ -1,5 +1,16 @@
 # Helpers the benchmark scripts share; source it from the repository root.
 
+# The daemon runs as deployed, with two glibc malloc arenas (the systemd
+# unit, the Dockerfile, scripts/serve.sh); DAEMON_ARENAS=0 for glibc's
+# default. Start it as "${daemon_env[@]}" "$bin" ... (env execs it: $! is
+# the daemon's pid). The peers keep their own defaults.
+DAEMON_ARENAS=${DAEMON_ARENAS:-2}
+if [ "$DAEMON_ARENAS" = 0 ]; then
+  daemon_env=(env -u MALLOC_ARENA_MAX)
+else
+  daemon_env=(env MALLOC_ARENA_MAX="$DAEMON_ARENAS")
+fi
+
 # The release daemon, built now; prints its path.
 release_triaged() {
   cargo build --release -q -p triaged

@@ -49,7 +49,7 @@ flush = "$flush"
 [log]
 level = "warn"
 TOML
-      "$TRIAGED" serve --config "$dir/triaged.toml" 2>"$dir/log" & PID=$!
+      "${daemon_env[@]}" "$TRIAGED" serve --config "$dir/triaged.toml" 2>"$dir/log" & PID=$!
       AE=TRIAGED ;;
     storescp)
       mkdir -p "$dir/out"

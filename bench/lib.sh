@@ -39,7 +39,7 @@ host = "127.0.0.1"
 port = $pacs
 ${extra_toml:-}
 TOML
-"$bin" --config "$work/triaged.toml" serve > "$work/triaged.log" 2>&1 & daemon=$!; pids+=($daemon)
+"${daemon_env[@]}" "$bin" --config "$work/triaged.toml" serve > "$work/triaged.log" 2>&1 & daemon=$!; pids+=($daemon)
 until curl -sf "http://127.0.0.1:$http/system" > /dev/null; do sleep 0.1; done
 until echoscu -aec TRIAGED 127.0.0.1 "$dicom" 2>/dev/null; do sleep 0.1; done
 

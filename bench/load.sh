@@ -25,7 +25,7 @@ dir = "$work/no-models"
 enabled = false
 TOML
 mkdir -p "$work/no-models"
-"$bin" --config "$work/t.toml" serve > "$work/log" 2>&1 & daemon=$!
+"${daemon_env[@]}" "$bin" --config "$work/t.toml" serve > "$work/log" 2>&1 & daemon=$!
 trap 'kill $daemon 2>/dev/null; sleep 1; rm -rf "$work"' EXIT
 until echoscu -aec TRIAGED 127.0.0.1 "$port" 2>/dev/null; do sleep 0.1; done
 t0=$(date +%s%N)

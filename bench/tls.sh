@@ -58,7 +58,7 @@ enabled = false
 [log]
 level = "warn"
 TOML
-      "$TRIAGED" serve --config "$dir/triaged.toml" 2>"$dir/log" & PID=$!
+      "${daemon_env[@]}" "$TRIAGED" serve --config "$dir/triaged.toml" 2>"$dir/log" & PID=$!
       AE=TRIAGED
       if [ "$kind" = "triaged tls" ]; then PORT=$tls; CLIENT=("${TLS_CLIENT[@]}"); else PORT=$plain; CLIENT=(); fi ;;
     "storescp tls")
