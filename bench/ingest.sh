@@ -26,7 +26,8 @@ N_SMALL=${N_SMALL:-2000}
 export TCP_NODELAY=1
 
 source bench/common.sh
-TRIAGED=$(release_triaged)
+# TRIAGED_BIN, if set, is the daemon binary measured (to compare two builds).
+TRIAGED=${TRIAGED_BIN:-$(release_triaged)}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/triaged-bench.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
