@@ -135,8 +135,7 @@ for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \
   # instance of each: storescp's time plus n/SENDERS flushes (of SENDERS
   # instances each) bounds any durable server from below.
   flush=$(flush_floor $((n / SENDERS)) $(($(stat -c %s "$file") * SENDERS)))
-  floor=$(python3 -c "print(f'{${secs[storescp]}+$flush:.3f}')")
-  printf '%-26s %-13s %9s %11s %17s\n' "$label" "durable floor" "$floor" \
-    "$(python3 -c "print(f'{$n/$floor:.0f}')")" "$(python3 -c "print(f'{${secs[storescp]}/$floor:.2f}')")"
+  read -r floor ips ratio < <(python3 -c "f = ${secs[storescp]} + $flush; print(f'{f:.3f} {$n / f:.0f} {${secs[storescp]} / f:.2f}')")
+  printf '%-26s %-13s %9s %11s %17s\n' "$label" "durable floor" "$floor" "$ips" "$ratio"
   unset secs
 done

@@ -12,7 +12,7 @@ scripts/setup.sh > /dev/null
 source bench/common.sh
 bin=${TRIAGED_BIN:-$(release_triaged)}
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat > "$work/t.toml" <<TOML
 [dicom]
 listen = "127.0.0.1:$port"

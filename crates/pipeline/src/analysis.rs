@@ -98,10 +98,9 @@ pub fn analyse_file(classifier: &Classifier, path: &Path) -> Result<Analysed, Pi
         .iter()
         .filter_map(|r| r.heatmap.clone().map(|h| (r.label.clone(), h)))
         .collect();
-    let display = match heatmaps.is_empty() {
-        true => None,
-        false => Some(model_view(&frames, &spec)?),
-    };
+    let display = (!heatmaps.is_empty())
+        .then(|| model_view(&frames, &spec))
+        .transpose()?;
     drop(frames);
     let mut source = obj.into_inner();
     source.remove_element(tags::PIXEL_DATA);
