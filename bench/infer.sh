@@ -42,7 +42,7 @@ for threads in ${THREADS:-1 2}; do
       x=$(echo "$ours" | awk '$4=="tract" {print $5}')
       t=$(echo "$py" | awk '$1=="pytorch" {print $5}')
       o=$(echo "$py" | awk '$1=="onnxruntime" {print $5}')
-      echo "| $model | $size² | $batch | $threads | $c | $f | $x | $t | $o | $(ratio $f $t) | $(ratio $f $o) | $(ratio $x $o) | $(ratio $c $f) |"
+      echo "| $model | $size² | $batch | $threads | $c | $f | $x | $t | $o | $(ratio "$f" "$t") | $(ratio "$f" "$o") | $(ratio "$x" "$o") | $(ratio "$c" "$f") |"
     done
   done
 done
