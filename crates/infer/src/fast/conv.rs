@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::gemm::{Out, View};
 use super::profile::{self, Part};
-use super::Geometry;
+use super::{winograd, Geometry};
 
 /// BatchNorm in inference mode: `y = x * scale + shift` per channel.
 #[derive(Debug, Clone)]
@@ -96,22 +96,38 @@ pub(crate) enum Epilogue<'a> {
 /// How an operation is cut into tasks: `chunks` column ranges of `chunk`
 /// columns (the last may be shorter) times `row_parts` ranges of
 /// `rows_per` output channels.
-struct Plan {
+pub(crate) struct Plan {
+    cols: usize,
+    rows: usize,
     chunk: usize,
     chunks: usize,
     row_parts: usize,
     rows_per: usize,
 }
 
+/// One task's share of an operation.
+pub(crate) struct Task {
+    pub cols: std::ops::Range<usize>,
+    pub rows: std::ops::Range<usize>,
+}
+
 /// Columns below which a chunk is not worth its own task.
 const MIN_CHUNK: usize = 64;
 
 impl Plan {
-    fn new(cols: usize, rows: usize, max_chunk: usize, threads: usize) -> Plan {
+    /// `cols` columns (or other units of work) in chunks of at most
+    /// `max_chunk` and, where the threads allow, at least `min_chunk`.
+    pub fn new(
+        cols: usize,
+        rows: usize,
+        max_chunk: usize,
+        min_chunk: usize,
+        threads: usize,
+    ) -> Plan {
         let mut chunks = cols.div_ceil(max_chunk).max(1);
         // Equal shares for every thread where the columns allow it.
         let even = chunks.next_multiple_of(threads);
-        if cols / even >= MIN_CHUNK {
+        if cols / even >= min_chunk {
             chunks = even;
         }
         let chunk = cols.div_ceil(chunks).max(1);
@@ -123,11 +139,30 @@ impl Plan {
             (threads / chunks).clamp(1, rows.div_ceil(16).max(1))
         };
         Plan {
+            cols,
+            rows,
             chunk,
             chunks,
             row_parts,
             rows_per: rows.div_ceil(row_parts),
         }
+    }
+
+    pub fn tasks(&self) -> usize {
+        self.chunks * self.row_parts
+    }
+
+    /// Task `t`'s columns and output channels; `None` where rounding left
+    /// it no channels.
+    pub fn task(&self, t: usize) -> Option<Task> {
+        let (c, p) = (t / self.row_parts, t % self.row_parts);
+        let j0 = c * self.chunk;
+        let r0 = p * self.rows_per;
+        let r1 = (r0 + self.rows_per).min(self.rows);
+        (r0 < r1).then(|| Task {
+            cols: j0..(j0 + self.chunk).min(self.cols),
+            rows: r0..r1,
+        })
     }
 }
 
@@ -149,6 +184,9 @@ pub(crate) struct Conv {
     pub stride: usize,
     pub pad: usize,
     pub weight: Vec<f32>,
+    /// The weights transformed for [`winograd`], made on first use (by
+    /// the 3x3 stride-1 convolutions that take that path).
+    winograd: std::sync::OnceLock<Vec<f32>>,
 }
 
 /// Floats of `col` one chunk may hold: 512 KiB, inside a core's L2 next to
@@ -160,8 +198,29 @@ const CHUNK_FLOATS: usize = 128 * 1024;
 const DIRECT_CHUNK: usize = 2048;
 
 impl Conv {
+    pub fn new(
+        out: usize,
+        input: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        weight: Vec<f32>,
+    ) -> Conv {
+        assert_eq!(weight.len(), out * input * k * k, "convolution weights");
+        Conv {
+            out,
+            input,
+            k,
+            stride,
+            pad,
+            weight,
+            winograd: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Folds a following BatchNorm into the weights; returns the bias.
     pub fn fold(&mut self, bn: &Affine) -> Vec<f32> {
+        self.winograd = std::sync::OnceLock::new();
         let per = self.input * self.k * self.k;
         for (o, w) in self.weight.chunks_mut(per).enumerate() {
             w.iter_mut().for_each(|v| *v *= bn.scale[o]);
@@ -188,7 +247,44 @@ impl Conv {
 
     /// Runs the convolution: `input` holds `self.input` channel rows of
     /// geometry `g`; `out` receives `self.out` rows of the output geometry.
+    /// 3x3 "same" convolutions with stride 1 go by [`winograd`], all
+    /// others by im2col.
     pub fn run(
+        &self,
+        input: &[f32],
+        g: Geometry,
+        prologue: Prologue,
+        out: &mut [f32],
+        epilogue: Epilogue,
+    ) {
+        let same3 = self.k == 3 && self.stride == 1 && self.pad == 1;
+        if same3 && matches!(prologue, Prologue::None) && winograd::pays(g) && self.out > 0 {
+            self.check(input, g, g.cols(), out, epilogue);
+            let u = self
+                .winograd
+                .get_or_init(|| winograd::transform_weights(self));
+            return winograd::run(self, u, input, g, out, epilogue);
+        }
+        self.run_im2col(input, g, prologue, out, epilogue)
+    }
+
+    /// The sizes `run` relies on.
+    fn check(&self, input: &[f32], g: Geometry, cols: usize, out: &[f32], epilogue: Epilogue) {
+        assert!(
+            input.len() >= self.input * g.cols(),
+            "convolution input too short"
+        );
+        assert_eq!(out.len(), self.out * cols, "convolution output size");
+        if let Epilogue::Bias {
+            residual: Some(r), ..
+        } = epilogue
+        {
+            assert_eq!(r.len(), out.len(), "residual size");
+        }
+    }
+
+    /// `run` by im2col and the `gemm` crate.
+    pub(crate) fn run_im2col(
         &self,
         input: &[f32],
         g: Geometry,
@@ -199,19 +295,9 @@ impl Conv {
         let og = self.output(g, prologue);
         let (in_cols, cols) = (g.cols(), og.cols());
         let depth = self.input * self.k * self.k;
-        assert!(
-            input.len() >= self.input * in_cols,
-            "convolution input too short"
-        );
-        assert_eq!(out.len(), self.out * cols, "convolution output size");
+        self.check(input, g, cols, out, epilogue);
         if let Prologue::BnRelu(_) | Prologue::BnReluPool(_) = prologue {
             assert!(self.k == 1 && self.stride == 1 && self.pad == 0);
-        }
-        if let Epilogue::Bias {
-            residual: Some(r), ..
-        } = epilogue
-        {
-            assert_eq!(r.len(), out.len(), "residual size");
         }
         if cols == 0 || self.out == 0 {
             // Maps pooled down to nothing (inputs far below a model's
@@ -228,12 +314,13 @@ impl Conv {
         // Every chunk reads all the weights: where they outweigh a chunk's
         // columns (deep late layers), fewer and longer chunks.
         let max_chunk = max_chunk.max(self.out);
-        let Plan {
-            chunk,
-            chunks,
-            row_parts,
-            rows_per,
-        } = Plan::new(cols, self.out, max_chunk, rayon::current_num_threads());
+        let plan = Plan::new(
+            cols,
+            self.out,
+            max_chunk,
+            MIN_CHUNK,
+            rayon::current_num_threads(),
+        );
         let kind = || {
             let what = match prologue {
                 Prologue::None => "",
@@ -248,15 +335,10 @@ impl Conv {
         let macs = (self.out * cols * depth) as u64;
         profile::op(kind, macs, |parts| {
             let dst = Out::new(out);
-            (0..chunks * row_parts).into_par_iter().for_each(|task| {
-                let (c, p) = (task / row_parts, task % row_parts);
-                let j0 = c * chunk;
-                let len = chunk.min(cols - j0);
-                let r0 = p * rows_per;
-                let rows = rows_per.min(self.out.saturating_sub(r0));
-                if rows == 0 {
-                    return;
-                }
+            (0..plan.tasks()).into_par_iter().for_each(|t| {
+                let Some(task) = plan.task(t) else { return };
+                let (j0, len) = (task.cols.start, task.cols.len());
+                let (r0, rows) = (task.rows.start, task.rows.len());
                 SCRATCH.with_borrow_mut(|col| {
                     let rhs = if direct {
                         View {
@@ -460,7 +542,7 @@ impl Conv {
 
 /// The epilogue on output channel `o`'s values `y`, which lie at `at` in
 /// the output (and the residual).
-fn finish(epilogue: Epilogue, o: usize, y: &mut [f32], at: usize) {
+pub(crate) fn finish(epilogue: Epilogue, o: usize, y: &mut [f32], at: usize) {
     match epilogue {
         Epilogue::None => {}
         Epilogue::BnRelu(a) => a.relu_in_place(o, y),

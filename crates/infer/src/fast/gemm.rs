@@ -86,6 +86,16 @@ impl Rows {
     }
 }
 
+/// `dst = lhs * rhs` into a buffer of its own: `m x n`, row-major.
+pub(crate) fn multiply(dst: &mut [f32], m: usize, n: usize, lhs: View, rhs: View, k: usize) {
+    assert!(dst.len() >= m * n, "product out of bounds");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: `dst` is borrowed exclusively and holds `m x n` values.
+    unsafe { product(dst.as_mut_ptr(), n, m, n, lhs, rhs, k) }
+}
+
 /// `dst = lhs * rhs`, `m x n` by `k`.
 ///
 /// # Safety

@@ -32,6 +32,8 @@ mod pooling;
 pub mod profile;
 mod resnet;
 mod smallcnn;
+#[allow(unsafe_code)]
+mod winograd;
 
 use candle_core::{Device, Result, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
@@ -174,14 +176,14 @@ pub(crate) fn conv(
     pad: usize,
     vb: VarBuilder,
 ) -> Result<Conv> {
-    Ok(Conv {
+    Ok(Conv::new(
         out,
         input,
         k,
         stride,
         pad,
-        weight: values(vb.get((out, input, k, k), "weight")?)?,
-    })
+        values(vb.get((out, input, k, k), "weight")?)?,
+    ))
 }
 
 /// BatchNorm2d (epsilon 1e-5, as in `layers::bn`) as a scale and shift.
