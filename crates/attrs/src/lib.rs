@@ -24,7 +24,7 @@ use dicom_object::InMemDicomObject;
 /// A string attribute without DICOM padding (NUL or spaces at either end);
 /// `None` when absent or empty. Multiple values stay joined by `\`.
 pub fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let value = obj.element_opt(tag).ok()??.to_str().ok()?;
+    let value = obj.get(tag)?.to_str().ok()?;
     let value = value.trim_matches(|c: char| c == '\0' || c.is_whitespace());
     (!value.is_empty()).then(|| value.to_string())
 }
@@ -39,12 +39,12 @@ pub fn values(obj: &InMemDicomObject, tag: Tag) -> Vec<String> {
 
 /// An integer attribute (IS, US, SL, ...): its first value.
 pub fn int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
-    obj.element_opt(tag).ok()??.to_int::<i64>().ok()
+    obj.get(tag)?.to_int::<i64>().ok()
 }
 
 /// A numeric attribute's values (DS, FD, ...), e.g. Pixel Spacing.
 pub fn floats(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
-    obj.element_opt(tag).ok()??.to_multi_float64().ok()
+    obj.get(tag)?.to_multi_float64().ok()
 }
 
 #[cfg(test)]

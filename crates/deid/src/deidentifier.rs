@@ -214,7 +214,7 @@ impl Deidentifier {
         {
             return Err(DeidError::BurnedInAnnotation);
         }
-        if source == Source::Received && obj.element(tags::CONTENT_SEQUENCE).is_ok() {
+        if source == Source::Received && obj.get(tags::CONTENT_SEQUENCE).is_some() {
             return Err(DeidError::ForeignContent);
         }
         let patient = attrs::text(obj, tags::PATIENT_ID).unwrap_or_default();
@@ -223,7 +223,7 @@ impl Deidentifier {
         };
         let mut out = self.data_set(obj, &cx, true);
         for t in [tags::PATIENT_ID, tags::PATIENT_NAME] {
-            if out.element(t).is_ok() {
+            if out.get(t).is_some() {
                 let vr = if t == tags::PATIENT_ID {
                     VR::LO
                 } else {

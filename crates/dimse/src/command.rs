@@ -48,9 +48,7 @@ fn parse(bytes: &[u8]) -> Result<InMemDicomObject, CommandError> {
 }
 
 fn read_u16(obj: &InMemDicomObject, tag: Tag, name: &'static str) -> Result<u16, CommandError> {
-    obj.element_opt(tag)
-        .ok()
-        .flatten()
+    obj.get(tag)
         .and_then(|e| e.to_int::<u16>().ok())
         .ok_or(CommandError::Missing(name))
 }

@@ -104,9 +104,7 @@ impl Frames {
         let sop = sop_of(obj);
         let ts = transfer_syntax(obj);
         let pixel_data = obj
-            .element_opt(tags::PIXEL_DATA)
-            .ok()
-            .flatten()
+            .get(tags::PIXEL_DATA)
             .ok_or_else(|| ImagingError::MissingPixelData { sop: sop.clone() })?;
         let mut header = Header::read(obj, &sop, max_samples)?;
         let ybr_422 = header.spp == 3

@@ -19,9 +19,7 @@ pub(crate) fn apply_palette(
         attribute,
     };
     let descriptor = obj
-        .element_opt(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR)
-        .ok()
-        .flatten()
+        .get(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR)
         .and_then(|e| e.to_multi_int::<i64>().ok())
         .filter(|d| d.len() == 3)
         .ok_or_else(|| bad("RedPaletteColorLookupTableDescriptor"))?;
@@ -49,9 +47,7 @@ pub(crate) fn apply_palette(
     ] {
         // Segmented palettes are not supported: the plain data is required.
         let bytes = obj
-            .element_opt(tag)
-            .ok()
-            .flatten()
+            .get(tag)
             .and_then(|e| e.to_bytes().ok())
             .ok_or_else(|| bad(name))?;
         width = bytes.len() / entries;

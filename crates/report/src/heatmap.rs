@@ -107,11 +107,11 @@ impl HeatmapCapture<'_> {
             "triaged AI heatmaps - not for diagnosis",
         );
         // Laterality is needed unless the body part says it is unpaired.
-        match self.source.element(tags::BODY_PART_EXAMINED) {
-            Ok(e) => {
+        match self.source.get(tags::BODY_PART_EXAMINED) {
+            Some(e) => {
                 o.put(e.clone());
             }
-            Err(_) => put(&mut o, tags::LATERALITY, VR::CS, ""),
+            None => put(&mut o, tags::LATERALITY, VR::CS, ""),
         }
         // General Equipment, SC Equipment.
         put_equipment(&mut o, &self.device);

@@ -89,18 +89,18 @@ pub(crate) fn copy_patient_and_study(source: &InMemDicomObject, to: &mut InMemDi
         dicom_core::PrimitiveValue::from("ISO_IR 192"),
     ));
     for (tag, type2) in COPIED {
-        match source.element(tag) {
-            Ok(e) => {
+        match source.get(tag) {
+            Some(e) => {
                 to.put(e.clone());
             }
-            Err(_) if type2 => {
+            None if type2 => {
                 let vr = dicom_dictionary_std::StandardDataDictionary
                     .by_tag(tag)
                     .map(|e| e.vr.relaxed())
                     .unwrap_or(dicom_core::VR::LO);
                 to.put(dicom_core::DataElement::empty(tag, vr));
             }
-            Err(_) => {}
+            None => {}
         }
     }
 }
