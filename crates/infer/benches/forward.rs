@@ -1,5 +1,5 @@
 //! Forward-pass time of DenseNet-121 and ResNet-50 (1 channel, 18 classes,
-//! formula weights) at a batch size and input size, on the fast path and on
+//! formula weights; `smallcnn`, the bundled demos' network, on request) at a batch size and input size, on the fast path and on
 //! candle's ops; prints `model<TAB>size<TAB>batch<TAB>backend<TAB>ms`
 //! (median of RUNS after one warm-up). Threads: RAYON_NUM_THREADS.
 //! MODELS (default `densenet121,resnet50`), SIZE (default 224) and
@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use infer::formula::uniform;
-use infer::{Architecture, Backend, DenseNetConfig, Model, OnnxConfig, ResNetConfig};
+use infer::{
+    Architecture, Backend, DenseNetConfig, Model, OnnxConfig, ResNetConfig, SmallCnnConfig,
+};
 
 fn var(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -37,6 +39,10 @@ fn main() {
         (
             "resnet50",
             Architecture::ResNet(ResNetConfig::resnet50(1, 18)),
+        ),
+        (
+            "smallcnn",
+            Architecture::SmallCnn(SmallCnnConfig::new(1, 5)),
         ),
     ] {
         if !models.split(',').any(|m| m == name) {
