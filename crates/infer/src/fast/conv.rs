@@ -247,8 +247,8 @@ impl Conv {
 
     /// Runs the convolution: `input` holds `self.input` channel rows of
     /// geometry `g`; `out` receives `self.out` rows of the output geometry.
-    /// 3x3 "same" convolutions with stride 1 go by [`winograd`], all
-    /// others by im2col.
+    /// 3x3 "same" convolutions with stride 1 on maps of at least 8x8 go
+    /// by [`winograd`], all others by im2col.
     pub fn run(
         &self,
         input: &[f32],

@@ -60,8 +60,10 @@ fn tiles(g: Geometry) -> (usize, usize) {
     (g.h.div_ceil(2), g.w.div_ceil(2))
 }
 
-/// Tiles a chunk's `V` should hold at most (512 KiB, as im2col's chunk),
-/// and at least (fewer make the products too thin to run well).
+/// A chunk's `V` is sized to 512 KiB, as im2col's chunk, but holds at
+/// least `MIN_TILES` tiles: fewer make the products too thin (measured at
+/// DenseNet-121's 56x56 layers, 128 input channels: 192 tiles, a 1.6 MiB
+/// `V`, took 9 % less time than 64).
 const CHUNK_FLOATS: usize = 128 * 1024;
 const MIN_TILES: usize = 192;
 
