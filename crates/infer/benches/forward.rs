@@ -1,6 +1,7 @@
 //! Forward-pass time of DenseNet-121 and ResNet-50 (1 channel, 18 classes,
-//! formula weights; `smallcnn`, the bundled demos' network, on request) at a batch size and input size, on the fast path and on
-//! candle's ops; prints `model<TAB>size<TAB>batch<TAB>backend<TAB>ms`
+//! formula weights; `smallcnn`, the bundled demos' network, on request) at
+//! a batch size and input size, on the fast path and on candle's ops;
+//! prints `model<TAB>size<TAB>batch<TAB>backend<TAB>ms`
 //! (median of RUNS after one warm-up). Threads: RAYON_NUM_THREADS.
 //! MODELS (default `densenet121,resnet50`), SIZE (default 224) and
 //! BACKENDS (default `fast,candle`; `tract` runs ONNX_DIR/MODEL-SIZE.onnx,

@@ -29,16 +29,13 @@ pub(crate) fn transform_weights(conv: &Conv) -> Vec<f32> {
     assert!(conv.k == 3, "Winograd F(2,3) takes 3x3 kernels");
     let (out, input) = (conv.out, conv.input);
     let mut u = vec![0.0; 16 * out * input];
+    // G x for a column of three; G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1].
+    let g3 = |[x0, x1, x2]: [f32; 3]| [x0, 0.5 * (x0 + x1 + x2), 0.5 * (x0 - x1 + x2), x2];
     for (oc, g) in conv.weight.chunks_exact(9).enumerate() {
-        // G g (4 x 3), then (G g) Gᵀ (4 x 4); G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1].
-        let column = |b: usize| {
-            let (g0, g1, g2) = (g[b], g[3 + b], g[6 + b]);
-            [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
-        };
-        let gg = [column(0), column(1), column(2)];
+        // G g (4 x 3) by columns, then (G g) Gᵀ (4 x 4) by rows.
+        let gg = [0, 1, 2].map(|b| g3([g[b], g[3 + b], g[6 + b]]));
         for i in 0..4 {
-            let (a0, a1, a2) = (gg[0][i], gg[1][i], gg[2][i]);
-            let row = [a0, 0.5 * (a0 + a1 + a2), 0.5 * (a0 - a1 + a2), a2];
+            let row = g3([gg[0][i], gg[1][i], gg[2][i]]);
             for (j, v) in row.into_iter().enumerate() {
                 u[(i * 4 + j) * out * input + oc] = v;
             }
@@ -226,17 +223,22 @@ fn transform_input(
             let (split, across) = scratch[..12 * n].split_at_mut(4 * n);
             // split[(2 * row parity + column parity) * n + i * s + x]:
             // padded row 2 (ty0 + i) + row parity, column 2x + parity.
-            split.fill(0.0);
             for i in 0..=k {
                 for parity in 0..2 {
                     let y = (2 * (ty0 + i) + parity) as isize - 1;
+                    let (even, odd) = split[2 * parity * n + i * s..].split_at_mut(n);
+                    let (even, odd) = (&mut even[..s], &mut odd[..s]);
                     if y < 0 || y as usize >= g.h {
+                        even.fill(0.0);
+                        odd.fill(0.0);
                         continue;
                     }
                     let line = &plane[y as usize * g.w..][..g.w];
-                    let (even, odd) = split[2 * parity * n + i * s..].split_at_mut(n);
-                    let (even, odd) = (&mut even[..s], &mut odd[..s]);
-                    // even[x] = p[2x] = line[2x - 1], odd[x] = line[2x].
+                    // even[x] = p[2x] = line[2x - 1], odd[x] = line[2x]; the
+                    // padding (even[0], and both past the line) is zero.
+                    even[0] = 0.0;
+                    even[g.w / 2 + 1..].fill(0.0);
+                    odd[g.w.div_ceil(2)..].fill(0.0);
                     let pairs = line.chunks_exact(2);
                     if let [last] = pairs.remainder() {
                         odd[g.w / 2] = *last;
