@@ -1,15 +1,15 @@
 # Helpers the benchmark scripts share; source it from the repository root.
 
-# The daemon runs as deployed, with two glibc malloc arenas (the systemd
-# unit, the Dockerfile, scripts/serve.sh); DAEMON_ARENAS=0 for glibc's
-# default. Start it as "${daemon_env[@]}" "$bin" ... (env execs it: $! is
-# the daemon's pid). The peers keep their own defaults.
-DAEMON_ARENAS=${DAEMON_ARENAS:-2}
-if [ "$DAEMON_ARENAS" = 0 ]; then
-  daemon_env=(env -u MALLOC_ARENA_MAX)
-else
-  daemon_env=(env MALLOC_ARENA_MAX="$DAEMON_ARENAS")
-fi
+# The daemon caps its own glibc malloc arenas at two (daemon::malloc) unless
+# MALLOC_ARENA_MAX is set; DAEMON_ARENAS=N runs it with MALLOC_ARENA_MAX=N
+# instead, DAEMON_ARENAS=0 with glibc's default (8 per core). Start it as
+# "${daemon_env[@]}" "$bin" ... (env execs it: $! is the daemon's pid). The
+# peers keep their own defaults.
+case "${DAEMON_ARENAS:-}" in
+  "") daemon_env=(env -u MALLOC_ARENA_MAX) ;;
+  0) daemon_env=(env MALLOC_ARENA_MAX=$((8 * $(nproc)))) ;;
+  *) daemon_env=(env MALLOC_ARENA_MAX="$DAEMON_ARENAS") ;;
+esac
 
 # The release daemon, built now; prints its path.
 release_triaged() {

@@ -7,6 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
 install_missing "${BUILD_PACKAGES[@]}"
-# Two glibc malloc arenas, as the systemd unit and the container run it.
-export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 exec cargo run --release --locked -p triaged -- serve "$@"

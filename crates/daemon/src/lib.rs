@@ -14,18 +14,21 @@
 //! - [`syslog`]: forwarding the audit trail to a syslog collector;
 //! - [`monitoring`]: models' flag rates, agreement and drift;
 //! - [`stats`]: the daemon's counters as Prometheus text;
+//! - [`malloc`]: glibc's malloc arenas capped at two before any thread
+//!   starts (the one module allowed `unsafe`: a call into the C library);
 //! - [`serve`]: start everything, wait for a signal, shut down cleanly.
 //!
 //! Data flows one way: listener → archive → pipeline → outbox → delivery;
 //! this crate owns none of that logic, only its wiring and state.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod deliver;
 mod error;
 pub mod export;
 pub mod live;
+pub mod malloc;
 pub mod models;
 pub mod monitoring;
 pub mod retention;

@@ -209,6 +209,8 @@ pub(crate) fn archive_options(config: &daemon::Config) -> anyhow::Result<archive
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists (clap and the configuration start none).
+    let arenas = daemon::malloc::cap_arenas();
     let cli = Cli::parse();
     let config = match daemon::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -243,6 +245,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => {
                 logging::init(&config.log)?;
+                tracing::debug!(?arenas, "glibc malloc arenas");
                 daemon::serve::run(config).await?;
                 Ok(ExitCode::SUCCESS)
             }
