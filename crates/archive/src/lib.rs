@@ -111,10 +111,13 @@ pub struct ArchiveOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Flush {
     /// One `syncfs(2)` of the storage filesystem for every instance
-    /// waiting at that moment (one flush for many under load).
-    #[default]
+    /// waiting at that moment (one flush for many under load; but also of
+    /// every other writer's data on that filesystem: for a filesystem of
+    /// its own).
     Group,
-    /// An `fsync` of each instance's file, then of its series directory.
+    /// An `fsync` of each instance's file, then of its series directory:
+    /// a cost that depends on this instance alone.
+    #[default]
     Each,
 }
 

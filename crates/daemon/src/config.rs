@@ -247,9 +247,9 @@ impl DicomTlsConfig {
 pub struct StorageConfig {
     pub dir: PathBuf,
     pub spill_threshold_mb: usize,
-    /// How each instance is made durable before Success: "group" (one
-    /// `syncfs` for every instance waiting) or "each" (fsync its file and
-    /// its directory).
+    /// How each instance is made durable before Success: "each" (fsync
+    /// its file and its directory; the default) or "group" (one `syncfs`
+    /// for every instance waiting: only for a filesystem of its own).
     pub flush: FlushMode,
 }
 
@@ -257,8 +257,8 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlushMode {
-    #[default]
     Group,
+    #[default]
     Each,
 }
 
