@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Ingest benchmark: the same files, sent by the same client (DCMTK storescu,
 # one association, TCP_NODELAY), into
-#   triaged        (storage.flush = "group": one syncfs for every instance
-#                   waiting, + SQLite index, WAL, FULL, grouped commits)
-#   triaged-each   (storage.flush = "each": fsync of each file and of its
-#                   directory, + the same index)
+#   triaged        (storage.flush = "each", the default: fsync of each file
+#                   and of its directory, + SQLite index, WAL, FULL, grouped
+#                   commits)
+#   triaged-group  (storage.flush = "group": one syncfs for every instance
+#                   waiting, + the same index)
 #   storescp -od   (DCMTK, writes files, no fsync, no index)
 #   Orthanc        (Debian package, its own SQLite index)
 # Prints seconds and instances/s (median of RUNS runs) and triaged/storescp,
@@ -12,24 +13,30 @@
 # floor" is storescp's time plus one fdatasync'd append per instance of each
 # sender (measured here, on the same filesystem): the fastest any server that
 # answers Success only after a flush could be. The last
-# workload sends from 4 storescu processes at once (a router with several
-# associations); storescp then runs with --fork, one process per association.
+# workload but one sends from 4 storescu processes at once (a router with
+# several associations); storescp then runs with --fork, one process per
+# association. The last sends the large file again while a bulk writer (dd,
+# as a backup, a PACS cache or a build would) rewrites a file on the same
+# filesystem without pause: the row where "group"'s syncfs, which writes back
+# every dirty page of the filesystem, pays for the other writer.
 #
-#   bench/ingest.sh            # 500 x 526 KB CT and 2000 x 39 KB CT
-#   RUNS=1 N_LARGE=100 N_SMALL=200 bench/ingest.sh   # quick look
+#   bench/ingest.sh            # 500 x 526 KB, 2000 x 39 KB, 300 x 526 KB bulk
+#   RUNS=1 N_LARGE=100 N_SMALL=200 N_BULK=100 bench/ingest.sh   # quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 RUNS=${RUNS:-3}
 N_LARGE=${N_LARGE:-500}
 N_SMALL=${N_SMALL:-2000}
+N_BULK=${N_BULK:-300}
 export TCP_NODELAY=1
 
 source bench/common.sh
 # TRIAGED_BIN, if set, is the daemon binary measured (to compare two builds).
 TRIAGED=${TRIAGED_BIN:-$(release_triaged)}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/triaged-bench.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+BULK_PID=""
+trap 'kill $(jobs -p) $BULK_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
@@ -39,8 +46,8 @@ start_server() {
   PORT=$(free_port)
   mkdir -p "$dir"
   case $kind in
-    triaged|triaged-each)
-      local flush=group; [ "$kind" = triaged-each ] && flush=each
+    triaged|triaged-group)
+      local flush=each; [ "$kind" = triaged-group ] && flush=group
       cat >"$dir/triaged.toml" <<TOML
 [dicom]
 listen = "127.0.0.1:$PORT"
@@ -107,16 +114,26 @@ print(f"{t1 - t0:.3f}")
 PY
 }
 
-printf '%-26s %-13s %9s %11s %17s\n' workload server seconds "inst/s" "triaged/storescp"
-for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \
-                "small fixtures/generated/ct-small.dcm $N_SMALL 1" \
-                "small4 fixtures/generated/ct-small.dcm $N_SMALL 4"; do
+# A bulk writer on the storage's filesystem until stop_bulk: a 2000 MB file
+# written again and again, never flushed by the writer itself.
+start_bulk() {
+  ( while :; do dd if=/dev/zero of="$WORK/bulk" bs=1M count=2000 status=none; done ) &
+  BULK_PID=$!
+}
+stop_bulk() { kill "$BULK_PID"; wait "$BULK_PID" 2>/dev/null || true; BULK_PID=""; rm -f "$WORK/bulk"; }
+
+printf '%-36s %-13s %9s %11s %17s\n' workload server seconds "inst/s" "triaged/storescp"
+for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1 quiet" \
+                "small fixtures/generated/ct-small.dcm $N_SMALL 1 quiet" \
+                "small4 fixtures/generated/ct-small.dcm $N_SMALL 4 quiet" \
+                "bulk fixtures/generated/ct-693.dcm $N_BULK 1 bulk"; do
   set -- $workload
-  name=$1 file=$2 n=$3 SENDERS=$4
+  name=$1 file=$2 n=$3 SENDERS=$4 beside=$5
   STORESCP_OPTS=""; [ "$SENDERS" -gt 1 ] && STORESCP_OPTS="--fork"
   size_kb=$(( $(stat -c %s "$file") / 1024 ))
+  [ "$beside" = bulk ] && start_bulk
   declare -A secs=()
-  for kind in triaged triaged-each storescp orthanc; do
+  for kind in triaged triaged-group storescp orthanc; do
     runs=()
     for r in $(seq "$RUNS"); do
       runs+=("$(timed_run "$kind" "$file" "$n" "$WORK/$kind-$name-$r")")
@@ -124,18 +141,20 @@ for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1" \
     done
     secs[$kind]=$(median "${runs[@]}")
   done
-  for kind in triaged triaged-each storescp orthanc; do
+  for kind in triaged triaged-group storescp orthanc; do
     ips=$(python3 -c "print(f'{$n/${secs[$kind]}:.0f}')")
     ratio=""
     [[ "$kind" = triaged* ]] && ratio=$(python3 -c "print(f'{${secs[storescp]}/${secs[$kind]}:.2f}')")
     label="${n}x${size_kb}KB"; [ "$SENDERS" -gt 1 ] && label="$label, $SENDERS senders"
-    printf '%-26s %-13s %9s %11s %17s\n' "$label" "$kind" "${secs[$kind]}" "$ips" "$ratio"
+    [ "$beside" = bulk ] && label="$label, bulk writer beside"
+    printf '%-36s %-13s %9s %11s %17s\n' "$label" "$kind" "${secs[$kind]}" "$ips" "$ratio"
   done
   # Each sender waits for each answer, so one flush can cover at most one
   # instance of each: storescp's time plus n/SENDERS flushes (of SENDERS
   # instances each) bounds any durable server from below.
   flush=$(flush_floor $((n / SENDERS)) $(($(stat -c %s "$file") * SENDERS)))
   read -r floor ips ratio < <(python3 -c "f = ${secs[storescp]} + $flush; print(f'{f:.3f} {$n / f:.0f} {${secs[storescp]} / f:.2f}')")
-  printf '%-26s %-13s %9s %11s %17s\n' "$label" "durable floor" "$floor" "$ips" "$ratio"
+  [ "$beside" = bulk ] && stop_bulk
+  printf '%-36s %-13s %9s %11s %17s\n' "$label" "durable floor" "$floor" "$ips" "$ratio"
   unset secs
 done
