@@ -22,12 +22,17 @@ fn daemon() -> Daemon {
 
 /// With `extra` (destinations) after the usual configuration.
 fn daemon_with(extra: &str) -> Daemon {
+    daemon_config(1, extra)
+}
+
+/// With `[http] max_stow_mb` and `extra` after the usual configuration.
+fn daemon_config(max_stow_mb: u32, extra: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let (port, http_port) = (free_port(), free_port());
     let text = format!(
         "[dicom]\nae_title = \"TRIAGED\"\nlisten = \"127.0.0.1:{port}\"\n\n\
          [storage]\ndir = \"{storage}\"\n\n\
-         [http]\nlisten = \"127.0.0.1:{http_port}\"\nmax_stow_mb = 1\n\
+         [http]\nlisten = \"127.0.0.1:{http_port}\"\nmax_stow_mb = {max_stow_mb}\n\
          [[http.users]]\nname = \"router\"\nrole = \"sender\"\ntoken_sha256 = \"{sender}\"\n\
          [[http.users]]\nname = \"dr\"\nrole = \"radiologist\"\ntoken_sha256 = \"{reader}\"\n\n\
          [pipeline]\nquiet_secs = 0.5\n\n[models]\ndir = \"{models}\"\n\n{extra}",
@@ -385,6 +390,54 @@ fn bad_stow_requests_get_clear_statuses_and_store_nothing_half() {
         .studies()
         .iter()
         .any(|s| s["study_instance_uid"] == study.as_str()));
+}
+
+/// A client that sends its whole request before it reads the answer (as
+/// a client that does not ask `Expect: 100-continue` does) gets the
+/// refusal, not a reset: the daemon reads (and drops) a refused body,
+/// up to `[http] max_stow_mb`, before it answers and closes. A server that
+/// answers and closes with the body unread makes the kernel answer the
+/// rest with RST, and the client's send fails (or its unread 401/403 is
+/// discarded). The body is larger than loopback's socket buffers hold, so
+/// the request cannot be written in full unless the daemon reads it: the
+/// race is forced, not left to chance.
+#[test]
+fn a_refused_stow_is_answered_after_its_body_not_reset() {
+    use std::io::{Read, Write};
+    let d = daemon_config(64, "");
+    let (ct, body) = multipart(&[("application/dicom", vec![7u8; 48 << 20])]);
+    let body = std::sync::Arc::new(body);
+    for (token, want) in [(None, 401), (Some(READER), 403)].repeat(2) {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{ct}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", d.http_port)).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let body = body.clone();
+        let sent = std::thread::spawn(move || {
+            writer.write_all(head.as_bytes())?;
+            writer.write_all(&body)
+        });
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        let sent = sent.join().unwrap();
+        let head = String::from_utf8_lossy(&answer[..answer.len().min(200)]).to_string();
+        assert!(
+            sent.is_ok(),
+            "the request was cut off: {sent:?}; answer {head:?}"
+        );
+        assert!(read.is_ok(), "the answer was lost: {read:?}; got {head:?}");
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {want} ")),
+            "{head:?} (want {want})"
+        );
+    }
+    assert_eq!(instance_count(&d), 0);
 }
 
 /// Orthanc with its DICOMweb plugin; `servers`: its DicomWeb.Servers.

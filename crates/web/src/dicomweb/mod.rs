@@ -38,8 +38,8 @@ pub trait InstanceStore: Send + Sync + 'static {
 }
 
 /// The DICOMweb routes (the audit trail records them by these patterns).
+/// STOW-RS reads its body itself, up to `max_stow_bytes` (stow::admit).
 pub(crate) fn routes(max_stow_bytes: usize) -> Router<AppState> {
-    let stow_limit = axum::extract::DefaultBodyLimit::max(max_stow_bytes);
     let announced = axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             refuse_announced_too_large(max_stow_bytes, req, next)
@@ -50,15 +50,11 @@ pub(crate) fn routes(max_stow_bytes: usize) -> Router<AppState> {
             "/dicomweb/studies",
             get(qido::studies)
                 .post(stow::store)
-                .layer(stow_limit)
                 .layer(announced.clone()),
         )
         .route(
             "/dicomweb/studies/{study_uid}",
-            get(wado::study)
-                .post(stow::store_in_study)
-                .layer(stow_limit)
-                .layer(announced),
+            get(wado::study).post(stow::store_in_study).layer(announced),
         )
         .route(
             "/dicomweb/studies/{study_uid}/metadata",

@@ -6,18 +6,19 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
+use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
+use futures_util::StreamExt;
 
 use super::json::{self, Answer};
 use super::multipart;
 use super::Urls;
 use crate::api::{ApiError, Path};
-use crate::auth::Sender;
+use crate::auth::{Authed, Sender};
 use crate::AppState;
 
 /// An instance stored.
@@ -47,25 +48,69 @@ const OUT_OF_RESOURCES: u16 = 0xA700;
 const REASON: dicom_core::Tag = dicom_core::Tag(0x0011, 0x1010);
 
 pub async fn store(
-    Sender(who): Sender,
+    who: Result<Sender, ApiError>,
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    let (who, body) = admit(who, body, s.max_stow_bytes).await?;
     stow(&s, &who.name, peer, None, &headers, &body).await
 }
 
 pub async fn store_in_study(
-    Sender(who): Sender,
+    who: Result<Sender, ApiError>,
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(study): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    let (who, body) = admit(who, body, s.max_stow_bytes).await?;
     let study = crate::api::uid(&study)?.to_string();
     stow(&s, &who.name, peer, Some(&study), &headers, &body).await
+}
+
+/// The caller and the whole body (at most `max` bytes: 413 past it). A
+/// refused caller's body is read and dropped before the refusal is
+/// answered: a server that answers and closes with the body unread makes
+/// the kernel reset the connection, and a client still sending (one that
+/// did not ask `Expect: 100-continue`) loses the 401/403 to "connection
+/// reset". Past `max` the refusal goes out with the rest unread.
+async fn admit(
+    who: Result<Sender, ApiError>,
+    body: Body,
+    max: usize,
+) -> Result<(Authed, Vec<u8>), ApiError> {
+    match who {
+        Ok(Sender(who)) => Ok((who, read(body, max, true).await?)),
+        Err(refusal) => {
+            let _ = read(body, max, false).await;
+            Err(refusal)
+        }
+    }
+}
+
+/// Read `body` to its end, keeping it if `keep`; an error past `max` bytes.
+async fn read(body: Body, max: usize, keep: bool) -> Result<Vec<u8>, ApiError> {
+    let hint = usize::try_from(body.size_hint().lower()).unwrap_or(max);
+    let mut kept = Vec::with_capacity(if keep { hint.min(max) } else { 0 });
+    let mut seen = 0usize;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        seen += chunk.len();
+        if seen > max {
+            return Err(ApiError::TooLarge(format!(
+                "the body is larger than [http] max_stow_mb allows ({max} bytes)"
+            )));
+        }
+        if keep {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    Ok(kept)
 }
 
 /// The boundary of a STOW-RS body, or why it is not one.
@@ -204,4 +249,30 @@ async fn stow(
         (true, false) => StatusCode::CONFLICT,
     };
     Ok(json::response(status, &o.value()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body of `n` chunks of 1000 bytes with no announced length, as a
+    /// chunked upload arrives.
+    fn chunked(n: usize) -> Body {
+        let chunks =
+            (0..n).map(|i| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![i as u8; 1000])));
+        Body::from_stream(futures_util::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_up_to_the_limit_and_refused_past_it() {
+        let kept = read(chunked(3), 3000, true).await.unwrap();
+        assert_eq!(kept.len(), 3000);
+        assert_eq!((kept[0], kept[1000], kept[2999]), (0, 1, 2));
+        assert!(matches!(
+            read(chunked(4), 3000, true).await,
+            Err(ApiError::TooLarge(_))
+        ));
+        // A refused caller's body is read to its end and not kept.
+        assert!(read(chunked(3), 3000, false).await.unwrap().is_empty());
+    }
 }
