@@ -17,7 +17,7 @@ use crate::lengths;
 use crate::{Archive, ArchiveError};
 
 /// What the network layer knows about an instance before its data set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
     pub sop_class_uid: String,
     pub sop_instance_uid: String,
