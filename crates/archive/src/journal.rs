@@ -19,6 +19,8 @@ use std::path::Path;
 
 use crate::Incoming;
 
+mod appender;
+
 /// Records start on this boundary, so no record shares a block with the
 /// next batch's.
 pub(crate) const ALIGN: usize = 4096;
@@ -224,15 +226,29 @@ impl Segment {
         Ok((segment, scan))
     }
 
+    /// Bytes left for records.
+    pub fn room(&self) -> u64 {
+        self.size - self.end
+    }
+
+    /// Whether no record was appended yet.
+    pub fn is_empty(&self) -> bool {
+        self.end == 0
+    }
+
     /// Write `records` (each from [`encode`]) after the last batch and
     /// flush them with one `fdatasync`: durable when this returns `Ok`.
-    pub fn append(&mut self, records: &[Vec<u8>]) -> io::Result<Result<u64, Full>> {
-        let len: usize = records.iter().map(Vec::len).sum();
+    pub fn append<R: AsRef<[u8]>>(&mut self, records: &[R]) -> io::Result<Result<u64, Full>> {
+        let len: usize = records.iter().map(|r| r.as_ref().len()).sum();
         if self.end + len as u64 > self.size {
             return Ok(Err(Full));
         }
         let at = self.end;
-        self.file.write_all_at(&records.concat(), at)?;
+        let mut batch = Vec::with_capacity(len);
+        for r in records {
+            batch.extend_from_slice(r.as_ref());
+        }
+        self.file.write_all_at(&batch, at)?;
         self.file.sync_data()?;
         self.end += len as u64;
         Ok(Ok(at))
@@ -243,7 +259,7 @@ impl Segment {
 mod tests {
     use super::*;
 
-    fn incoming(n: u32) -> Incoming {
+    pub(crate) fn incoming(n: u32) -> Incoming {
         Incoming {
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.1.1".into(),
             sop_instance_uid: format!("1.2.3.{n}"),

@@ -1,0 +1,290 @@
+//! The journal's one writer: every record waiting is appended to the
+//! current segment with one write and one `fdatasync`, then each waiter is
+//! told where its record lies. With k senders one flush covers up to k
+//! instances, as the index's group commit does.
+//!
+//! The writer is an OS thread that owns the segment: appends are blocking
+//! file work from start to end. The next segment is made (allocated,
+//! written with zeros, flushed) by another thread while the current one
+//! fills, so that rolling over costs an open file, not 64 MiB of writes.
+//! After a failed write or flush the segment is abandoned for a new one:
+//! what a failed `fdatasync` left on disk is unknown, and a record there
+//! was never acknowledged (recovery may replay it or not; both are right).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::Segment;
+use crate::ArchiveError;
+
+/// Where a record was made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Position {
+    /// The segment's sequence number (its file name).
+    pub segment: u64,
+    pub offset: u64,
+}
+
+type Reply = oneshot::Sender<Result<Position, Arc<io::Error>>>;
+/// A record and who waits for it.
+type Waiter = (Vec<u8>, Reply);
+
+pub(crate) struct Appender {
+    tx: Mutex<Option<mpsc::Sender<Waiter>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The file of segment `seq` in `dir`.
+pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:012}.seg"))
+}
+
+impl Appender {
+    /// Append to new segments of `size` bytes in `dir`, numbered from
+    /// `first` (which must not exist yet).
+    pub fn start(dir: &Path, size: u64, first: u64) -> io::Result<Appender> {
+        let segment = Segment::create(&segment_path(dir, first), size)?;
+        let (tx, rx) = mpsc::channel(1024);
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            size,
+            current: Some((first, segment)),
+            next_seq: first + 1,
+            spare: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Appender {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Append `record` (from [`super::encode`]); `Ok` once it is durable.
+    pub async fn append(&self, record: Vec<u8>) -> Result<Position, ArchiveError> {
+        let closed = || {
+            ArchiveError::io(
+                "append to the journal",
+                io::Error::other("the archive is closing"),
+            )
+        };
+        let sender = self.tx.lock().await.clone().ok_or_else(closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender.send((record, reply)).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?.map_err(|e| {
+            ArchiveError::io(
+                "append to the journal",
+                io::Error::new(e.kind(), e.to_string()),
+            )
+        })
+    }
+
+    /// Stop taking records and wait for those queued to be appended.
+    pub async fn close(&self) {
+        self.tx.lock().await.take();
+        if let Some(thread) = self.thread.lock().await.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+struct Writer {
+    dir: PathBuf,
+    size: u64,
+    /// The segment appended to, unless the last one failed or filled.
+    current: Option<(u64, Segment)>,
+    next_seq: u64,
+    /// The next segment, being made.
+    spare: Option<JoinHandle<io::Result<Segment>>>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Waiter>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut waiting = vec![first];
+            while let Ok(next) = rx.try_recv() {
+                waiting.push(next);
+            }
+            while !waiting.is_empty() {
+                waiting = self.append_some(waiting);
+            }
+        }
+        if let Some(spare) = self.spare.take() {
+            let _ = spare.join();
+        }
+    }
+
+    /// Append the records at the head of `waiting` that fit in the current
+    /// segment (rolling to the next one when none does) and answer them;
+    /// the rest, for the next call.
+    fn append_some(&mut self, mut waiting: Vec<Waiter>) -> Vec<Waiter> {
+        let (seq, segment) = match self.current.take() {
+            Some(current) => current,
+            None => match self.roll() {
+                Ok(next) => next,
+                Err(e) => {
+                    let e = Arc::new(e);
+                    for (_, reply) in waiting {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                    return Vec::new();
+                }
+            },
+        };
+        let mut room = segment.room();
+        let fit = waiting
+            .iter()
+            .take_while(|(r, _)| {
+                let fits = r.len() as u64 <= room;
+                room -= if fits { r.len() as u64 } else { 0 };
+                fits
+            })
+            .count();
+        if fit == 0 {
+            if segment.is_empty() {
+                // Larger than a whole segment: never appendable.
+                let (_, reply) = waiting.remove(0);
+                let _ = reply.send(Err(Arc::new(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a record larger than a journal segment",
+                ))));
+                self.current = Some((seq, segment));
+            }
+            // Else the segment is full: the next call rolls over.
+            return waiting;
+        }
+        let rest = waiting.split_off(fit);
+        let mut segment = segment;
+        let records: Vec<&[u8]> = waiting.iter().map(|(r, _)| r.as_slice()).collect();
+        match segment.append(&records) {
+            Ok(Ok(mut offset)) => {
+                for (record, reply) in waiting {
+                    let _ = reply.send(Ok(Position {
+                        segment: seq,
+                        offset,
+                    }));
+                    offset += record.len() as u64;
+                }
+                self.current = Some((seq, segment));
+            }
+            // Chosen to fit, so not met; were it, the next segment takes them.
+            Ok(Err(super::Full)) => {
+                waiting.extend(rest);
+                return waiting;
+            }
+            Err(e) => {
+                tracing::error!(segment = seq, error = %e, "journal append failed: the segment is abandoned");
+                let e = Arc::new(e);
+                for (_, reply) in waiting {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+        rest
+    }
+
+    /// The next segment (the spare, when it was made), and the one after
+    /// it begun.
+    fn roll(&mut self) -> io::Result<(u64, Segment)> {
+        let seq = self.next_seq;
+        let made = match self.spare.take() {
+            Some(spare) => spare
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("making a segment panicked"))),
+            None => Segment::create(&segment_path(&self.dir, seq), self.size),
+        };
+        // A spare that failed (disk full) leaves its number to the next try.
+        let segment = made?;
+        self.next_seq = seq + 1;
+        let (path, size) = (segment_path(&self.dir, self.next_seq), self.size);
+        self.spare = std::thread::Builder::new()
+            .name("journal-segment".into())
+            .spawn(move || Segment::create(&path, size))
+            .ok();
+        Ok((seq, segment))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{encode, scan, tests::incoming, ALIGN};
+    use super::*;
+
+    /// The records of every segment in `dir`, in journal order.
+    fn journal(dir: &Path) -> Vec<(Position, String)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            let seq: u64 = f.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+            for (offset, r) in scan(&std::fs::read(&f).unwrap(), 0).records {
+                out.push((
+                    Position {
+                        segment: seq,
+                        offset,
+                    },
+                    r.incoming.sop_instance_uid,
+                ));
+            }
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_records_are_all_durable_where_they_were_said_to_be() {
+        let dir = tempfile::tempdir().unwrap();
+        // Eight blocks a segment: records of one and two blocks roll over
+        // every few batches.
+        let appender = Arc::new(Appender::start(dir.path(), 8 * ALIGN as u64, 1).unwrap());
+        let mut tasks = Vec::new();
+        for n in 0..60u32 {
+            let appender = appender.clone();
+            tasks.push(tokio::spawn(async move {
+                let size = if n % 3 == 0 { 5000 } else { 100 };
+                let record = encode(&incoming(n), &vec![n as u8; size]).unwrap();
+                (appender.append(record).await.unwrap(), format!("1.2.3.{n}"))
+            }));
+        }
+        let mut said = Vec::new();
+        for t in tasks {
+            said.push(t.await.unwrap());
+        }
+        appender.close().await;
+        said.sort();
+        let found = journal(dir.path());
+        assert_eq!(found, said);
+        assert!(found.last().unwrap().0.segment > 5, "{found:?}");
+    }
+
+    #[tokio::test]
+    async fn a_record_larger_than_a_segment_is_refused_and_the_next_goes_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let appender = Appender::start(dir.path(), 2 * ALIGN as u64, 1).unwrap();
+        let big = encode(&incoming(1), &[1; 3 * ALIGN]).unwrap();
+        assert!(appender.append(big).await.is_err());
+        let small = encode(&incoming(2), &[2; 10]).unwrap();
+        let at = appender.append(small).await.unwrap();
+        assert_eq!(
+            at,
+            Position {
+                segment: 1,
+                offset: 0
+            }
+        );
+        appender.close().await;
+        assert!(appender
+            .append(encode(&incoming(3), &[3; 10]).unwrap())
+            .await
+            .is_err());
+        let uids: Vec<_> = journal(dir.path()).into_iter().map(|(_, u)| u).collect();
+        assert_eq!(uids, ["1.2.3.2"]);
+    }
+}
