@@ -191,25 +191,38 @@ impl Segment {
     /// append later overwrites written blocks and its `fdatasync` has no
     /// allocation or file size to journal (an append to a growing file
     /// would cost what today's flushes do).
+    ///
+    /// A segment not made (the disk full) is removed again, so that the
+    /// next try may take its name.
     pub fn create(path: &Path, size: u64) -> io::Result<Segment> {
         let file = File::options()
             .read(true)
             .write(true)
             .create_new(true)
             .open(path)?;
-        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)?;
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = 0;
-        while at < size {
-            let n = zeros.len().min((size - at) as usize);
-            file.write_all_at(&zeros[..n], at)?;
-            at += n as u64;
+        let made = (|| {
+            rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)?;
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = 0;
+            while at < size {
+                let n = zeros.len().min((size - at) as usize);
+                file.write_all_at(&zeros[..n], at)?;
+                at += n as u64;
+            }
+            file.sync_all()?;
+            match path.parent() {
+                Some(dir) => crate::fsutil::sync_dir(dir),
+                None => Ok(()),
+            }
+        })();
+        match made {
+            Ok(()) => Ok(Segment { file, size, end: 0 }),
+            Err(e) => {
+                drop(file);
+                let _ = std::fs::remove_file(path);
+                Err(e)
+            }
         }
-        file.sync_all()?;
-        if let Some(dir) = path.parent() {
-            crate::fsutil::sync_dir(dir)?;
-        }
-        Ok(Segment { file, size, end: 0 })
     }
 
     /// Open a segment made by [`Segment::create`], appending after its
@@ -357,5 +370,11 @@ mod tests {
         assert!(seg.append(&batch[..1]).unwrap().is_err());
         // Never made over an existing segment.
         assert!(Segment::create(&path, ALIGN as u64).is_err());
+        // One that cannot be made (no disk holds an exabyte) leaves no
+        // file behind to block the next try.
+        let next = dir.path().join("000000000002.seg");
+        assert!(Segment::create(&next, 1 << 60).is_err());
+        assert!(!next.exists());
+        assert!(Segment::create(&next, ALIGN as u64).is_ok());
     }
 }

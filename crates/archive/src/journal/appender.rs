@@ -123,7 +123,7 @@ impl Writer {
     /// segment (rolling to the next one when none does) and answer them;
     /// the rest, for the next call.
     fn append_some(&mut self, mut waiting: Vec<Waiter>) -> Vec<Waiter> {
-        let (seq, segment) = match self.current.take() {
+        let (seq, mut segment) = match self.current.take() {
             Some(current) => current,
             None => match self.roll() {
                 Ok(next) => next,
@@ -159,7 +159,6 @@ impl Writer {
             return waiting;
         }
         let rest = waiting.split_off(fit);
-        let mut segment = segment;
         let records: Vec<&[u8]> = waiting.iter().map(|(r, _)| r.as_slice()).collect();
         match segment.append(&records) {
             Ok(Ok(mut offset)) => {
