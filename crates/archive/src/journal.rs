@@ -9,8 +9,8 @@
 //! batch is written. A damaged record therefore belongs to a batch nobody
 //! was told Success for, and so does everything after it.
 //!
-//! Not yet on the write path: the writer task, the materialiser and
-//! recovery at start build on this (docs/ingest-journal.md, "Design").
+//! Not yet on the write path: the materialiser and recovery at start
+//! build on this and on [`appender`] (docs/ingest-journal.md, "Design").
 
 use std::fs::File;
 use std::io;
@@ -28,20 +28,9 @@ pub(crate) const ALIGN: usize = 4096;
 const HEADER: usize = 16;
 const MAGIC: [u8; 4] = *b"TJR1";
 const VERSION: u16 = 1;
-
-/// What a record holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
-pub(crate) enum Kind {
-    /// An instance received: its [`Incoming`] and its Part 10 file.
-    Instance = 1,
-}
-
-impl Kind {
-    fn from_u16(v: u16) -> Option<Kind> {
-        (v == Kind::Instance as u16).then_some(Kind::Instance)
-    }
-}
+/// The one kind of record: an instance received, its [`Incoming`] and
+/// its Part 10 file.
+const KIND_INSTANCE: u16 = 1;
 
 /// An instance as the journal holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,23 +42,24 @@ pub(crate) struct InstanceRecord {
 
 /// The record of `incoming` and its file's bytes, padded to [`ALIGN`].
 pub(crate) fn encode(incoming: &Incoming, part10: &[u8]) -> io::Result<Vec<u8>> {
-    let mut payload = Vec::with_capacity(part10.len() + 256);
-    for field in fields(incoming) {
-        let len = u16::try_from(field.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a field over 64 KiB"))?;
-        payload.extend_from_slice(&len.to_le_bytes());
-        payload.extend_from_slice(field.as_bytes());
-    }
-    payload.extend_from_slice(part10);
-    let length = u32::try_from(payload.len())
+    let fields = fields(incoming);
+    let payload = part10.len() + fields.iter().map(|f| 2 + f.len()).sum::<usize>();
+    let length = u32::try_from(payload)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a record over 4 GiB"))?;
-    let mut record = Vec::with_capacity(padded(HEADER + payload.len()));
+    // The file's bytes are copied once, into the record itself.
+    let mut record = Vec::with_capacity(padded(HEADER + payload));
     record.extend_from_slice(&MAGIC);
     record.extend_from_slice(&[0; 4]); // the checksum, below
     record.extend_from_slice(&VERSION.to_le_bytes());
-    record.extend_from_slice(&(Kind::Instance as u16).to_le_bytes());
+    record.extend_from_slice(&KIND_INSTANCE.to_le_bytes());
     record.extend_from_slice(&length.to_le_bytes());
-    record.extend_from_slice(&payload);
+    for field in fields {
+        let len = u16::try_from(field.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a field over 64 KiB"))?;
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(field.as_bytes());
+    }
+    record.extend_from_slice(part10);
     let crc = crc32fast::hash(&record[8..]);
     record[4..8].copy_from_slice(&crc.to_le_bytes());
     record.resize(padded(record.len()), 0);
@@ -140,7 +130,7 @@ fn decode(bytes: &[u8]) -> Result<(InstanceRecord, usize), Stop> {
     }
     let u16_at = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]);
     let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-    if head[..4] != MAGIC[..] || u16_at(8) != VERSION || Kind::from_u16(u16_at(10)).is_none() {
+    if head[..4] != MAGIC[..] || u16_at(8) != VERSION || u16_at(10) != KIND_INSTANCE {
         return Err(Stop::Torn);
     }
     let end = HEADER + u32_at(12) as usize;
@@ -256,14 +246,16 @@ impl Segment {
         if self.end + len as u64 > self.size {
             return Ok(Err(Full));
         }
+        // One write a record, where it goes (no copy into one buffer);
+        // the flush is what costs, and there is one a batch.
         let at = self.end;
-        let mut batch = Vec::with_capacity(len);
+        let mut next = at;
         for r in records {
-            batch.extend_from_slice(r.as_ref());
+            self.file.write_all_at(r.as_ref(), next)?;
+            next += r.as_ref().len() as u64;
         }
-        self.file.write_all_at(&batch, at)?;
         self.file.sync_data()?;
-        self.end += len as u64;
+        self.end = next;
         Ok(Ok(at))
     }
 }

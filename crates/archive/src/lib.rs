@@ -26,7 +26,7 @@ mod flush;
 mod fsutil;
 mod index;
 mod jobs;
-// The ingest journal's format; not yet on the write path (issue 26).
+// The ingest journal's format and writer; not yet on the write path (issue 26).
 #[allow(dead_code)]
 mod journal;
 mod lengths;

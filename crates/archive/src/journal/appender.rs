@@ -128,10 +128,7 @@ impl Writer {
             None => match self.roll() {
                 Ok(next) => next,
                 Err(e) => {
-                    let e = Arc::new(e);
-                    for (_, reply) in waiting {
-                        let _ = reply.send(Err(e.clone()));
-                    }
+                    fail(waiting, e);
                     return Vec::new();
                 }
             },
@@ -148,11 +145,11 @@ impl Writer {
         if fit == 0 {
             if segment.is_empty() {
                 // Larger than a whole segment: never appendable.
-                let (_, reply) = waiting.remove(0);
-                let _ = reply.send(Err(Arc::new(io::Error::new(
+                let too_large = io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "a record larger than a journal segment",
-                ))));
+                );
+                fail(vec![waiting.remove(0)], too_large);
                 self.current = Some((seq, segment));
             }
             // Else the segment is full: the next call rolls over.
@@ -178,10 +175,7 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(segment = seq, error = %e, "journal append failed: the segment is abandoned");
-                let e = Arc::new(e);
-                for (_, reply) in waiting {
-                    let _ = reply.send(Err(e.clone()));
-                }
+                fail(waiting, e);
             }
         }
         rest
@@ -206,6 +200,14 @@ impl Writer {
             .spawn(move || Segment::create(&path, size))
             .ok();
         Ok((seq, segment))
+    }
+}
+
+/// Answer every one of `waiting` with `e`.
+fn fail(waiting: Vec<Waiter>, e: io::Error) {
+    let e = Arc::new(e);
+    for (_, reply) in waiting {
+        let _ = reply.send(Err(e.clone()));
     }
 }
 
