@@ -37,14 +37,48 @@ fn sr_count(pacs: &Orthanc, study: &str) -> usize {
 /// has exactly one report in the PACS.
 #[test]
 fn kill_9_at_any_moment_loses_nothing_that_was_acknowledged() {
+    chaos("");
+}
+
+/// The same, with the ingest journal: an instance acknowledged once its
+/// record is flushed, its file and row made after, and what a kill cut
+/// off replayed at the restart. (On PostgreSQL the journal is refused at
+/// start, saying why.)
+#[test]
+fn kill_9_at_any_moment_loses_nothing_that_was_acknowledged_with_the_journal() {
+    let journal = "flush = \"journal\"";
+    if test_postgres().is_some() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_without_http(
+            &dir.path().join("triaged.toml"),
+            &dir.path().join("storage"),
+        );
+        let text = std::fs::read_to_string(&config).unwrap().replacen(
+            "[storage]\n",
+            &format!("[storage]\n{journal}\n"),
+            1,
+        );
+        let url = new_postgres_database(&test_postgres().unwrap());
+        std::fs::write(&config, format!("{text}\n[database]\nurl = \"{url}\"\n")).unwrap();
+        refuses_to_start(&config, &["storage.flush", "SQLite"]);
+        return;
+    }
+    chaos(journal);
+}
+
+/// Kill -9 the daemon at four kinds of moment, with `storage` lines in
+/// its [storage] table.
+fn chaos(storage: &str) {
     let trials: u64 = std::env::var("TRIAGED_CHAOS_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
     assert!(trials > 0, "TRIAGED_CHAOS_TRIALS=0 would prove nothing");
     let pacs_port = free_port();
-    let mut d = Daemon::start(
+    let mut d = Daemon::start_with_storage(
+        free_port(),
         "",
+        storage,
         &format!(
             "[[destinations]]\nname = \"pacs\"\nae_title = \"{}\"\nhost = \"127.0.0.1\"\nport = {pacs_port}\n\n[pipeline]\nquiet_secs = 4\n\n[models]\ndir = \"{}\"\n\n[outbox]\nfirst_retry_secs = 1\nmax_retry_secs = 2\n",
             Orthanc::AE,
@@ -120,6 +154,12 @@ fn kill_9_at_any_moment_loses_nothing_that_was_acknowledged() {
     }
     for uid in &studies {
         assert_eq!(sr_count(&pacs, uid), 1, "{uid}");
+    }
+    if storage.contains("journal") {
+        assert!(
+            d.storage().join(".journal").is_dir(),
+            "the journal was not used"
+        );
     }
     assert_eq!(
         moments.len() as u64,

@@ -431,11 +431,16 @@ impl Daemon {
     /// Like `start`, on a port chosen by the caller (for configurations
     /// that must name it, such as a destination pointing at ourselves).
     pub fn start_at(port: u16, dicom: &str, rest: &str) -> Daemon {
+        Self::start_with_storage(port, dicom, "", rest)
+    }
+
+    /// Like `start_at`, with extra lines for the [storage] table.
+    pub fn start_with_storage(port: u16, dicom: &str, storage_lines: &str, rest: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
         let http_port = free_port();
         let text = format!(
-            "[dicom]\nae_title = \"TRIAGED\"\nlisten = \"127.0.0.1:{port}\"\n{dicom}\n\n[storage]\ndir = \"{}\"\n\n[log]\nlevel = \"info,dimse=debug\"\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{rest}\n",
+            "[dicom]\nae_title = \"TRIAGED\"\nlisten = \"127.0.0.1:{port}\"\n{dicom}\n\n[storage]\ndir = \"{}\"\n{storage_lines}\n\n[log]\nlevel = \"info,dimse=debug\"\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{rest}\n",
             storage.display()
         );
         Self::start_config(dir, &text, port, http_port)

@@ -145,17 +145,32 @@ pub struct InstanceQuery {
 pub struct Catalog {
     read: Pool,
     dir: PathBuf,
+    /// With the journal: what was acknowledged is awaited before a query.
+    journal: Option<crate::journal::Visibility>,
 }
 
 impl Catalog {
-    pub(crate) fn new(read: Pool, dir: &Path) -> Catalog {
+    pub(crate) fn new(
+        read: Pool,
+        dir: &Path,
+        journal: Option<crate::journal::Visibility>,
+    ) -> Catalog {
         Catalog {
             read,
             dir: dir.to_path_buf(),
+            journal,
+        }
+    }
+
+    /// Every instance acknowledged before now is in the index.
+    async fn caught_up(&self) {
+        if let Some(j) = &self.journal {
+            j.caught_up().await;
         }
     }
 
     pub async fn studies(&self, q: &StudyQuery) -> Result<Vec<StudyRecord>, ArchiveError> {
+        self.caught_up().await;
         let mut b: Sql = Sql::new(format!(
             "SELECT {}, st.patient_id, st.patient_name, st.patient_birth_date, st.patient_sex,
                     st.study_id, st.study_time, st.referring_physician
@@ -236,6 +251,7 @@ impl Catalog {
         limit: u32,
         offset: u32,
     ) -> Result<Vec<SeriesRecord>, ArchiveError> {
+        self.caught_up().await;
         let mut b: Sql = Sql::new(
             "SELECT se.study_instance_uid, se.series_instance_uid, se.modality, se.series_number,
                     se.series_description, se.body_part_examined,
@@ -268,6 +284,7 @@ impl Catalog {
         study: &str,
         q: &InstanceQuery,
     ) -> Result<Vec<InstanceRecord>, ArchiveError> {
+        self.caught_up().await;
         let mut b: Sql = Sql::new(
             "SELECT i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid,
                     i.instance_number, i.rows, i.columns, i.number_of_frames, i.transfer_syntax_uid, i.file_path

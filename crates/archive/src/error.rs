@@ -38,6 +38,8 @@ pub enum ArchiveError {
     #[error("database url: {0}")]
     BadDatabaseUrl(String),
     /// The data set could not be parsed (DIMSE 0xC000).
+    #[error("storage.flush = \"journal\" needs the SQLite index for now (a PostgreSQL cluster would need a survivor to replay a dead node's journal): use \"each\" or \"group\"")]
+    JournalNeedsSqlite,
     #[error("data set cannot be parsed: {0}")]
     Unparsable(String),
     /// An attribute needed to file the instance is missing or unusable.

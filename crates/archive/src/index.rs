@@ -270,3 +270,71 @@ async fn record(
 
     Ok(previous)
 }
+
+/// Index `entries` (in journal order) and advance `node`'s journal
+/// checkpoint to `checkpoint` (segment, offset), in one transaction: all
+/// of them or none, so that recovery replays exactly what is not indexed.
+/// Each entry's previous file path, as [`IndexWriter::record`] answers.
+pub(crate) async fn record_up_to(
+    pool: &Pool,
+    node: &str,
+    entries: &[Entry],
+    checkpoint: (u64, u64),
+) -> Result<Vec<Option<String>>, ArchiveError> {
+    const ACTION: &str = "committing materialised instances";
+    let mut conn = pool.acquire().await.map_err(ArchiveError::db(ACTION))?;
+    sqlx::query(begin_write(pool))
+        .execute(&mut *conn)
+        .await
+        .map_err(ArchiveError::db(ACTION))?;
+    let mut previous = Vec::with_capacity(entries.len());
+    let mut result = Ok(());
+    for e in entries {
+        match record(&mut conn, node, e).await {
+            Ok(p) => previous.push(p),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        result = sqlx::query(
+            r#"INSERT INTO journal_checkpoint (node, segment, "offset") VALUES ($1, $2, $3)
+               ON CONFLICT (node) DO UPDATE SET segment = excluded.segment, "offset" = excluded."offset""#,
+        )
+        .bind(node)
+        .bind(checkpoint.0 as i64)
+        .bind(checkpoint.1 as i64)
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(ArchiveError::db("advancing the journal checkpoint"));
+    }
+    if result.is_ok() {
+        result = sqlx::query("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+            .map_err(ArchiveError::db(ACTION));
+    }
+    if let Err(e) = result {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(e);
+    }
+    Ok(previous)
+}
+
+/// `node`'s journal checkpoint (segment, offset), if it has one.
+pub(crate) async fn checkpoint(
+    pool: &Pool,
+    node: &str,
+) -> Result<Option<(u64, u64)>, ArchiveError> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as(r#"SELECT segment, "offset" FROM journal_checkpoint WHERE node = $1"#)
+            .bind(node)
+            .fetch_optional(pool)
+            .await
+            .map_err(ArchiveError::db("reading the journal checkpoint"))?;
+    Ok(row.map(|(s, o)| (s as u64, o as u64)))
+}

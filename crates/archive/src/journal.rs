@@ -9,8 +9,10 @@
 //! batch is written. A damaged record therefore belongs to a batch nobody
 //! was told Success for, and so does everything after it.
 //!
-//! Not yet on the write path: the materialiser and recovery at start
-//! build on this and on [`appender`] (docs/ingest-journal.md, "Design").
+//! On the write path with `storage.flush = "journal"`: [`ingest`] appends
+//! a received instance's record (through [`appender`]) before Success,
+//! [`materialise`] turns records into instance files and index rows
+//! after it, and [`recover`] replays at start what a crash left.
 
 use std::fs::File;
 use std::io;
@@ -20,6 +22,12 @@ use std::path::Path;
 use crate::Incoming;
 
 mod appender;
+mod ingest;
+mod materialise;
+mod recover;
+
+pub(crate) use ingest::{Journal, Visibility};
+pub(crate) use materialise::{file_path, Context};
 
 /// Records start on this boundary, so no record shares a block with the
 /// next batch's.
@@ -40,10 +48,12 @@ pub(crate) struct InstanceRecord {
     pub part10: Vec<u8>,
 }
 
-/// The record of `incoming` and its file's bytes, padded to [`ALIGN`].
-pub(crate) fn encode(incoming: &Incoming, part10: &[u8]) -> io::Result<Vec<u8>> {
+/// The record of `incoming` and its file's bytes (`part10`, in parts:
+/// the file header and the data set as received), padded to [`ALIGN`].
+pub(crate) fn encode(incoming: &Incoming, part10: &[&[u8]]) -> io::Result<Vec<u8>> {
     let fields = fields(incoming);
-    let payload = part10.len() + fields.iter().map(|f| 2 + f.len()).sum::<usize>();
+    let file: usize = part10.iter().map(|p| p.len()).sum();
+    let payload = file + fields.iter().map(|f| 2 + f.len()).sum::<usize>();
     let length = u32::try_from(payload)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a record over 4 GiB"))?;
     // The file's bytes are copied once, into the record itself.
@@ -59,11 +69,25 @@ pub(crate) fn encode(incoming: &Incoming, part10: &[u8]) -> io::Result<Vec<u8>> 
         record.extend_from_slice(&len.to_le_bytes());
         record.extend_from_slice(field.as_bytes());
     }
-    record.extend_from_slice(part10);
+    for part in part10 {
+        record.extend_from_slice(part);
+    }
     let crc = crc32fast::hash(&record[8..]);
     record[4..8].copy_from_slice(&crc.to_le_bytes());
     record.resize(padded(record.len()), 0);
     Ok(record)
+}
+
+/// Where the file's bytes lie in a record made by [`encode`].
+pub(crate) fn part10_range(record: &[u8]) -> std::ops::Range<usize> {
+    let u16_at = |i: usize| u16::from_le_bytes([record[i], record[i + 1]]) as usize;
+    let end =
+        HEADER + u32::from_le_bytes([record[12], record[13], record[14], record[15]]) as usize;
+    let mut start = HEADER;
+    for _ in 0..7 {
+        start += 2 + u16_at(start);
+    }
+    start..end
 }
 
 fn fields(i: &Incoming) -> [&str; 7] {
@@ -283,7 +307,7 @@ mod tests {
         let mut offsets = Vec::new();
         for (n, len) in [(1, 100), (2, 5000), (3, 10)] {
             offsets.push(bytes.len());
-            bytes.extend(encode(&incoming(n), &vec![n as u8; len]).unwrap());
+            bytes.extend(encode(&incoming(n), &[&vec![n as u8; len]]).unwrap());
         }
         bytes.resize(size.max(bytes.len()), 0);
         (bytes, offsets)
@@ -341,10 +365,10 @@ mod tests {
         let path = dir.path().join("000000000001.seg");
         let mut seg = Segment::create(&path, 6 * ALIGN as u64).unwrap();
         let batch: Vec<_> = (1..=2)
-            .map(|n| encode(&incoming(n), &[n as u8; 10]).unwrap())
+            .map(|n| encode(&incoming(n), &[&[n as u8; 10]]).unwrap())
             .collect();
         assert_eq!(seg.append(&batch).unwrap().unwrap(), 0);
-        let last = vec![encode(&incoming(3), &[3; 5000]).unwrap()];
+        let last = vec![encode(&incoming(3), &[&[3; 5000]]).unwrap()];
         assert_eq!(seg.append(&last).unwrap().unwrap(), 2 * ALIGN as u64);
         // Two blocks left: a two-block record fits, a third does not.
         assert!(seg.append(&last).unwrap().is_ok());

@@ -4,8 +4,11 @@
 //! syntax it arrived in, data set bytes exactly as received) to a temporary
 //! file, fsynced, renamed to `<dir>/<StudyUID>/<SeriesUID>/<SOPUID>.dcm`,
 //! its directory fsynced, and indexed — all before
-//! [`PendingInstance::commit`] returns. A caller that answers a peer only
-//! after `commit` therefore never acknowledges an instance it could lose.
+//! [`PendingInstance::commit`] returns; or, with [`Flush::Journal`], its
+//! record appended to this node's ingest journal and flushed before
+//! `commit` returns, the file and row made from it just after (and at the
+//! next start, after a crash). A caller that answers a peer only after
+//! `commit` therefore never acknowledges an instance it could lose.
 //!
 //! The index, jobs, findings and outbox live in one database: SQLite
 //! (`triaged.db` in the storage directory, WAL mode with `synchronous =
@@ -26,8 +29,6 @@ mod flush;
 mod fsutil;
 mod index;
 mod jobs;
-// The ingest journal's format and writer; not yet on the write path (issue 26).
-#[allow(dead_code)]
 mod journal;
 mod lengths;
 mod models;
@@ -122,6 +123,12 @@ pub enum Flush {
     /// a cost that depends on this instance alone.
     #[default]
     Each,
+    /// One `fdatasync`'d append to this node's ingest journal for every
+    /// instance waiting at that moment; the file and its index row are
+    /// made (and flushed) after Success, and replayed at the next start
+    /// after a crash (docs/ingest-journal.md). SQLite only, for now.
+    /// Instances above the spill threshold are stored as with `Each`.
+    Journal,
 }
 
 impl ArchiveOptions {
@@ -184,6 +191,8 @@ struct Inner {
     index: index::IndexWriter,
     /// `Some` when instances are flushed in groups ([`Flush::Group`]).
     flusher: Option<flush::Flusher>,
+    /// `Some` when instances go through the journal ([`Flush::Journal`]).
+    journal: Option<journal::Journal>,
     /// Writers and purges of one study meet here (see `retention`).
     gates: Arc<retention::Gates>,
     /// Held until `close`: one process per storage folder (SQLite), or
@@ -194,6 +203,11 @@ struct Inner {
 }
 
 const TMP_DIR: &str = ".incoming";
+/// Each node's journal segments, in `<dir>/.journal/<node>`.
+const JOURNAL_DIR: &str = ".journal";
+/// The size of a journal segment, at least (a larger spill threshold
+/// makes them larger: an instance held in memory must fit in half).
+const JOURNAL_SEGMENT: u64 = 64 << 20;
 
 impl Archive {
     /// Open (creating if needed) the archive: directories, database,
@@ -210,6 +224,9 @@ impl Archive {
         }
         let target = options.target()?;
         let shared = target.backend() == Backend::Postgres;
+        if shared && options.flush == Flush::Journal {
+            return Err(ArchiveError::JournalNeedsSqlite);
+        }
         let dir = options.dir.clone();
         let tmp_dir = match shared {
             true => dir.join(TMP_DIR).join(&options.node),
@@ -242,7 +259,34 @@ impl Archive {
                 flush::Flusher::start(&options.dir)
                     .map_err(|e| ArchiveError::io("open the storage folder", e))?,
             ),
-            Flush::Each => None,
+            Flush::Each | Flush::Journal => None,
+        };
+        let gates = Arc::new(retention::Gates::new());
+        let journal = match options.flush {
+            Flush::Journal => {
+                let cx = journal::Context {
+                    root: options.dir.clone(),
+                    tmp_dir: tmp_dir.clone(),
+                    journal_dir: options.dir.join(JOURNAL_DIR).join(&options.node),
+                    write: db.write.clone(),
+                    node: lease.node.clone(),
+                    gates: gates.clone(),
+                    make_room: options.make_room_to.map(|low| {
+                        let retention = Retention::new(
+                            db.write.clone(),
+                            db.read.clone(),
+                            options.dir.clone(),
+                            gates.clone(),
+                            true,
+                        );
+                        (retention, low)
+                    }),
+                    removed_below: Default::default(),
+                };
+                let size = JOURNAL_SEGMENT.max(4 * options.spill_threshold as u64);
+                Some(journal::Journal::open(cx, size).await?)
+            }
+            Flush::Each | Flush::Group => None,
         };
         Ok(Archive {
             inner: Arc::new(Inner {
@@ -251,7 +295,8 @@ impl Archive {
                 db,
                 index,
                 flusher,
-                gates: Arc::new(retention::Gates::new()),
+                journal,
+                gates,
                 lock: std::sync::Mutex::new(Some(lock)),
                 lease,
                 heartbeat,
@@ -355,9 +400,22 @@ impl Archive {
         )
     }
 
-    /// Queries and files for DICOMweb (QIDO-RS, WADO-RS).
+    /// Queries and files for DICOMweb (QIDO-RS, WADO-RS): each sees every
+    /// instance acknowledged before it began.
     pub fn catalog(&self) -> Catalog {
-        Catalog::new(self.inner.db.read.clone(), &self.inner.options.dir)
+        Catalog::new(
+            self.inner.db.read.clone(),
+            &self.inner.options.dir,
+            self.inner.journal.as_ref().map(|j| j.visibility()),
+        )
+    }
+
+    /// Resolves once every instance acknowledged before the call is in
+    /// the index (at once unless `storage.flush` is the journal).
+    pub async fn caught_up(&self) {
+        if let Some(journal) = &self.inner.journal {
+            journal.visibility().caught_up().await;
+        }
     }
 
     /// The radiologists' worklist and reviews.
@@ -369,13 +427,17 @@ impl Archive {
         )
     }
 
-    /// Studies, most recently received first.
+    /// Studies, most recently received first (every instance acknowledged
+    /// before the call counted).
     pub async fn studies(&self) -> Result<Vec<StudySummary>, ArchiveError> {
+        self.caught_up().await;
         query::studies(&self.inner.db.read).await
     }
 
-    /// The number of instances indexed.
+    /// The number of instances indexed (every one acknowledged before the
+    /// call counted).
     pub async fn instance_count(&self) -> Result<i64, ArchiveError> {
+        self.caught_up().await;
         query::instance_count(&self.inner.db.read).await
     }
 
@@ -385,6 +447,9 @@ impl Archive {
         self.inner.heartbeat.abort();
         if let Some(f) = &self.inner.flusher {
             f.close().await;
+        }
+        if let Some(j) = &self.inner.journal {
+            j.close().await;
         }
         self.inner.index.close().await;
         self.inner.db.close().await;

@@ -177,8 +177,13 @@ impl PendingInstance {
             size,
         } = self;
         let file_size = header.len() as u64 + size;
-        let started = Instant::now();
         let make_room_to = archive.inner.options.make_room_to;
+        if let Some(journal) = &archive.inner.journal {
+            if spill.is_none() && journal.takes(file_size as usize) {
+                return journaled(&archive, journal, incoming, header, buf, file_size).await;
+            }
+        }
+        let started = Instant::now();
         let mut parts = Some((header, buf, spill));
         let mut room_made = false;
         let (tmp_path, attrs, mut timings) = loop {
@@ -203,6 +208,11 @@ impl PendingInstance {
                 }
             }
         };
+        // With the journal, an earlier instance of the same UID still in it
+        // must be materialised first, or it would replace this one.
+        if let Some(journal) = &archive.inner.journal {
+            journal.visibility().caught_up().await;
+        }
         // From the move into place until the index row is committed, a
         // purge of this study waits (and a purge under way finishes first).
         let study_uid = attrs.study_instance_uid.clone();
@@ -329,6 +339,63 @@ impl PendingInstance {
     }
 }
 
+/// An instance held in memory, through the journal: parsed and checked,
+/// its record appended and flushed (one `fdatasync`, shared with every
+/// instance appended meanwhile); its file and index row come after, from
+/// the materialiser (`journal::materialise`). A full disk (no next segment
+/// can be made) fails this instance, 0xA700, after making room for the
+/// sender's retry, as a spilled instance does.
+async fn journaled(
+    archive: &Archive,
+    journal: &crate::journal::Journal,
+    incoming: Incoming,
+    header: Vec<u8>,
+    buf: Vec<u8>,
+    file_size: u64,
+) -> Result<Stored, ArchiveError> {
+    let inc = incoming.clone();
+    let (attributes, record) = blocking(move || {
+        let obj = parse_bytes(&header, &buf, &inc.transfer_syntax_uid)?;
+        let attributes = checked_attributes(&obj, &inc)?;
+        drop(obj);
+        let record = crate::journal::encode(&inc, &[&header, &buf])
+            .map_err(|e| ArchiveError::io("encode a journal record", e))?;
+        Ok((attributes, record))
+    })
+    .await?;
+    let sop = attributes.sop_instance_uid.clone();
+    let known = async {
+        sqlx::query_scalar::<_, i64>("SELECT 1 FROM instances WHERE sop_instance_uid = $1")
+            .bind(&sop)
+            .fetch_optional(&archive.inner.db.read)
+            .await
+            .map(|row| row.is_some())
+    };
+    let append = journal.append(record, incoming, attributes.clone());
+    let (known, appended) = tokio::join!(known, append);
+    if let Err(e) = appended {
+        if let Some(low) = archive
+            .inner
+            .options
+            .make_room_to
+            .filter(|_| e.is_disk_full())
+        {
+            if let Err(purge) = archive.retention().make_room(low).await {
+                tracing::error!(error = %purge, "storage full and purging failed");
+            }
+        }
+        return Err(e);
+    }
+    Ok(Stored {
+        file_path: crate::journal::file_path(&attributes),
+        attributes,
+        file_size,
+        // A resend while its first copy is still in the journal reads as
+        // new here; the index counts it as received twice all the same.
+        duplicate: known.unwrap_or(false),
+    })
+}
+
 /// Whether the index names `rel` as the file of instance `sop`.
 async fn indexed_at(archive: &Archive, sop: &str, rel: &str) -> Result<bool, ArchiveError> {
     let path: Option<String> =
@@ -426,7 +493,7 @@ fn write_new(path: &Path, parts: &[&[u8]], sync: bool) -> Result<(), ArchiveErro
 
 /// Preamble, "DICM" and the file meta group we write before a received
 /// data set.
-fn file_header(
+pub(crate) fn file_header(
     incoming: &Incoming,
     implementation_class_uid: &str,
     implementation_version_name: &str,
@@ -470,6 +537,26 @@ pub fn check_received(
     data: &[u8],
 ) -> Result<InstanceAttributes, ArchiveError> {
     checked_attributes(&parse_received(incoming, data)?, incoming)
+}
+
+/// The index attributes of a whole Part 10 file as [`PendingInstance`]
+/// wrote it (file header, then the data set as received), checked as a
+/// commit checks them: what journal recovery replays.
+pub(crate) fn attributes_of_file(
+    incoming: &Incoming,
+    part10: &[u8],
+) -> Result<InstanceAttributes, ArchiveError> {
+    let header = part10
+        .get(140..144)
+        .map(|l| 144 + u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
+        .filter(|h| *h <= part10.len())
+        .ok_or_else(|| ArchiveError::Unparsable("a journaled file without its file meta".into()))?;
+    let obj = parse_bytes(
+        &part10[..header],
+        &part10[header..],
+        &incoming.transfer_syntax_uid,
+    )?;
+    checked_attributes(&obj, incoming)
 }
 
 /// The index attributes, checked against what the C-STORE command said.

@@ -248,8 +248,10 @@ pub struct StorageConfig {
     pub dir: PathBuf,
     pub spill_threshold_mb: usize,
     /// How each instance is made durable before Success: "each" (fsync
-    /// its file and its directory; the default) or "group" (one `syncfs`
-    /// for every instance waiting: only for a filesystem of its own).
+    /// its file and its directory; the default), "group" (one `syncfs`
+    /// for every instance waiting: only for a filesystem of its own) or
+    /// "journal" (one flushed append to the ingest journal for every
+    /// instance waiting, the file and index row made after; SQLite only).
     pub flush: FlushMode,
 }
 
@@ -260,6 +262,7 @@ pub enum FlushMode {
     Group,
     #[default]
     Each,
+    Journal,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -402,6 +405,7 @@ impl Config {
         options.flush = match self.storage.flush {
             FlushMode::Group => archive::Flush::Group,
             FlushMode::Each => archive::Flush::Each,
+            FlushMode::Journal => archive::Flush::Journal,
         };
         options.node = self.node.name.clone();
         options.lease = Duration::from_secs(self.node.lease_secs);

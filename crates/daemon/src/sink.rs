@@ -33,6 +33,7 @@ fn failure(e: ArchiveError) -> StoreFailure {
         | ArchiveError::SchemaTooNew { .. }
         | ArchiveError::BadDatabaseUrl(_)
         | ArchiveError::BadNodeName(_)
+        | ArchiveError::JournalNeedsSqlite
         | ArchiveError::JobNotHeld(_) => {
             tracing::error!(error = %e, "archive cannot store");
             Status::OUT_OF_RESOURCES

@@ -1,6 +1,7 @@
 //! The journal's one writer: every record waiting is appended to the
-//! current segment with one write and one `fdatasync`, then each waiter is
-//! told where its record lies. With k senders one flush covers up to k
+//! current segment with one write and one `fdatasync`, then each record is
+//! handed on (in journal order, to the materialiser) and its waiter told
+//! where it lies. With k senders one flush covers up to k
 //! instances, as the index's group commit does.
 //!
 //! The writer is an OS thread that owns the segment: appends are blocking
@@ -13,6 +14,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -29,12 +31,36 @@ pub(crate) struct Position {
     pub offset: u64,
 }
 
-type Reply = oneshot::Sender<Result<Position, Arc<io::Error>>>;
-/// A record and who waits for it.
-type Waiter = (Vec<u8>, Reply);
+impl Position {
+    /// Just after a record of `len` bytes at this position.
+    pub fn after(self, len: usize) -> Position {
+        Position {
+            segment: self.segment,
+            offset: self.offset + len as u64,
+        }
+    }
+}
 
-pub(crate) struct Appender {
-    tx: Mutex<Option<mpsc::Sender<Waiter>>>,
+/// A record made durable, handed on with what came with it.
+pub(crate) struct Appended<T> {
+    pub at: Position,
+    pub record: Vec<u8>,
+    pub item: T,
+}
+
+/// Where durable records go, in journal order, and how many went.
+pub(crate) struct Handoff<T> {
+    pub next: mpsc::UnboundedSender<Appended<T>>,
+    /// Counted after a record is handed on and before its waiter hears.
+    pub handed: Arc<AtomicU64>,
+}
+
+type Reply = oneshot::Sender<Result<Position, Arc<io::Error>>>;
+/// A record, what comes with it, and who waits for it.
+type Waiter<T> = (Vec<u8>, T, Reply);
+
+pub(crate) struct Appender<T> {
+    tx: Mutex<Option<mpsc::Sender<Waiter<T>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -43,10 +69,10 @@ pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:012}.seg"))
 }
 
-impl Appender {
+impl<T: Send + 'static> Appender<T> {
     /// Append to new segments of `size` bytes in `dir`, numbered from
-    /// `first` (which must not exist yet).
-    pub fn start(dir: &Path, size: u64, first: u64) -> io::Result<Appender> {
+    /// `first` (which must not exist yet); durable records go to `handoff`.
+    pub fn start(dir: &Path, size: u64, first: u64, handoff: Handoff<T>) -> io::Result<Self> {
         let segment = Segment::create(&segment_path(dir, first), size)?;
         let (tx, rx) = mpsc::channel(1024);
         let writer = Writer {
@@ -55,6 +81,7 @@ impl Appender {
             current: Some((first, segment)),
             next_seq: first + 1,
             spare: None,
+            handoff,
         };
         let thread = std::thread::Builder::new()
             .name("journal".into())
@@ -65,8 +92,9 @@ impl Appender {
         })
     }
 
-    /// Append `record` (from [`super::encode`]); `Ok` once it is durable.
-    pub async fn append(&self, record: Vec<u8>) -> Result<Position, ArchiveError> {
+    /// Append `record` (from [`super::encode`]), to be handed on with
+    /// `item`; `Ok` once it is durable (and handed on).
+    pub async fn append(&self, record: Vec<u8>, item: T) -> Result<Position, ArchiveError> {
         let closed = || {
             ArchiveError::io(
                 "append to the journal",
@@ -75,7 +103,10 @@ impl Appender {
         };
         let sender = self.tx.lock().await.clone().ok_or_else(closed)?;
         let (reply, answer) = oneshot::channel();
-        sender.send((record, reply)).await.map_err(|_| closed())?;
+        sender
+            .send((record, item, reply))
+            .await
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?.map_err(|e| {
             ArchiveError::io(
                 "append to the journal",
@@ -93,7 +124,7 @@ impl Appender {
     }
 }
 
-struct Writer {
+struct Writer<T> {
     dir: PathBuf,
     size: u64,
     /// The segment appended to, unless the last one failed or filled.
@@ -101,10 +132,11 @@ struct Writer {
     next_seq: u64,
     /// The next segment, being made.
     spare: Option<JoinHandle<io::Result<Segment>>>,
+    handoff: Handoff<T>,
 }
 
-impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Waiter>) {
+impl<T> Writer<T> {
+    fn run(mut self, mut rx: mpsc::Receiver<Waiter<T>>) {
         while let Some(first) = rx.blocking_recv() {
             let mut waiting = vec![first];
             while let Ok(next) = rx.try_recv() {
@@ -122,7 +154,7 @@ impl Writer {
     /// Append the records at the head of `waiting` that fit in the current
     /// segment (rolling to the next one when none does) and answer them;
     /// the rest, for the next call.
-    fn append_some(&mut self, mut waiting: Vec<Waiter>) -> Vec<Waiter> {
+    fn append_some(&mut self, mut waiting: Vec<Waiter<T>>) -> Vec<Waiter<T>> {
         let (seq, mut segment) = match self.current.take() {
             Some(current) => current,
             None => match self.roll() {
@@ -136,7 +168,7 @@ impl Writer {
         let mut room = segment.room();
         let fit = waiting
             .iter()
-            .take_while(|(r, _)| {
+            .take_while(|(r, _, _)| {
                 let fits = r.len() as u64 <= room;
                 room -= if fits { r.len() as u64 } else { 0 };
                 fits
@@ -156,15 +188,21 @@ impl Writer {
             return waiting;
         }
         let rest = waiting.split_off(fit);
-        let records: Vec<&[u8]> = waiting.iter().map(|(r, _)| r.as_slice()).collect();
+        let records: Vec<&[u8]> = waiting.iter().map(|(r, _, _)| r.as_slice()).collect();
         match segment.append(&records) {
-            Ok(Ok(mut offset)) => {
-                for (record, reply) in waiting {
-                    let _ = reply.send(Ok(Position {
-                        segment: seq,
-                        offset,
-                    }));
-                    offset += record.len() as u64;
+            Ok(Ok(offset)) => {
+                let mut at = Position {
+                    segment: seq,
+                    offset,
+                };
+                for (record, item, reply) in waiting {
+                    let next = at.after(record.len());
+                    // Handed on before its waiter hears Success: whoever
+                    // then waits for the materialiser waits for this too.
+                    let _ = self.handoff.next.send(Appended { at, record, item });
+                    self.handoff.handed.fetch_add(1, Ordering::SeqCst);
+                    let _ = reply.send(Ok(at));
+                    at = next;
                 }
                 self.current = Some((seq, segment));
             }
@@ -204,9 +242,9 @@ impl Writer {
 }
 
 /// Answer every one of `waiting` with `e`.
-fn fail(waiting: Vec<Waiter>, e: io::Error) {
+fn fail<T>(waiting: Vec<Waiter<T>>, e: io::Error) {
     let e = Arc::new(e);
-    for (_, reply) in waiting {
+    for (_, _, reply) in waiting {
         let _ = reply.send(Err(e.clone()));
     }
 }
@@ -215,6 +253,12 @@ fn fail(waiting: Vec<Waiter>, e: io::Error) {
 mod tests {
     use super::super::{encode, scan, tests::incoming, ALIGN};
     use super::*;
+
+    fn handoff<T>() -> (Handoff<T>, mpsc::UnboundedReceiver<Appended<T>>) {
+        let (next, rx) = mpsc::unbounded_channel();
+        let handed = Arc::new(AtomicU64::new(0));
+        (Handoff { next, handed }, rx)
+    }
 
     /// The records of every segment in `dir`, in journal order.
     fn journal(dir: &Path) -> Vec<(Position, String)> {
@@ -244,14 +288,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Eight blocks a segment: records of one and two blocks roll over
         // every few batches.
-        let appender = Arc::new(Appender::start(dir.path(), 8 * ALIGN as u64, 1).unwrap());
+        let (handoff, mut handed) = handoff();
+        let appender = Arc::new(Appender::start(dir.path(), 8 * ALIGN as u64, 1, handoff).unwrap());
         let mut tasks = Vec::new();
         for n in 0..60u32 {
             let appender = appender.clone();
             tasks.push(tokio::spawn(async move {
                 let size = if n % 3 == 0 { 5000 } else { 100 };
-                let record = encode(&incoming(n), &vec![n as u8; size]).unwrap();
-                (appender.append(record).await.unwrap(), format!("1.2.3.{n}"))
+                let record = encode(&incoming(n), &[&vec![n as u8; size]]).unwrap();
+                (
+                    appender.append(record, n).await.unwrap(),
+                    format!("1.2.3.{n}"),
+                )
             }));
         }
         let mut said = Vec::new();
@@ -263,16 +311,27 @@ mod tests {
         let found = journal(dir.path());
         assert_eq!(found, said);
         assert!(found.last().unwrap().0.segment > 5, "{found:?}");
+        // Every record was handed on, in journal order, with its item.
+        let mut order = Vec::new();
+        while let Ok(a) = handed.try_recv() {
+            assert_eq!(
+                super::super::part10_range(&a.record).len(),
+                if a.item % 3 == 0 { 5000 } else { 100 }
+            );
+            order.push((a.at, format!("1.2.3.{}", a.item)));
+        }
+        assert_eq!(order, said);
     }
 
     #[tokio::test]
     async fn a_record_larger_than_a_segment_is_refused_and_the_next_goes_in() {
         let dir = tempfile::tempdir().unwrap();
-        let appender = Appender::start(dir.path(), 2 * ALIGN as u64, 1).unwrap();
-        let big = encode(&incoming(1), &[1; 3 * ALIGN]).unwrap();
-        assert!(appender.append(big).await.is_err());
-        let small = encode(&incoming(2), &[2; 10]).unwrap();
-        let at = appender.append(small).await.unwrap();
+        let (handoff, _handed) = handoff();
+        let appender = Appender::start(dir.path(), 2 * ALIGN as u64, 1, handoff).unwrap();
+        let big = encode(&incoming(1), &[&[1; 3 * ALIGN]]).unwrap();
+        assert!(appender.append(big, ()).await.is_err());
+        let small = encode(&incoming(2), &[&[2; 10]]).unwrap();
+        let at = appender.append(small, ()).await.unwrap();
         assert_eq!(
             at,
             Position {
@@ -282,7 +341,7 @@ mod tests {
         );
         appender.close().await;
         assert!(appender
-            .append(encode(&incoming(3), &[3; 10]).unwrap())
+            .append(encode(&incoming(3), &[&[3; 10]]).unwrap(), ())
             .await
             .is_err());
         let uids: Vec<_> = journal(dir.path()).into_iter().map(|(_, u)| u).collect();
