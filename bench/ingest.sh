@@ -6,6 +6,11 @@
 #                   commits)
 #   triaged-group  (storage.flush = "group": one syncfs for every instance
 #                   waiting, + the same index)
+#   triaged-journal (storage.flush = "journal": one fdatasync'd journal
+#                   append for every instance waiting; file, flushes and
+#                   index after Success. Its second row, "journal, indexed",
+#                   times until the index holds every instance: what the
+#                   materialiser sustains, not only what senders see)
 #   storescp -od   (DCMTK, writes files, no fsync, no index)
 #   Orthanc        (Debian package, its own SQLite index)
 # Prints seconds and instances/s (median of RUNS runs) and triaged/storescp,
@@ -47,8 +52,8 @@ start_server() {
   PORT=$(free_port)
   mkdir -p "$dir"
   case $kind in
-    triaged|triaged-group)
-      local flush=each; [ "$kind" = triaged-group ] && flush=group
+    triaged|triaged-group|triaged-journal)
+      local flush=each; [ "$kind" != triaged ] && flush=${kind#triaged-}
       cat >"$dir/triaged.toml" <<TOML
 [dicom]
 listen = "127.0.0.1:$PORT"
@@ -79,7 +84,21 @@ JSON
 
 stop_server() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; }
 
-# One timed run of SENDERS parallel storescu processes; prints seconds.
+# Seconds until the index in storage $1 holds $2 instances, from $3 (an
+# epoch time): polled every 5 ms, read-only.
+indexed_at() {
+  python3 - "$1/triaged.db" "$2" "$3" <<'PY'
+import sqlite3, sys, time
+db, n, t0 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+while con.execute("SELECT COUNT(*) FROM instances").fetchone()[0] < n:
+    time.sleep(0.005)
+print(f"{time.time() - t0:.3f}")
+PY
+}
+
+# One timed run of SENDERS parallel storescu processes; prints seconds to
+# the last Success and, for the journal, to the last instance indexed.
 timed_run() {
   local kind=$1 file=$2 n=$3 dir=$4
   start_server "$kind" "$dir"
@@ -90,8 +109,11 @@ timed_run() {
   done
   for p in "${pids[@]}"; do wait "$p" || { echo "storescu failed against $kind" >&2; exit 1; }; done
   t1=$(date +%s.%N)
+  local indexed=""
+  [ "$kind" = triaged-journal ] && indexed=$(indexed_at "$dir/storage" "$n" "$t0")
   stop_server
-  python3 -c "print(f'{$t1-$t0:.3f}')"
+  python3 -c "print(f'{$t1-$t0:.3f}')" | tr -d '\n'
+  echo " $indexed"
 }
 
 # Seconds for N flushes of SIZE bytes each, appended to one file on the
@@ -138,7 +160,7 @@ stop_bulk() {
   wait "$BULK_PID" 2>/dev/null || true; BULK_PID=""; rm -f "$WORK/bulk"
 }
 
-printf '%-36s %-13s %9s %11s %17s\n' workload server seconds "inst/s" "triaged/storescp"
+printf '%-36s %-17s %9s %11s %17s\n' workload server seconds "inst/s" "triaged/storescp"
 for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1 quiet" \
                 "small fixtures/generated/ct-small.dcm $N_SMALL 1 quiet" \
                 "small4 fixtures/generated/ct-small.dcm $N_SMALL 4 quiet" \
@@ -149,21 +171,23 @@ for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1 quiet" \
   size_kb=$(( $(stat -c %s "$file") / 1024 ))
   [ "$beside" = bulk ] && start_bulk
   declare -A secs=()
-  for kind in triaged triaged-group storescp orthanc; do
-    runs=()
+  for kind in triaged triaged-group triaged-journal storescp orthanc; do
+    runs=() indexed=()
     for r in $(seq "$RUNS"); do
-      runs+=("$(timed_run "$kind" "$file" "$n" "$WORK/$kind-$name-$r")")
+      read -r t i < <(timed_run "$kind" "$file" "$n" "$WORK/$kind-$name-$r")
+      runs+=("$t"); [ -n "$i" ] && indexed+=("$i")
       rm -rf "$WORK/$kind-$name-$r"
     done
     secs[$kind]=$(median "${runs[@]}")
+    [ "${#indexed[@]}" -gt 0 ] && secs["journal, indexed"]=$(median "${indexed[@]}")
   done
-  for kind in triaged triaged-group storescp orthanc; do
+  for kind in triaged triaged-group triaged-journal "journal, indexed" storescp orthanc; do
     ips=$(python3 -c "print(f'{$n/${secs[$kind]}:.0f}')")
     ratio=""
-    [[ "$kind" = triaged* ]] && ratio=$(python3 -c "print(f'{${secs[storescp]}/${secs[$kind]}:.2f}')")
+    [[ "$kind" = triaged* || "$kind" = journal* ]] && ratio=$(python3 -c "print(f'{${secs[storescp]}/${secs[$kind]}:.2f}')")
     label="${n}x${size_kb}KB"; [ "$SENDERS" -gt 1 ] && label="$label, $SENDERS senders"
     [ "$beside" = bulk ] && label="$label, bulk writer beside"
-    printf '%-36s %-13s %9s %11s %17s\n' "$label" "$kind" "${secs[$kind]}" "$ips" "$ratio"
+    printf '%-36s %-17s %9s %11s %17s\n' "$label" "$kind" "${secs[$kind]}" "$ips" "$ratio"
   done
   # Each sender waits for each answer, so one flush can cover at most one
   # instance of each: storescp's time plus n/SENDERS flushes (of SENDERS
@@ -171,6 +195,6 @@ for workload in "large fixtures/generated/ct-693.dcm $N_LARGE 1 quiet" \
   flush=$(flush_floor $((n / SENDERS)) $(($(stat -c %s "$file") * SENDERS)))
   read -r floor ips ratio < <(python3 -c "f = ${secs[storescp]} + $flush; print(f'{f:.3f} {$n / f:.0f} {${secs[storescp]} / f:.2f}')")
   [ "$beside" = bulk ] && stop_bulk
-  printf '%-36s %-13s %9s %11s %17s\n' "$label" "durable floor" "$floor" "$ips" "$ratio"
+  printf '%-36s %-17s %9s %11s %17s\n' "$label" "durable floor" "$floor" "$ips" "$ratio"
   unset secs
 done

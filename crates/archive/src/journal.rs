@@ -32,8 +32,8 @@ pub(crate) use materialise::{file_path, Context};
 /// Records start on this boundary, so no record shares a block with the
 /// next batch's.
 pub(crate) const ALIGN: usize = 4096;
-/// magic, checksum, version, kind, payload length.
-const HEADER: usize = 16;
+/// magic, checksum, version, kind, payload length, segment number.
+const HEADER: usize = 24;
 const MAGIC: [u8; 4] = *b"TJR1";
 const VERSION: u16 = 1;
 /// The one kind of record: an instance received, its [`Incoming`] and
@@ -63,6 +63,7 @@ pub(crate) fn encode(incoming: &Incoming, part10: &[&[u8]]) -> io::Result<Vec<u8
     record.extend_from_slice(&VERSION.to_le_bytes());
     record.extend_from_slice(&KIND_INSTANCE.to_le_bytes());
     record.extend_from_slice(&length.to_le_bytes());
+    record.extend_from_slice(&[0; 8]); // the segment's number, by `stamp`
     for field in fields {
         let len = u16::try_from(field.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a field over 64 KiB"))?;
@@ -72,10 +73,26 @@ pub(crate) fn encode(incoming: &Incoming, part10: &[&[u8]]) -> io::Result<Vec<u8
     for part in part10 {
         record.extend_from_slice(part);
     }
-    let crc = crc32fast::hash(&record[8..]);
+    let crc = checksum(&record);
     record[4..8].copy_from_slice(&crc.to_le_bytes());
     record.resize(padded(record.len()), 0);
     Ok(record)
+}
+
+/// The CRC-32 of a record's version, kind, length and payload: not of
+/// the segment number, which the writer stamps when it knows it.
+fn checksum(record: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&record[8..16]);
+    h.update(&record[HEADER..]);
+    h.finalize()
+}
+
+/// Mark `record` (from [`encode`]) as written to segment `seq`. A segment
+/// file is recycled: the records of its earlier life, with their earlier
+/// number, then read as its end.
+pub(crate) fn stamp(record: &mut [u8], seq: u64) {
+    record[16..24].copy_from_slice(&seq.to_le_bytes());
 }
 
 /// Where the file's bytes lie in a record made by [`encode`].
@@ -126,12 +143,13 @@ pub(crate) struct Scan {
     pub stop: Stop,
 }
 
-/// Read the records of `bytes` (a segment's contents) from `offset` on.
-pub(crate) fn scan(bytes: &[u8], offset: u64) -> Scan {
+/// Read the records of `bytes` (segment `seq`'s contents) from `offset`
+/// on.
+pub(crate) fn scan(bytes: &[u8], seq: u64, offset: u64) -> Scan {
     let mut records = Vec::new();
     let mut at = usize::try_from(offset).unwrap_or(usize::MAX);
     let stop = loop {
-        match decode(bytes.get(at..).unwrap_or_default()) {
+        match decode(bytes.get(at..).unwrap_or_default(), seq) {
             Ok((record, size)) => {
                 records.push((at as u64, record));
                 at += size;
@@ -146,8 +164,9 @@ pub(crate) fn scan(bytes: &[u8], offset: u64) -> Scan {
     }
 }
 
-/// The record at the start of `bytes`, and its padded size.
-fn decode(bytes: &[u8]) -> Result<(InstanceRecord, usize), Stop> {
+/// The record of segment `seq` at the start of `bytes`, and its padded
+/// size.
+fn decode(bytes: &[u8], seq: u64) -> Result<(InstanceRecord, usize), Stop> {
     let head = bytes.get(..HEADER).ok_or(Stop::End)?;
     if head.iter().all(|&b| b == 0) {
         return Err(Stop::End);
@@ -157,9 +176,13 @@ fn decode(bytes: &[u8]) -> Result<(InstanceRecord, usize), Stop> {
     if head[..4] != MAGIC[..] || u16_at(8) != VERSION || u16_at(10) != KIND_INSTANCE {
         return Err(Stop::Torn);
     }
+    if head[16..24] != seq.to_le_bytes() {
+        // Written in this file's earlier life, as another segment.
+        return Err(Stop::End);
+    }
     let end = HEADER + u32_at(12) as usize;
-    let body = bytes.get(8..end).ok_or(Stop::Torn)?;
-    if crc32fast::hash(body) != u32_at(4) {
+    let record = bytes.get(..end).ok_or(Stop::Torn)?;
+    if checksum(record) != u32_at(4) {
         return Err(Stop::Torn);
     }
     let mut payload = &bytes[HEADER..end];
@@ -239,12 +262,29 @@ impl Segment {
         }
     }
 
-    /// Open a segment made by [`Segment::create`], appending after its
-    /// last good record; with the records from `from` on.
-    pub fn open(path: &Path, from: u64) -> io::Result<(Segment, Scan)> {
+    /// Give the segment file `from` (whose records are all materialised)
+    /// a new life as `to`, of `size` bytes: renamed, the rename flushed.
+    /// Its blocks are written already, so appends to it flush data only,
+    /// and nothing need be written first (its old records carry their old
+    /// segment number).
+    pub fn recycle(from: &Path, to: &Path, size: u64) -> io::Result<Segment> {
+        if std::fs::metadata(from)?.len() != size {
+            return Err(io::Error::other("a recycled segment of another size"));
+        }
+        std::fs::rename(from, to)?;
+        if let Some(dir) = to.parent() {
+            crate::fsutil::sync_dir(dir)?;
+        }
+        let file = File::options().read(true).write(true).open(to)?;
+        Ok(Segment { file, size, end: 0 })
+    }
+
+    /// Open segment `seq`, made by [`Segment::create`], appending after
+    /// its last good record; with the records from `from` on.
+    pub fn open(path: &Path, seq: u64, from: u64) -> io::Result<(Segment, Scan)> {
         let file = File::options().read(true).write(true).open(path)?;
         let bytes = std::fs::read(path)?;
-        let scan = scan(&bytes, from);
+        let scan = scan(&bytes, seq, from);
         let segment = Segment {
             file,
             size: bytes.len() as u64,
@@ -307,7 +347,9 @@ mod tests {
         let mut offsets = Vec::new();
         for (n, len) in [(1, 100), (2, 5000), (3, 10)] {
             offsets.push(bytes.len());
-            bytes.extend(encode(&incoming(n), &[&vec![n as u8; len]]).unwrap());
+            let mut record = encode(&incoming(n), &[&vec![n as u8; len]]).unwrap();
+            stamp(&mut record, 7);
+            bytes.extend(record);
         }
         bytes.resize(size.max(bytes.len()), 0);
         (bytes, offsets)
@@ -317,7 +359,7 @@ mod tests {
     fn records_come_back_as_written_and_aligned() {
         let (bytes, offsets) = segment(64 << 10);
         assert_eq!(offsets, [0, ALIGN, 3 * ALIGN]);
-        let scan = scan(&bytes, 0);
+        let scan = scan(&bytes, 7, 0);
         assert_eq!(scan.stop, Stop::End);
         assert_eq!(scan.end, 4 * ALIGN as u64);
         let got = &scan.records;
@@ -326,7 +368,14 @@ mod tests {
         assert_eq!(got[1].1.incoming, incoming(2));
         assert_eq!(got[1].1.part10, vec![2u8; 5000]);
         // From a later offset (a checkpoint): only what follows it.
-        let later = super::scan(&bytes, ALIGN as u64);
+        let later = super::scan(&bytes, 7, ALIGN as u64);
+        // The same file read as another segment: records of its earlier
+        // life, so nothing (a recycled segment's start).
+        let other = super::scan(&bytes, 8, 0);
+        assert_eq!(
+            (other.records.len(), other.end, other.stop),
+            (0, 0, Stop::End)
+        );
         assert_eq!(later.records.len(), 2);
         assert_eq!(later.records[0].1.incoming, incoming(2));
     }
@@ -347,7 +396,7 @@ mod tests {
         let mut version = clean.clone();
         version[offsets[1] + 8] = 9;
         for bytes in [flipped, cut, long, version] {
-            let scan = scan(&bytes, 0);
+            let scan = scan(&bytes, 7, 0);
             assert_eq!(scan.stop, Stop::Torn);
             assert_eq!(scan.records.len(), 1);
             assert_eq!(scan.end, offsets[1] as u64);
@@ -355,7 +404,7 @@ mod tests {
         // A segment filled to its last byte ends cleanly.
         let (full, _) = segment(0);
         assert_eq!(full.len(), 4 * ALIGN);
-        let scan = scan(&full, 0);
+        let scan = scan(&full, 7, 0);
         assert_eq!((scan.stop, scan.records.len()), (Stop::End, 3));
     }
 
@@ -364,18 +413,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("000000000001.seg");
         let mut seg = Segment::create(&path, 6 * ALIGN as u64).unwrap();
-        let batch: Vec<_> = (1..=2)
-            .map(|n| encode(&incoming(n), &[&[n as u8; 10]]).unwrap())
-            .collect();
+        let record = |n: u32, len: usize, seq: u64| {
+            let mut r = encode(&incoming(n), &[&vec![n as u8; len]]).unwrap();
+            stamp(&mut r, seq);
+            r
+        };
+        let batch: Vec<_> = (1..=2).map(|n| record(n, 10, 1)).collect();
         assert_eq!(seg.append(&batch).unwrap().unwrap(), 0);
-        let last = vec![encode(&incoming(3), &[&[3; 5000]]).unwrap()];
+        let last = vec![record(3, 5000, 1)];
         assert_eq!(seg.append(&last).unwrap().unwrap(), 2 * ALIGN as u64);
         // Two blocks left: a two-block record fits, a third does not.
         assert!(seg.append(&last).unwrap().is_ok());
         assert!(seg.append(&last).unwrap().is_err());
         drop(seg);
 
-        let (mut seg, scan) = Segment::open(&path, 0).unwrap();
+        let (mut seg, scan) = Segment::open(&path, 1, 0).unwrap();
         let uids: Vec<_> = scan
             .records
             .iter()
@@ -384,6 +436,21 @@ mod tests {
         assert_eq!(uids, ["1.2.3.1", "1.2.3.2", "1.2.3.3", "1.2.3.3"]);
         assert_eq!((scan.stop, scan.end), (Stop::End, 6 * ALIGN as u64));
         assert!(seg.append(&batch[..1]).unwrap().is_err());
+        drop(seg);
+
+        // Recycled as segment 3: empty to a reader until written again,
+        // and its earlier records after the new ones are not read.
+        let again = dir.path().join("000000000003.seg");
+        assert!(Segment::recycle(&path, &again, ALIGN as u64).is_err());
+        let mut seg = Segment::recycle(&path, &again, 6 * ALIGN as u64).unwrap();
+        assert!(!path.exists());
+        assert_eq!(Segment::open(&again, 3, 0).unwrap().1.records.len(), 0);
+        assert_eq!(seg.append(&[record(9, 10, 3)]).unwrap().unwrap(), 0);
+        let (_, scan) = Segment::open(&again, 3, 0).unwrap();
+        assert_eq!(scan.records.len(), 1);
+        assert_eq!(scan.records[0].1.incoming, incoming(9));
+        assert_eq!((scan.stop, scan.end), (Stop::End, ALIGN as u64));
+        std::fs::rename(&again, &path).unwrap();
         // Never made over an existing segment.
         assert!(Segment::create(&path, ALIGN as u64).is_err());
         // One that cannot be made (no disk holds an exabyte) leaves no

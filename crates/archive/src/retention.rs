@@ -162,7 +162,7 @@ impl Usage {
 /// Also one retention run at a time (the periodic task and a full disk
 /// may meet).
 pub(crate) struct Gates {
-    shards: Vec<RwLock<()>>,
+    shards: Vec<Arc<RwLock<()>>>,
     running: Mutex<()>,
     totals: Totals,
 }
@@ -190,13 +190,13 @@ const SHARDS: usize = 64;
 impl Gates {
     pub fn new() -> Gates {
         Gates {
-            shards: (0..SHARDS).map(|_| RwLock::new(())).collect(),
+            shards: (0..SHARDS).map(|_| Arc::new(RwLock::new(()))).collect(),
             running: Mutex::new(()),
             totals: Totals::default(),
         }
     }
 
-    fn shard(&self, study: &str) -> &RwLock<()> {
+    fn shard(&self, study: &str) -> &Arc<RwLock<()>> {
         // FNV-1a: stable and cheap; any spread will do.
         let h = study.bytes().fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100000001b3)
@@ -206,6 +206,12 @@ impl Gates {
 
     pub async fn enter(&self, study: &str) -> RwLockReadGuard<'_, ()> {
         self.shard(study).read().await
+    }
+
+    /// [`Gates::enter`], held by a guard that may move between tasks (the
+    /// journal's materialiser holds it from its files to its rows).
+    pub async fn enter_owned(&self, study: &str) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.shard(study).clone().read_owned().await
     }
 
     /// The study's shard alone, if no writer is in it now. A purge never

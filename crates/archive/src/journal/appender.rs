@@ -69,11 +69,38 @@ pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:012}.seg"))
 }
 
+/// Segment files in `dir` ready for a new life (`*.free`: materialised
+/// segments, or made ahead at start).
+pub(crate) fn free_segments(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "free"))
+        .collect()
+}
+
+/// Segment `seq` of `size` bytes in `dir`: a free one recycled when there
+/// is one (nothing to write), else made (written with zeros once).
+pub(crate) fn new_segment(dir: &Path, seq: u64, size: u64) -> io::Result<Segment> {
+    let path = segment_path(dir, seq);
+    for free in free_segments(dir) {
+        match Segment::recycle(&free, &path, size) {
+            Ok(segment) => return Ok(segment),
+            Err(e) => {
+                tracing::warn!(file = %free.display(), error = %e, "a free journal segment cannot be reused: removed");
+                let _ = std::fs::remove_file(&free);
+            }
+        }
+    }
+    Segment::create(&path, size)
+}
+
 impl<T: Send + 'static> Appender<T> {
     /// Append to new segments of `size` bytes in `dir`, numbered from
     /// `first` (which must not exist yet); durable records go to `handoff`.
     pub fn start(dir: &Path, size: u64, first: u64, handoff: Handoff<T>) -> io::Result<Self> {
-        let segment = Segment::create(&segment_path(dir, first), size)?;
+        let segment = new_segment(dir, first, size)?;
         let (tx, rx) = mpsc::channel(1024);
         let writer = Writer {
             dir: dir.to_path_buf(),
@@ -188,6 +215,9 @@ impl<T> Writer<T> {
             return waiting;
         }
         let rest = waiting.split_off(fit);
+        for (record, _, _) in &mut waiting {
+            super::stamp(record, seq);
+        }
         let records: Vec<&[u8]> = waiting.iter().map(|(r, _, _)| r.as_slice()).collect();
         match segment.append(&records) {
             Ok(Ok(offset)) => {
@@ -227,15 +257,15 @@ impl<T> Writer<T> {
             Some(spare) => spare
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("making a segment panicked"))),
-            None => Segment::create(&segment_path(&self.dir, seq), self.size),
+            None => new_segment(&self.dir, seq, self.size),
         };
         // A spare that failed (disk full) leaves its number to the next try.
         let segment = made?;
         self.next_seq = seq + 1;
-        let (path, size) = (segment_path(&self.dir, self.next_seq), self.size);
+        let (dir, next, size) = (self.dir.clone(), self.next_seq, self.size);
         self.spare = std::thread::Builder::new()
             .name("journal-segment".into())
-            .spawn(move || Segment::create(&path, size))
+            .spawn(move || new_segment(&dir, next, size))
             .ok();
         Ok((seq, segment))
     }
@@ -270,7 +300,7 @@ mod tests {
         let mut out = Vec::new();
         for f in files {
             let seq: u64 = f.file_stem().unwrap().to_str().unwrap().parse().unwrap();
-            for (offset, r) in scan(&std::fs::read(&f).unwrap(), 0).records {
+            for (offset, r) in scan(&std::fs::read(&f).unwrap(), seq, 0).records {
                 out.push((
                     Position {
                         segment: seq,

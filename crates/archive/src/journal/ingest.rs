@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Mutex, Semaphore};
+use tokio::sync::{mpsc, watch, Mutex, OwnedRwLockReadGuard, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::appender::{Appended, Appender, Handoff};
-use super::materialise::{materialise, Context, Staged};
+use super::materialise::{fill_free_segments, index, place, Context, Staged};
 use super::{part10_range, ALIGN};
 use crate::attributes::InstanceAttributes;
 use crate::{fsutil, ArchiveError, Incoming};
@@ -68,6 +68,11 @@ impl Journal {
             .map_err(|e| ArchiveError::io("create the journal folder", std::io::Error::other(e)))?
             .map_err(|e| ArchiveError::io("create the journal folder", e))?;
         let first = super::recover::recover(&cx).await?;
+        let dir = cx.journal_dir.clone();
+        tokio::task::spawn_blocking(move || fill_free_segments(&dir, segment_size))
+            .await
+            .map_err(|e| ArchiveError::io("make journal segments", std::io::Error::other(e)))?
+            .map_err(|e| ArchiveError::io("make journal segments", e))?;
         let (next, rx) = mpsc::unbounded_channel();
         let handed = Arc::new(AtomicU64::new(0));
         let handoff = Handoff {
@@ -144,15 +149,21 @@ impl Journal {
 }
 
 /// The materialiser: batches of what the appender handed on, in order,
-/// each tried until it is materialised (a record is never skipped; while
-/// the disk is full, settled studies make room between tries).
+/// placed (files written and flushed) here and indexed by a second task,
+/// so that one batch's files are flushed while the one before is
+/// committed; each step tried until it succeeds (a record is never
+/// skipped; while the disk is full, settled studies make room between
+/// tries). At close, a step that fails is left to the next start.
 async fn run(
     cx: Context,
     mut rx: mpsc::UnboundedReceiver<Appended<Parsed>>,
     done: watch::Sender<u64>,
-    mut closing: watch::Receiver<bool>,
+    closing: watch::Receiver<bool>,
 ) {
-    let mut count = 0u64;
+    let cx = Arc::new(cx);
+    let (placed_tx, placed) = mpsc::channel(2);
+    let indexer = tokio::spawn(run_index(cx.clone(), placed, done, closing.clone()));
+    let mut closing_place = closing;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![staged(first)];
         let mut bytes = batch[0].part10.len();
@@ -166,29 +177,73 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let mut pause = Duration::from_millis(100);
-        while let Err(e) = materialise(&cx, &batch).await {
-            tracing::error!(
-                error = %e, instances = batch.len(),
-                "cannot materialise journaled instances (they are safe in the journal): trying again"
-            );
-            if let (true, Some((retention, low))) = (e.is_disk_full(), &cx.make_room) {
-                if let Err(purge) = retention.make_room(*low).await {
-                    tracing::error!(error = %purge, "storage full and purging failed");
-                }
-            }
-            if *closing.borrow() {
-                // The next start replays them.
-                return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = closing.changed() => {}
-            }
-            pause = (pause * 2).min(Duration::from_secs(10));
+        let Some(gates) = until_done(&cx, &mut closing_place, || place(&cx, &batch)).await else {
+            break;
+        };
+        if placed_tx.send((batch, gates)).await.is_err() {
+            break;
         }
+    }
+    drop(placed_tx);
+    let _ = indexer.await;
+}
+
+/// The second step: placed batches indexed in order, then counted done.
+async fn run_index(
+    cx: Arc<Context>,
+    mut placed: mpsc::Receiver<(Vec<Staged>, Vec<OwnedRwLockReadGuard<()>>)>,
+    done: watch::Sender<u64>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let mut count = 0u64;
+    while let Some((batch, gates)) = placed.recv().await {
+        if until_done(&cx, &mut closing, || index(&cx, &batch))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        drop(gates);
         count += batch.len() as u64;
         done.send_replace(count);
+    }
+}
+
+/// `step` tried until it succeeds, with a growing pause and room made on
+/// a full disk between tries; `None` if it failed while the archive
+/// closes (the journal keeps the records for the next start).
+async fn until_done<T, F, Fut>(
+    cx: &Context,
+    closing: &mut watch::Receiver<bool>,
+    mut step: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ArchiveError>>,
+{
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let e = match step().await {
+            Ok(t) => return Some(t),
+            Err(e) => e,
+        };
+        tracing::error!(
+            error = %e,
+            "cannot materialise journaled instances (they are safe in the journal): trying again"
+        );
+        if let (true, Some((retention, low))) = (e.is_disk_full(), &cx.make_room) {
+            if let Err(purge) = retention.make_room(*low).await {
+                tracing::error!(error = %purge, "storage full and purging failed");
+            }
+        }
+        if *closing.borrow() {
+            return None;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = closing.changed() => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(10));
     }
 }
 

@@ -1,6 +1,7 @@
 //! From journal records to instance files and index rows, after Success.
 //!
-//! A batch, in journal order: each instance's file written under a
+//! A batch, in journal order (placed, then indexed; the next batch may be
+//! placed while this one is indexed): each instance's file written under a
 //! temporary name and moved into its series directory; then every file
 //! and every series directory touched flushed, several at once (not one
 //! `syncfs`: with a bulk writer on the same filesystem it would wait for
@@ -18,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedSemaphorePermit};
 
-use super::appender::{segment_path, Position};
+use super::appender::{free_segments, segment_path, Position};
 use crate::attributes::InstanceAttributes;
 use crate::db::Pool;
 use crate::index::{self, Entry};
@@ -76,27 +77,54 @@ pub(crate) fn file_path(a: &InstanceAttributes) -> String {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Materialise `batch` (non-empty, in journal order); on `Err` nothing of
-/// it is indexed and the checkpoint has not moved (the caller tries the
-/// same batch again). Segments wholly behind the new checkpoint are
-/// removed.
+/// Materialise `batch` (in journal order): [`place`], then [`index`]. On
+/// `Err` nothing of it is indexed and the checkpoint has not moved.
 pub(crate) async fn materialise(cx: &Context, batch: &[Staged]) -> Result<(), ArchiveError> {
-    let Some(last) = batch.last() else {
-        return Ok(());
-    };
-    let end = last.end;
-    // From the first move into place until the rows are committed, a purge
-    // of these studies waits (as for an instance written directly).
+    let gates = place(cx, batch).await?;
+    index(cx, batch).await?;
+    drop(gates);
+    Ok(())
+}
+
+/// Every file of `batch` written, moved into place and flushed (files,
+/// then series directories). The studies' gates are held from the first
+/// move into place: a purge of these studies waits until the guards
+/// returned are dropped, after [`index`] (as for an instance written
+/// directly).
+pub(crate) async fn place(
+    cx: &Context,
+    batch: &[Staged],
+) -> Result<Vec<OwnedRwLockReadGuard<()>>, ArchiveError> {
     let studies: BTreeSet<&str> = batch
         .iter()
         .map(|s| s.attributes.study_instance_uid.as_str())
         .collect();
     let mut gates = Vec::with_capacity(studies.len());
     for study in studies {
-        gates.push(cx.gates.enter(study).await);
+        gates.push(cx.gates.enter_owned(study).await);
     }
+    let t = std::time::Instant::now();
     let files = write_files(cx, batch).await?;
+    let written = t.elapsed();
     flush(files).await?;
+    tracing::debug!(
+        instances = batch.len(),
+        write_us = written.as_micros() as u64,
+        flush_us = (t.elapsed() - written).as_micros() as u64,
+        "journal batch placed"
+    );
+    Ok(gates)
+}
+
+/// The rows of `batch` (placed) committed with the checkpoint just after
+/// it, in one transaction; then files a resend moved away from removed,
+/// and segments wholly behind the checkpoint.
+pub(crate) async fn index(cx: &Context, batch: &[Staged]) -> Result<(), ArchiveError> {
+    let Some(last) = batch.last() else {
+        return Ok(());
+    };
+    let end = last.end;
+    let t = std::time::Instant::now();
     let entries: Vec<Entry> = batch
         .iter()
         .map(|s| Entry {
@@ -108,7 +136,11 @@ pub(crate) async fn materialise(cx: &Context, batch: &[Staged]) -> Result<(), Ar
         .collect();
     let previous =
         index::record_up_to(&cx.write, &cx.node, &entries, (end.segment, end.offset)).await?;
-    drop(gates);
+    tracing::debug!(
+        instances = batch.len(),
+        index_us = t.elapsed().as_micros() as u64,
+        "journal batch indexed"
+    );
     for (entry, previous) in entries.iter().zip(previous) {
         if let Some(old) = previous.filter(|old| *old != entry.file_path) {
             // A resend under another study or series: the new file wins.
@@ -186,23 +218,40 @@ fn write_all(root: &Path, jobs: Vec<Job>) -> Result<(Vec<File>, Vec<PathBuf>), A
     Ok((files, dirs.into_iter().collect()))
 }
 
-/// Flush every file, then every directory, each on its own blocking
-/// thread: the filesystem joins concurrent flushes into one commit.
+/// Blocking threads that flush a batch's files at once, at most.
+const FLUSHERS: usize = 8;
+
+/// Flush every file, then every directory, on up to [`FLUSHERS`] blocking
+/// threads: the filesystem joins concurrent flushes into one commit.
 async fn flush((files, dirs): (Vec<File>, Vec<PathBuf>)) -> Result<(), ArchiveError> {
     let mut flushes = tokio::task::JoinSet::new();
-    for file in files {
+    for files in deal(files) {
         flushes.spawn_blocking(move || {
-            file.sync_all()
+            files
+                .iter()
+                .try_for_each(File::sync_all)
                 .map_err(|e| ArchiveError::io("fsync an instance file", e))
         });
     }
     join_all(&mut flushes).await?;
-    for dir in dirs {
+    for dirs in deal(dirs) {
         flushes.spawn_blocking(move || {
-            fsutil::sync_dir(&dir).map_err(|e| ArchiveError::io("fsync the series directory", e))
+            dirs.iter()
+                .try_for_each(|d| fsutil::sync_dir(d))
+                .map_err(|e| ArchiveError::io("fsync the series directory", e))
         });
     }
     join_all(&mut flushes).await
+}
+
+/// `items` dealt into at most [`FLUSHERS`] hands.
+fn deal<T>(items: Vec<T>) -> Vec<Vec<T>> {
+    let hands = items.len().min(FLUSHERS);
+    let mut dealt: Vec<Vec<T>> = (0..hands).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        dealt[i % hands].push(item);
+    }
+    dealt
 }
 
 async fn join_all(
@@ -223,19 +272,48 @@ async fn join_all(
     result
 }
 
-/// Remove this node's segments numbered below `segment` (wholly behind
-/// the checkpoint). A segment not removed now goes at the next batch or
-/// the next start.
+/// Segment files kept for a new life (`*.free`), at most: a segment
+/// recycled is appended to with nothing written first.
+pub(crate) const FREE_SEGMENTS: usize = 2;
+
+/// Retire this node's segments numbered below `segment` (wholly behind
+/// the checkpoint): each kept as a free segment while fewer than
+/// [`FREE_SEGMENTS`] are, else removed. One not retired now (or whose
+/// rename a crash undid) goes at the next batch or the next start.
 pub(crate) async fn remove_segments_before(dir: &Path, segment: u64) {
     let dir = dir.to_path_buf();
     let _ = tokio::task::spawn_blocking(move || {
+        let mut free = free_segments(&dir).len();
         for seq in segments(&dir).into_iter().filter(|s| *s < segment) {
-            if let Err(e) = std::fs::remove_file(segment_path(&dir, seq)) {
-                tracing::warn!(segment = seq, error = %e, "cannot remove a materialised journal segment");
+            let path = segment_path(&dir, seq);
+            let retired = if free < FREE_SEGMENTS {
+                free += 1;
+                std::fs::rename(&path, path.with_extension("free"))
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = retired {
+                tracing::warn!(segment = seq, error = %e, "cannot retire a materialised journal segment");
             }
         }
     })
     .await;
+}
+
+/// Make free segments of `size` bytes in `dir` until there are
+/// [`FREE_SEGMENTS`] (at start, before anything is received: the first
+/// segments are then recycled, not written with zeros while instances
+/// arrive).
+pub(crate) fn fill_free_segments(dir: &Path, size: u64) -> std::io::Result<()> {
+    let mut n = 0;
+    while free_segments(dir).len() < FREE_SEGMENTS {
+        let path = dir.join(format!("new-{n}.free"));
+        n += 1;
+        if !path.exists() {
+            super::Segment::create(&path, size)?;
+        }
+    }
+    Ok(())
 }
 
 /// The sequence numbers of the segments in `dir`, in order.
