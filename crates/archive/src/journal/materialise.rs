@@ -42,7 +42,7 @@ pub(crate) struct Context {
     /// When the disk is full: settled studies purged down to this
     /// fraction in use before the next try.
     pub make_room: Option<(Retention, f64)>,
-    /// Segments below this are removed.
+    /// Segments below this are retired (kept free for reuse, or removed).
     pub removed_below: AtomicU64,
 }
 
