@@ -85,13 +85,17 @@ JSON
 stop_server() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; }
 
 # Seconds until the index in storage $1 holds $2 instances, from $3 (an
-# epoch time): polled every 5 ms, read-only.
+# epoch time): polled every 5 ms, read-only; a run that never gets there
+# (an instance acknowledged and lost) fails after 600 s, saying so.
 indexed_at() {
   python3 - "$1/triaged.db" "$2" "$3" <<'PY'
 import sqlite3, sys, time
 db, n, t0 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-while con.execute("SELECT COUNT(*) FROM instances").fetchone()[0] < n:
+deadline = time.time() + 600
+while (got := con.execute("SELECT COUNT(*) FROM instances").fetchone()[0]) < n:
+    if time.time() > deadline:
+        sys.exit(f"only {got} of {n} acknowledged instances indexed after 600 s")
     time.sleep(0.005)
 print(f"{time.time() - t0:.3f}")
 PY
@@ -110,7 +114,9 @@ timed_run() {
   for p in "${pids[@]}"; do wait "$p" || { echo "storescu failed against $kind" >&2; exit 1; }; done
   t1=$(date +%s.%N)
   local indexed=""
-  [ "$kind" = triaged-journal ] && indexed=$(indexed_at "$dir/storage" "$n" "$t0")
+  if [ "$kind" = triaged-journal ]; then
+    indexed=$(indexed_at "$dir/storage" "$n" "$t0") || exit 1
+  fi
   stop_server
   python3 -c "print(f'{$t1-$t0:.3f}')" | tr -d '\n'
   echo " $indexed"

@@ -62,25 +62,18 @@ impl Journal {
     /// Replay what a crash left after the checkpoint (before anything is
     /// received), then open a new segment of `segment_size` bytes.
     pub async fn open(cx: Context, segment_size: u64) -> Result<Journal, ArchiveError> {
-        let (root, dir) = (cx.root.clone(), cx.journal_dir.clone());
-        tokio::task::spawn_blocking(move || fsutil::create_dir_durable(&root, &dir))
-            .await
-            .map_err(|e| ArchiveError::io("create the journal folder", std::io::Error::other(e)))?
-            .map_err(|e| ArchiveError::io("create the journal folder", e))?;
+        // The folder may not exist yet: recovery then finds nothing.
         let first = super::recover::recover(&cx).await?;
-        let dir = cx.journal_dir.clone();
-        tokio::task::spawn_blocking(move || fill_free_segments(&dir, segment_size))
-            .await
-            .map_err(|e| ArchiveError::io("make journal segments", std::io::Error::other(e)))?
-            .map_err(|e| ArchiveError::io("make journal segments", e))?;
         let (next, rx) = mpsc::unbounded_channel();
         let handed = Arc::new(AtomicU64::new(0));
         let handoff = Handoff {
             next,
             handed: handed.clone(),
         };
-        let dir = cx.journal_dir.clone();
+        let (root, dir) = (cx.root.clone(), cx.journal_dir.clone());
         let appender = tokio::task::spawn_blocking(move || {
+            fsutil::create_dir_durable(&root, &dir)?;
+            fill_free_segments(&dir, segment_size)?;
             Appender::start(&dir, segment_size, first, handoff)
         })
         .await
