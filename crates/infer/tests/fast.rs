@@ -1,7 +1,8 @@
 //! The fast CPU path against candle's ops on inputs the PyTorch parity
 //! fixtures do not cover: odd and non-square sizes (pooling floors, padded
-//! edges), batches whose column chunks span two images, single images too
-//! small to fill every thread; logits and class maps both.
+//! edges), batches whose column chunks span two images, batches cut into
+//! several passes, single images too small to fill every thread; logits and
+//! class maps both.
 
 use candle_core::{Device, Tensor};
 use infer::formula::{uniform, FormulaBackend};
@@ -123,6 +124,17 @@ fn smallcnn_fast_path_matches_candle() {
         Architecture::SmallCnn(SmallCnnConfig::new(1, 5)),
         3,
         &[(1, 64, 64), (3, 65, 47), (2, 256, 200)],
+    );
+}
+
+#[test]
+fn a_batch_larger_than_one_pass_matches_candle_image_for_image() {
+    // Three images of 512x400 are more pixels than one pass takes: the
+    // fast path runs two images, then one, and joins the results.
+    compare(
+        Architecture::SmallCnn(SmallCnnConfig::new(1, 5)),
+        3,
+        &[(3, 512, 400)],
     );
 }
 
