@@ -178,12 +178,14 @@ impl FastNet {
 /// pass 2224 / 4163 ms on 2 / 1 threads, passes of two images 1765 /
 /// 3635, of one image 1753 / 3413; at 224² (eight images, 2^18.6 pixels,
 /// one pass) passes of four measured the same within noise.
-pub(crate) const PIXELS_PER_PASS: usize = 1 << 19;
+const PIXELS_PER_PASS: usize = 1 << 19;
 
 /// Images of `pixels` each per pass for a batch of `n`: as many as fit in
 /// [`PIXELS_PER_PASS`] (at least one), the passes as equal as they can be.
 fn images_per_pass(n: usize, pixels: usize) -> usize {
-    let passes = (n * pixels).div_ceil(PIXELS_PER_PASS).clamp(1, n.max(1));
+    // More passes than images (one image larger than a pass) still gives
+    // one image a pass: the ceiling of a fraction below one.
+    let passes = (n * pixels).div_ceil(PIXELS_PER_PASS).max(1);
     n.div_ceil(passes).max(1)
 }
 
