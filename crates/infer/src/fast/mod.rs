@@ -199,27 +199,6 @@ fn transpose(data: &[f32], a: usize, b: usize, plane: usize, out: &mut [f32]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_is_cut_into_equal_passes_that_fit() {
-        // 224²: eight images fit one pass.
-        assert_eq!(images_per_pass(8, 224 * 224), 8);
-        // 512²: two images a pass; three images in passes of two and one.
-        assert_eq!(images_per_pass(8, 512 * 512), 2);
-        assert_eq!(images_per_pass(3, 512 * 512), 2);
-        // Larger than a pass alone: one image a pass.
-        assert_eq!(images_per_pass(4, 1024 * 1024), 1);
-        // Nine images of a pass's ninth: one pass; ten: two of five.
-        assert_eq!(images_per_pass(9, PIXELS_PER_PASS / 9), 9);
-        assert_eq!(images_per_pass(10, PIXELS_PER_PASS / 9), 5);
-        assert_eq!(images_per_pass(1, 1), 1);
-        assert_eq!(images_per_pass(0, 1), 1);
-    }
-}
-
 fn values(t: Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
@@ -253,4 +232,25 @@ pub(crate) fn bn(channels: usize, vb: VarBuilder) -> Result<Affine> {
         &get("running_var")?,
         1e-5,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_cut_into_equal_passes_that_fit() {
+        // 224²: eight images fit one pass.
+        assert_eq!(images_per_pass(8, 224 * 224), 8);
+        // 512²: two images a pass; three images in passes of two and one.
+        assert_eq!(images_per_pass(8, 512 * 512), 2);
+        assert_eq!(images_per_pass(3, 512 * 512), 2);
+        // Larger than a pass alone: one image a pass.
+        assert_eq!(images_per_pass(4, 1024 * 1024), 1);
+        // Nine images of a pass's ninth: one pass; ten: two of five.
+        assert_eq!(images_per_pass(9, PIXELS_PER_PASS / 9), 9);
+        assert_eq!(images_per_pass(10, PIXELS_PER_PASS / 9), 5);
+        assert_eq!(images_per_pass(1, 1), 1);
+        assert_eq!(images_per_pass(0, 1), 1);
+    }
 }
