@@ -108,6 +108,12 @@ pub struct ArchiveOptions {
     pub lease: std::time::Duration,
     /// How a received instance is made durable before Success.
     pub flush: Flush,
+    /// With [`Flush::Journal`]: how long the materialiser waits for more
+    /// instances after the first of a batch, unless a query waits for
+    /// them (default 20 ms). Longer: fewer directory flushes and index
+    /// commits competing with the journal's; later visibility to the
+    /// pipeline.
+    pub journal_linger: std::time::Duration,
 }
 
 /// How a received instance is made durable before its Success: its file,
@@ -143,6 +149,7 @@ impl ArchiveOptions {
             node: host_name(),
             lease: std::time::Duration::from_secs(30),
             flush: Flush::default(),
+            journal_linger: std::time::Duration::from_millis(20),
         }
     }
 
@@ -284,7 +291,7 @@ impl Archive {
                     removed_below: Default::default(),
                 };
                 let size = JOURNAL_SEGMENT.max(4 * options.spill_threshold as u64);
-                Some(journal::Journal::open(cx, size).await?)
+                Some(journal::Journal::open(cx, size, options.journal_linger).await?)
             }
             Flush::Each | Flush::Group => None,
         };

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Mutex, OwnedRwLockReadGuard, Semaphore};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, watch, Mutex, Notify, OwnedRwLockReadGuard, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::appender::{Appended, Appender, Handoff};
@@ -45,6 +46,17 @@ pub(crate) struct Journal {
 pub(crate) struct Visibility {
     handed: Arc<AtomicU64>,
     done: watch::Receiver<u64>,
+    /// What queries wait for: the materialiser gathers no batch while
+    /// one waits for a record it has not placed.
+    hurry: Arc<Hurry>,
+}
+
+/// Records waited for, counted in journal order, and a wake-up for the
+/// materialiser when that count grows.
+#[derive(Default)]
+struct Hurry {
+    wanted: AtomicU64,
+    notify: Notify,
 }
 
 impl Visibility {
@@ -54,14 +66,26 @@ impl Visibility {
     pub async fn caught_up(&self) {
         let target = self.handed.load(Ordering::SeqCst);
         let mut done = self.done.clone();
+        if *done.borrow() < target {
+            self.hurry.wanted.fetch_max(target, Ordering::SeqCst);
+            self.hurry.notify.notify_one();
+        }
         let _ = done.wait_for(|d| *d >= target).await;
     }
 }
 
 impl Journal {
     /// Replay what a crash left after the checkpoint (before anything is
-    /// received), then open a new segment of `segment_size` bytes.
-    pub async fn open(cx: Context, segment_size: u64) -> Result<Journal, ArchiveError> {
+    /// received), then open a new segment of `segment_size` bytes. A
+    /// batch is gathered for up to `linger` after its first record (a
+    /// batch of one would pay a directory flush and an index commit of its
+    /// own, competing with the journal's flushes for the disk), or until a
+    /// query waits for it.
+    pub async fn open(
+        cx: Context,
+        segment_size: u64,
+        linger: Duration,
+    ) -> Result<Journal, ArchiveError> {
         // The folder may not exist yet: recovery then finds nothing.
         let first = super::recover::recover(&cx).await?;
         let (next, rx) = mpsc::unbounded_channel();
@@ -81,10 +105,15 @@ impl Journal {
         .map_err(|e| ArchiveError::io("start the journal", e))?;
         let (done_tx, done) = watch::channel(0);
         let (closing, closing_rx) = watch::channel(false);
-        let task = tokio::spawn(run(cx, rx, done_tx, closing_rx));
+        let hurry = Arc::new(Hurry::default());
+        let task = tokio::spawn(run(cx, rx, linger, hurry.clone(), done_tx, closing_rx));
         Ok(Journal {
             appender,
-            visibility: Visibility { handed, done },
+            visibility: Visibility {
+                handed,
+                done,
+                hurry,
+            },
             backlog: Arc::new(Semaphore::new(MAX_BACKLOG / ALIGN)),
             segment_size,
             closing,
@@ -141,8 +170,10 @@ impl Journal {
     }
 }
 
-/// The materialiser: batches of what the appender handed on, in order,
-/// placed (files written and flushed) here and indexed by a second task,
+/// The materialiser: batches of what the appender handed on, in order
+/// (each gathered for up to `linger`, unless a query waits for a record
+/// not yet placed), placed (files written and flushed) here and indexed
+/// by a second task,
 /// so that one batch's files are flushed while the one before is
 /// committed; each step tried until it succeeds (a record is never
 /// skipped; while the disk is full, settled studies make room between
@@ -150,6 +181,8 @@ impl Journal {
 async fn run(
     cx: Context,
     mut rx: mpsc::UnboundedReceiver<Appended<Parsed>>,
+    linger: Duration,
+    hurry: Arc<Hurry>,
     done: watch::Sender<u64>,
     closing: watch::Receiver<bool>,
 ) {
@@ -157,19 +190,38 @@ async fn run(
     let (placed_tx, placed) = mpsc::channel(2);
     let indexer = tokio::spawn(run_index(cx.clone(), placed, done, closing.clone()));
     let mut closing_place = closing;
+    // Records taken from the channel before the batch being gathered.
+    let mut placed_before = 0u64;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![staged(first)];
         let mut bytes = batch[0].part10.len();
+        let until = tokio::time::Instant::now() + linger;
         while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(next) => {
-                    let next = staged(next);
-                    bytes += next.part10.len();
-                    batch.push(next);
+            let next = match rx.try_recv() {
+                Ok(next) => next,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    let woken = hurry.notify.notified();
+                    // A query counted in after this check leaves a
+                    // wake-up that `woken` takes.
+                    if hurry.wanted.load(Ordering::SeqCst) > placed_before {
+                        break;
+                    }
+                    tokio::select! {
+                        next = rx.recv() => match next {
+                            Some(next) => next,
+                            None => break,
+                        },
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = woken => break,
+                    }
                 }
-                Err(_) => break,
-            }
+            };
+            let next = staged(next);
+            bytes += next.part10.len();
+            batch.push(next);
         }
+        placed_before += batch.len() as u64;
         let Some(gates) = until_done(&cx, &mut closing_place, || place(&cx, &batch)).await else {
             break;
         };
