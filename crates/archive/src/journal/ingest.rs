@@ -46,8 +46,8 @@ pub(crate) struct Journal {
 pub(crate) struct Visibility {
     handed: Arc<AtomicU64>,
     done: watch::Receiver<u64>,
-    /// What queries wait for: the materialiser gathers no batch while
-    /// one waits for a record it has not placed.
+    /// What queries wait for: the materialiser stops gathering a batch
+    /// while one waits for a record in it or after it.
     hurry: Arc<Hurry>,
 }
 
@@ -172,12 +172,12 @@ impl Journal {
 
 /// The materialiser: batches of what the appender handed on, in order
 /// (each gathered for up to `linger`, unless a query waits for a record
-/// not yet placed), placed (files written and flushed) here and indexed
-/// by a second task,
-/// so that one batch's files are flushed while the one before is
-/// committed; each step tried until it succeeds (a record is never
-/// skipped; while the disk is full, settled studies make room between
-/// tries). At close, a step that fails is left to the next start.
+/// not yet taken into a batch), placed (files written and flushed) here
+/// and indexed by a second task, so that one batch's files are flushed
+/// while the one before is committed; each step tried until it succeeds
+/// (a record is never skipped; while the disk is full, settled studies
+/// make room between tries). At close, a step that fails is left to the
+/// next start.
 async fn run(
     cx: Context,
     mut rx: mpsc::UnboundedReceiver<Appended<Parsed>>,
@@ -190,8 +190,8 @@ async fn run(
     let (placed_tx, placed) = mpsc::channel(2);
     let indexer = tokio::spawn(run_index(cx.clone(), placed, done, closing.clone()));
     let mut closing_place = closing;
-    // Records taken from the channel before the batch being gathered.
-    let mut placed_before = 0u64;
+    // Records taken into batches before the one being gathered.
+    let mut taken_before = 0u64;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![staged(first)];
         let mut bytes = batch[0].part10.len();
@@ -204,7 +204,7 @@ async fn run(
                     let woken = hurry.notify.notified();
                     // A query counted in after this check leaves a
                     // wake-up that `woken` takes.
-                    if hurry.wanted.load(Ordering::SeqCst) > placed_before {
+                    if hurry.wanted.load(Ordering::SeqCst) > taken_before {
                         break;
                     }
                     tokio::select! {
@@ -221,7 +221,7 @@ async fn run(
             bytes += next.part10.len();
             batch.push(next);
         }
-        placed_before += batch.len() as u64;
+        taken_before += batch.len() as u64;
         let Some(gates) = until_done(&cx, &mut closing_place, || place(&cx, &batch)).await else {
             break;
         };
