@@ -475,10 +475,9 @@ async fn stored_paths(
 ) -> Result<HashMap<String, String>, ArchiveError> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
-        let marks: Vec<String> = (1..=LOOKUP).map(|i| format!("${i}")).collect();
         format!(
-            "SELECT sop_instance_uid, file_path FROM instances WHERE sop_instance_uid IN ({})",
-            marks.join(", ")
+            "SELECT sop_instance_uid, file_path FROM instances WHERE sop_instance_uid IN {}",
+            values(1, LOOKUP, "")
         )
     });
     let mut known = HashMap::new();
